@@ -1,0 +1,57 @@
+"""The `medviewer` command. Each subcommand lives in medviewer/commands/<name>.py and exposes
+``register(subparsers)``; errors reach the user as one line, tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from medviewer import __version__
+from medviewer.core.errors import MedviewerError
+
+# Modules that each add one subcommand (imported lazily by the command they register).
+COMMAND_MODULES = (
+    "medviewer.commands.info",
+    "medviewer.commands.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medviewer", description="CT viewer with click-to-segment and AI plugins.")
+    parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except MedviewerError as exc:
+        if args.debug:
+            raise
+        print(f"medviewer: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("medviewer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        if args.debug:
+            raise
+        print(f"medviewer: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

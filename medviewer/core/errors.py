@@ -1,0 +1,17 @@
+"""Errors that reach the user as one clear line naming the file and the problem."""
+
+from __future__ import annotations
+
+import os
+
+
+class MedviewerError(Exception):
+    """An error the user can act on: what went wrong, and with which file or folder."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
+        self.message = message
+        self.path = os.fspath(path) if path is not None else None
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message

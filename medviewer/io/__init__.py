@@ -1,0 +1,73 @@
+"""Reading studies from disk: DICOM folders, NIfTI/NRRD/MHA files."""
+
+from __future__ import annotations
+
+import os
+
+from medviewer.core.errors import MedviewerError
+from medviewer.core.volume import Volume
+from medviewer.io.dicom_index import DicomIndex, SeriesEntry, index_folder
+from medviewer.io.dicom_series import analyze_series, load_series
+from medviewer.io.image_files import image_suffix, read_image, write_image
+
+__all__ = [
+    "DicomIndex", "SeriesEntry", "index_folder", "analyze_series", "load_series",
+    "read_image", "write_image", "image_suffix", "load_volume",
+]
+
+
+def describe_series(entry: SeriesEntry) -> str:
+    number = entry.series_number if entry.series_number is not None else "?"
+    return f"series {number} {entry.series_description!r} ({entry.modality}, {entry.slice_count} slices)"
+
+
+def load_volume(path: str | os.PathLike, series: str | int | None = None, **kwargs) -> Volume:
+    """Open ``path`` as one volume: an image file, or a DICOM folder/file holding one image series.
+
+    With several image series, ``series`` picks one by series number, Series Instance UID or
+    position in the listing (1-based, as `medviewer info` numbers them).
+    """
+    path = os.fspath(path)
+    if image_suffix(path) is not None:
+        return read_image(path)
+    index = index_folder(path)
+    candidates = index.image_series()
+    if not candidates:
+        raise MedviewerError(nothing_found_message(index), path)
+    if series is not None:
+        chosen = _pick(candidates, series, path)
+    elif len(candidates) == 1:
+        chosen = candidates[0]
+    else:
+        listing = "; ".join(f"{n}: {describe_series(s)}" for n, s in enumerate(candidates, 1))
+        raise MedviewerError(f"holds {len(candidates)} image series, choose one with --series "
+                             f"({listing})", path)
+    return load_series(chosen, index.study_of(chosen), **kwargs)
+
+
+def _pick(candidates: list[SeriesEntry], series: str | int, path: str) -> SeriesEntry:
+    text = str(series)
+    for s in candidates:
+        if text in (s.series_instance_uid, s.key):
+            return s
+    if text.isdigit():
+        n = int(text)
+        by_number = [s for s in candidates if s.series_number == n]
+        if len(by_number) == 1:
+            return by_number[0]
+        if 1 <= n <= len(candidates):
+            return candidates[n - 1]
+    raise MedviewerError(f"no image series {text!r} here", path)
+
+
+def nothing_found_message(index: DicomIndex) -> str:
+    if not index.skipped and not index.all_series():
+        if index.ignored:
+            return f"no DICOM files found ({len(index.ignored)} other file(s) ignored)"
+        return "no files found" if os.path.isdir(index.root) else "not a DICOM file"
+    msg = "no loadable DICOM image series found"
+    if index.skipped:
+        examples = "; ".join(f"{os.path.basename(s.path)}: {s.reason}" for s in index.skipped[:3])
+        more = f" and {len(index.skipped) - 3} more" if len(index.skipped) > 3 else ""
+        msg += f" ({len(index.skipped)} file(s) skipped: {examples}{more})"
+    return msg

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real scans in MEDVIEWER_DATA and the generated demo study."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def data_root() -> pathlib.Path:
+    """MEDVIEWER_DATA, else ../shared/data beside the repository."""
+    env = os.environ.get("MEDVIEWER_DATA")
+    return pathlib.Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def require_data(relative: str = "") -> pathlib.Path:
+    """The path of a shared data set; skip without it, or fail when MEDVIEWER_REQUIRE_DATA=1."""
+    path = data_root() / relative
+    if not path.exists():
+        reason = f"shared data {path} is missing (set MEDVIEWER_DATA)"
+        if os.environ.get("MEDVIEWER_REQUIRE_DATA") == "1":
+            pytest.fail(reason + " and MEDVIEWER_REQUIRE_DATA=1")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    return require_data()
+
+
+@pytest.fixture(scope="session")
+def lung_series() -> pathlib.Path:
+    """Lung-PET-CT-Dx A0001 series 2 (512 x 512 x 64, soft kernel), with tumour boxes."""
+    return require_data("lung-pet-ct-dx/A0001/series-2-5mm-L")
+
+
+@pytest.fixture(scope="session")
+def sts_cases() -> list[pathlib.Path]:
+    """The 24 soft-tissue-sarcoma cases (each: image/ DICOM series and RS.dcm)."""
+    return sorted(require_data("sts").glob("STS_*"))
+
+
+@pytest.fixture(scope="session")
+def demo_series(tmp_path_factory) -> pathlib.Path:
+    """The generated demo study's CT series folder (lesions.json and lesions.nii.gz beside)."""
+    from medviewer.io.demo_study import write_demo_study
+
+    return pathlib.Path(write_demo_study(tmp_path_factory.mktemp("demo")))
+
+
+@pytest.fixture(scope="session")
+def demo_volume(demo_series):
+    from medviewer.io import load_volume
+
+    return load_volume(demo_series)

@@ -106,7 +106,7 @@ def write_demo_study(folder: str | os.PathLike, *, force: bool = False) -> str:
         raise MedviewerError(f"cannot write here ({exc.strerror or exc})", folder) from None
     try:
         image, labels = phantom()
-        _write_ct_series(image, staging)
+        write_ct_series(image, staging)
         write_image(labels, os.path.join(staging, "lesions.nii.gz"))
         with open(os.path.join(staging, "lesions.json"), "w") as fh:
             json.dump({"coordinates": "DICOM patient LPS millimetres",
@@ -122,7 +122,8 @@ def write_demo_study(folder: str | os.PathLike, *, force: bool = False) -> str:
     return series_dir
 
 
-def _write_ct_series(image: Volume, folder: str) -> None:
+def write_ct_series(image: Volume, folder: str) -> None:
+    """Write ``image`` (HU) as an uncompressed single-frame CT series, one file per slice."""
     now = datetime.datetime(2026, 1, 15, 9, 30)
     study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
     nz = image.shape[0]

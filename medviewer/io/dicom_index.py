@@ -217,8 +217,8 @@ def read_header(path: str) -> tuple[InstanceHeader, pydicom.Dataset]:
         raise MedviewerError(f"damaged DICOM header ({type(exc).__name__}: {exc})", path) from None
     if problem:
         raise MedviewerError(problem, path)
-    sop_class = str(ds.get("SOPClassUID", ""))
-    if sop_class == _DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+    sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or "")
+    if sop_class == _DICOMDIR_SOP_CLASS:
         raise MedviewerError("DICOMDIR (directory file, indexed by walking the folder)", path)
     sop_uid = str(ds.get("SOPInstanceUID", "") or "") or str(
         getattr(ds.file_meta, "MediaStorageSOPInstanceUID", "") or "")

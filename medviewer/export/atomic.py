@@ -41,16 +41,17 @@ def check_target(path: str | os.PathLike, force: bool = False) -> str:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
+    ``suffix`` ends the temporary name (writers that pick the format by suffix need it).
     Any failure (an exception in the block, a full disk, a permission error) removes the
     temporary file and raises MedviewerError naming ``path``; nothing is left behind.
     """
     path = check_target(path, force)
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part" + suffix, dir=folder)
         os.close(fd)
     except OSError as exc:
         raise MedviewerError(f"cannot write here ({os_error_message(exc)})", folder) from None

@@ -4,10 +4,10 @@ Confidentiality Profile.
 What it does to every object of one export (one ``Deidentifier`` per export):
 
 * names, IDs, addresses, institution and device identifiers, free-text comments: removed or
-  replaced (Patient's Name -> ``ANONYMOUS``, Patient ID -> a pseudonym, the same for the whole
-  export);
+  replaced (Patient's Name and ID -> one pseudonym, the same for the whole export);
 * dates shifted by one random offset (whole days, the same for all objects, so intervals hold);
-  times kept; Patient's Birth Date removed; ages kept;
+  times kept; Patient's Birth Date emptied; sex, age, size and weight kept (PS3.15's Retain
+  Patient Characteristics option);
 * every UID that is not a standard (``1.2.840.10008.``) UID replaced by a new one, mapped
   consistently, so a SEG still references its de-identified images and frame of reference;
 * private tags removed; Patient Identity Removed = YES and De-identification Method set.
@@ -26,7 +26,7 @@ from pydicom.uid import generate_uid
 
 # PS3.15 Table E.1-1 (subset) attributes, by keyword: removed ("X"), or emptied ("Z").
 _REMOVE = (
-    "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs", "OtherPatientIDsSequence",
+    "PatientBirthTime", "OtherPatientIDs", "OtherPatientIDsSequence",
     "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
     "MilitaryRank", "EthnicGroup", "PatientComments", "AdditionalPatientHistory",
     "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber",
@@ -36,11 +36,12 @@ _REMOVE = (
     "AdmittingDiagnosesDescription", "Occupation", "MedicalRecordLocator", "ProtocolName",
     "RequestedProcedureDescription", "ReferencedPatientSequence", "ReferencedStudySequence",
     "DerivationDescription", "PatientInsurancePlanCodeSequence", "ResponsiblePerson",
-    "IssuerOfPatientID", "CountryOfResidence", "RegionOfResidence",
+    "IssuerOfPatientID", "CountryOfResidence", "RegionOfResidence", "StudyDescription",
+    "SeriesDescription", "PatientState", "PregnancyStatus", "BranchOfService",
 )
 _EMPTY = (
     "AccessionNumber", "ReferringPhysicianName", "StudyID", "InstitutionName",
-    "ContentCreatorName",
+    "ContentCreatorName", "PatientBirthDate",
 )
 _DATE_VRS = ("DA",)
 
@@ -79,10 +80,10 @@ class Deidentifier:
         """De-identify ``ds`` in place (and its file meta); returns it."""
         ds.remove_private_tags()
         self._walk(ds)
-        ds.PatientName = "ANONYMOUS"
+        ds.PatientName = f"{self.pseudonym}^"
         ds.PatientID = self.pseudonym
         ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = "medviewer: PS3.15 basic profile subset, dates shifted, UIDs replaced"
+        ds.DeidentificationMethod = "medviewer PS3.15 basic profile subset; dates shifted; new UIDs"
         codes = Dataset()
         codes.CodeValue = "113100"
         codes.CodingSchemeDesignator = "DCM"

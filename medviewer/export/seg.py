@@ -125,6 +125,8 @@ def build_seg(source: Volume, labels: Volume | Sequence[Volume], segments: Seque
     except (ValueError, TypeError, AttributeError) as exc:
         raise MedviewerError(f"DICOM SEG cannot be built ({exc})") from None
     seg.SeriesDescription = series_description[:64]
+    if len(str(seg.get("StudyID", ""))) > 16:  # SH: some sources carry longer IDs; DICOM allows 16
+        seg.StudyID = str(seg.StudyID)[:16]
     return seg
 
 

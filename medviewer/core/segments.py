@@ -113,3 +113,26 @@ def default_segments(labels, algorithm: AlgorithmInfo | None = None, prefix: str
     algorithm = algorithm or AlgorithmInfo()
     return [Segment(int(v), f"{prefix} {int(v)}", DEFAULT_COLORS[(int(v) - 1) % len(DEFAULT_COLORS)],
                     algorithm=algorithm) for v in labels]
+
+
+@dataclass(frozen=True)
+class DetectionBox:
+    """A detector's (or reader's) box on one slice: pixel corners, inclusive, of slice ``k``.
+
+    ``x`` runs along columns and ``y`` along rows, as in Pascal VOC and DICOM graphic data.
+    """
+
+    slice_index: int
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    label: str = "lesion"
+    score: float | None = None
+    sop_instance_uid: str | None = None
+    finding: Code = LESION
+
+    def to_dict(self) -> dict:
+        return {"slice_index": self.slice_index, "sop_instance_uid": self.sop_instance_uid,
+                "xmin": self.xmin, "ymin": self.ymin, "xmax": self.xmax, "ymax": self.ymax,
+                "label": self.label, "score": self.score, "finding": vars(self.finding).copy()}

@@ -21,6 +21,7 @@ from medviewer.core.errors import MedviewerError
 from medviewer.core.segments import Segment, default_segments
 from medviewer.core.volume import Volume
 from medviewer.export.atomic import check_target, write_dataset
+from medviewer.export.common import tidy_copied_attributes
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 
@@ -88,8 +89,7 @@ def build_rtstruct(source: Volume, labels: Volume, segments: Sequence[Segment] |
     _copy(first, ds, ["PatientName", "PatientID", "PatientBirthDate", "PatientSex"])
     _copy(first, ds, ["StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName",
                       "StudyID", "AccessionNumber"])
-    if len(str(ds.StudyID)) > 16:  # SH: some sources carry longer IDs; DICOM allows 16
-        ds.StudyID = str(ds.StudyID)[:16]
+    tidy_copied_attributes(ds)
     ds.FrameOfReferenceUID = frame_uid
     ds.PositionReferenceIndicator = first.get("PositionReferenceIndicator", "") or ""
     if first.get("StudyDescription"):

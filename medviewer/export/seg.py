@@ -18,6 +18,7 @@ from medviewer.core.errors import MedviewerError
 from medviewer.core.segments import Code, Segment, default_segments
 from medviewer.core.volume import Volume
 from medviewer.export.atomic import write_dataset
+from medviewer.export.common import tidy_copied_attributes
 
 MANUFACTURER = "medviewer"
 
@@ -125,8 +126,7 @@ def build_seg(source: Volume, labels: Volume | Sequence[Volume], segments: Seque
     except (ValueError, TypeError, AttributeError) as exc:
         raise MedviewerError(f"DICOM SEG cannot be built ({exc})") from None
     seg.SeriesDescription = series_description[:64]
-    if len(str(seg.get("StudyID", ""))) > 16:  # SH: some sources carry longer IDs; DICOM allows 16
-        seg.StudyID = str(seg.StudyID)[:16]
+    tidy_copied_attributes(seg)
     return seg
 
 

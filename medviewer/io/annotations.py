@@ -362,3 +362,40 @@ def read_rtstruct(path: str | os.PathLike, volume: Volume, roi_names=None) -> Vo
     """An RTSTRUCT as a label Volume on ``volume``'s grid (label n = n-th ROI kept, in file order;
     names and colours in ``meta["segments"]``). ``roi_names`` keeps only the named ROI(s)."""
     return read_rtstruct_layer(path, volume, roi_names).labels
+
+
+# ---- detection boxes (Pascal VOC) ------------------------------------------------------------
+
+def read_voc_boxes(folder: str | os.PathLike, volume: Volume) -> list:
+    """Pascal VOC XML boxes named ``<SOPInstanceUID>.xml`` that fall on ``volume``'s slices.
+
+    Files naming other instances (another series of the study) are left out.
+    """
+    import xml.etree.ElementTree as ET
+
+    from medviewer.core.segments import DetectionBox
+
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise MedviewerError("no such folder", folder)
+    slice_of = {uid: k for k, uid in enumerate(volume.source_sop_instance_uids)}
+    boxes = []
+    for name in sorted(os.listdir(folder)):
+        if not name.lower().endswith(".xml") or name[:-4] not in slice_of:
+            continue
+        path = os.path.join(folder, name)
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as exc:
+            raise MedviewerError(f"not a readable Pascal VOC file ({exc})", path) from None
+        for obj in root.iter("object"):
+            bb = obj.find("bndbox")
+            if bb is None:
+                continue
+            values = [float(bb.findtext(t, "nan")) for t in ("xmin", "ymin", "xmax", "ymax")]
+            if any(np.isnan(values)):
+                raise MedviewerError("a box lacks xmin/ymin/xmax/ymax", path)
+            boxes.append(DetectionBox(slice_of[name[:-4]], *values, label=obj.findtext("name", "lesion"),
+                                      sop_instance_uid=name[:-4]))
+    boxes.sort(key=lambda b: (b.slice_index, b.xmin, b.ymin))
+    return boxes

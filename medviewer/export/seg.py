@@ -1,8 +1,11 @@
 """DICOM SEG (highdicom): one segment per lesion, referencing the source series.
 
-Frames follow the source images' order (the Volume's slice order, i.e. along the slice normal):
-highdicom assigns the pixel array's frames to ``source_images`` in the order given, so both are
-passed in that one order (highdicom issues #117/#330). Empty frames are omitted. Overlapping
+Frames and source images: highdicom pairs the pixel array's planes with ``source_images`` in
+the order given, so both are passed in the Volume's slice order (highdicom issues #117/#330:
+the caller must keep them aligned); each frame then references its own source instance and
+plane position. highdicom itself writes the frames of each segment sorted along the slice
+normal (superior to inferior for axial CT, which is also the acquisition/InstanceNumber order of
+most CT series, e.g. Lung-PET-CT-Dx). Empty frames are omitted. Overlapping
 segments are written as a BINARY SEG with one frame set per segment (pass one mask per segment).
 """
 

@@ -266,7 +266,7 @@ def _rtstruct_rois(ds) -> list[tuple[int, str, tuple[int, int, int] | None, list
 
 
 def polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(strictly inside, on the outline) masks of a polygon given in continuous (col, row)
+    """(inside by the even-odd rule, on the outline) masks of a polygon given in continuous (col, row)
     index units, for the pixel centres of a ``shape`` = (rows, cols) slice. Pure numpy."""
     inside = np.zeros(shape, dtype=bool)
     edge = np.zeros(shape, dtype=bool)

@@ -7,9 +7,9 @@ import os
 
 from medviewer.core.errors import MedviewerError
 
-FORMATS = ("seg", "rtstruct", "nifti", "nrrd", "csv", "json")
+FORMATS = ("seg", "rtstruct", "nifti", "nrrd", "csv", "json", "stl")
 _BY_SUFFIX = ((".seg.nrrd", "nrrd"), (".nrrd", "nrrd"), (".nii.gz", "nifti"), (".nii", "nifti"),
-              (".csv", "csv"), (".json", "json"))
+              (".csv", "csv"), (".json", "json"), (".stl", "stl"))
 
 
 def register(sub) -> None:
@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("--seg", required=True, metavar="MASK",
                    help="the segmentation: a label map (.nii.gz/.nrrd) on the series, or a DICOM SEG/RTSTRUCT (.dcm)")
     p.add_argument("--format", choices=FORMATS, help="what to write (default: from --out's suffix)")
-    p.add_argument("--out", required=True, help="the file to write")
+    p.add_argument("--out", required=True,
+                   help="the file to write (stl: one file per segment, OUT-<label>.stl when several)")
     p.add_argument("--series", help="which image series in PATH (number, UID or position)")
     p.add_argument("--deidentify", action="store_true",
                    help="remove names, IDs and dates (PS3.15 basic profile subset); DICOM outputs come with "
@@ -116,6 +117,15 @@ def _run(args) -> int:
             folder = _write_series_copy(images, args.out, args.force)
             print(f"de-identified source series: {folder} (patient {deidentifier.pseudonym}, "
                   f"dates shifted {deidentifier.date_shift.days} days)")
+    elif fmt == "stl":
+        from medviewer.export.mesh import write_stl
+
+        present = [s for s in segments if np.any(labels.array == s.label)]
+        stem = args.out[:-4] if args.out.lower().endswith(".stl") else args.out
+        for s in present:
+            path = args.out if len(present) == 1 else f"{stem}-{s.label}.stl"
+            write_stl(labels, s.label, path, force=args.force, name=s.name)
+            print(f"  {s.label:>3} {s.name:<24} -> {path}")
     elif fmt in ("nifti", "nrrd"):
         from medviewer.export.labelmap import sidecar_path, write_labelmap
 

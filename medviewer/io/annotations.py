@@ -242,7 +242,7 @@ def _layer_from_masks(masks: np.ndarray, segments: list[Segment], volume: Volume
         warnings.append(f"segments overlap in {int(overlap.sum())} voxels; the later segment is shown there")
     for c, s in enumerate(segments):
         labels[masks[..., c]] = s.label
-    meta = {"segments": tuple(segments), "source_file": path, "annotation_kind": kind}
+    meta = {**dict(volume.meta), "segments": tuple(segments), "source_file": path, "annotation_kind": kind}
     label_volume = volume.with_array(labels, modality="SEG" if kind == "SEG" else "RTSTRUCT", meta=meta)
     return LabelLayer(label_volume, segments, path, kind, warnings)
 

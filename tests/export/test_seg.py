@@ -113,3 +113,15 @@ def test_lung_tumour_seg_valid_and_identical(lung_volume, lung_tumour, tmp_path,
     np.testing.assert_array_equal(pixels.astype(bool), mask.array.astype(bool))
     np.testing.assert_array_equal(read_seg(out, lung_volume).array, mask.array)
     assert int(seg.NumberOfFrames) == int(mask.array.any(axis=(1, 2)).sum())
+
+
+def test_seg_placed_by_position_on_a_copy_with_other_uids(demo_volume, demo_labels, tmp_path):
+    """A SEG whose source instances are not the volume's (a re-export, an anonymised copy with
+    other UIDs) is placed by its frames' positions, and refused when they miss the slices."""
+    out = write_seg(demo_volume, demo_labels, None, tmp_path / "s.dcm")
+    other_uids = tuple(f"1.2.3.{k}" for k in range(demo_volume.shape[0]))
+    copy = demo_volume.with_array(demo_volume.array, source_sop_instance_uids=other_uids)
+    np.testing.assert_array_equal(read_seg(out, copy).array, demo_labels.array)
+    shifted = copy.with_array(copy.array, origin=tuple(np.add(copy.origin, (0, 0, 1.0))))
+    with pytest.raises(MedviewerError, match="slices"):
+        read_seg(out, shifted)

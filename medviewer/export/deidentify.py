@@ -44,6 +44,9 @@ _EMPTY = (
     "ContentCreatorName", "PatientBirthDate",
 )
 _DATE_VRS = ("DA",)
+# UIDs that name a class, syntax or coding scheme, not an instance: never replaced.
+_KEPT_UID_SUFFIXES = ("ClassUID", "TransferSyntaxUID", "CodingSchemeUID", "ContextUID",
+                      "MappingResourceUID", "ContextGroupExtensionCreatorUID", "PrivateCreatorUID")
 
 
 class Deidentifier:
@@ -105,8 +108,7 @@ class Deidentifier:
             if elem.VR == "SQ":
                 for item in elem.value:
                     self._walk(item)
-            elif elem.VR == "UI" and elem.keyword not in ("SOPClassUID", "ReferencedSOPClassUID",
-                                                          "TransferSyntaxUID", "MediaStorageSOPClassUID"):
+            elif elem.VR == "UI" and not elem.keyword.endswith(_KEPT_UID_SUFFIXES):
                 if elem.VM > 1:
                     elem.value = [self.uid(v) for v in elem.value]
                 elif elem.value:

@@ -50,7 +50,6 @@ def build_rtstruct(source: Volume, labels: Volume, segments: Sequence[Segment] |
                    source_images: Sequence | None = None, series_description: str = "medviewer contours",
                    series_number: int = 301, deidentifier=None):
     """The RTSTRUCT dataset (not written) for ``labels`` on ``source``."""
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
@@ -156,7 +155,9 @@ def build_rtstruct(source: Volume, labels: Volume, segments: Sequence[Segment] |
             ref.ReferencedSOPClassUID = images[k].SOPClassUID
             ref.ReferencedSOPInstanceUID = images[k].SOPInstanceUID
             c.ContourImageSequence = [ref]
-            c.ContourGeometricType = "CLOSED_PLANAR" if len(points) > 2 else ("OPEN_PLANAR" if len(points) == 2 else "POINT")
+            # one- and two-point outlines (a lone voxel, a thin line) stay CLOSED_PLANAR: they
+            # enclose their voxels' centres, which the importer keeps as outline voxels
+            c.ContourGeometricType = "CLOSED_PLANAR"
             c.NumberOfContourPoints = len(points)
             c.ContourData = [float(f"{v:.4f}") for v in points.ravel()]
             items.append(c)

@@ -315,7 +315,7 @@ def rasterize_contours(contours, volume: Volume) -> tuple[np.ndarray, int]:
     outline = np.zeros(volume.shape, dtype=bool)
     off = 0
     for kind, points in contours:
-        if len(points) < 3 or str(kind).upper() not in ("CLOSED_PLANAR", "CLOSEDPLANAR", "CLOSED_PLANAR_XOR"):
+        if len(points) == 0 or str(kind).upper() not in ("CLOSED_PLANAR", "CLOSEDPLANAR", "CLOSED_PLANAR_XOR"):
             continue
         ijk = volume.patient_to_index(points)
         z = float(np.median(ijk[:, 2]))

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import pytest
 
 from medviewer.core.errors import MedviewerError

@@ -32,7 +32,6 @@ def test_label_map_round_trip_with_table(demo_volume, demo_labels, tmp_path, nam
 def test_label_map_on_another_grid_is_resampled(demo_volume, demo_labels, tmp_path):
     import SimpleITK as sitk
 
-    from medviewer.core.volume import Volume
 
     coarse = sitk.Resample(demo_labels.to_sitk(), [128, 128, 40], sitk.Transform(), sitk.sitkNearestNeighbor,
                            demo_labels.origin, (2.8, 2.8, 5.0), tuple(demo_labels.direction.ravel()), 0)

@@ -85,6 +85,9 @@ def test_holes_and_separate_islands_survive(demo_volume, tmp_path):
     labels[40, 60:70, 60:70] = 0  # a hole
     labels[40, 100:105, 100:130] = 1  # an island
     labels[41, 50:90, 50:90] = 1
+    labels[42, 10, 10] = 1  # a lone voxel: a one-point contour
+    labels[42, 20, 20:22] = 1  # two voxels: a two-point contour
+    labels[42, 30:34, 30] = 1  # a one-voxel-wide line
     out = write_rtstruct(demo_volume, demo_volume.with_array(labels), None, tmp_path / "holes.dcm")
     back = read_rtstruct(out, demo_volume)
     np.testing.assert_array_equal(back.array > 0, labels > 0)

@@ -79,7 +79,7 @@ def test_demo_lesions_rtstruct_round_trip(demo_volume, demo_labels, tmp_path, va
         np.testing.assert_allclose(z, k, atol=1e-3)
 
 
-def test_holes_and_separate_islands_survive(demo_volume, tmp_path):
+def test_holes_and_separate_islands_survive(demo_volume, tmp_path, validate):
     labels = np.zeros(demo_volume.shape, np.uint8)
     labels[40, 50:90, 50:90] = 1
     labels[40, 60:70, 60:70] = 0  # a hole
@@ -88,7 +88,8 @@ def test_holes_and_separate_islands_survive(demo_volume, tmp_path):
     labels[42, 10, 10] = 1  # a lone voxel: a one-point contour
     labels[42, 20, 20:22] = 1  # two voxels: a two-point contour
     labels[42, 30:34, 30] = 1  # a one-voxel-wide line
-    out = write_rtstruct(demo_volume, demo_volume.with_array(labels), None, tmp_path / "holes.dcm")
+    out = write_rtstruct(demo_volume, demo_volume.with_array(labels), None, tmp_path / "holes-rtstruct.dcm")
+    validate(out)
     back = read_rtstruct(out, demo_volume)
     np.testing.assert_array_equal(back.array > 0, labels > 0)
 

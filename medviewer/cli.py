@@ -14,6 +14,7 @@ from medviewer.core.errors import MedviewerError
 COMMAND_MODULES = (
     "medviewer.commands.info",
     "medviewer.commands.demo",
+    "medviewer.commands.export",
 )
 
 

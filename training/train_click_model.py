@@ -31,6 +31,8 @@ from medviewer.segmentation.guidance import (  # noqa: E402
     AIR_HU, ModelGrid, corrective_click, crop_padded, dice, network_input, resample_to_spacing)
 
 MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(64, 96, 96), sigma_vox=2.0)
+# Training sees smaller patches than inference (the network is fully convolutional): cheaper steps.
+TRAIN_PATCH_ZYX = (48, 80, 80)
 TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 19)]
 VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
 ROI_NAME = "GTV_Mass_CT"
@@ -91,8 +93,8 @@ def sample(case, rng, augment: bool = True):
     click = first_click(case, rng)
     jitter = rng.normal(0, [2, 4, 4]) if augment else np.zeros(3)
     centre = click + jitter
-    ct, lower = crop_padded(case["ct"], centre, MODEL_GRID.patch_zyx, AIR_HU)
-    mask, _ = crop_padded(case["mask"], centre, MODEL_GRID.patch_zyx, False)
+    ct, lower = crop_padded(case["ct"], centre, TRAIN_PATCH_ZYX, AIR_HU)
+    mask, _ = crop_padded(case["mask"], centre, TRAIN_PATCH_ZYX, False)
     click = click - lower
     if augment:
         for axis in (1, 2):
@@ -177,7 +179,7 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
         samples = [sample(train_cases[rng.integers(len(train_cases))], rng) for _ in range(batch)]
         pos = [[s[2]] for s in samples]
         neg = [[] for _ in samples]
-        rounds = rng.choice([0, 0, 1, 2])  # DeepEdit: some batches see corrective clicks
+        rounds = rng.choice([0, 0, 1, 1, 2])  # DeepEdit: some batches see corrective clicks
         net.eval()
         for _ in range(rounds):
             for b, (ct, mask, _) in enumerate(samples):

@@ -8,7 +8,7 @@ import os
 from medviewer.core.errors import MedviewerError
 
 FORMATS = ("seg", "rtstruct", "nifti", "nrrd", "csv", "json", "stl")
-_BY_SUFFIX = ((".seg.nrrd", "nrrd"), (".nrrd", "nrrd"), (".nii.gz", "nifti"), (".nii", "nifti"),
+_BY_SUFFIX = ((".dcm", "seg"), (".seg.nrrd", "nrrd"), (".nrrd", "nrrd"), (".nii.gz", "nifti"), (".nii", "nifti"),
               (".csv", "csv"), (".json", "json"), (".stl", "stl"))
 
 
@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("path", help="the source image series (DICOM folder or file)")
     p.add_argument("--seg", required=True, metavar="MASK",
                    help="the segmentation: a label map (.nii.gz/.nrrd) on the series, or a DICOM SEG/RTSTRUCT (.dcm)")
-    p.add_argument("--format", choices=FORMATS, help="what to write (default: from --out's suffix)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="what to write (default: from --out's suffix; .dcm writes a SEG)")
     p.add_argument("--out", required=True,
                    help="the file to write (stl: one file per segment, OUT-<label>.stl when several)")
     p.add_argument("--series", help="which image series in PATH (number, UID or position)")
@@ -150,7 +151,7 @@ def _write_series_copy(images, out: str, force: bool) -> str:
     import shutil
     import tempfile
 
-    from medviewer.export.atomic import os_error_message
+    from medviewer.export.atomic import current_umask, os_error_message
 
     stem = os.path.basename(out)
     stem = stem[:-4] if stem.lower().endswith(".dcm") else stem
@@ -167,6 +168,7 @@ def _write_series_copy(images, out: str, force: bool) -> str:
             ds.save_as(os.path.join(staging, f"IM{n:04d}.dcm"), enforce_file_format=True)
         if os.path.exists(folder):
             shutil.rmtree(folder)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
         os.replace(staging, folder)
     except OSError as exc:
         raise MedviewerError(f"could not be written ({os_error_message(exc)})", folder) from None

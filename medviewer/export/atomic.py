@@ -40,6 +40,12 @@ def check_target(path: str | os.PathLike, force: bool = False) -> str:
     return path
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
@@ -53,6 +59,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") 
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part" + suffix, dir=folder)
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; others expect the umask's mode
     except OSError as exc:
         raise MedviewerError(f"cannot write here ({os_error_message(exc)})", folder) from None
     try:

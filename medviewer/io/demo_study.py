@@ -112,6 +112,9 @@ def write_demo_study(folder: str | os.PathLike, *, force: bool = False) -> str:
             json.dump({"coordinates": "DICOM patient LPS millimetres",
                        "lesions": [dict(asdict(l), label=n, volume_ml=round(l.volume_ml, 3))
                                    for n, l in enumerate(LESIONS, start=1)]}, fh, indent=2)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes 0700
         os.replace(staging, series_dir)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

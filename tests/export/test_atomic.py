@@ -106,3 +106,12 @@ def test_read_only_folder_for_a_real_user(demo_labels):
             assert os.listdir(readonly) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path):
+    import os
+
+    from medviewer.export.atomic import current_umask, write_text
+
+    path = write_text(tmp_path / "report.json", "{}")
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~current_umask()

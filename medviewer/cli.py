@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "medviewer.commands.info",
     "medviewer.commands.demo",
     "medviewer.commands.export",
+    "medviewer.commands.pacs",
 )
 
 

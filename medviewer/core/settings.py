@@ -1,6 +1,7 @@
 """The user's settings: one small JSON file, read and written whole (atomically).
 
-Where: ``$MEDVIEWER_CONFIG`` if set (tests point it at a temporary file), else
+Where: ``$MEDVIEWER_CONFIG`` (the file) if set (tests point it at a temporary file), else
+``$MEDVIEWER_CONFIG_DIR/settings.json`` if that is set, else
 ``$XDG_CONFIG_HOME/medviewer/settings.json`` (``~/.config/medviewer/settings.json``).
 Keys this version does not know are kept as they are and written back, so that older and newer
 versions (and other parts of the program) can share the file.
@@ -23,6 +24,9 @@ def settings_path() -> str:
     env = os.environ.get("MEDVIEWER_CONFIG")
     if env:
         return env
+    folder = os.environ.get("MEDVIEWER_CONFIG_DIR")
+    if folder:
+        return os.path.join(folder, "settings.json")
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return os.path.join(base, "medviewer", "settings.json")
 

@@ -120,9 +120,14 @@ class DimseClient:
             raise MedviewerError(self._refusal(assoc), self.server.label)
         try:
             yield assoc
-        finally:
+        except BaseException:  # an error, a cancel, Ctrl-C: do not wait for a polite release
+            if assoc.is_established:
+                assoc.abort()
+            raise
+        else:
             if assoc.is_established:
                 assoc.release()
+        finally:
             ae.shutdown()
 
     def _refusal(self, assoc) -> str:

@@ -63,16 +63,32 @@ def http_error_message(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _qido_session():
+    import requests
+
+    class QidoSession(requests.Session):
+        """Sends QIDO-RS wildcards as the literal ``*`` the standard uses: requests escapes it to
+        %2A, which some servers (Orthanc's DICOMweb plugin) then match literally."""
+
+        def prepare_request(self, request):
+            prepared = super().prepare_request(request)
+            if prepared.url and "?" in prepared.url:
+                base, query = prepared.url.split("?", 1)
+                prepared.url = base + "?" + query.replace("%2A", "*")
+            return prepared
+
+    return QidoSession()
+
+
 class DicomWebClient:
     """A DICOMweb server. Every failure is raised as one MedviewerError naming the server."""
 
     def __init__(self, server: ServerAddress, timeout: float = 30.0, headers: dict | None = None):
-        import requests
         from dicomweb_client.api import DICOMwebClient
 
         self.server = server
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = _qido_session()
         if headers:
             self.session.headers.update(headers)
         self._client = DICOMwebClient(server.url, session=self.session, timeout=timeout)

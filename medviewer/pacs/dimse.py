@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from contextlib import contextmanager
 
 from medviewer.core.errors import MedviewerError
@@ -114,9 +115,14 @@ class DimseClient:
         ae.connection_timeout = min(self.timeout, 10)
         for uid, syntaxes in contexts:
             ae.add_requested_context(uid, list(syntaxes))
+        started = time.monotonic()
         assoc = ae.associate(self.server.host, self.server.port, ae_title=self.server.called_ae,
                              ext_neg=list(roles) or None, evt_handlers=list(handlers) or None)
         if not assoc.is_established:
+            ae.shutdown()
+            if not assoc.is_rejected and time.monotonic() - started >= 0.9 * self.timeout:
+                raise MedviewerError(f"timeout (no answer to the association request within "
+                                     f"{self.timeout:g} s)", self.server.label)
             raise MedviewerError(self._refusal(assoc), self.server.label)
         try:
             yield assoc
@@ -225,6 +231,11 @@ class DimseClient:
         from pydicom import Dataset
         from pynetdicom import build_role, evt, sop_class
 
+        check_uid(study_uid, "Study Instance UID")
+        known = self.find_studies(StudyQuery(study_instance_uid=study_uid))
+        if not known:
+            raise MedviewerError(f"no study {study_uid}", self.server.label)
+        expected = known[0].instance_count or 0
         folder = prepare_study_folder(cache_dir, study_uid)
         have = cached_sop_uids(folder)
         result = RetrieveResult(study_uid, folder)
@@ -253,7 +264,7 @@ class DimseClient:
         with self._association(contexts, roles, [(evt.EVT_C_STORE, on_store)]) as assoc:
             self._context_check(assoc, _GET, "Study Root C-GET (try the DICOMweb URL of the server)")
             if progress is not None:
-                progress(0, 0)
+                progress(0, expected)
             for status, _identifier in assoc.send_c_get(ds, _GET):
                 if errors:
                     assoc.abort()

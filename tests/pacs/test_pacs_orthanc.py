@@ -1,0 +1,214 @@
+"""The PACS client against a live Orthanc (see conftest.py): query, retrieve (byte-identical over
+DICOMweb, the same datasets over DIMSE), cancel, send a SEG back, clear messages on failures."""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+
+import pydicom
+import pytest
+
+from medviewer.core.errors import MedviewerError
+from medviewer.core.settings import Settings
+from medviewer.pacs import StudyQuery, open_server
+
+pytestmark = pytest.mark.data
+PROTOCOLS = ("dicomweb", "dimse")
+
+
+def client_for(orthanc, protocol, **kw):
+    url = orthanc.dicomweb_url if protocol == "dicomweb" else orthanc.dimse_url
+    return open_server(url, settings=Settings(), **kw)
+
+
+def dataset_bytes(data: bytes) -> bytes:
+    """A Part 10 file's bytes after its file meta group."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    fp = DicomBytesIO(data)
+    read_preamble(fp, False)
+    _read_file_meta_info(fp)
+    return data[fp.tell():]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_query_finds_the_uploaded_study(orthanc, sts_study, protocol):
+    client = client_for(orthanc, protocol)
+    client.echo()
+    for query in (StudyQuery(patient_id=sts_study.patient_id),
+                  StudyQuery(patient_id="STS_00*", modality="CT"),
+                  StudyQuery(accession_number=sts_study.accession_number),
+                  StudyQuery(study_date=sts_study.study_date),
+                  StudyQuery(study_date=f"{sts_study.study_date[:4]}0101-{sts_study.study_date[:4]}1231",
+                             modality="CT")):
+        found = client.find_studies(query)
+        assert [s.study_instance_uid for s in found] == [sts_study.study_uid], query
+        study = found[0]
+        assert study.patient_id == "STS_002" and study.study_date == sts_study.study_date
+        assert set(study.modalities) == {"CT", "RTSTRUCT"}
+        assert study.instance_count == 49 and study.series_count == 2
+    for query in (StudyQuery(patient_id="NOBODY"), StudyQuery(modality="MR"),
+                  StudyQuery(study_date="19000101-19001231"), StudyQuery(accession_number="0")):
+        assert client.find_studies(query) == [], query
+    series = client.find_series(sts_study.study_uid)
+    assert [(s.modality, s.instance_count) for s in series] == [("RTSTRUCT", 1), ("CT", 48)]
+    assert series[1].series_instance_uid == sts_study.ct_series_uid
+
+
+def test_dicomweb_retrieve_is_byte_identical_and_indexed(orthanc, sts_study, tmp_path):
+    client = client_for(orthanc, "dicomweb")
+    calls = []
+    result = client.retrieve_study(sts_study.study_uid, tmp_path, progress=lambda d, t: calls.append((d, t)))
+    assert result.folder == str(tmp_path / sts_study.study_uid)
+    files = sorted(glob.glob(os.path.join(result.folder, "*")))
+    assert len(files) == 49 and result.received == 49 and result.already == 0
+    for f in files:
+        sop_uid = os.path.basename(f)[:-len(".dcm")]
+        with open(f, "rb") as a, open(sts_study.sources[sop_uid], "rb") as b:
+            assert a.read() == b.read(), f"{f} differs from what was uploaded"
+    assert calls[0] == (0, 49) and calls[-1] == (49, 49)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    ct = [s for s in result.index.image_series()]
+    assert len(ct) == 1 and ct[0].slice_count == 48 and ct[0].series_instance_uid == sts_study.ct_series_uid
+    assert not result.index.skipped
+    again = client.retrieve_study(sts_study.study_uid, tmp_path)  # the cache is used
+    assert again.already == 49 and again.received == 0
+
+
+def test_dimse_retrieve_gives_the_same_datasets(orthanc, sts_study, tmp_path):
+    """C-GET: the file meta is ours (it does not travel over DIMSE), and Orthanc's DICOM toolkit
+    re-encodes sequence lengths, so the check is: same transfer syntax, equal data elements, same
+    pixel bytes."""
+    client = client_for(orthanc, "dimse")
+    calls = []
+    result = client.retrieve_study(sts_study.study_uid, tmp_path, progress=lambda d, t: calls.append((d, t)))
+    files = sorted(glob.glob(os.path.join(result.folder, "*")))
+    assert len(files) == 49 and result.received == 49 and result.failed == 0
+    assert calls[-1] == (49, 49)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # long values in the source files
+        for f in files:
+            got = pydicom.dcmread(f)
+            source = pydicom.dcmread(sts_study.sources[os.path.basename(f)[:-4]])
+            assert got.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+            assert got.file_meta.MediaStorageSOPInstanceUID == source.SOPInstanceUID
+            assert got == source, f"{f}: the data elements differ from what was uploaded"
+            if "PixelData" in source:
+                assert got.PixelData == source.PixelData
+    assert len(result.index.image_series()) == 1 and result.index.image_series()[0].slice_count == 48
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_cancel_stops_the_retrieval_and_leaves_only_whole_files(orthanc, sts_study, tmp_path, protocol):
+    client = client_for(orthanc, protocol)
+    seen = []
+    with pytest.raises(MedviewerError, match="retrieval cancelled"):
+        client.retrieve_study(sts_study.study_uid, tmp_path, progress=lambda d, t: seen.append(d),
+                              cancelled=lambda: len(seen) > 5)
+    folder = tmp_path / sts_study.study_uid
+    files = [f for f in os.listdir(folder)]
+    assert 0 < len(files) < 49
+    assert all(f.endswith(".dcm") for f in files), files
+    for f in files:
+        pydicom.dcmread(folder / f)  # each one complete
+    result = client.retrieve_study(sts_study.study_uid, tmp_path)  # resumes
+    assert result.instance_count == 49
+
+
+def _seg_over(series_folder, out):
+    from medviewer.export.seg import write_seg
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_rtstruct_layer
+
+    volume = load_volume(series_folder)
+    rtstruct = next(f for f in glob.glob(os.path.join(series_folder, "*.dcm"))
+                    if pydicom.dcmread(f, stop_before_pixels=True).Modality == "RTSTRUCT")
+    layer = read_rtstruct_layer(rtstruct, volume)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return write_seg(volume, layer.labels, layer.segments, out)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_seg_sent_back_appears_in_orthanc_referencing_its_series(orthanc, sts_study, tmp_path, protocol):
+    """Retrieve, make a SEG of the GTV (from the study's RTSTRUCT) on the retrieved CT, send it."""
+    client = client_for(orthanc, protocol)
+    result = client.retrieve_study(sts_study.study_uid, tmp_path / "cache")
+    volume_folder = result.folder
+    seg_path = _seg_over(volume_folder, tmp_path / f"gtv-{protocol}.dcm")
+    seg = pydicom.dcmread(seg_path)
+    before = {s.series_instance_uid for s in client.find_series(sts_study.study_uid)}
+    progress = []
+    sent = client.send([seg_path], progress=lambda d, t: progress.append((d, t)))
+    assert sent.sent == [str(seg_path)] and sent.failed == [] and progress[-1] == (1, 1)
+    series = client.find_series(sts_study.study_uid)
+    new = [s for s in series if s.series_instance_uid not in before]
+    assert [(s.modality, s.series_instance_uid) for s in new] == [("SEG", str(seg.SeriesInstanceUID))]
+    # what Orthanc holds, read through its own REST API
+    found = orthanc.post("/tools/lookup", str(seg.SOPInstanceUID).encode())
+    assert len(found) == 1 and found[0]["Type"] == "Instance"
+    stored = pydicom.dcmread(pydicom.filebase.DicomBytesIO(orthanc.get_bytes(f"/instances/{found[0]['ID']}/file")))
+    assert stored.Modality == "SEG" and stored.StudyInstanceUID == sts_study.study_uid
+    assert stored.ReferencedSeriesSequence[0].SeriesInstanceUID == sts_study.ct_series_uid
+    referenced = {str(i.ReferencedSOPInstanceUID) for i in stored.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced and referenced <= set(sts_study.sources)
+    with open(seg_path, "rb") as fh:
+        assert dataset_bytes(fh.read()) == dataset_bytes(orthanc.get_bytes(f"/instances/{found[0]['ID']}/file"))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_send_reports_files_that_are_not_dicom(orthanc, sts_study, tmp_path, protocol):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not DICOM")
+    result = client_for(orthanc, protocol).send([junk])
+    assert result.sent == [] and len(result.failed) == 1 and result.failed[0][0] == str(junk)
+
+
+# ---- servers that are down, refuse, or do not answer -----------------------------------------
+
+def one_line(exc: MedviewerError, url: str) -> str:
+    text = str(exc)
+    assert "\n" not in text and url in text, text
+    return text
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_connection_refused(closed_port, protocol):
+    url = (f"http://127.0.0.1:{closed_port}/dicom-web" if protocol == "dicomweb"
+           else f"dicom://ORTHANC@127.0.0.1:{closed_port}")
+    with pytest.raises(MedviewerError) as err:
+        open_server(url, settings=Settings()).find_studies(StudyQuery())
+    assert "connection refused" in one_line(err.value, url)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_timeout(silent_server, protocol):
+    url = (f"http://127.0.0.1:{silent_server}/dicom-web" if protocol == "dicomweb"
+           else f"dicom://ORTHANC@127.0.0.1:{silent_server}")
+    with pytest.raises(MedviewerError) as err:
+        open_server(url, settings=Settings(), timeout=1).find_studies(StudyQuery())
+    assert "timeout" in one_line(err.value, url)
+
+
+def test_association_rejected_for_a_wrong_called_ae_title(orthanc):
+    url = orthanc.dimse_url.replace("ORTHANC@", "NOTORTHANC@")
+    with pytest.raises(MedviewerError) as err:
+        open_server(url, settings=Settings()).find_studies(StudyQuery())
+    text = one_line(err.value, url)
+    assert "association rejected" in text and "called AE title" in text
+
+
+def test_http_404_for_a_wrong_dicomweb_path(orthanc):
+    url = orthanc.rest + "/not-dicom-web"
+    with pytest.raises(MedviewerError) as err:
+        open_server(url, settings=Settings()).find_studies(StudyQuery())
+    assert "HTTP 404" in one_line(err.value, url)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_unknown_study(orthanc, sts_study, tmp_path, protocol):
+    with pytest.raises(MedviewerError, match="no study 1.2.3.4"):
+        client_for(orthanc, protocol).retrieve_study("1.2.3.4", tmp_path)

@@ -271,14 +271,22 @@ def split_multipart(content_type: str, body: bytes) -> list[bytes]:
     if not content_type.lower().startswith("multipart/") or not match:
         raise ValueError(f"expected multipart/related, got {content_type or 'no Content-Type'}")
     delimiter = b"--" + match.group(1).encode()
-    parts = []
-    for chunk in body.split(b"\r\n" + delimiter)[0:]:
-        if chunk.startswith(delimiter):  # the first one has no leading CRLF
-            chunk = chunk[len(delimiter):]
-        if chunk.startswith(b"--"):  # the closing delimiter
+    # delimiter lines: CRLF--boundary followed by CRLF, "--" (the last) or transport padding
+    cuts, pos = [], 0
+    if body.startswith(delimiter):
+        body = b"\r\n" + body
+    while True:
+        i = body.find(b"\r\n" + delimiter, pos)
+        if i < 0:
             break
+        after = body[i + 2 + len(delimiter):i + 4 + len(delimiter)]
+        if after[:2] in (b"\r\n", b"--") or after[:1] in (b" ", b"\t"):
+            cuts.append(i)
+        pos = i + 1
+    parts = []
+    for a, b in zip(cuts, cuts[1:]):
+        chunk = body[a + 2 + len(delimiter):b]
         head, sep, content = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue  # the preamble
-        parts.append(content)
+        if sep:
+            parts.append(content)
     return parts

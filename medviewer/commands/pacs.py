@@ -170,29 +170,30 @@ def run_echo(args) -> int:
 
 def run_servers_add(args) -> int:
     from medviewer.core.settings import load_settings, save_settings
-    from medviewer.pacs.common import parse_server_url
+    from medviewer.pacs.common import parse_server_url, redact
 
     if "://" in args.name or not args.name.strip():
         raise MedviewerError("a server name is a plain word (not a URL)", args.name)
     parse_server_url(args.url)  # refuse what we could not use
     settings = load_settings()
     if args.name in settings.servers and not args.force and settings.servers[args.name] != args.url:
-        raise MedviewerError(f"a server of that name is saved already ({settings.servers[args.name]}); "
+        raise MedviewerError(f"a server of that name is saved already ({redact(settings.servers[args.name])}); "
                              "use --force to replace it", args.name)
     settings.servers[args.name] = args.url
     path = save_settings(settings)
-    print(f"saved {args.name} = {args.url} in {path}")
+    print(f"saved {args.name} = {redact(args.url)} in {path}")
     return 0
 
 
 def run_servers_list(args) -> int:
     from medviewer.core.settings import load_settings
+    from medviewer.pacs.common import redact
 
     settings = load_settings()
     if not settings.servers:
         print(f"no saved servers (settings: {settings.path})")
     for name, url in sorted(settings.servers.items()):
-        print(f"{name}  {url}")
+        print(f"{name}  {redact(url)}")
     return 0
 
 

@@ -32,6 +32,8 @@ class ServerAddress:
     port: int = 0
     called_ae: str = ""
     name: str = ""
+    username: str = ""  # DICOMweb basic authentication, from http://user:password@host/...
+    password: str = field(default="", repr=False)
 
     @property
     def label(self) -> str:
@@ -51,6 +53,12 @@ def parse_server_url(url: str, name: str = "") -> ServerAddress:
     if scheme in ("http", "https"):
         if not parts.hostname:
             raise MedviewerError("no host in the DICOMweb URL (e.g. http://host:8042/dicom-web)", text)
+        if parts.username is not None or parts.password is not None:  # keep them out of messages
+            from urllib.parse import unquote
+            netloc = parts.netloc.rsplit("@", 1)[1]
+            plain = parts._replace(netloc=netloc).geturl().rstrip("/")
+            return ServerAddress("dicomweb", plain, parts.hostname, port or 0, "", name,
+                                 unquote(parts.username or ""), unquote(parts.password or ""))
         return ServerAddress("dicomweb", text.rstrip("/"), parts.hostname, port or 0, "", name)
     if scheme in ("dicom", "dimse"):
         if not parts.hostname:
@@ -61,6 +69,18 @@ def parse_server_url(url: str, name: str = "") -> ServerAddress:
         return ServerAddress("dimse", text, parts.hostname, port or DEFAULT_DIMSE_PORT, called, name)
     raise MedviewerError("not a server address: use http(s)://host:port/dicom-web, "
                          "dicom://AET@host:port or the name of a saved server", text)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user, host = parts.netloc.rsplit("@", 1)
+        return parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}").geturl()
+    except ValueError:
+        return url
 
 
 def resolve_server(url_or_name: str, settings=None) -> ServerAddress:

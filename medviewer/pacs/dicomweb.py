@@ -91,6 +91,8 @@ class DicomWebClient:
         self.session = _qido_session()
         if headers:
             self.session.headers.update(headers)
+        if server.username or server.password:
+            self.session.auth = (server.username, server.password)
         self._client = DICOMwebClient(server.url, session=self.session, timeout=timeout)
         # answer at once: a user waiting on a dialog wants the error, not five retries
         self._client.set_http_retry_params(retry=False)
@@ -155,13 +157,24 @@ class DicomWebClient:
         return sorted(out, key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
                                           s.series_instance_uid))
 
-    def find_instances(self, study_uid: str, series_uid: str | None = None) -> list[tuple[str, str]]:
-        """(Series Instance UID, SOP Instance UID) of each instance of the study (or series)."""
-        with self._errors("instance query (QIDO-RS)"):
-            items = self._client.search_for_instances(
-                study_instance_uid=study_uid, series_instance_uid=series_uid,
-                fields=["SeriesInstanceUID", "SOPInstanceUID"], get_remaining=False)
-        return [(str(_value(it, "0020000E")), str(_value(it, "00080018"))) for it in items]
+    def find_instances(self, study_uid: str, series_uid: str | None = None,
+                       expected: int | None = None) -> list[tuple[str, str]]:
+        """(Series Instance UID, SOP Instance UID) of each instance of the study (or series).
+        Servers may cut long answers short: with ``expected`` (the study's instance count) the
+        rest is asked for page by page (offset), until nothing new comes back."""
+        found: dict[str, str] = {}
+        while True:
+            with self._errors("instance query (QIDO-RS)"):
+                items = self._client.search_for_instances(
+                    study_instance_uid=study_uid, series_instance_uid=series_uid,
+                    fields=["SeriesInstanceUID", "SOPInstanceUID"], get_remaining=False,
+                    offset=len(found) or None)
+            before = len(found)
+            for it in items:
+                found.setdefault(str(_value(it, "00080018")), str(_value(it, "0020000E")))
+            if expected is None or len(found) >= expected or len(found) == before:
+                break
+        return [(series, sop) for sop, series in found.items()]
 
     # -- WADO-RS --------------------------------------------------------------------------------
     def _instance_bytes(self, study_uid: str, series_uid: str, sop_uid: str) -> bytes:
@@ -178,10 +191,14 @@ class DicomWebClient:
                        cancelled: CancelledCallback | None = None, index: bool = True) -> RetrieveResult:
         """Fetch every instance of the study into cache_dir/<study UID>/<SOP UID>.dcm, as the
         server stores it (instances already there are kept and not fetched again)."""
-        folder = prepare_study_folder(cache_dir, study_uid)
-        instances = self.find_instances(study_uid)
+        check_uid(study_uid, "Study Instance UID")
+        known = self.find_studies(StudyQuery(study_instance_uid=study_uid))
+        if not known:
+            raise MedviewerError(f"no study {study_uid}", self.server.label)
+        instances = self.find_instances(study_uid, expected=known[0].instance_count)
         if not instances:
-            raise MedviewerError(f"no study {study_uid} (or it holds no instances)", self.server.label)
+            raise MedviewerError(f"study {study_uid} holds no instances", self.server.label)
+        folder = prepare_study_folder(cache_dir, study_uid)
         result = RetrieveResult(study_uid, folder)
         have = cached_sop_uids(folder)
         total = len(instances)

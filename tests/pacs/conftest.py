@@ -76,6 +76,11 @@ class Orthanc:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
+    def delete(self, path: str) -> None:
+        req = urllib.request.Request(self.rest + path, method="DELETE")
+        with urllib.request.urlopen(req, timeout=30):
+            pass
+
     def upload(self, path: str) -> dict:
         with open(path, "rb") as fh:
             return self.post("/instances", fh.read())

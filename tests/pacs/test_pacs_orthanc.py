@@ -133,7 +133,7 @@ def _seg_over(series_folder, out):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_seg_sent_back_appears_in_orthanc_referencing_its_series(orthanc, sts_study, tmp_path, protocol):
+def test_seg_sent_back_appears_in_orthanc_referencing_its_series(orthanc, sts_study, tmp_path, protocol, request):
     """Retrieve, make a SEG of the GTV (from the study's RTSTRUCT) on the retrieved CT, send it."""
     client = client_for(orthanc, protocol)
     result = client.retrieve_study(sts_study.study_uid, tmp_path / "cache")
@@ -150,6 +150,7 @@ def test_seg_sent_back_appears_in_orthanc_referencing_its_series(orthanc, sts_st
     # what Orthanc holds, read through its own REST API
     found = orthanc.post("/tools/lookup", str(seg.SOPInstanceUID).encode())
     assert len(found) == 1 and found[0]["Type"] == "Instance"
+    request.addfinalizer(lambda: orthanc.delete(f"/instances/{found[0]['ID']}"))  # the study as uploaded
     stored = pydicom.dcmread(pydicom.filebase.DicomBytesIO(orthanc.get_bytes(f"/instances/{found[0]['ID']}/file")))
     assert stored.Modality == "SEG" and stored.StudyInstanceUID == sts_study.study_uid
     assert stored.ReferencedSeriesSequence[0].SeriesInstanceUID == sts_study.ct_series_uid
@@ -212,3 +213,60 @@ def test_http_404_for_a_wrong_dicomweb_path(orthanc):
 def test_unknown_study(orthanc, sts_study, tmp_path, protocol):
     with pytest.raises(MedviewerError, match="no study 1.2.3.4"):
         client_for(orthanc, protocol).retrieve_study("1.2.3.4", tmp_path)
+
+
+def test_http_401_and_basic_authentication(tmp_path):
+    """A DICOMweb server that wants a password: the user is told so; the URL's user:password is
+    sent as basic authentication and never shown."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"alice:s3cret").decode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/dicom+json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/dicom-web"
+        with pytest.raises(MedviewerError) as err:
+            open_server(url, settings=Settings()).find_studies(StudyQuery())
+        assert "HTTP 401 authentication required" in one_line(err.value, url)
+        with_password = url.replace("http://", "http://alice:s3cret@")
+        with pytest.raises(MedviewerError) as err:
+            open_server(with_password.replace("s3cret", "wrong"), settings=Settings()).find_studies(StudyQuery())
+        assert "HTTP 401" in str(err.value) and "wrong" not in str(err.value) and url in str(err.value)
+        assert open_server(with_password, settings=Settings()).find_studies(StudyQuery()) == []
+        assert seen[0] is None and seen[-1].startswith("Basic ")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_dicomweb_retrieve_pages_through_a_server_that_cuts_answers_short(orthanc, sts_study, tmp_path):
+    client = client_for(orthanc, "dicomweb")
+    search = client._client.search_for_instances
+    calls = []
+
+    def at_most_20(**kw):
+        calls.append(kw.get("offset"))
+        return search(**kw)[:20]
+
+    client._client.search_for_instances = at_most_20
+    n = client.find_studies(StudyQuery(study_instance_uid=sts_study.study_uid))[0].instance_count
+    assert n == 49
+    result = client.retrieve_study(sts_study.study_uid, tmp_path)
+    assert result.received == n and calls == [None] + list(range(20, n, 20))
+    assert set(sts_study.sources) <= {f[:-4] for f in os.listdir(result.folder)}

@@ -39,6 +39,9 @@ def register(sub) -> None:
     r.add_argument("study_uid", metavar="STUDY_UID")
     r.add_argument("--out", metavar="DIR",
                    help="folder to put the study in, as DIR/STUDY_UID/SOP_UID.dcm (default: the cache)")
+    r.add_argument("--move-port", type=int, metavar="PORT",
+                   help="DIMSE: retrieve with C-MOVE to our AE title, listening on PORT (the PACS must know "
+                        "our AE title, host and port); default: C-GET, or the settings' move_port")
     r.set_defaults(func=run_retrieve)
 
     s = actions.add_parser("send", help="store DICOM files (SEG, RTSTRUCT, SR, ...) on the server")
@@ -72,6 +75,10 @@ def _client(args):
     if args.ae_title:
         from medviewer.pacs.common import check_ae_title
         settings.ae_title = check_ae_title(args.ae_title)
+    if getattr(args, "move_port", None) is not None:
+        if not 0 <= args.move_port < 65536:
+            raise MedviewerError(f"{args.move_port} is not a port number")
+        settings.move_port = args.move_port
     return open_server(args.server, settings=settings, timeout=args.timeout), settings
 
 

@@ -44,10 +44,11 @@ class Settings:
     servers: dict[str, str] = field(default_factory=dict)
     ae_title: str = DEFAULT_AE_TITLE  # our own DICOM AE title (DIMSE)
     cache_dir: str = ""  # empty: default_cache_dir()
+    move_port: int = 0  # DIMSE retrieval: 0 = C-GET; a port = C-MOVE to us, listening there
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
     path: str = ""  # where it was read from / is written to
 
-    _KNOWN = ("servers", "ae_title", "cache_dir")
+    _KNOWN = ("servers", "ae_title", "cache_dir", "move_port")
 
     @property
     def cache_folder(self) -> str:
@@ -56,7 +57,7 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         data = dict(self.extra)
         data.update(servers=dict(sorted(self.servers.items())), ae_title=self.ae_title,
-                    cache_dir=self.cache_dir)
+                    cache_dir=self.cache_dir, move_port=self.move_port)
         return data
 
     @classmethod
@@ -70,8 +71,12 @@ class Settings:
         cache = data.get("cache_dir", "") or ""
         if not isinstance(ae, str) or not isinstance(cache, str):
             raise MedviewerError('"ae_title" and "cache_dir" must be strings', path or None)
+        move_port = data.get("move_port", 0) or 0
+        if not isinstance(move_port, int) or not 0 <= move_port < 65536:
+            raise MedviewerError('"move_port" must be a port number (0: retrieve with C-GET)', path or None)
         extra = {k: v for k, v in data.items() if k not in cls._KNOWN}
-        return cls(servers=dict(servers), ae_title=ae, cache_dir=cache, extra=extra, path=path)
+        return cls(servers=dict(servers), ae_title=ae, cache_dir=cache, move_port=move_port, extra=extra,
+                   path=path)
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:

@@ -39,7 +39,7 @@ def open_server(url_or_name: str | ServerAddress, settings=None, timeout: float 
         from medviewer.pacs.dicomweb import DicomWebClient
         return DicomWebClient(server, timeout=timeout)
     from medviewer.pacs.dimse import DimseClient
-    return DimseClient(server, ae_title=settings.ae_title, timeout=timeout)
+    return DimseClient(server, ae_title=settings.ae_title, timeout=timeout, move_port=settings.move_port)
 
 
 def default_cache_dir(settings=None) -> str:

@@ -62,6 +62,7 @@ def retrieve_contexts() -> list[tuple[str, tuple[str, ...]]]:
 
 _FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve Information Model - FIND
 _GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve Information Model - GET
+_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"  # Study Root Query/Retrieve Information Model - MOVE
 _VERIFICATION = "1.2.840.10008.1.1"
 _REJECT_REASONS = {  # (source, diagnostic) -> what it means for the user
     (1, 2): "application context not supported",
@@ -83,10 +84,12 @@ def _status_text(status: int) -> str:
 class DimseClient:
     """A DICOM node reached over DIMSE. Every failure is raised as one MedviewerError naming it."""
 
-    def __init__(self, server: ServerAddress, ae_title: str = "MEDVIEWER", timeout: float = 30.0):
+    def __init__(self, server: ServerAddress, ae_title: str = "MEDVIEWER", timeout: float = 30.0,
+                 move_port: int = 0):
         self.server = server
         self.ae_title = check_ae_title(ae_title)
         self.timeout = timeout
+        self.move_port = move_port  # > 0: retrieve with C-MOVE, our storage SCP on this port
 
     # -- association ------------------------------------------------------------------------------
     def _probe(self) -> None:
@@ -147,6 +150,13 @@ class DimseClient:
             return "association aborted by the server"
         return f"no association (no answer within {self.timeout:g} s, or not a DICOM server)"
 
+    def _no_answer(self, what: str, started: float) -> MedviewerError:
+        if time.monotonic() - started >= 0.9 * self.timeout:
+            return MedviewerError(f"{what} failed: timeout (no answer within {self.timeout:g} s)",
+                                  self.server.label)
+        return MedviewerError(f"{what} failed: the server aborted the association (does it know our AE "
+                              f"title {self.ae_title}?)", self.server.label)
+
     def _context_check(self, assoc, uid: str, what: str) -> None:
         if not any(c.abstract_syntax == uid for c in assoc.accepted_contexts):
             raise MedviewerError(f"the server does not offer {what}", self.server.label)
@@ -165,10 +175,10 @@ class DimseClient:
         out = []
         with self._association([(_FIND, syntaxes)]) as assoc:
             self._context_check(assoc, _FIND, "Study Root C-FIND")
+            started = time.monotonic()
             for status, ds in assoc.send_c_find(identifier, _FIND):
                 if not status:
-                    raise MedviewerError(f"{what} failed: association aborted or no answer within "
-                                         f"{self.timeout:g} s", self.server.label)
+                    raise self._no_answer(what, started)
                 code = int(status.Status)
                 if code in (0xFF00, 0xFF01):
                     if ds is not None:
@@ -226,10 +236,14 @@ class DimseClient:
     def retrieve_study(self, study_uid: str, cache_dir: str | os.PathLike,
                        progress: ProgressCallback | None = None,
                        cancelled: CancelledCallback | None = None, index: bool = True) -> RetrieveResult:
-        """C-GET the study into cache_dir/<study UID>/<SOP UID>.dcm: each file is the dataset as
-        the server sent it (in the transfer syntax it stores), with a file meta header of ours."""
+        """Fetch the study into cache_dir/<study UID>/<SOP UID>.dcm: each file is the dataset as
+        the server sent it (in the transfer syntax it stores), with a file meta header of ours.
+
+        C-GET (the instances come back on our association) unless ``move_port`` is set: then
+        C-MOVE to our AE title, with a storage SCP of ours listening on that port for the time of
+        the retrieval (the PACS must know our AE title, host and port)."""
         from pydicom import Dataset
-        from pynetdicom import build_role, evt, sop_class
+        from pynetdicom import AE, build_role, evt, sop_class
 
         check_uid(study_uid, "Study Instance UID")
         known = self.find_studies(StudyQuery(study_instance_uid=study_uid))
@@ -254,42 +268,68 @@ class DimseClient:
                 return 0xA700  # out of resources: the PACS counts it as failed
             return 0x0000
 
-        storage = [getattr(sop_class, name) for name in RETRIEVE_SOP_CLASSES]
-        contexts = [(_GET, ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2"))] + retrieve_contexts()
-        roles = [build_role(uid, scp_role=True) for uid in storage]
         ds = Dataset()
         ds.QueryRetrieveLevel = "STUDY"
-        ds.StudyInstanceUID = check_uid(study_uid, "Study Instance UID")
+        ds.StudyInstanceUID = study_uid
+        storage = [getattr(sop_class, name) for name in RETRIEVE_SOP_CLASSES]
+        scp = None
+        if self.move_port:
+            how, uid = "C-MOVE", _MOVE
+            contexts = [(_MOVE, ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2"))]
+            roles, handlers = (), ()
+            scp_ae = AE(ae_title=self.ae_title)
+            scp_ae.network_timeout = scp_ae.acse_timeout = scp_ae.dimse_timeout = self.timeout
+            for c in storage:
+                scp_ae.add_supported_context(c, list(TRANSFER_SYNTAXES))
+            try:
+                scp = scp_ae.start_server(("", self.move_port), block=False,
+                                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
+            except OSError as exc:
+                raise MedviewerError(f"cannot listen on port {self.move_port} for C-MOVE "
+                                     f"({exc.strerror or exc})") from None
+        else:
+            how, uid = "C-GET", _GET
+            contexts = [(_GET, ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2"))] + retrieve_contexts()
+            roles = [build_role(c, scp_role=True) for c in storage]
+            handlers = [(evt.EVT_C_STORE, on_store)]
         final = None
-        with self._association(contexts, roles, [(evt.EVT_C_STORE, on_store)]) as assoc:
-            self._context_check(assoc, _GET, "Study Root C-GET (try the DICOMweb URL of the server)")
-            if progress is not None:
-                progress(0, expected)
-            for status, _identifier in assoc.send_c_get(ds, _GET):
-                if errors:
-                    assoc.abort()
-                    raise MedviewerError(errors[0])
-                if cancelled is not None and cancelled():
-                    assoc.abort()
-                    check_cancelled(lambda: True, "retrieval", self.server.label)
-                if not status:
-                    raise MedviewerError(f"retrieval (C-GET) failed: association aborted or no answer "
-                                         f"within {self.timeout:g} s", self.server.label)
-                final = int(status.Status)
-                done = sum(to_int(status.get(k)) or 0 for k in (
-                    "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
-                    "NumberOfWarningSuboperations"))
-                total = done + (to_int(status.get("NumberOfRemainingSuboperations")) or 0)
-                if progress is not None and final in (0xFF00, 0xFF01):
-                    progress(done, total)
-                if final not in (0xFF00, 0xFF01):
-                    result.failed = to_int(status.get("NumberOfFailedSuboperations")) or 0
+        try:
+            with self._association(contexts, roles, handlers) as assoc:
+                self._context_check(assoc, uid, f"Study Root {how}" + (
+                    " (try C-MOVE with --move-port, or the server's DICOMweb URL)" if how == "C-GET" else ""))
+                if progress is not None:
+                    progress(0, expected)
+                responses = (assoc.send_c_move(ds, self.ae_title, _MOVE) if scp is not None
+                             else assoc.send_c_get(ds, _GET))
+                started = time.monotonic()
+                for status, _identifier in responses:
+                    if errors:
+                        raise MedviewerError(errors[0])
+                    check_cancelled(cancelled, "retrieval", self.server.label)
+                    if not status:
+                        raise self._no_answer(f"retrieval ({how})", started)
+                    final = int(status.Status)
+                    done = sum(to_int(status.get(k)) or 0 for k in (
+                        "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
+                        "NumberOfWarningSuboperations"))
+                    total = done + (to_int(status.get("NumberOfRemainingSuboperations")) or 0)
+                    if final in (0xFF00, 0xFF01):
+                        if progress is not None:
+                            progress(done, total)
+                    else:
+                        result.failed = to_int(status.get("NumberOfFailedSuboperations")) or 0
+        finally:
+            if scp is not None:
+                scp.shutdown()
         if errors:
             raise MedviewerError(errors[0])
-        if final not in (0x0000, 0xB000) and not (final == 0xA702 or final is None):
-            raise MedviewerError(f"retrieval (C-GET) failed: {_status_text(final)}", self.server.label)
+        if final not in (0x0000, 0xB000):
+            why = _status_text(final) if final is not None else "no answer"
+            if final == 0xA801:
+                why += f": add our AE title {self.ae_title} with this host and port {self.move_port} to the PACS"
+            raise MedviewerError(f"retrieval ({how}) failed: {why}", self.server.label)
         if result.instance_count == 0:
-            raise MedviewerError(f"no study {study_uid} (or none of its instances could be received)",
+            raise MedviewerError(f"none of the instances of study {study_uid} could be received",
                                  self.server.label)
         if progress is not None:
             progress(result.instance_count, result.instance_count + result.failed)
@@ -334,10 +374,10 @@ class DimseClient:
                 if (c, s) not in accepted:
                     result.failed.append((path, f"the server does not accept SOP class {c} in syntax {s}"))
                     continue
+                started = time.monotonic()
                 status = assoc.send_c_store(path)
                 if not status:
-                    raise MedviewerError(f"sending (C-STORE) of {path} failed: association aborted or no "
-                                         f"answer within {self.timeout:g} s", self.server.label)
+                    raise self._no_answer(f"sending (C-STORE) of {path}", started)
                 code = int(status.Status)
                 if code == 0x0000 or (code & 0xF000) == 0xB000:
                     result.sent.append(path)

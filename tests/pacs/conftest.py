@@ -49,6 +49,7 @@ class Orthanc:
     folder: str
     http_port: int
     dicom_port: int
+    move_port: int  # where Orthanc sends C-MOVE results for our AE title
 
     @property
     def rest(self) -> str:
@@ -104,8 +105,9 @@ class Orthanc:
 
 def start_orthanc(folder: str, exe: str, plugin: str, timeout: float = 60.0) -> Orthanc:
     http_port, dicom_port = free_port(), free_port()
-    while dicom_port == http_port:
-        dicom_port = free_port()
+    move_port = free_port()
+    while len({http_port, dicom_port, move_port}) < 3:
+        dicom_port, move_port = free_port(), free_port()
     config = {
         "Name": "medviewer-tests",
         "StorageDirectory": os.path.join(folder, "storage"),
@@ -118,8 +120,8 @@ def start_orthanc(folder: str, exe: str, plugin: str, timeout: float = 60.0) -> 
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "SslEnabled": False,
-        # our AE as a known modality (C-GET; the port is unused: we do not do C-MOVE)
-        "DicomModalities": {"medviewer": [OUR_AET, "127.0.0.1", free_port()]},
+        # our AE as a known modality (C-GET, and C-MOVE to our storage SCP on move_port)
+        "DicomModalities": {"medviewer": [OUR_AET, "127.0.0.1", move_port]},
         "DicomScpTimeout": 30,
         "Plugins": [plugin],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
@@ -133,7 +135,7 @@ def start_orthanc(folder: str, exe: str, plugin: str, timeout: float = 60.0) -> 
         json.dump(config, fh, indent=2)
     with open(os.path.join(folder, "orthanc.log"), "wb") as log:
         process = subprocess.Popen([exe, cfg], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-    server = Orthanc(process, folder, http_port, dicom_port)
+    server = Orthanc(process, folder, http_port, dicom_port, move_port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

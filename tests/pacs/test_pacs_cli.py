@@ -53,6 +53,11 @@ def test_query_retrieve_send_from_the_command_line(orthanc, sts_study, tmp_path)
     assert "'IBSI_1_STS_002_CT_image' (CT, 48 slices)" in r.stdout
     assert len(os.listdir(folder)) == 49
 
+    r = medviewer("retrieve", "test-orthanc", sts_study.study_uid, "--out", tmp_path / "moved",
+                  "--move-port", orthanc.move_port)
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(tmp_path / "moved" / sts_study.study_uid)) == 49
+
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"\0" * 200)
     r = medviewer("send", "test-orthanc", junk, folder / f"{next(iter(sts_study.sources))}.dcm")

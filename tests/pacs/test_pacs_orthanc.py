@@ -78,11 +78,14 @@ def test_dicomweb_retrieve_is_byte_identical_and_indexed(orthanc, sts_study, tmp
     assert again.already == 49 and again.received == 0
 
 
-def test_dimse_retrieve_gives_the_same_datasets(orthanc, sts_study, tmp_path):
-    """C-GET: the file meta is ours (it does not travel over DIMSE), and Orthanc's DICOM toolkit
+@pytest.mark.parametrize("method", ("C-GET", "C-MOVE"))
+def test_dimse_retrieve_gives_the_same_datasets(orthanc, sts_study, tmp_path, method):
+    """The file meta is ours (it does not travel over DIMSE), and Orthanc's DICOM toolkit
     re-encodes sequence lengths, so the check is: same transfer syntax, equal data elements, same
     pixel bytes."""
     client = client_for(orthanc, "dimse")
+    if method == "C-MOVE":
+        client.move_port = orthanc.move_port
     calls = []
     result = client.retrieve_study(sts_study.study_uid, tmp_path, progress=lambda d, t: calls.append((d, t)))
     files = sorted(glob.glob(os.path.join(result.folder, "*")))
@@ -99,6 +102,16 @@ def test_dimse_retrieve_gives_the_same_datasets(orthanc, sts_study, tmp_path):
             if "PixelData" in source:
                 assert got.PixelData == source.PixelData
     assert len(result.index.image_series()) == 1 and result.index.image_series()[0].slice_count == 48
+
+
+def test_a_pacs_that_does_not_know_our_ae_title(orthanc, sts_study, tmp_path):
+    """Orthanc accepts the association, then aborts it at the first request of an AE title it
+    does not list in DicomModalities."""
+    client = open_server(orthanc.dimse_url, settings=Settings(ae_title="STRANGER", move_port=orthanc.move_port))
+    with pytest.raises(MedviewerError) as err:
+        client.retrieve_study(sts_study.study_uid, tmp_path)
+    text = one_line(err.value, orthanc.dimse_url)
+    assert "(C-FIND) failed: the server aborted the association (does it know our AE title STRANGER?)" in text
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -233,12 +233,13 @@ class DicomWebClient:
             try:
                 with open(path, "rb") as fh:
                     data = fh.read()
-                pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+                head = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+                sop_uid = str(head.get("SOPInstanceUID", "") or "")
             except (OSError, pydicom.errors.InvalidDicomError) as exc:
                 result.failed.append((path, f"not a readable DICOM file ({exc})"))
                 continue
             with self._errors("sending (STOW-RS)"):
-                problem = self._stow(data)
+                problem = self._stow(data, sop_uid)
             if problem:
                 result.failed.append((path, problem))
             else:
@@ -247,8 +248,8 @@ class DicomWebClient:
                 progress(n, len(files))
         return result
 
-    def _stow(self, data: bytes) -> str | None:
-        """POST one file; None when stored, else the server's reason."""
+    def _stow(self, data: bytes, sop_uid: str) -> str | None:
+        """POST one file; None when the server lists it as stored, else the reason."""
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data
                 + f"\r\n--{boundary}--\r\n".encode())
@@ -256,13 +257,18 @@ class DicomWebClient:
             f"{self.server.url}/studies", data=body, timeout=self.timeout,
             headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
                      "Accept": "application/dicom+json"})
-        if response.status_code == 409 or response.status_code == 202:  # failures listed in the body
+        code = response.status_code
+        if code in (202, 409):  # some or all refused, the reasons in the body
             reason = _stow_failure(response)
-            if reason or response.status_code == 409:
-                return reason or "refused by the server (HTTP 409)"
-            return None
-        response.raise_for_status()
-        return _stow_failure(response)
+            return reason or (f"refused by the server (HTTP {code})" if code == 409 else None)
+        if code in (400, 413, 415, 422):  # this file: the next one may go through
+            return f"refused by the server (HTTP {code} {_HTTP_HINTS.get(code, response.reason or '')})".strip()
+        response.raise_for_status()  # the server as a whole (401, 403, 404, 5xx): stop here
+        reason = _stow_failure(response)
+        if reason is None and not _stow_stored(response, sop_uid):
+            reason = "not stored: the server did not list it as stored" + (
+                "" if sop_uid else " (the file has no SOP Instance UID)")
+        return reason
 
 
 def _stow_failure(response) -> str | None:
@@ -275,6 +281,19 @@ def _stow_failure(response) -> str | None:
         return None
     reason = to_int(_value(failed[0], "00081197", None))
     return f"refused by the server (failure reason 0x{reason:04X})" if reason is not None else "refused by the server"
+
+
+def _stow_stored(response, sop_uid: str) -> bool:
+    """Whether the STOW-RS answer lists ``sop_uid`` as stored (a server that answers with no body
+    is taken at its word)."""
+    if not response.content:
+        return True
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    stored = (body or {}).get("00081199", {}).get("Value") or []
+    return bool(sop_uid) and any(_value(item, "00081155") == sop_uid for item in stored)
 
 
 _BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)

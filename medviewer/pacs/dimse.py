@@ -375,7 +375,11 @@ class DimseClient:
                     result.failed.append((path, f"the server does not accept SOP class {c} in syntax {s}"))
                     continue
                 started = time.monotonic()
-                status = assoc.send_c_store(path)
+                try:
+                    status = assoc.send_c_store(path)
+                except (ValueError, AttributeError, KeyError) as exc:  # pynetdicom refuses to send it
+                    result.failed.append((path, f"cannot be sent ({exc})"))
+                    continue
                 if not status:
                     raise self._no_answer(f"sending (C-STORE) of {path}", started)
                 code = int(status.Status)

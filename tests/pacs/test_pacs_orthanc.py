@@ -283,3 +283,61 @@ def test_dicomweb_retrieve_pages_through_a_server_that_cuts_answers_short(orthan
     result = client.retrieve_study(sts_study.study_uid, tmp_path)
     assert result.received == n and calls == [None] + list(range(20, n, 20))
     assert set(sts_study.sources) <= {f[:-4] for f in os.listdir(result.folder)}
+
+
+# ---- compressed files (JPEG 2000), and files a PACS refuses ------------------------------------
+
+def _j2k_copies(tmp_path, tag: str, n: int = 3) -> list[str]:
+    """The first n STS_002 slices as a new study, JPEG 2000 lossless."""
+    from pydicom.uid import JPEG2000Lossless, generate_uid
+
+    from tests.conftest import require_data
+
+    study, series = generate_uid(), generate_uid()
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for f in sorted(glob.glob(str(require_data("sts/STS_002/image") / "*")))[:n]:
+            ds = pydicom.dcmread(f)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.SOPInstanceUID = generate_uid()
+            ds.PatientID = f"MV-J2K-{tag}"
+            ds.compress(JPEG2000Lossless)
+            path = tmp_path / f"{tag}-{len(out)}.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            out.append(str(path))
+    return out
+
+
+@pytest.mark.parametrize("send_with", PROTOCOLS)
+def test_jpeg2000_files_sent_and_retrieved_without_transcoding(orthanc, tmp_path, send_with):
+    files = _j2k_copies(tmp_path, send_with)
+    sent = client_for(orthanc, send_with).send(files)
+    assert sent.sent == files and not sent.failed
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    by_sop = {str(pydicom.dcmread(f).SOPInstanceUID): f for f in files}
+    web = client_for(orthanc, "dicomweb").retrieve_study(study_uid, tmp_path / "web")
+    get = client_for(orthanc, "dimse").retrieve_study(study_uid, tmp_path / "get")
+    assert web.received == get.received == 3
+    for sop, f in by_sop.items():
+        source = pydicom.dcmread(f)
+        over_web = open(os.path.join(web.folder, sop + ".dcm"), "rb").read()
+        if send_with == "dicomweb":  # STOW-RS: Orthanc keeps the file as it came
+            assert over_web == open(f, "rb").read()
+        for got in (pydicom.dcmread(pydicom.filebase.DicomBytesIO(over_web)),
+                    pydicom.dcmread(os.path.join(get.folder, sop + ".dcm"))):
+            assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+            assert got.PixelData == source.PixelData
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_files_the_pacs_refuses_are_reported_and_the_rest_sent(orthanc, tmp_path, protocol):
+    """The compressed-ct example's files lack Study/Series/SOP Instance UIDs: Orthanc refuses them."""
+    from tests.conftest import require_data
+
+    bad = sorted(glob.glob(str(require_data("compressed-ct/example_ct_dicom") / "*")))[0]
+    good = _j2k_copies(tmp_path, f"ok-{protocol}", n=1)[0]
+    result = client_for(orthanc, protocol).send([bad, good])
+    assert result.sent == [good]
+    assert [p for p, _ in result.failed] == [bad]
+    assert any(w in result.failed[0][1] for w in ("refused", "not stored", "cannot be sent")), result.failed

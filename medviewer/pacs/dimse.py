@@ -349,8 +349,13 @@ class DimseClient:
                 meta = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
                 sop_class = str(meta.file_meta.MediaStorageSOPClassUID)
                 syntax = str(meta.file_meta.TransferSyntaxUID)
+                sop_uid = str(meta.file_meta.get("MediaStorageSOPInstanceUID", "") or "")
             except Exception as exc:  # not DICOM, no file meta, unreadable
                 result.failed.append((path, f"not a DICOM file with a file meta header ({type(exc).__name__})"))
+                continue
+            if not sop_class or not sop_uid or not syntax:
+                result.failed.append((path, "cannot be sent: the file has no SOP Class UID, SOP Instance UID "
+                                            "or transfer syntax in its file meta header"))
                 continue
             readable.append((path, sop_class, syntax))
         pairs = sorted({(c, s) for _, c, s in readable})

@@ -14,6 +14,7 @@ from medviewer.core.errors import MedviewerError
 COMMAND_MODULES = (
     "medviewer.commands.info",
     "medviewer.commands.demo",
+    "medviewer.commands.open",
 )
 
 
@@ -33,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
-        return 0
+        args.func = _open_window  # no command: the viewer window, empty
     try:
         return int(args.func(args) or 0)
     except MedviewerError as exc:
@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medviewer: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
               file=sys.stderr)
         return 2
+
+
+def _open_window(args) -> int:
+    from medviewer.ui.app import run_app  # Qt and VTK are loaded only here
+
+    return run_app()
 
 
 if __name__ == "__main__":

@@ -244,4 +244,5 @@ class Document:
 
 
 def _volume_center(volume: Volume) -> np.ndarray:
-    return volume.index_to_patient((np.asarray(volume.size_xyz) - 1) / 2.0)
+    """The voxel centre nearest the middle of the grid."""
+    return volume.index_to_patient((np.asarray(volume.size_xyz) - 1) // 2)

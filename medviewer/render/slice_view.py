@@ -38,6 +38,13 @@ VIEW_AXES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float
     "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
 }
 
+#: The direction a positive scroll (PgUp, Up, wheel forward) moves the slice, in LPS.
+SCROLL_DIRECTION: dict[str, tuple[float, float, float]] = {
+    "axial": (0.0, 0.0, 1.0),      # superior
+    "coronal": (0.0, -1.0, 0.0),   # anterior
+    "sagittal": (1.0, 0.0, 0.0),   # left
+}
+
 _LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
 
 
@@ -70,6 +77,7 @@ class SliceView:
         self.right = np.asarray(right)
         self.up = np.asarray(up)
         self.normal = np.cross(self.right, self.up)
+        self.scroll_direction = np.asarray(SCROLL_DIRECTION[orientation])
         self.render_window = render_window
         self.interactor = interactor
         self.request_render = request_render or self.render
@@ -201,8 +209,9 @@ class SliceView:
         return float(d @ self.right), float(d @ self.up), float(d @ self.normal)
 
     def _normal_axis(self, volume: Volume) -> tuple[int, float]:
-        """The index axis (x=0, y=1, z=2) closest to the view normal, and its sign along it."""
-        dots = volume.direction.T @ self.normal
+        """The index axis (x=0, y=1, z=2) closest to the view normal, and the sign of the
+        scroll direction along it."""
+        dots = volume.direction.T @ self.scroll_direction
         axis = int(np.argmax(np.abs(dots)))
         return axis, (1.0 if dots[axis] > 0 else -1.0)
 
@@ -483,8 +492,8 @@ class SliceView:
 
     # ---- slices -------------------------------------------------------------------------------
     def scroll(self, steps: int) -> None:
-        """Move the cursor ``steps`` slices along the view normal (positive: along the normal:
-        superior for axial, anterior for coronal, left for sagittal)."""
+        """Move the cursor ``steps`` slices through the view (positive: superior for axial,
+        anterior for coronal, patient left for sagittal)."""
         volume = self._volume
         if volume is None or steps == 0:
             return

@@ -231,6 +231,7 @@ class VolumeView:
         mapper.SetLookupTable(lut)
         mapper.SetScalarRange(0, top)
         mapper.ScalarVisibilityOn()
+        mapper.SetColorModeToMapScalars()  # uint8 labels are values, not colours
         actor.GetProperty().SetOpacity(max(0.05, min(1.0, layer.opacity * 2)))
         actor.SetVisibility(layer.visible)
 

@@ -8,7 +8,6 @@ import weakref
 
 import numpy as np
 from vtkmodules.util import numpy_support
-from vtkmodules.vtkCommonCore import vtkIdTypeArray
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from vtkmodules.vtkIOImage import vtkPNGWriter
@@ -115,8 +114,8 @@ def lines_polydata_arrays(points: np.ndarray, segments: np.ndarray):
     pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=True))
     cells = vtkCellArray()
     if len(segments):
-        conn = np.hstack([np.full((len(segments), 1), 2), segments]).astype(np.int64).ravel()
-        ids = vtkIdTypeArray()
-        ids.DeepCopy(numpy_support.numpy_to_vtkIdTypeArray(conn, deep=True))
-        cells.SetCells(len(segments), ids)
+        offsets = np.arange(0, 2 * len(segments) + 1, 2, dtype=np.int64)
+        conn = np.ascontiguousarray(segments, dtype=np.int64).ravel()
+        cells.SetData(numpy_support.numpy_to_vtkIdTypeArray(offsets, deep=True),
+                      numpy_support.numpy_to_vtkIdTypeArray(conn, deep=True))
     return pts, cells

@@ -118,6 +118,7 @@ class LayersPanel(QWidget):
     def _refresh(self, *_args) -> None:
         self._updating = True
         current = self.current_layer()
+        self.tree.blockSignals(True)
         self.tree.clear()
         self._items.clear()
         for layer in reversed(self.document.layers):
@@ -128,6 +129,7 @@ class LayersPanel(QWidget):
             if not isinstance(layer, ImageLayer):
                 item.setBackground(1, QColor.fromRgbF(*layer.color))
             self._items[layer.id] = item
+        self.tree.blockSignals(False)
         self._updating = False
         if current is not None and current.id in self._items:
             self.tree.setCurrentItem(self._items[current.id])
@@ -141,13 +143,13 @@ class LayersPanel(QWidget):
 
     def _sync_controls(self) -> None:
         layer = self.current_layer()
-        self._updating = True
+        was_updating, self._updating = self._updating, True
         self.opacity.setEnabled(layer is not None)
         self.color_button.setEnabled(layer is not None and not isinstance(layer, ImageLayer))
         self.remove_button.setEnabled(layer is not None and not isinstance(layer, ImageLayer))
         if layer is not None:
             self.opacity.setValue(int(round(layer.opacity * 100)))
-        self._updating = False
+        self._updating = was_updating
 
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if self._updating or column != 0:

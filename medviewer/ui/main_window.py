@@ -39,8 +39,11 @@ class MainWindow(QMainWindow):
     volume_loaded = Signal(object)   # the Volume now shown
     load_failed = Signal(str)
 
-    def __init__(self, settings: QSettings | None = None, document: Document | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, document: Document | None = None,
+                 quiet: bool = False) -> None:
+        """``quiet``: report errors in the status bar only (no message boxes; for automation)."""
         super().__init__()
+        self.quiet = quiet
         self.setWindowTitle("medviewer")
         self.settings = settings if settings is not None else QSettings("medviewer", "medviewer")
         self.document = document or Document()
@@ -269,7 +272,7 @@ class MainWindow(QMainWindow):
         self.errors.append(message)
         self.status_label.setText(message)
         self.load_failed.emit(message)
-        if not getattr(self, "quiet", False):
+        if not self.quiet:
             QMessageBox.warning(self, "medviewer", message)
 
     def _show_volume(self, volume: Volume) -> None:

@@ -87,9 +87,15 @@ class SliceView:
         self._volume: Volume | None = None
         self._image_layer: ImageLayer | None = None
 
+        # VTK asks for 8x multisampling by default: on software GL (llvmpipe) that costs 5x a
+        # frame, and flat image slices gain nothing from it
+        render_window.SetMultiSamples(0)
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
         self.renderer.GetActiveCamera().ParallelProjectionOn()
+        # overlays lie in fixed layers (z offsets): plain alpha blending is right, and VTK's
+        # order-independent transparency costs several full-window passes on software GL
+        self.renderer.SetUseOIT(False)
         render_window.AddRenderer(self.renderer)
 
         self.reslice = self._make_reslice(linear=True)
@@ -409,11 +415,16 @@ class SliceView:
             return
         u, v, _ = self.patient_to_plane(point)
         u0, u1, v0, v1 = self._bounds2d
-        pts, cells = lines_polydata_arrays(
-            np.array([(u0, v, 0), (u1, v, 0), (u, v0, 0), (u, v1, 0)], dtype=float),
-            np.array([(0, 1), (2, 3)]))
-        self._cross_data.SetPoints(pts)
-        self._cross_data.SetLines(cells)
+        corners = [(u0, v, 0.0), (u1, v, 0.0), (u, v0, 0.0), (u, v1, 0.0)]
+        pts = self._cross_data.GetPoints()
+        if pts is None:  # built once; later moves only change the 4 points
+            pts, cells = lines_polydata_arrays(np.array(corners, dtype=float), np.array([(0, 1), (2, 3)]))
+            self._cross_data.SetPoints(pts)
+            self._cross_data.SetLines(cells)
+        else:
+            for i, p in enumerate(corners):
+                pts.SetPoint(i, p)
+            pts.Modified()
         self._cross_data.Modified()
 
     def _update_letters(self) -> None:
@@ -442,6 +453,10 @@ class SliceView:
         if w <= 0 or h <= 0:
             return
         mm_per_px = 2.0 * self.renderer.GetActiveCamera().GetParallelScale() / h
+        key = (w, h, round(mm_per_px, 9))
+        if key == getattr(self, "_scale_key", None):
+            return  # unchanged since the last frame
+        self._scale_key = key
         length = nice_length(0.25 * w * mm_per_px)
         px = length / mm_per_px
         x1, y = w - 10, 0.04 * h
@@ -450,12 +465,14 @@ class SliceView:
         for i, p in enumerate([(x0, y, 0), (x1, y, 0), (x0, y + 5, 0), (x1, y + 5, 0)]):
             self._scale_points.SetPoint(i, p)
         self._scale_points.Modified()
-        lines = vtkCellArray()
-        for a, b in ((0, 1), (0, 2), (1, 3)):
-            lines.InsertNextCell(2)
-            lines.InsertCellPoint(a)
-            lines.InsertCellPoint(b)
-        self._scale_data.SetLines(lines)
+        if self._scale_data.GetNumberOfLines() == 0:
+            lines = vtkCellArray()
+            for a, b in ((0, 1), (0, 2), (1, 3)):
+                lines.InsertNextCell(2)
+                lines.InsertCellPoint(a)
+                lines.InsertCellPoint(b)
+            self._scale_data.SetLines(lines)
+        self._scale_data.Modified()
         self._scale_label.SetInput(f"{length:g} mm" if length < 10 or length % 10 else f"{length / 10:g} cm")
         self._scale_label.SetPosition(0.99, (y + 8) / h)
 

@@ -1,7 +1,9 @@
 """Background work for the GUI: run a function in a worker thread, hear about it on the GUI thread.
 
-The worker never touches Qt widgets or VTK: it reports through Qt signals, which Qt queues to the
-GUI thread because the receiving objects live there.
+The worker thread never calls Qt (nor VTK): it only stores its progress and its outcome in plain
+Python attributes. A QTimer on the GUI thread polls them and emits the Task's signals there.
+(Emitting Qt signals straight from inside SimpleITK's progress callback crashes PySide6 with a
+refcount error, "deallocating None"; polling keeps Qt out of the worker entirely.)
 """
 
 from __future__ import annotations
@@ -10,20 +12,19 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from medviewer.core.errors import MedviewerError
 
-
-class Cancelled(Exception):
-    """Raised inside a task's function when its ``cancelled()`` callback turned true."""
+POLL_MS = 25
 
 
 class Task(QObject):
     """``fn(progress, cancelled)`` run in a daemon thread.
 
-    Signals (delivered on the GUI thread): ``progress(float 0..1)``, ``finished(result)``,
-    ``failed(message)``, ``was_cancelled()``; exactly one of the last three is emitted, then ``ended()``.
+    ``progress(fraction)`` and ``cancelled() -> bool`` are safe to call from the worker. Signals,
+    all delivered on the GUI thread: ``progress(float 0..1)``; then exactly one of
+    ``finished(result)``, ``failed(message)``, ``was_cancelled()``; then ``ended()``.
     """
 
     progress = Signal(float)
@@ -39,12 +40,19 @@ class Task(QObject):
         self.label = label
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._fraction: float | None = None
+        self._reported: float | None = None
+        self._outcome: tuple[str, Any] | None = None   # written once by the worker
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
         self.running = False
 
     def start(self) -> "Task":
         self.running = True
         self._thread = threading.Thread(target=self._run, name=f"medviewer-task-{self.label}", daemon=True)
         self._thread.start()
+        self._timer.start()
         return self
 
     def cancel(self) -> None:
@@ -55,29 +63,44 @@ class Task(QObject):
         return self._cancel.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the worker thread ends (for tests and shutdown); True if it ended."""
+        """Block until the worker thread ends (for tests and shutdown); True if it ended.
+        The signals still come from the event loop afterwards."""
         if self._thread is None:
             return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    # ---- worker thread -----------------------------------------------------------------------
+    def _set_progress(self, fraction: float) -> None:
+        self._fraction = float(fraction)
+
     def _run(self) -> None:
         try:
-            result = self.fn(self.progress.emit, self._cancel.is_set)
-            if self._cancel.is_set():
-                self.was_cancelled.emit()
-            else:
-                self.finished.emit(result)
-        except (Cancelled,) :
-            self.was_cancelled.emit()
+            result = self.fn(self._set_progress, self._cancel.is_set)
+            outcome = ("cancelled", None) if self._cancel.is_set() else ("finished", result)
         except MedviewerError as exc:
-            if self._cancel.is_set():
-                self.was_cancelled.emit()
-            else:
-                self.failed.emit(str(exc))
+            outcome = ("cancelled", None) if self._cancel.is_set() else ("failed", str(exc))
         except Exception as exc:  # reported to the user as one line
             traceback.print_exc()
-            self.failed.emit(f"unexpected error: {type(exc).__name__}: {exc}")
-        finally:
-            self.running = False
-            self.ended.emit()
+            outcome = ("failed", f"unexpected error: {type(exc).__name__}: {exc}")
+        self._outcome = outcome
+
+    # ---- GUI thread --------------------------------------------------------------------------
+    def _poll(self) -> None:
+        fraction = self._fraction
+        if fraction is not None and fraction != self._reported:
+            self._reported = fraction
+            self.progress.emit(fraction)
+        outcome = self._outcome
+        if outcome is None:
+            return
+        self._timer.stop()
+        self.running = False
+        kind, value = outcome
+        if kind == "finished":
+            self.finished.emit(value)
+        elif kind == "failed":
+            self.failed.emit(value)
+        else:
+            self.was_cancelled.emit()
+        self.ended.emit()

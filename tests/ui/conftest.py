@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import medviewer.ui  # noqa: F401  (guards against the PySide6 6.12 None-refcount bug, see there)
+
 _exit_status = {"value": None, "gui_used": False}
 
 

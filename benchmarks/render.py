@@ -245,10 +245,11 @@ def main() -> int:
     probe.SetSize(10, 10)
     probe.Render()
     renderer_info = (probe.ReportCapabilities() or "").splitlines()
-    gl = next((l.split(":", 1)[1].strip() for l in renderer_info if "OpenGL renderer" in l), "?")
+    gl = next((l.split(":", 1)[1].strip() for l in renderer_info if "OpenGL renderer string" in l), "?")
     probe.Finalize()
     print(f"series {args.series}: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]}")
-    print(f"OpenGL renderer: {gl}; window {size[0]} x {size[1]}; {args.runs} runs, median")
+    print(f"OpenGL renderer: {gl}; window {size[0]} x {size[1]}; {args.runs} runs, median; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
 
     def median_of(fn):
         return statistics.median(fn() for _ in range(args.runs))

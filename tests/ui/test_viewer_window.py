@@ -15,6 +15,7 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from medviewer.core.document import Box, BoxLayer, LabelLayer
+from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import capture
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
@@ -161,10 +162,25 @@ def _centroid(image, rgb):
     return rows.mean(), cols.mean()
 
 
-def test_label_markers_appear_on_the_conventional_sides(window, qtbot, demo_volume):
-    window.set_volume(demo_volume)
+def _same_image_on_a_rotated_grid(volume):
+    """The same patient-space image stored with its x and y index axes reversed (direction
+    diag(-1, -1, 1): an RAS-like grid), so that only the direction matrix says which way is left."""
+    array = np.ascontiguousarray(volume.array[:, ::-1, ::-1])
+    origin = volume.voxel_to_patient((0, volume.shape[1] - 1, volume.shape[2] - 1))
+    return Volume(array, spacing=volume.spacing, origin=tuple(origin), direction=np.diag([-1.0, -1.0, 1.0]),
+                  modality=volume.modality)
+
+
+@pytest.mark.parametrize("grid", ["LPS grid", "RAS-like grid"])
+def test_label_markers_appear_on_the_conventional_sides(window, qtbot, demo_volume, grid):
+    volume = demo_volume if grid == "LPS grid" else _same_image_on_a_rotated_grid(demo_volume)
+    if grid != "LPS grid":
+        assert volume.orientation_code() == "RAS"
+        p = (10.0, -20.0, 5.0)
+        assert volume.array[tuple(volume.patient_to_voxel(p))] == demo_volume.array[tuple(demo_volume.patient_to_voxel(p))]
+    window.set_volume(volume)
     doc = window.document
-    layer = doc.add_layer(LabelLayer(name="markers", volume=_label_map_with_markers(demo_volume, doc.cursor),
+    layer = doc.add_layer(LabelLayer(name="markers", volume=_label_map_with_markers(volume, doc.cursor),
                                      opacity=1.0, label_colors={1: (1, 0, 0), 2: (0, 1, 0), 3: (0, 0, 1)}))
     red, green, blue = (255, 0, 0), (0, 255, 0), (0, 0, 255)
     expectations = {  # view: [(colour, axis 0=row 1=col, sign: -1 = before the centre)]
@@ -293,6 +309,17 @@ def test_open_folder_fills_the_browser_and_screenshots(window, qtbot, lung_serie
     with qtbot.waitSignal(window.volume_loaded, timeout=60000):
         window.open_path(str(lung_series))
     assert len(window.browser.series_items()) == 1
+    # drag and drop of a folder opens it too
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+    opened = []
+    window.open_path = lambda path, series=None: opened.append(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(lung_series))])
+    drop = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(drop)
+    assert opened == [str(lung_series)]
+    del window.open_path
     assert window.recent() == [str(lung_series)]
     window.set_layout("1x1", "coronal")
     qtbot.wait(50)

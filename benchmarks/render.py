@@ -240,6 +240,7 @@ def main() -> int:
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     volume = load(args.series)
+    import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL render window)
     from vtkmodules.vtkRenderingCore import vtkRenderWindow
     probe = vtkRenderWindow()
     probe.SetSize(10, 10)

@@ -98,7 +98,11 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "Load &segmentation...", self.choose_segmentation)
         file.addSeparator()
-        self._action(file, "Save &view screenshot...", self.choose_view_screenshot)
+        shots = file.addMenu("Save &screenshot of")
+        for name in VIEW_NAMES:
+            self._action(shots, f"the {name if name != '3d' else '3D'} view...",
+                         lambda _=False, n=name: self.choose_view_screenshot(n))
+        self._action(shots, "the views as laid out...", lambda _=False: self.choose_view_screenshot(None))
         self._action(file, "Save &window screenshot...", self.choose_window_screenshot)
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.Quit)
@@ -344,17 +348,29 @@ class MainWindow(QMainWindow):
                                        f"{point[2]:.1f}) mm LPS")
 
     # ---- screenshots ------------------------------------------------------------------------
-    def choose_view_screenshot(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot of the view grid", "view.png",
-                                              "PNG (*.png)")
-        if path:
-            self.save_views_screenshot(path)
+    def choose_view_screenshot(self, name: str | None = None) -> None:
+        """Ask where, then save one view (``name``) or the visible views (None) to a PNG."""
+        what = f"the {name} view" if name else "the views"
+        path, _ = QFileDialog.getSaveFileName(self, f"Save a screenshot of {what}",
+                                              f"{name or 'views'}.png", "PNG (*.png)")
+        if not path:
+            return
+        try:
+            if name:
+                self.save_view_screenshot(name, path)
+            else:
+                self.save_views_screenshot(path)
+        except MedviewerError as exc:
+            self._fail(str(exc))
 
     def choose_window_screenshot(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot of the window", "window.png",
                                               "PNG (*.png)")
         if path:
-            self.save_window_screenshot(path)
+            try:
+                self.save_window_screenshot(path)
+            except MedviewerError as exc:
+                self._fail(str(exc))
 
     def save_view_screenshot(self, name: str, path: str) -> str:
         """One view (axial, coronal, sagittal or 3d) to a PNG."""

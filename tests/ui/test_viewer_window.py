@@ -15,6 +15,7 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from medviewer.core.document import Box, BoxLayer, LabelLayer
+from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import capture
 
@@ -333,4 +334,12 @@ def test_open_folder_fills_the_browser_and_screenshots(window, qtbot, lung_serie
     reader.Update()
     w, h, _ = reader.GetOutput().GetDimensions()
     assert (w, h) == (window.width(), window.height())
-    save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.png")
+    one = window.save_view_screenshot("sagittal", str(tmp_path / "sagittal.png"))
+    reader.SetFileName(one)
+    reader.Modified()
+    reader.Update()
+    w, h, _ = reader.GetOutput().GetDimensions()
+    widget = window.grid.widgets["sagittal"]
+    assert (w, h) == (widget.width(), widget.height())
+    with pytest.raises(MedviewerError, match="does not exist"):
+        save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "no-such-folder" / "x.png")

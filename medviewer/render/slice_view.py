@@ -6,8 +6,9 @@ anterior on the left and superior at the top. The reslice works in patient LPS m
 the volume's direction matrix, so oblique or flipped grids show the right way up.
 
 Mouse: left click/drag moves the crosshair; right drag changes window (horizontal) and level
-(vertical); middle drag or shift+left drag pans; ctrl+left drag or ctrl+wheel zooms; wheel, or
-alt+left drag, scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll; r resets the view.
+(vertical); middle drag or shift+left drag pans; ctrl+left/right drag or ctrl+wheel zooms; wheel,
+shift+right drag or alt+left drag scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll
+(with shift: 10 slices); r resets the view.
 """
 
 from __future__ import annotations
@@ -586,7 +587,12 @@ class SliceView:
 
     def _press_right(self, iren, _event) -> None:
         self._last = iren.GetEventPosition()
-        self._drag = "zoom" if iren.GetControlKey() else "window"
+        if iren.GetControlKey():
+            self._drag = "zoom"
+        elif iren.GetShiftKey():
+            self._drag = "scroll"
+        else:
+            self._drag = "window"
 
     def _release(self, _iren, _event) -> None:
         self._drag = None

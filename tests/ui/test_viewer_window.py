@@ -147,6 +147,30 @@ def test_scroll_by_keys_and_wheel_and_window_presets(window, qtbot, lung_series)
     assert doc.image.window > w0
 
 
+def test_click_moves_the_crosshair_and_drag_scrolls(window, qtbot, demo_volume):
+    window.set_volume(demo_volume)
+    doc = window.document
+    axial = window.grid.widgets["axial"]
+    view = window.grid.views["axial"]
+    target = doc.cursor + np.array([30.0, -20.0, 0.0])     # 30 mm to the left, 20 mm anterior
+    x, y = view.patient_to_display(target)
+    h = axial.height()
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=QPoint(int(round(x)), h - 1 - int(round(y))))
+    assert np.allclose(doc.cursor[:2], target[:2], atol=2 * demo_volume.spacing[0])
+    assert doc.cursor[2] == pytest.approx(target[2])
+    # the coronal view now shows the slice through the new cursor
+    assert window.grid.views["coronal"].plane_origin()[1] == pytest.approx(doc.cursor[1])
+    # shift + right drag upwards scrolls towards superior, one slice per 4 pixels
+    iren = axial.GetRenderWindow().GetInteractor()
+    z0 = doc.cursor[2]
+    iren.SetEventInformation(100, 100, 0, 1)          # y from the bottom; shift held
+    iren.InvokeEvent("RightButtonPressEvent")
+    iren.SetEventInformation(100, 112, 0, 1)
+    iren.InvokeEvent("MouseMoveEvent")
+    iren.InvokeEvent("RightButtonReleaseEvent")
+    assert doc.cursor[2] == pytest.approx(z0 + 3 * demo_volume.spacing[2])
+
+
 def _label_map_with_markers(volume, cursor):
     """Blobs beside the cursor: 1 to the patient's left (+x), 2 anterior (-y), 3 superior (+z)."""
     labels = np.zeros(volume.shape, np.uint8)
@@ -310,6 +334,17 @@ def test_open_folder_fills_the_browser_and_screenshots(window, qtbot, lung_serie
     with qtbot.waitSignal(window.volume_loaded, timeout=60000):
         window.open_path(str(lung_series))
     assert len(window.browser.series_items()) == 1
+    # double-clicking the series in the study browser loads it (again) in the background
+    window.browser_dock.show()
+    item = window.browser.series_items()[0]
+    window.browser.scrollToItem(item)
+    qtbot.waitUntil(lambda: window.browser.visualItemRect(item).height() > 0, timeout=5000)
+    rect = window.browser.visualItemRect(item)
+    assert window.browser.itemAt(rect.center()) is item
+    with qtbot.waitSignal(window.volume_loaded, timeout=20000):
+        # (a press first: Qt's item views act on a double click only on the item last pressed)
+        qtbot.mouseClick(window.browser.viewport(), Qt.LeftButton, pos=rect.center())
+        qtbot.mouseDClick(window.browser.viewport(), Qt.LeftButton, pos=rect.center())
     # drag and drop of a folder opens it too
     from PySide6.QtCore import QMimeData, QPointF, QUrl
     from PySide6.QtGui import QDropEvent

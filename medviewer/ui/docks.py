@@ -138,8 +138,21 @@ class LayersPanel(QWidget):
         self._sync_controls()
 
     def _changed(self, layer: Layer, changed: set) -> None:
-        if changed & {"visible", "color", "name", "opacity"}:
-            self._refresh()
+        """Update the layer's row in place: this may run inside the row's own itemChanged
+        signal (a click on its check box), so the row must not be deleted here."""
+        item = self._items.get(layer.id)
+        if item is None:
+            return
+        self.tree.blockSignals(True)
+        try:
+            item.setText(0, layer.name)
+            item.setCheckState(0, Qt.Checked if layer.visible else Qt.Unchecked)
+            if not isinstance(layer, ImageLayer):
+                item.setBackground(1, QColor.fromRgbF(*layer.color))
+        finally:
+            self.tree.blockSignals(False)
+        if layer is self.current_layer():
+            self._sync_controls()
 
     def _sync_controls(self) -> None:
         layer = self.current_layer()

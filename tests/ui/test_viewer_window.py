@@ -248,6 +248,9 @@ def test_segmentation_overlay_colours_in_all_views_and_toggle(window, qtbot, dem
     item = window.layers.item_of(layer)
     item.setCheckState(0, Qt.Unchecked)
     assert not layer.visible
+    window.layers.tree.setCurrentItem(window.layers.item_of(layer))
+    window.layers.opacity.setValue(30)
+    assert layer.opacity == pytest.approx(0.3)
     window.document.set_cursor(lesion["center_mm"])
     for name in ("axial", "coronal", "sagittal"):
         view = window.grid.views[name]

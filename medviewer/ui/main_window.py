@@ -85,7 +85,6 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
 
         self._build_menus()
-        self.document.events.connect("layer_changed", self._layer_changed)
 
     # ---- menus --------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -336,9 +335,6 @@ class MainWindow(QMainWindow):
     def set_layout(self, mode: str, active: str | None = None) -> None:
         self.grid.set_layout(mode, active)
         self.layout_actions[mode].setChecked(True)
-
-    def _layer_changed(self, layer, changed) -> None:
-        pass
 
     def _show_readout(self, point, value) -> None:
         if point is None:

@@ -97,6 +97,9 @@ def save_png(pixels: np.ndarray, path: str | os.PathLike) -> str:
         writer.Write()
         if writer.GetErrorCode():
             raise MedviewerError("could not write the PNG", path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; give it the usual file mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -20,7 +20,8 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="medviewer", description="CT viewer with click-to-segment and AI plugins.")
+        prog="medviewer", description="CT viewer with click-to-segment and AI plugins.",
+        epilog="Without a command, medviewer opens the viewer window.")
     parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

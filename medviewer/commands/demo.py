@@ -9,7 +9,7 @@ import os
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="write the generated demo study (a CT phantom with lesions)")
+    p = sub.add_parser("demo", help="write the generated demo study (a CT phantom with lesions) and open it")
     p.add_argument("dir", nargs="?", default="demo-study", help="where to write it (default: ./demo-study)")
     p.add_argument("--force", action="store_true", help="write it again if it is already there")
     p.add_argument("--no-open", action="store_true",

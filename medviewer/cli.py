@@ -14,6 +14,7 @@ from medviewer.core.errors import MedviewerError
 COMMAND_MODULES = (
     "medviewer.commands.info",
     "medviewer.commands.demo",
+    "medviewer.commands.open",
     "medviewer.commands.export",
     "medviewer.commands.segment",
     "medviewer.commands.pacs",
@@ -22,7 +23,8 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="medviewer", description="CT viewer with click-to-segment and AI plugins.")
+        prog="medviewer", description="CT viewer with click-to-segment and AI plugins.",
+        epilog="Without a command, medviewer opens the viewer window.")
     parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -42,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")
         logging.getLogger().setLevel(logging.ERROR)
     if not getattr(args, "command", None):
-        parser.print_help()
-        return 0
+        args.func = _open_window  # no command: the viewer window, empty
     try:
         return int(args.func(args) or 0)
     except MedviewerError as exc:
@@ -60,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medviewer: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
               file=sys.stderr)
         return 2
+
+
+def _open_window(args) -> int:
+    from medviewer.ui.app import run_app  # Qt and VTK are loaded only here
+
+    return run_app()
 
 
 if __name__ == "__main__":

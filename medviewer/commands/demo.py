@@ -1,4 +1,6 @@
-"""`medviewer demo [DIR]`: write the generated demo study."""
+"""`medviewer demo [DIR]`: write the generated demo study and open it in the viewer.
+
+With ``--no-open`` (or without a display) it only writes the study."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ import os
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="write the generated demo study (a CT phantom with lesions)")
+    p = sub.add_parser("demo", help="write the generated demo study (a CT phantom with lesions) and open it")
     p.add_argument("dir", nargs="?", default="demo-study", help="where to write it (default: ./demo-study)")
     p.add_argument("--force", action="store_true", help="write it again if it is already there")
+    p.add_argument("--no-open", action="store_true",
+                   help="only write the study, do not open it in the viewer window")
     p.set_defaults(func=run)
 
 
@@ -27,4 +31,11 @@ def run(args) -> int:
             c = ", ".join(f"{v:g}" for v in lesion["center_mm"])
             print(f"  {lesion['name']} ({lesion['organ']}): centre {c} mm LPS, "
                   f"radius {lesion['radius_mm']:g} mm, {lesion['volume_ml']:.1f} mL")
-    return 0
+    if args.no_open:
+        return 0
+    from medviewer.ui.app import display_available, run_app
+
+    if not display_available():
+        print(f"No display to open the viewer on; open it later with: medviewer open {series_dir}")
+        return 0
+    return run_app(series_dir)

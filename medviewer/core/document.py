@@ -1,0 +1,248 @@
+"""The Document: what the viewer shows, as layers over one image, plus the cursor.
+
+Layers (all dataclasses; change them through :meth:`Document.update_layer` so listeners hear):
+
+* :class:`ImageLayer` - a CT (or other) :class:`~medviewer.core.volume.Volume` with its window/level.
+  The first image layer added is the *reference image*: its grid is the one label layers live on.
+* :class:`LabelLayer` - a Volume of integer labels on the reference image's grid (0 = background),
+  with a name and an RGB colour per label value.
+* :class:`BoxLayer` - axis-aligned boxes in patient LPS millimetres, each with a label and score.
+
+Every layer has ``name``, ``visible``, ``opacity`` (0..1) and ``color`` (RGB 0..1; for label layers
+the colour of labels without their own colour).
+
+Events (``document.events.connect(name, callback)``):
+
+* ``layer_added(layer)``, ``layer_removed(layer)``
+* ``layer_changed(layer, changed)`` - ``changed`` is the set of field names that changed
+* ``cursor_changed(point)`` - the cursor in LPS mm, a float array of shape (3,)
+
+Example, from a plugin that produced a mask on the open image::
+
+    labels = doc.image.volume.with_array(mask.astype(np.uint8))
+    doc.add_layer(LabelLayer(name="tumour", volume=labels, label_names={1: "tumour"}))
+
+The Document is not thread-safe: change it on the GUI thread only (post results there from workers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from medviewer.core.errors import MedviewerError
+from medviewer.core.events import EventEmitter
+from medviewer.core.volume import Volume
+
+RGB = tuple[float, float, float]
+
+#: Colours given to label values 1, 2, 3, ... that have none of their own (repeating).
+LABEL_PALETTE: tuple[RGB, ...] = (
+    (1.0, 0.2, 0.2), (0.2, 0.9, 0.2), (0.25, 0.5, 1.0), (1.0, 0.85, 0.1), (0.0, 0.9, 0.9),
+    (1.0, 0.3, 1.0), (1.0, 0.6, 0.1), (0.6, 0.4, 1.0), (0.5, 1.0, 0.6), (0.9, 0.6, 0.6),
+)
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False, kw_only=True)
+class Layer:
+    """What every layer has. ``id`` is unique within the process."""
+
+    name: str
+    visible: bool = True
+    opacity: float = 1.0
+    color: RGB = (1.0, 1.0, 1.0)
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def __post_init__(self) -> None:
+        self.opacity = float(min(1.0, max(0.0, self.opacity)))
+        self.color = tuple(float(c) for c in self.color)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class ImageLayer(Layer):
+    """A scalar volume shown in grey with ``window``/``level`` (HU for CT)."""
+
+    volume: Volume
+    window: float = 400.0
+    level: float = 40.0
+
+
+@dataclass(eq=False, kw_only=True)
+class LabelLayer(Layer):
+    """Integer labels on the reference image's grid; 0 is background and never drawn.
+
+    ``label_names`` and ``label_colors`` map label values to a name and an RGB colour (0..1).
+    """
+
+    volume: Volume
+    label_names: dict[int, str] = field(default_factory=dict)
+    label_colors: dict[int, RGB] = field(default_factory=dict)
+    opacity: float = 0.5
+    color: RGB = LABEL_PALETTE[0]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not np.issubdtype(self.volume.array.dtype, np.integer) and self.volume.array.dtype != bool:
+            raise MedviewerError(f"label layer {self.name!r} needs integer labels, "
+                                 f"got {self.volume.array.dtype}")
+
+    def values(self) -> list[int]:
+        """The label values present (without 0), ascending."""
+        return [int(v) for v in np.unique(self.volume.array) if v != 0]
+
+    def color_of(self, value: int) -> RGB:
+        """The colour of label ``value``: its own, else the layer colour for the only label 1,
+        else a palette colour."""
+        if value in self.label_colors:
+            return tuple(self.label_colors[value])  # type: ignore[return-value]
+        if value == 1:
+            return self.color
+        return LABEL_PALETTE[(int(value) - 1) % len(LABEL_PALETTE)]
+
+    def name_of(self, value: int) -> str:
+        return self.label_names.get(value, f"label {value}")
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in patient LPS mm: ``lower`` and ``upper`` corners (each x, y, z)."""
+
+    lower: tuple[float, float, float]
+    upper: tuple[float, float, float]
+    label: str = ""
+    score: float | None = None
+
+    def __post_init__(self) -> None:
+        lo = np.minimum(self.lower, self.upper)
+        hi = np.maximum(self.lower, self.upper)
+        object.__setattr__(self, "lower", tuple(float(v) for v in lo))
+        object.__setattr__(self, "upper", tuple(float(v) for v in hi))
+
+    @property
+    def center(self) -> np.ndarray:
+        return (np.asarray(self.lower) + np.asarray(self.upper)) / 2.0
+
+
+@dataclass(eq=False, kw_only=True)
+class BoxLayer(Layer):
+    """Boxes (e.g. detections) drawn as rectangles where they cross a slice and as boxes in 3D."""
+
+    boxes: list[Box] = field(default_factory=list)
+    color: RGB = (1.0, 1.0, 0.0)
+
+
+class Document:
+    """Layers over one reference image, and a cursor in patient mm; emits events on change."""
+
+    def __init__(self) -> None:
+        self.events = EventEmitter()
+        self._layers: list[Layer] = []
+        self._cursor = np.zeros(3)
+
+    # ---- layers ------------------------------------------------------------------------------
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """All layers, bottom first."""
+        return tuple(self._layers)
+
+    def layers_of(self, kind: type) -> list:
+        return [layer for layer in self._layers if isinstance(layer, kind)]
+
+    @property
+    def image(self) -> ImageLayer | None:
+        """The reference image layer (the first image layer), or None."""
+        images = self.layers_of(ImageLayer)
+        return images[0] if images else None
+
+    def add_layer(self, layer: Layer) -> Layer:
+        """Add ``layer`` on top. A label layer must lie on the reference image's grid
+        (resample first, see :func:`medviewer.core.resample.labels_onto_grid`)."""
+        if isinstance(layer, LabelLayer):
+            image = self.image
+            if image is None:
+                raise MedviewerError("open an image before adding a label layer")
+            if not image.volume.same_grid(layer.volume):
+                raise MedviewerError(f"label layer {layer.name!r} is not on the image grid "
+                                     f"({layer.volume.shape} vs {image.volume.shape})")
+        first_image = isinstance(layer, ImageLayer) and self.image is None
+        self._layers.append(layer)
+        self.events.emit("layer_added", layer)
+        if first_image:
+            self.set_cursor(_volume_center(layer.volume))
+        return layer
+
+    def remove_layer(self, layer: Layer) -> None:
+        self._layers.remove(layer)
+        self.events.emit("layer_removed", layer)
+
+    def clear(self) -> None:
+        """Remove every layer (top first)."""
+        for layer in reversed(self._layers[:]):
+            self.remove_layer(layer)
+
+    def update_layer(self, layer: Layer, **changes: Any) -> None:
+        """Set fields of ``layer`` (e.g. ``visible=False``, ``window=1500``) and emit
+        ``layer_changed(layer, changed_names)`` if anything changed."""
+        changed = set()
+        for key, value in changes.items():
+            if not any(f.name == key for f in dataclasses.fields(layer)):
+                raise AttributeError(f"{type(layer).__name__} has no field {key!r}")
+            if key == "opacity":
+                value = float(min(1.0, max(0.0, value)))
+            if key == "color":
+                value = tuple(float(c) for c in value)
+            old = getattr(layer, key)
+            if old is value or (not isinstance(value, (np.ndarray, Volume)) and old == value):
+                continue
+            setattr(layer, key, value)
+            changed.add(key)
+        if changed:
+            self.events.emit("layer_changed", layer, changed)
+
+    def layer_by_name(self, name: str) -> Layer:
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    # ---- cursor ------------------------------------------------------------------------------
+    @property
+    def cursor(self) -> np.ndarray:
+        """The cursor (crosshair centre) in LPS mm (a copy)."""
+        return self._cursor.copy()
+
+    def set_cursor(self, point: Sequence[float]) -> None:
+        """Move the cursor to ``point`` (LPS mm), clamped into the reference image."""
+        p = np.asarray(point, dtype=float).reshape(3)
+        image = self.image
+        if image is not None:
+            ijk = image.volume.patient_to_index(p)
+            clamped = np.clip(ijk, 0, np.asarray(image.volume.size_xyz) - 1)
+            if not np.allclose(clamped, ijk):
+                p = image.volume.index_to_patient(clamped)
+        if np.allclose(p, self._cursor, atol=1e-9):
+            return
+        self._cursor = p
+        self.events.emit("cursor_changed", p.copy())
+
+    def value_at(self, point: Sequence[float]) -> float | None:
+        """The reference image's voxel value nearest ``point`` (LPS mm), None outside."""
+        image = self.image
+        if image is None or not image.volume.contains_point(point):
+            return None
+        z, y, x = image.volume.patient_to_voxel(point)
+        return float(image.volume.array[z, y, x])
+
+
+def _volume_center(volume: Volume) -> np.ndarray:
+    """The voxel centre nearest the middle of the grid."""
+    return volume.index_to_patient((np.asarray(volume.size_xyz) - 1) // 2)

@@ -1,0 +1,666 @@
+"""A 2D view: one axial, coronal or sagittal slice of the Document, resliced in patient space.
+
+Screen conventions (radiological): axial shows the patient's right on the screen's left and
+anterior at the top; coronal shows right on the left and superior at the top; sagittal shows
+anterior on the left and superior at the top. The reslice works in patient LPS mm, whatever
+the volume's direction matrix, so oblique or flipped grids show the right way up.
+
+Mouse: left click/drag moves the crosshair; right drag changes window (horizontal) and level
+(vertical); middle drag or shift+left drag pans; ctrl+left/right drag or ctrl+wheel zooms; wheel,
+shift+right drag or alt+left drag scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll
+(with shift: 10 slices); r resets the view.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkImagingCore import vtkImageReslice
+from vtkmodules.vtkRenderingCore import (
+    vtkActor, vtkActor2D, vtkImageActor, vtkPolyDataMapper, vtkPolyDataMapper2D, vtkRenderer,
+    vtkTextActor,
+)
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL backend)
+import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text)
+import vtkmodules.vtkInteractionStyle  # noqa: F401
+
+from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
+from medviewer.core.volume import Volume
+from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
+
+#: Screen right and screen up, in LPS, for each view.
+VIEW_AXES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "axial": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+}
+
+#: The direction a positive scroll (PgUp, Up, wheel forward) moves the slice, in LPS.
+SCROLL_DIRECTION: dict[str, tuple[float, float, float]] = {
+    "axial": (0.0, 0.0, 1.0),      # superior
+    "coronal": (0.0, -1.0, 0.0),   # anterior
+    "sagittal": (1.0, 0.0, 0.0),   # left
+}
+
+_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
+
+
+def direction_letter(v: np.ndarray) -> str:
+    """The patient direction (L/R/A/P/S/I) a vector in LPS points to (dominant axis)."""
+    a = int(np.argmax(np.abs(v)))
+    return _LETTERS[a][1 if v[a] > 0 else 0]
+
+
+def nice_length(max_mm: float) -> float:
+    """The largest 1, 2 or 5 x 10^n not above ``max_mm``."""
+    if max_mm <= 0:
+        return 0.0
+    exp = math.floor(math.log10(max_mm))
+    for m in (5, 2, 1):
+        if m * 10 ** exp <= max_mm:
+            return m * 10 ** exp
+    return 10 ** exp
+
+
+class SliceView:
+    """One 2D view in ``render_window``; interactive when given its ``interactor``."""
+
+    def __init__(self, document: Document, orientation: str, render_window, interactor=None,
+                 request_render: Callable[[], None] | None = None,
+                 on_hover: Callable[[np.ndarray | None, float | None], None] | None = None) -> None:
+        self.document = document
+        self.orientation = orientation
+        right, up = VIEW_AXES[orientation]
+        self.right = np.asarray(right)
+        self.up = np.asarray(up)
+        self.normal = np.cross(self.right, self.up)
+        self.scroll_direction = np.asarray(SCROLL_DIRECTION[orientation])
+        self.render_window = render_window
+        self.interactor = interactor
+        self.request_render = request_render or self.render
+        self.on_hover = on_hover
+        self.center = np.zeros(3)       # patient point at plane coordinates (0, 0), offset 0
+        self.offset = 0.0               # position of the slice along the normal (mm from center)
+        self._volume: Volume | None = None
+        self._image_layer: ImageLayer | None = None
+
+        # VTK asks for 8x multisampling by default: on software GL (llvmpipe) that costs 5x a
+        # frame, and flat image slices gain nothing from it
+        render_window.SetMultiSamples(0)
+        self.renderer = vtkRenderer()
+        self.renderer.SetBackground(0.0, 0.0, 0.0)
+        self.renderer.GetActiveCamera().ParallelProjectionOn()
+        # overlays lie in fixed layers (z offsets): plain alpha blending is right, and VTK's
+        # order-independent transparency costs several full-window passes on software GL
+        self.renderer.SetUseOIT(False)
+        render_window.AddRenderer(self.renderer)
+
+        self.reslice = self._make_reslice(linear=True)
+        self.image_actor = vtkImageActor()
+        self.image_actor.GetMapper().SetInputConnection(self.reslice.GetOutputPort())
+        self.image_actor.GetProperty().SetInterpolationTypeToLinear()
+        self.image_actor.VisibilityOff()
+        self.renderer.AddViewProp(self.image_actor)
+
+        self._labels: dict[int, tuple[LabelLayer, vtkImageReslice, vtkImageActor]] = {}
+        self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor]] = {}
+
+        self._cross_data = vtkPolyData()
+        self._cross_actor = self._line_actor(self._cross_data, (0.2, 0.8, 1.0), z=0.5, width=1.0)
+        self._cross_actor.GetProperty().SetOpacity(0.7)
+
+        self._letters = {}
+        for key, pos, just in (("left", (0.01, 0.5), (0, 1)), ("right", (0.99, 0.5), (2, 1)),
+                               ("top", (0.5, 0.99), (1, 2)), ("bottom", (0.5, 0.01), (1, 0))):
+            t = self._text(pos, just, size=16, color=(1.0, 0.85, 0.3))
+            self._letters[key] = t
+        self._title = self._text((0.01, 0.99), (0, 2), size=13, color=(0.9, 0.9, 0.9))
+        self._wl_text = self._text((0.01, 0.01), (0, 0), size=12, color=(0.9, 0.9, 0.9))
+        self._readout = self._text((0.99, 0.99), (2, 2), size=12, color=(0.9, 0.9, 0.9))
+        self._scale_points = vtkPoints()
+        self._scale_data = vtkPolyData()
+        self._scale_label = self._text((0.99, 0.06), (2, 0), size=11, color=(0.9, 0.9, 0.9))
+        self._scale_actor = self._scale_bar_actor()
+        self.renderer.AddObserver("StartEvent", lambda *_: self._update_scale_bar())
+        self._set_annotations_visible(False)
+
+        events = document.events
+        self._handlers = [
+            ("layer_added", self._on_layer_added), ("layer_removed", self._on_layer_removed),
+            ("layer_changed", self._on_layer_changed), ("cursor_changed", self._on_cursor_changed),
+        ]
+        for name, cb in self._handlers:
+            events.connect(name, cb)
+        for layer in document.layers:
+            self._on_layer_added(layer)
+        if interactor is not None:
+            self._install_interaction(interactor)
+
+    # ---- life cycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop following the document (call before dropping the view)."""
+        for name, cb in self._handlers:
+            self.document.events.disconnect(name, cb)
+        self._handlers = []
+
+    def render(self) -> None:
+        self.render_window.Render()
+
+    # ---- building blocks ----------------------------------------------------------------------
+    def _make_reslice(self, linear: bool) -> vtkImageReslice:
+        r = vtkImageReslice()
+        r.SetOutputDimensionality(2)
+        r.SetInterpolationModeToLinear() if linear else r.SetInterpolationModeToNearestNeighbor()
+        r.SetBackgroundLevel(-1024.0 if linear else 0.0)
+        r.AutoCropOutputOff()
+        r.TransformInputSamplingOff()
+        return r
+
+    def _line_actor(self, data: vtkPolyData, color, z: float, width: float) -> vtkActor:
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(data)
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(*color)
+        actor.GetProperty().SetLineWidth(width)
+        actor.GetProperty().LightingOff()
+        actor.SetPosition(0, 0, z)
+        actor.PickableOff()
+        self.renderer.AddActor(actor)
+        return actor
+
+    def _text(self, pos, justification, size: int, color) -> vtkTextActor:
+        t = vtkTextActor()
+        t.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        t.SetPosition(*pos)
+        prop = t.GetTextProperty()
+        prop.SetFontSize(size)
+        prop.SetColor(*color)
+        prop.SetJustification(justification[0])
+        prop.SetVerticalJustification(justification[1])
+        prop.ShadowOn()
+        self.renderer.AddViewProp(t)
+        return t
+
+    def _scale_bar_actor(self) -> vtkActor2D:
+        self._scale_data.SetPoints(self._scale_points)
+        mapper = vtkPolyDataMapper2D()
+        mapper.SetInputData(self._scale_data)
+        actor = vtkActor2D()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(0.9, 0.9, 0.9)
+        actor.GetProperty().SetLineWidth(2)
+        self.renderer.AddViewProp(actor)
+        return actor
+
+    def _set_annotations_visible(self, on: bool) -> None:
+        for t in (*self._letters.values(), self._title, self._wl_text, self._readout,
+                  self._scale_label, self._scale_actor, self._cross_actor):
+            t.SetVisibility(on)
+
+    # ---- geometry -----------------------------------------------------------------------------
+    def plane_origin(self) -> np.ndarray:
+        return self.center + self.offset * self.normal
+
+    def plane_to_patient(self, u: float, v: float) -> np.ndarray:
+        """Plane coordinates (mm, of the current slice) -> LPS mm."""
+        return self.plane_origin() + u * self.right + v * self.up
+
+    def patient_to_plane(self, p) -> tuple[float, float, float]:
+        """LPS mm -> (u, v, distance from the centre along the normal)."""
+        d = np.asarray(p, dtype=float) - self.center
+        return float(d @ self.right), float(d @ self.up), float(d @ self.normal)
+
+    def _normal_axis(self, volume: Volume) -> tuple[int, float]:
+        """The index axis (x=0, y=1, z=2) closest to the view normal, and the sign of the
+        scroll direction along it."""
+        dots = volume.direction.T @ self.scroll_direction
+        axis = int(np.argmax(np.abs(dots)))
+        return axis, (1.0 if dots[axis] > 0 else -1.0)
+
+    def _setup_geometry(self, volume: Volume) -> None:
+        """Output grid of the reslices: covers the volume's projection onto the view plane."""
+        size = np.asarray(volume.size_xyz)
+        corners = np.array([[i, j, k] for i in (0, size[0] - 1) for j in (0, size[1] - 1)
+                            for k in (0, size[2] - 1)], dtype=float)
+        pts = volume.index_to_patient(corners)
+        self.center = volume.index_to_patient((size - 1) / 2.0)
+        d = pts - self.center
+        u, v = d @ self.right, d @ self.up
+        dots_r = np.abs(volume.direction.T @ self.right)
+        dots_u = np.abs(volume.direction.T @ self.up)
+        su = volume.spacing[int(np.argmax(dots_r))]
+        sv = volume.spacing[int(np.argmax(dots_u))]
+        nu = int(round((u.max() - u.min()) / su)) + 1
+        nv = int(round((v.max() - v.min()) / sv)) + 1
+        self._extent = (0, nu - 1, 0, nv - 1, 0, 0)
+        self._origin2d = (float(u.min()), float(v.min()), 0.0)
+        self._spacing2d = (float(su), float(sv), 1.0)
+        self._bounds2d = (u.min(), u.max(), v.min(), v.max())
+        for r in [self.reslice] + [entry[1] for entry in self._labels.values()]:
+            self._configure_reslice(r)
+
+    def _configure_reslice(self, r: vtkImageReslice) -> None:
+        r.SetOutputExtent(*self._extent)
+        r.SetOutputOrigin(*self._origin2d)
+        r.SetOutputSpacing(*self._spacing2d)
+        self._update_axes(r)
+
+    def _update_axes(self, r: vtkImageReslice) -> None:
+        volume = self._volume
+        if volume is None:
+            return
+        # plane frame (u, v, n) -> patient -> local frame of the volume's vtkImageData
+        plane = np.eye(4)
+        plane[:3, 0], plane[:3, 1], plane[:3, 2] = self.right, self.up, self.normal
+        plane[:3, 3] = self.plane_origin()
+        m = np.linalg.inv(local_to_patient(volume)) @ plane
+        r.SetResliceAxes(vtk_matrix(m))
+
+    # ---- document events ----------------------------------------------------------------------
+    def _on_layer_added(self, layer: Layer) -> None:
+        if isinstance(layer, ImageLayer) and self._image_layer is None:
+            self._set_image(layer)
+        elif isinstance(layer, LabelLayer):
+            self._add_label(layer)
+        elif isinstance(layer, BoxLayer):
+            self._add_boxes(layer)
+        self.request_render()
+
+    def _on_layer_removed(self, layer: Layer) -> None:
+        if layer is self._image_layer:
+            self._image_layer = None
+            self._volume = None
+            self.image_actor.VisibilityOff()
+            self._set_annotations_visible(False)
+            nxt = self.document.image
+            if nxt is not None:
+                self._set_image(nxt)
+        elif layer.id in self._labels:
+            _, _, actor = self._labels.pop(layer.id)
+            self.renderer.RemoveViewProp(actor)
+        elif layer.id in self._boxes:
+            _, _, actor = self._boxes.pop(layer.id)
+            self.renderer.RemoveActor(actor)
+        self.request_render()
+
+    def _on_layer_changed(self, layer: Layer, changed: set) -> None:
+        if layer is self._image_layer:
+            if "volume" in changed:
+                self._set_image(layer)
+            self._apply_image_props()
+        elif layer.id in self._labels:
+            if "volume" in changed:
+                _, r, _ = self._labels[layer.id]
+                r.SetInputData(local_image(layer.volume))
+            self._apply_label_props(layer)
+        elif layer.id in self._boxes:
+            self._apply_box_props(layer)
+            self._update_boxes(layer)
+        else:
+            return
+        self.request_render()
+
+    def _on_cursor_changed(self, point: np.ndarray) -> None:
+        if self._volume is None:
+            return
+        _, _, n = self.patient_to_plane(point)
+        if abs(n - self.offset) > 1e-6:
+            self.offset = n
+            self._update_axes(self.reslice)
+            for _, r, _ in self._labels.values():
+                self._update_axes(r)
+            for layer, _, _ in self._boxes.values():
+                self._update_boxes(layer)
+        self._update_crosshair(point)
+        self._update_title()
+        self.request_render()
+
+    # ---- layers -------------------------------------------------------------------------------
+    def _set_image(self, layer: ImageLayer) -> None:
+        first = self._volume is None
+        self._image_layer = layer
+        self._volume = layer.volume
+        self.reslice.SetInputData(local_image(layer.volume))
+        self._setup_geometry(layer.volume)
+        _, _, self.offset = self.patient_to_plane(self.document.cursor)
+        self._update_axes(self.reslice)
+        self.image_actor.VisibilityOn()
+        self._set_annotations_visible(True)
+        self._apply_image_props()
+        self._update_letters()
+        self._update_crosshair(self.document.cursor)
+        self._update_title()
+        if first:
+            self.reset_camera()
+
+    def _apply_image_props(self) -> None:
+        layer = self._image_layer
+        prop = self.image_actor.GetProperty()
+        prop.SetColorWindow(layer.window)
+        prop.SetColorLevel(layer.level)
+        prop.SetOpacity(layer.opacity)
+        self.image_actor.SetVisibility(layer.visible)
+        self._wl_text.SetInput(f"W {layer.window:.0f}  L {layer.level:.0f}")
+
+    def _add_label(self, layer: LabelLayer) -> None:
+        r = self._make_reslice(linear=False)
+        r.SetInputData(local_image(layer.volume))
+        actor = vtkImageActor()
+        actor.GetMapper().SetInputConnection(r.GetOutputPort())
+        actor.GetProperty().SetInterpolationTypeToNearest()
+        actor.GetProperty().UseLookupTableScalarRangeOn()
+        actor.SetPosition(0, 0, 0.1 * (1 + len(self._labels)))
+        self.renderer.AddViewProp(actor)
+        self._labels[layer.id] = (layer, r, actor)
+        if self._volume is not None:
+            self._configure_reslice(r)
+        self._apply_label_props(layer)
+
+    def _apply_label_props(self, layer: LabelLayer) -> None:
+        _, _, actor = self._labels[layer.id]
+        actor.GetProperty().SetLookupTable(label_lookup_table(layer))
+        actor.GetProperty().SetOpacity(layer.opacity)
+        actor.SetVisibility(layer.visible)
+
+    def _add_boxes(self, layer: BoxLayer) -> None:
+        data = vtkPolyData()
+        actor = self._line_actor(data, layer.color, z=0.4, width=2.0)
+        self._boxes[layer.id] = (layer, data, actor)
+        self._apply_box_props(layer)
+        self._update_boxes(layer)
+
+    def _apply_box_props(self, layer: BoxLayer) -> None:
+        _, _, actor = self._boxes[layer.id]
+        actor.GetProperty().SetColor(*layer.color)
+        actor.GetProperty().SetOpacity(layer.opacity)
+        actor.SetVisibility(layer.visible)
+
+    def _update_boxes(self, layer: BoxLayer) -> None:
+        """Rectangles of the boxes that the current slice crosses."""
+        _, data, _ = self._boxes[layer.id]
+        half = self._half_slab()
+        points, segments = [], []
+        for box in layer.boxes:
+            lo, hi = np.asarray(box.lower), np.asarray(box.upper)
+            corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                                for z in (lo[2], hi[2])])
+            d = corners - self.center
+            n = d @ self.normal
+            if not (n.min() - half <= self.offset <= n.max() + half):
+                continue
+            u, v = d @ self.right, d @ self.up
+            base = len(points)
+            points += [(u.min(), v.min(), 0), (u.max(), v.min(), 0), (u.max(), v.max(), 0),
+                       (u.min(), v.max(), 0)]
+            segments += [(base, base + 1), (base + 1, base + 2), (base + 2, base + 3), (base + 3, base)]
+        pts, cells = lines_polydata_arrays(np.asarray(points, dtype=float).reshape(-1, 3),
+                                           np.asarray(segments, dtype=np.int64).reshape(-1, 2))
+        data.SetPoints(pts)
+        data.SetLines(cells)
+        data.Modified()
+
+    def _half_slab(self) -> float:
+        if self._volume is None:
+            return 0.0
+        axis, _ = self._normal_axis(self._volume)
+        return self._volume.spacing[axis] / 2.0
+
+    # ---- annotations --------------------------------------------------------------------------
+    def _update_crosshair(self, point) -> None:
+        if self._volume is None:
+            return
+        u, v, _ = self.patient_to_plane(point)
+        u0, u1, v0, v1 = self._bounds2d
+        corners = [(u0, v, 0.0), (u1, v, 0.0), (u, v0, 0.0), (u, v1, 0.0)]
+        pts = self._cross_data.GetPoints()
+        if pts is None:  # built once; later moves only change the 4 points
+            pts, cells = lines_polydata_arrays(np.array(corners, dtype=float), np.array([(0, 1), (2, 3)]))
+            self._cross_data.SetPoints(pts)
+            self._cross_data.SetLines(cells)
+        else:
+            for i, p in enumerate(corners):
+                pts.SetPoint(i, p)
+            pts.Modified()
+        self._cross_data.Modified()
+
+    def _update_letters(self) -> None:
+        self._letters["right"].SetInput(direction_letter(self.right))
+        self._letters["left"].SetInput(direction_letter(-self.right))
+        self._letters["top"].SetInput(direction_letter(self.up))
+        self._letters["bottom"].SetInput(direction_letter(-self.up))
+
+    def slice_index(self) -> tuple[int, int]:
+        """(current slice number from 1, number of slices) along the view normal."""
+        volume = self._volume
+        if volume is None:
+            return (0, 0)
+        axis, _ = self._normal_axis(volume)
+        ijk = volume.patient_to_index(self.plane_origin())
+        return int(round(ijk[axis])) + 1, volume.size_xyz[axis]
+
+    def _update_title(self) -> None:
+        k, n = self.slice_index()
+        self._title.SetInput(f"{self.orientation.capitalize()}  {k}/{n}")
+
+    def _update_scale_bar(self) -> None:
+        if self._volume is None:
+            return
+        w, h = self.renderer.GetSize()
+        if w <= 0 or h <= 0:
+            return
+        mm_per_px = 2.0 * self.renderer.GetActiveCamera().GetParallelScale() / h
+        key = (w, h, round(mm_per_px, 9))
+        if key == getattr(self, "_scale_key", None):
+            return  # unchanged since the last frame
+        self._scale_key = key
+        length = nice_length(0.25 * w * mm_per_px)
+        px = length / mm_per_px
+        x1, y = w - 10, 0.04 * h
+        x0 = x1 - px
+        self._scale_points.SetNumberOfPoints(4)
+        for i, p in enumerate([(x0, y, 0), (x1, y, 0), (x0, y + 5, 0), (x1, y + 5, 0)]):
+            self._scale_points.SetPoint(i, p)
+        self._scale_points.Modified()
+        if self._scale_data.GetNumberOfLines() == 0:
+            lines = vtkCellArray()
+            for a, b in ((0, 1), (0, 2), (1, 3)):
+                lines.InsertNextCell(2)
+                lines.InsertCellPoint(a)
+                lines.InsertCellPoint(b)
+            self._scale_data.SetLines(lines)
+        self._scale_data.Modified()
+        self._scale_label.SetInput(f"{length:g} mm" if length < 10 or length % 10 else f"{length / 10:g} cm")
+        self._scale_label.SetPosition(0.99, (y + 8) / h)
+
+    # ---- camera -------------------------------------------------------------------------------
+    def reset_camera(self) -> None:
+        """Fit the whole slice in the view, patient-up at the top."""
+        if self._volume is None:
+            return
+        u0, u1, v0, v1 = self._bounds2d
+        cam = self.renderer.GetActiveCamera()
+        cu, cv = (u0 + u1) / 2, (v0 + v1) / 2
+        cam.SetFocalPoint(cu, cv, 0)
+        cam.SetPosition(cu, cv, 1000.0)
+        cam.SetViewUp(0, 1, 0)
+        w, h = self.renderer.GetSize()
+        aspect = (w / h) if w > 0 and h > 0 else 1.0
+        half_h = (v1 - v0) / 2 + 1
+        half_w = (u1 - u0) / 2 + 1
+        cam.SetParallelScale(max(half_h, half_w / aspect) * 1.05)
+        cam.SetClippingRange(1.0, 2000.0)
+
+    def zoom(self, factor: float) -> None:
+        cam = self.renderer.GetActiveCamera()
+        cam.SetParallelScale(cam.GetParallelScale() / factor)
+        self.request_render()
+
+    def pan(self, du: float, dv: float) -> None:
+        cam = self.renderer.GetActiveCamera()
+        fx, fy, fz = cam.GetFocalPoint()
+        px, py, pz = cam.GetPosition()
+        cam.SetFocalPoint(fx - du, fy - dv, fz)
+        cam.SetPosition(px - du, py - dv, pz)
+        self.request_render()
+
+    # ---- slices -------------------------------------------------------------------------------
+    def scroll(self, steps: int) -> None:
+        """Move the cursor ``steps`` slices through the view (positive: superior for axial,
+        anterior for coronal, patient left for sagittal)."""
+        volume = self._volume
+        if volume is None or steps == 0:
+            return
+        axis, sign = self._normal_axis(volume)
+        ijk = volume.patient_to_index(self.document.cursor)
+        ijk[axis] = np.clip(round(ijk[axis]) + sign * steps, 0, volume.size_xyz[axis] - 1)
+        self.document.set_cursor(volume.index_to_patient(ijk))
+
+    # ---- picking ------------------------------------------------------------------------------
+    def display_to_plane(self, x: float, y: float) -> tuple[float, float]:
+        ren = self.renderer
+        ren.SetDisplayPoint(x, y, 0)
+        ren.DisplayToWorld()
+        wx, wy, _, ww = ren.GetWorldPoint()
+        if ww:
+            wx, wy = wx / ww, wy / ww
+        return wx, wy
+
+    def display_to_patient(self, x: float, y: float) -> np.ndarray:
+        return self.plane_to_patient(*self.display_to_plane(x, y))
+
+    def patient_to_display(self, p) -> tuple[float, float]:
+        """LPS mm -> display pixel (x from the left, y from the bottom) of this view."""
+        u, v, _ = self.patient_to_plane(p)
+        ren = self.renderer
+        ren.SetWorldPoint(u, v, 0, 1)
+        ren.WorldToDisplay()
+        x, y, _ = ren.GetDisplayPoint()
+        return x, y
+
+    def hover(self, x: float, y: float) -> None:
+        """Show the value and patient coordinates under display pixel (x, y)."""
+        if self._volume is None:
+            return
+        p = self.display_to_patient(x, y)
+        value = self.document.value_at(p)
+        if value is None:
+            self._readout.SetInput("")
+        else:
+            self._readout.SetInput(f"{value:.0f} HU\n({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) mm LPS")
+        if self.on_hover is not None:
+            self.on_hover(p if value is not None else None, value)
+        self.request_render()
+
+    # ---- interaction --------------------------------------------------------------------------
+    def _install_interaction(self, iren) -> None:
+        iren.SetInteractorStyle(None)
+        self._drag: str | None = None
+        self._last = (0, 0)
+        self._moved = False
+        for event, cb in (("LeftButtonPressEvent", self._press_left), ("LeftButtonReleaseEvent", self._release),
+                          ("MiddleButtonPressEvent", self._press_middle), ("MiddleButtonReleaseEvent", self._release),
+                          ("RightButtonPressEvent", self._press_right), ("RightButtonReleaseEvent", self._release),
+                          ("MouseMoveEvent", self._move), ("MouseWheelForwardEvent", self._wheel_forward),
+                          ("MouseWheelBackwardEvent", self._wheel_backward), ("KeyPressEvent", self._key)):
+            iren.AddObserver(event, cb)
+
+    def _press_left(self, iren, _event) -> None:
+        self._last = iren.GetEventPosition()
+        if iren.GetShiftKey():
+            self._drag = "pan"
+        elif iren.GetControlKey():
+            self._drag = "zoom"
+        elif iren.GetAltKey():
+            self._drag = "scroll"
+        else:
+            self._drag = "cursor"
+            self._set_cursor_at(*self._last)
+
+    def _press_middle(self, iren, _event) -> None:
+        self._last = iren.GetEventPosition()
+        self._drag = "pan"
+
+    def _press_right(self, iren, _event) -> None:
+        self._last = iren.GetEventPosition()
+        if iren.GetControlKey():
+            self._drag = "zoom"
+        elif iren.GetShiftKey():
+            self._drag = "scroll"
+        else:
+            self._drag = "window"
+
+    def _release(self, _iren, _event) -> None:
+        self._drag = None
+
+    def _set_cursor_at(self, x, y) -> None:
+        if self._volume is None:
+            return
+        p = self.display_to_patient(x, y)
+        self.document.set_cursor(p)
+
+    def _move(self, iren, _event) -> None:
+        x, y = iren.GetEventPosition()
+        lx, ly = self._last
+        dx, dy = x - lx, y - ly
+        drag = self._drag
+        if drag == "cursor":
+            self._set_cursor_at(x, y)
+        elif drag == "pan":
+            (u0, v0), (u1, v1) = self.display_to_plane(lx, ly), self.display_to_plane(x, y)
+            self.pan(u1 - u0, v1 - v0)
+        elif drag == "zoom":
+            self.zoom(1.01 ** dy)
+        elif drag == "scroll":
+            steps = int(dy / 4)
+            if steps:
+                self.scroll(steps)
+            else:
+                return  # accumulate until a whole slice
+        elif drag == "window" and self._image_layer is not None:
+            layer = self._image_layer
+            scale = max(1.0, layer.window) / 200.0
+            self.document.update_layer(layer, window=max(1.0, layer.window + dx * scale),
+                                       level=layer.level - dy * scale)
+        self._last = (x, y)
+        self.hover(x, y)
+
+    def _wheel_forward(self, iren, _event) -> None:
+        if iren.GetControlKey():
+            self.zoom(1.1)
+        else:
+            self.scroll(1)
+
+    def _wheel_backward(self, iren, _event) -> None:
+        if iren.GetControlKey():
+            self.zoom(1 / 1.1)
+        else:
+            self.scroll(-1)
+
+    def _key(self, iren, _event) -> None:
+        key = iren.GetKeySym() or ""
+        steps = {"Prior": 1, "Next": -1, "Up": 1, "Down": -1, "Right": 1, "Left": -1}.get(key)
+        if steps is not None:
+            big = 10 if iren.GetShiftKey() else 1
+            self.scroll(steps * big)
+        elif key.lower() == "r":
+            self.reset_camera()
+            self.request_render()
+
+
+def label_lookup_table(layer: LabelLayer) -> vtkLookupTable:
+    """RGBA for label values 0..max (0 transparent), in the layer's colours."""
+    top = max(1, int(layer.volume.array.max()))
+    lut = vtkLookupTable()
+    lut.SetNumberOfTableValues(top + 1)
+    lut.SetTableRange(0, top)
+    lut.SetTableValue(0, 0, 0, 0, 0)
+    for v in range(1, top + 1):
+        r, g, b = layer.color_of(v)
+        lut.SetTableValue(v, r, g, b, 1.0)
+    lut.Build()
+    return lut

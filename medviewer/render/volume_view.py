@@ -1,0 +1,269 @@
+"""The 3D view: volume rendering of the image with CT presets, label surfaces, boxes.
+
+World coordinates are LPS mm. The camera starts anterior, looking posterior, superior up, so
+the patient's right is on the screen's left (as in the coronal view).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from vtkmodules.vtkCommonCore import vtkLookupTable
+from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkWindowedSincPolyDataFilter
+from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
+from vtkmodules.vtkImagingCore import vtkImageShrink3D
+from vtkmodules.vtkRenderingCore import (
+    vtkActor, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
+)
+from vtkmodules.vtkRenderingVolume import vtkFixedPointVolumeRayCastMapper
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
+import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
+import vtkmodules.vtkInteractionStyle  # noqa: F401
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+
+from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
+from medviewer.core.presets import DEFAULT_VOLUME_PRESET, VOLUME_PRESETS
+from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
+
+
+class VolumeView:
+    """3D rendering of the Document's reference image, label layers and box layers."""
+
+    def __init__(self, document: Document, render_window, interactor=None,
+                 request_render: Callable[[], None] | None = None,
+                 preset: str = DEFAULT_VOLUME_PRESET) -> None:
+        self.document = document
+        self.render_window = render_window
+        self.request_render = request_render or self.render
+        self.preset = preset
+        render_window.SetMultiSamples(0)  # 8x by default: slow on software GL, no gain for volumes
+        self.renderer = vtkRenderer()
+        self.renderer.SetBackground(0.08, 0.08, 0.12)
+        render_window.AddRenderer(self.renderer)
+        self._image_layer: ImageLayer | None = None
+        self._volume_actor: vtkVolume | None = None
+        self._surfaces: dict[int, tuple[LabelLayer, vtkActor]] = {}
+        self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor]] = {}
+        events = document.events
+        self._handlers = [("layer_added", self._on_layer_added), ("layer_removed", self._on_layer_removed),
+                          ("layer_changed", self._on_layer_changed)]
+        for name, cb in self._handlers:
+            events.connect(name, cb)
+        for layer in document.layers:
+            self._on_layer_added(layer)
+        if interactor is not None:
+            style = vtkInteractorStyleTrackballCamera()
+            interactor.SetInteractorStyle(style)
+            # keep VTK's one-letter shortcuts (q = quit, w = wireframe, ...) out of the viewer
+            tag = interactor.AddObserver("CharEvent", self._char, 10.0)
+            self._char_command = interactor.GetCommand(tag)
+
+    def close(self) -> None:
+        for name, cb in self._handlers:
+            self.document.events.disconnect(name, cb)
+        self._handlers = []
+
+    def render(self) -> None:
+        self.render_window.Render()
+
+    def _char(self, iren, _event) -> None:
+        if (iren.GetKeyCode() or "").lower() == "r":
+            self.reset_camera()
+            self.request_render()
+        self._char_command.SetAbortFlag(1)
+
+    # ---- events -------------------------------------------------------------------------------
+    def _on_layer_added(self, layer: Layer) -> None:
+        if isinstance(layer, ImageLayer) and self._image_layer is None:
+            self._set_image(layer)
+        elif isinstance(layer, LabelLayer):
+            self._add_surface(layer)
+        elif isinstance(layer, BoxLayer):
+            self._add_boxes(layer)
+        else:
+            return
+        self.request_render()
+
+    def _on_layer_removed(self, layer: Layer) -> None:
+        if layer is self._image_layer:
+            self.renderer.RemoveVolume(self._volume_actor)
+            self._volume_actor = None
+            self._image_layer = None
+            if self.document.image is not None:
+                self._set_image(self.document.image)
+        elif layer.id in self._surfaces:
+            self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
+        elif layer.id in self._boxes:
+            self.renderer.RemoveActor(self._boxes.pop(layer.id)[2])
+        self.request_render()
+
+    def _on_layer_changed(self, layer: Layer, changed: set) -> None:
+        if layer is self._image_layer:
+            if "volume" in changed:
+                self.renderer.RemoveVolume(self._volume_actor)
+                self._image_layer = None
+                self._set_image(layer)
+            if "visible" in changed:
+                self._volume_actor.SetVisibility(layer.visible)
+            if not changed & {"volume", "visible"}:
+                return  # window/level belong to the 2D views
+        elif layer.id in self._surfaces:
+            if "volume" in changed:
+                self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
+                self._add_surface(layer)
+            else:
+                self._apply_surface_props(layer)
+        elif layer.id in self._boxes:
+            self._update_boxes(layer)
+        else:
+            return
+        self.request_render()
+
+    # ---- image --------------------------------------------------------------------------------
+    def _set_image(self, layer: ImageLayer) -> None:
+        self._image_layer = layer
+        volume = layer.volume
+        image = local_image(volume)
+        mapper = vtkFixedPointVolumeRayCastMapper()
+        mapper.SetInputData(image)
+        mapper.SetAutoAdjustSampleDistances(1)
+        mapper.SetLockSampleDistanceToInputSpacing(0)
+        self._mapper = mapper
+        actor = vtkVolume()
+        actor.SetMapper(mapper)
+        actor.SetUserMatrix(vtk_matrix(local_to_patient(volume)))
+        actor.SetProperty(vtkVolumeProperty())
+        actor.SetVisibility(layer.visible)
+        self._volume_actor = actor
+        self.set_preset(self.preset, render=False)
+        self.renderer.AddVolume(actor)
+        self.reset_camera()
+
+    def set_preset(self, name: str, render: bool = True) -> None:
+        """Apply one of :data:`medviewer.core.presets.VOLUME_PRESETS`."""
+        preset = VOLUME_PRESETS[name]
+        self.preset = name
+        if self._volume_actor is None:
+            return
+        color = vtkColorTransferFunction()
+        for hu, r, g, b in preset["color"]:
+            color.AddRGBPoint(hu, r, g, b)
+        opacity = vtkPiecewiseFunction()
+        for hu, a in preset["opacity"]:
+            opacity.AddPoint(hu, a)
+        prop = self._volume_actor.GetProperty()
+        prop.SetColor(color)
+        prop.SetScalarOpacity(opacity)
+        prop.SetInterpolationTypeToLinear()
+        prop.SetShade(bool(preset.get("shade")))
+        prop.SetAmbient(0.3)
+        prop.SetDiffuse(0.7)
+        prop.SetSpecular(0.2)
+        if preset.get("blend") == "mip":
+            self._mapper.SetBlendModeToMaximumIntensity()
+        else:
+            self._mapper.SetBlendModeToComposite()
+        if render:
+            self.request_render()
+
+    def reset_camera(self) -> None:
+        """Anterior view of the whole image, superior up."""
+        image = self.document.image
+        if image is None:
+            return
+        volume = image.volume
+        size = np.asarray(volume.size_xyz)
+        corners = volume.index_to_patient(np.array([[i, j, k] for i in (0, size[0] - 1)
+                                                    for j in (0, size[1] - 1) for k in (0, size[2] - 1)]))
+        center = corners.mean(axis=0)
+        radius = float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0))) / 2
+        cam = self.renderer.GetActiveCamera()
+        cam.SetFocalPoint(*center)
+        cam.SetPosition(*(center + np.array([0.0, -4.0 * radius, 0.0])))
+        cam.SetViewUp(0, 0, 1)
+        cam.SetViewAngle(30)
+        cam.ParallelProjectionOff()
+        self.renderer.ResetCameraClippingRange()
+        # fit: distance so that the bounding sphere fills the view
+        cam.SetPosition(*(center + np.array([0.0, -radius / np.tan(np.radians(15)) * 0.8, 0.0])))
+        self.renderer.ResetCameraClippingRange()
+
+    # ---- labels -------------------------------------------------------------------------------
+    def _add_surface(self, layer: LabelLayer) -> None:
+        volume = layer.volume
+        image = local_image(volume)
+        top = max(1, int(volume.array.max()))
+        surf = vtkDiscreteFlyingEdges3D()
+        surf.SetInputData(image)
+        surf.GenerateValues(top, 1, top)
+        smooth = vtkWindowedSincPolyDataFilter()
+        smooth.SetInputConnection(surf.GetOutputPort())
+        smooth.SetNumberOfIterations(15)
+        smooth.SetPassBand(0.1)
+        smooth.BoundarySmoothingOff()
+        smooth.NonManifoldSmoothingOn()
+        smooth.NormalizeCoordinatesOn()
+        normals = vtkPolyDataNormals()
+        normals.SetInputConnection(smooth.GetOutputPort())
+        normals.SplittingOff()
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputConnection(normals.GetOutputPort())
+        mapper.SetScalarModeToUsePointData()
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        actor.SetUserMatrix(vtk_matrix(local_to_patient(volume)))
+        self.renderer.AddActor(actor)
+        self._surfaces[layer.id] = (layer, actor)
+        self._apply_surface_props(layer)
+
+    def _apply_surface_props(self, layer: LabelLayer) -> None:
+        _, actor = self._surfaces[layer.id]
+        top = max(1, int(layer.volume.array.max()))
+        lut = vtkLookupTable()
+        lut.SetNumberOfTableValues(top + 1)
+        lut.SetTableRange(0, top)
+        for v in range(top + 1):
+            r, g, b = layer.color_of(v) if v else (0, 0, 0)
+            lut.SetTableValue(v, r, g, b, 1.0)
+        lut.Build()
+        mapper = actor.GetMapper()
+        mapper.SetLookupTable(lut)
+        mapper.SetScalarRange(0, top)
+        mapper.ScalarVisibilityOn()
+        mapper.SetColorModeToMapScalars()  # uint8 labels are values, not colours
+        actor.GetProperty().SetOpacity(max(0.05, min(1.0, layer.opacity * 2)))
+        actor.SetVisibility(layer.visible)
+
+    # ---- boxes --------------------------------------------------------------------------------
+    def _add_boxes(self, layer: BoxLayer) -> None:
+        data = vtkPolyData()
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(data)
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        actor.GetProperty().LightingOff()
+        actor.GetProperty().SetLineWidth(2.0)
+        self.renderer.AddActor(actor)
+        self._boxes[layer.id] = (layer, data, actor)
+        self._update_boxes(layer)
+
+    def _update_boxes(self, layer: BoxLayer) -> None:
+        _, data, actor = self._boxes[layer.id]
+        points, segments = [], []
+        for box in layer.boxes:
+            lo, hi = box.lower, box.upper
+            base = len(points)
+            points += [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+            # corner index = 4*x + 2*y + z
+            segments += [(base + a, base + b) for a, b in
+                         [(0, 4), (2, 6), (1, 5), (3, 7), (0, 2), (4, 6), (1, 3), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7)]]
+        pts, cells = lines_polydata_arrays(np.asarray(points, dtype=float).reshape(-1, 3),
+                                           np.asarray(segments, dtype=np.int64).reshape(-1, 2))
+        data.SetPoints(pts)
+        data.SetLines(cells)
+        data.Modified()
+        actor.GetProperty().SetColor(*layer.color)
+        actor.GetProperty().SetOpacity(layer.opacity)
+        actor.SetVisibility(layer.visible)

@@ -1,0 +1,75 @@
+"""Starting the GUI: the QApplication, the main window, and the screenshot-and-exit mode."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from medviewer.core.errors import MedviewerError
+
+
+def display_available() -> bool:
+    """False on Linux without an X11/Wayland display (and no explicit Qt platform)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM"))
+
+
+def application():
+    """The QApplication (created once)."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setOrganizationName("medviewer")
+        app.setApplicationName("medviewer")
+    return app
+
+
+def run_app(path: str | None = None, *, series: str | None = None, screenshot: str | None = None,
+            size: tuple[int, int] = (1280, 900), layout: str = "2x2") -> int:
+    """Open the main window (and ``path`` in it); with ``screenshot``, save the views and exit."""
+    if not display_available():
+        raise MedviewerError("no display to open the window on (set DISPLAY, or run under xvfb-run)")
+    if screenshot is not None:
+        folder = os.path.dirname(os.path.abspath(screenshot))
+        if not os.path.isdir(folder):
+            raise MedviewerError("folder does not exist", folder)
+    if path is not None and not os.path.exists(path):
+        raise MedviewerError("no such file or folder", path)
+    app = application()
+    from PySide6.QtCore import QTimer
+
+    from medviewer.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(*size)
+    window.set_layout(layout)
+    outcome = {"code": 0}
+    if screenshot is not None:
+        window.quiet = True
+
+        def shoot(_volume):
+            def save():
+                window.grid.render_all()
+                written = window.save_views_screenshot(screenshot)
+                print(f"Wrote {written}")
+                app.exit(0)
+            QTimer.singleShot(200, save)
+
+        def failed(message):
+            print(f"medviewer: {message}", file=sys.stderr)
+            outcome["code"] = 1
+            app.exit(1)
+        window.volume_loaded.connect(shoot)
+        window.load_failed.connect(failed)
+    window.show()
+    if path is not None:
+        window.open_path(path, series=series)
+    elif screenshot is not None:
+        raise MedviewerError("--screenshot needs a study to open")
+    code = app.exec()
+    window.close()
+    return code or outcome["code"]

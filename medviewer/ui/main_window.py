@@ -1,0 +1,403 @@
+"""The main window: view grid, study browser and layers docks, menus, background loading."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+    QPushButton, QToolBar,
+)
+
+from medviewer.core.document import Document, ImageLayer, LabelLayer
+from medviewer.core.errors import MedviewerError
+from medviewer.core.presets import (
+    DEFAULT_VOLUME_PRESET, DEFAULT_WINDOW_PRESET, VOLUME_PRESETS, WINDOW_PRESETS,
+)
+from medviewer.core.volume import Volume
+from medviewer.render.vtk_util import save_png
+from medviewer.ui.docks import LayersPanel, StudyBrowser
+from medviewer.ui.tasks import Task
+from medviewer.ui.views import VIEW_NAMES, ViewGrid
+
+MAX_RECENT = 10
+IMAGE_FILTER = "Images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
+
+
+def pick_series(index):
+    """The image series to open by default: the one with the most slices."""
+    candidates = index.image_series()
+    return max(candidates, key=lambda s: s.slice_count) if candidates else None
+
+
+class MainWindow(QMainWindow):
+    """One study at a time in a Document, shown in four linked views."""
+
+    volume_loaded = Signal(object)   # the Volume now shown
+    load_failed = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None, document: Document | None = None,
+                 quiet: bool = False) -> None:
+        """``quiet``: report errors in the status bar only (no message boxes; for automation)."""
+        super().__init__()
+        self.quiet = quiet
+        self.setWindowTitle("medviewer")
+        self.settings = settings if settings is not None else QSettings("medviewer", "medviewer")
+        self.document = document or Document()
+        self.task: Task | None = None
+        self.errors: list[str] = []
+        self.setAcceptDrops(True)
+
+        self.status_label = QLabel("")
+        self.readout_label = QLabel("")
+        self.grid = ViewGrid(self.document, self, on_hover=self._show_readout)
+        self.setCentralWidget(self.grid)
+
+        self.browser = StudyBrowser()
+        self.browser.series_activated.connect(self.load_series)
+        dock = QDockWidget("Studies", self)
+        dock.setObjectName("studies-dock")
+        dock.setWidget(self.browser)
+        self.addDockWidget(Qt.LeftDockWidgetArea, dock)
+        self.browser_dock = dock
+
+        self.layers = LayersPanel(self.document)
+        dock = QDockWidget("Layers", self)
+        dock.setObjectName("layers-dock")
+        dock.setWidget(self.layers)
+        self.addDockWidget(Qt.LeftDockWidgetArea, dock)
+        self.layers_dock = dock
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(200)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_load)
+        sb = self.statusBar()
+        sb.addWidget(self.status_label, 1)
+        sb.addPermanentWidget(self.readout_label)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+        self.progress.hide()
+        self.cancel_button.hide()
+
+        self._build_menus()
+
+    # ---- menus --------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file = mb.addMenu("&File")
+        self._action(file, "Open &folder...", self.choose_folder, QKeySequence.Open)
+        self._action(file, "Open image &file...", self.choose_file)
+        self.recent_menu = file.addMenu("&Recent studies")
+        self._fill_recent()
+        file.addSeparator()
+        self._action(file, "Load &segmentation...", self.choose_segmentation)
+        file.addSeparator()
+        shots = file.addMenu("Save &screenshot of")
+        for name in VIEW_NAMES:
+            self._action(shots, f"the {name if name != '3d' else '3D'} view...",
+                         lambda _=False, n=name: self.choose_view_screenshot(n))
+        self._action(shots, "the views as laid out...", lambda _=False: self.choose_view_screenshot(None))
+        self._action(file, "Save &window screenshot...", self.choose_window_screenshot)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.Quit)
+
+        view = mb.addMenu("&View")
+        group = QActionGroup(self)
+        self.layout_actions = {}
+        for mode in ("2x2", "1x1"):
+            a = self._action(view, f"Layout {mode}", lambda _=False, m=mode: self.set_layout(m))
+            a.setCheckable(True)
+            a.setChecked(mode == "2x2")
+            group.addAction(a)
+            self.layout_actions[mode] = a
+        single = view.addMenu("Single view")
+        for name in VIEW_NAMES:
+            self._action(single, name.capitalize() if name != "3d" else "3D",
+                         lambda _=False, n=name: self.set_layout("1x1", n))
+        self._action(view, "&Reset views", self.grid.reset_cameras, "Ctrl+R")
+        view.addSeparator()
+        view.addAction(self.browser_dock.toggleViewAction())
+        view.addAction(self.layers_dock.toggleViewAction())
+
+        wl = mb.addMenu("&Window/level")
+        for name in WINDOW_PRESETS:
+            self._action(wl, name.capitalize(), lambda _=False, n=name: self.apply_window_preset(n))
+        vr = mb.addMenu("&3D")
+        for name in VOLUME_PRESETS:
+            self._action(vr, name, lambda _=False, n=name: self.apply_volume_preset(n))
+
+        tb = QToolBar("View")
+        tb.setObjectName("view-toolbar")
+        self.addToolBar(tb)
+        tb.addAction("2x2", lambda: self.set_layout("2x2"))
+        tb.addAction("1x1", lambda: self.set_layout("1x1"))
+        tb.addAction("Reset", self.grid.reset_cameras)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" W/L "))
+        self.wl_combo = QComboBox()
+        self.wl_combo.addItems(list(WINDOW_PRESETS))
+        self.wl_combo.setCurrentText(DEFAULT_WINDOW_PRESET)
+        self.wl_combo.textActivated.connect(self.apply_window_preset)
+        tb.addWidget(self.wl_combo)
+        tb.addWidget(QLabel(" 3D "))
+        self.vr_combo = QComboBox()
+        self.vr_combo.addItems(list(VOLUME_PRESETS))
+        self.vr_combo.setCurrentText(DEFAULT_VOLUME_PRESET)
+        self.vr_combo.textActivated.connect(self.apply_volume_preset)
+        tb.addWidget(self.vr_combo)
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(shortcut)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        return a
+
+    # ---- recent studies ---------------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember(self, path: str) -> None:
+        items = [p for p in self.recent() if p != path]
+        self.settings.setValue("recent", [path] + items[:MAX_RECENT - 1])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent():
+            self._action(self.recent_menu, path, lambda _=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.recent()))
+
+    # ---- opening ----------------------------------------------------------------------------
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM files")
+        if path:
+            self.open_path(path)
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image or DICOM file", "",
+                                              IMAGE_FILTER.replace("Images (", "Images (*.dcm "))
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, series: str | None = None) -> None:
+        """Open a DICOM folder/file or an image file; indexing and loading run in the background."""
+        from medviewer.io import image_suffix, index_folder, load_volume
+
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.exists(path):
+            self._fail(f"{path}: no such file or folder")
+            return
+        self._remember(path)
+        if image_suffix(path) is not None:
+            self._start(Task(lambda progress, cancelled: load_volume(path), "image"),
+                        f"Loading {os.path.basename(path)}", self._show_volume)
+            return
+
+        def index(progress, cancelled):
+            return index_folder(path, progress=lambda done, total: progress(done / max(total, 1)))
+
+        def indexed(idx):
+            self.browser.set_index(idx)
+            if series is not None:
+                from medviewer.io import _pick
+                chosen = _pick(idx.image_series(), series, path)
+            else:
+                chosen = pick_series(idx)
+            if chosen is None:
+                from medviewer.io import nothing_found_message
+                self._fail(f"{path}: {nothing_found_message(idx)}")
+                return
+            self.load_series(chosen, idx.study_of(chosen))
+        self._start(Task(index, "index"), f"Indexing {path}", indexed)
+
+    def load_series(self, entry, study=None) -> Task:
+        """Read a series in the background (progress bar, cancel); show it when done."""
+        from medviewer.io import load_series
+
+        def run(progress, cancelled):
+            return load_series(entry, study, progress=progress, cancelled=cancelled)
+        label = entry.series_description or entry.series_instance_uid
+        return self._start(Task(run, "series"), f"Loading {label} ({entry.slice_count} images)",
+                           self._show_volume)
+
+    def _start(self, task: Task, message: str, on_done) -> Task:
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+        self.task = task
+        task.setParent(self)
+        self.status_label.setText(message + "...")
+        self.progress.setValue(0)
+        self.progress.show()
+        self.cancel_button.show()
+        task.progress.connect(lambda f: self.progress.setValue(int(round(100 * f))))
+
+        def done(result):
+            if self.task is task:
+                self._end_progress()
+            try:
+                on_done(result)
+            except MedviewerError as exc:
+                self._fail(str(exc))
+
+        def failed(message):
+            if self.task is task:
+                self._end_progress()
+            self._fail(message)
+
+        def cancelled():
+            if self.task is task:
+                self._end_progress()
+                self.status_label.setText("Loading cancelled")
+        task.finished.connect(done)
+        task.failed.connect(failed)
+        task.was_cancelled.connect(cancelled)
+        return task.start()
+
+    def _end_progress(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def cancel_load(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _fail(self, message: str) -> None:
+        self.errors.append(message)
+        self.status_label.setText(message)
+        self.load_failed.emit(message)
+        if not self.quiet:
+            QMessageBox.warning(self, "medviewer", message)
+
+    def _show_volume(self, volume: Volume) -> None:
+        self.set_volume(volume)
+
+    def set_volume(self, volume: Volume, name: str | None = None) -> ImageLayer:
+        """Show ``volume`` as the new reference image (removing the previous layers)."""
+        self.document.clear()
+        preset = WINDOW_PRESETS[self.wl_combo.currentText()]
+        name = name or volume.meta.get("series_description") or "image"
+        layer = self.document.add_layer(ImageLayer(name=name, volume=volume, window=preset.window,
+                                                   level=preset.level))
+        patient = volume.meta.get("patient_id")
+        self.setWindowTitle(f"medviewer - {name}" + (f" ({patient})" if patient else ""))
+        self.status_label.setText(f"{name}: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]}, "
+                                  f"{' x '.join(f'{s:.2f}' for s in volume.spacing)} mm")
+        self.grid.reset_cameras()
+        self.volume_loaded.emit(volume)
+        return layer
+
+    # ---- segmentation -----------------------------------------------------------------------
+    def choose_segmentation(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load a segmentation (label map)", "", IMAGE_FILTER)
+        if path:
+            try:
+                self.load_segmentation(path)
+            except MedviewerError as exc:
+                self._fail(str(exc))
+
+    def load_segmentation(self, path: str, name: str | None = None) -> LabelLayer:
+        """Read a NIfTI/NRRD/MHA label map onto the open image (resampled by patient space)."""
+        from medviewer.core.resample import labels_onto_grid
+        from medviewer.io import read_image
+
+        image = self.document.image
+        if image is None:
+            raise MedviewerError("open an image before loading a segmentation", path)
+        try:
+            labels = labels_onto_grid(read_image(path), image.volume)
+        except MedviewerError as exc:
+            raise MedviewerError(exc.message, path) from None
+        name = name or os.path.basename(path).split(".")[0]
+        return self.document.add_layer(LabelLayer(name=name, volume=labels))
+
+    # ---- presets ----------------------------------------------------------------------------
+    def apply_window_preset(self, name: str) -> None:
+        preset = WINDOW_PRESETS[name]
+        self.wl_combo.setCurrentText(name)
+        image = self.document.image
+        if image is not None:
+            self.document.update_layer(image, window=preset.window, level=preset.level)
+
+    def apply_volume_preset(self, name: str) -> None:
+        self.vr_combo.setCurrentText(name)
+        self.grid.views["3d"].set_preset(name)
+
+    def set_layout(self, mode: str, active: str | None = None) -> None:
+        self.grid.set_layout(mode, active)
+        self.layout_actions[mode].setChecked(True)
+
+    def _show_readout(self, point, value) -> None:
+        if point is None:
+            self.readout_label.setText("")
+        else:
+            self.readout_label.setText(f"{value:.0f} HU at ({point[0]:.1f}, {point[1]:.1f}, "
+                                       f"{point[2]:.1f}) mm LPS")
+
+    # ---- screenshots ------------------------------------------------------------------------
+    def choose_view_screenshot(self, name: str | None = None) -> None:
+        """Ask where, then save one view (``name``) or the visible views (None) to a PNG."""
+        what = f"the {name} view" if name else "the views"
+        path, _ = QFileDialog.getSaveFileName(self, f"Save a screenshot of {what}",
+                                              f"{name or 'views'}.png", "PNG (*.png)")
+        if not path:
+            return
+        try:
+            if name:
+                self.save_view_screenshot(name, path)
+            else:
+                self.save_views_screenshot(path)
+        except MedviewerError as exc:
+            self._fail(str(exc))
+
+    def choose_window_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot of the window", "window.png",
+                                              "PNG (*.png)")
+        if path:
+            try:
+                self.save_window_screenshot(path)
+            except MedviewerError as exc:
+                self._fail(str(exc))
+
+    def save_view_screenshot(self, name: str, path: str) -> str:
+        """One view (axial, coronal, sagittal or 3d) to a PNG."""
+        return save_png(self.grid.capture_view(name), path)
+
+    def save_views_screenshot(self, path: str) -> str:
+        """The visible views, as laid out, to a PNG."""
+        return save_png(self.grid.capture_grid(), path)
+
+    def save_window_screenshot(self, path: str) -> str:
+        """The whole window (menus, docks and views) to a PNG."""
+        image = self.grab().toImage().convertToFormat(QImage.Format_RGB888)
+        w, h = image.width(), image.height()
+        buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
+        canvas = buf.reshape(h, image.bytesPerLine())[:, :w * 3].reshape(h, w, 3).copy()
+        return save_png(self.grid.paste_views(canvas, self), path)
+
+    # ---- drag and drop ----------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def closeEvent(self, event) -> None:
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+            self.task.wait(5)
+        self.grid.close_views()
+        super().closeEvent(event)

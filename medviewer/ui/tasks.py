@@ -1,0 +1,106 @@
+"""Background work for the GUI: run a function in a worker thread, hear about it on the GUI thread.
+
+The worker thread never calls Qt (nor VTK): it only stores its progress and its outcome in plain
+Python attributes. A QTimer on the GUI thread polls them and emits the Task's signals there.
+(Emitting Qt signals straight from inside SimpleITK's progress callback crashes PySide6 with a
+refcount error, "deallocating None"; polling keeps Qt out of the worker entirely.)
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from medviewer.core.errors import MedviewerError
+
+POLL_MS = 25
+
+
+class Task(QObject):
+    """``fn(progress, cancelled)`` run in a daemon thread.
+
+    ``progress(fraction)`` and ``cancelled() -> bool`` are safe to call from the worker. Signals,
+    all delivered on the GUI thread: ``progress(float 0..1)``; then exactly one of
+    ``finished(result)``, ``failed(message)``, ``was_cancelled()``; then ``ended()``.
+    """
+
+    progress = Signal(float)
+    finished = Signal(object)
+    failed = Signal(str)
+    was_cancelled = Signal()
+    ended = Signal()
+
+    def __init__(self, fn: Callable[[Callable[[float], None], Callable[[], bool]], Any],
+                 label: str = "", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.fn = fn
+        self.label = label
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._fraction: float | None = None
+        self._reported: float | None = None
+        self._outcome: tuple[str, Any] | None = None   # written once by the worker
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+        self.running = False
+
+    def start(self) -> "Task":
+        self.running = True
+        self._thread = threading.Thread(target=self._run, name=f"medviewer-task-{self.label}", daemon=True)
+        self._thread.start()
+        self._timer.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the task to stop; it ends with ``was_cancelled`` at its next progress check."""
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker thread ends (for tests and shutdown); True if it ended.
+        The signals still come from the event loop afterwards."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ---- worker thread -----------------------------------------------------------------------
+    def _set_progress(self, fraction: float) -> None:
+        self._fraction = float(fraction)
+
+    def _run(self) -> None:
+        try:
+            result = self.fn(self._set_progress, self._cancel.is_set)
+            outcome = ("cancelled", None) if self._cancel.is_set() else ("finished", result)
+        except MedviewerError as exc:
+            outcome = ("cancelled", None) if self._cancel.is_set() else ("failed", str(exc))
+        except Exception as exc:  # reported to the user as one line
+            traceback.print_exc()
+            outcome = ("failed", f"unexpected error: {type(exc).__name__}: {exc}")
+        self._outcome = outcome
+
+    # ---- GUI thread --------------------------------------------------------------------------
+    def _poll(self) -> None:
+        fraction = self._fraction
+        if fraction is not None and fraction != self._reported:
+            self._reported = fraction
+            self.progress.emit(fraction)
+        outcome = self._outcome
+        if outcome is None:
+            return
+        self._timer.stop()
+        self.running = False
+        kind, value = outcome
+        if kind == "finished":
+            self.finished.emit(value)
+        elif kind == "failed":
+            self.failed.emit(value)
+        else:
+            self.was_cancelled.emit()
+        self.ended.emit()

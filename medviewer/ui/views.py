@@ -1,0 +1,117 @@
+"""The view grid: axial, coronal, sagittal and 3D VTK widgets in a 1x1 or 2x2 layout."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QTimer
+from PySide6.QtWidgets import QGridLayout, QWidget
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+
+from medviewer.core.document import Document
+from medviewer.render.slice_view import SliceView
+from medviewer.render.volume_view import VolumeView
+from medviewer.render.vtk_util import capture
+
+VIEW_NAMES = ("axial", "coronal", "sagittal", "3d")
+
+
+class RenderScheduler:
+    """Coalesces render requests: at most one render per view per turn of the event loop."""
+
+    def __init__(self, render_window) -> None:
+        self.render_window = render_window
+        self.pending = False
+        self.enabled = True
+
+    def request(self) -> None:
+        if self.pending or not self.enabled:
+            return
+        self.pending = True
+        QTimer.singleShot(0, self._render)
+
+    def _render(self) -> None:
+        self.pending = False
+        if self.enabled:
+            self.render_window.Render()
+
+
+class ViewGrid(QWidget):
+    """Four VTK widgets; ``layout_mode`` '2x2' shows all, '1x1' only ``active``."""
+
+    def __init__(self, document: Document, parent=None, on_hover=None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.widgets: dict[str, QVTKRenderWindowInteractor] = {}
+        self.schedulers: dict[str, RenderScheduler] = {}
+        self.views: dict[str, SliceView | VolumeView] = {}
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        self._grid = grid
+        for n, name in enumerate(VIEW_NAMES):
+            w = QVTKRenderWindowInteractor(self)
+            w.setObjectName(f"view-{name}")
+            rw = w.GetRenderWindow()
+            sched = RenderScheduler(rw)
+            iren = rw.GetInteractor()
+            if name == "3d":
+                view = VolumeView(document, rw, iren, request_render=sched.request)
+            else:
+                view = SliceView(document, name, rw, iren, request_render=sched.request, on_hover=on_hover)
+            self.widgets[name] = w
+            self.schedulers[name] = sched
+            self.views[name] = view
+            grid.addWidget(w, n // 2, n % 2)
+            w.Initialize()
+        self.layout_mode = "2x2"
+        self.active = "axial"
+
+    def set_layout(self, mode: str, active: str | None = None) -> None:
+        """'2x2' (all four views) or '1x1' (only ``active``)."""
+        if active is not None:
+            self.active = active
+        self.layout_mode = mode
+        for name, w in self.widgets.items():
+            w.setVisible(mode == "2x2" or name == self.active)
+        QTimer.singleShot(0, self.render_all)
+
+    def visible_views(self) -> list[str]:
+        return [n for n in VIEW_NAMES if self.widgets[n].isVisible()]
+
+    def render_all(self) -> None:
+        for name in self.visible_views():
+            self.widgets[name].GetRenderWindow().Render()
+
+    def reset_cameras(self) -> None:
+        for view in self.views.values():
+            view.reset_camera()
+        self.render_all()
+
+    def capture_view(self, name: str) -> np.ndarray:
+        """Pixels of one view (h, w, 3), read back from its render window."""
+        return capture(self.widgets[name].GetRenderWindow())
+
+    def paste_views(self, canvas: np.ndarray, relative_to: QWidget) -> np.ndarray:
+        """Draw each visible view's pixels into ``canvas`` (an image of ``relative_to``)."""
+        for name in self.visible_views():
+            w = self.widgets[name]
+            pixels = self.capture_view(name)
+            pos = w.mapTo(relative_to, QPoint(0, 0))
+            h = min(pixels.shape[0], canvas.shape[0] - pos.y())
+            wd = min(pixels.shape[1], canvas.shape[1] - pos.x())
+            if h > 0 and wd > 0:
+                canvas[pos.y():pos.y() + h, pos.x():pos.x() + wd] = pixels[:h, :wd]
+        return canvas
+
+    def capture_grid(self) -> np.ndarray:
+        """The visible views as one image, laid out as on screen."""
+        canvas = np.zeros((self.height(), self.width(), 3), dtype=np.uint8)
+        return self.paste_views(canvas, self)
+
+    def close_views(self) -> None:
+        for sched in self.schedulers.values():
+            sched.enabled = False
+        for view in self.views.values():
+            view.close()
+        for w in self.widgets.values():
+            w.Finalize()

@@ -1,0 +1,383 @@
+"""The viewer window under Xvfb: real series, scrolling, window/level, overlays, loading.
+
+Colours are read back from the VTK render windows (vtkWindowToImageFilter), not from Qt grabs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from medviewer.core.document import Box, BoxLayer, LabelLayer
+from medviewer.core.errors import MedviewerError
+from medviewer.core.volume import Volume
+from medviewer.render.vtk_util import capture
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+def screen_rc(window, view_name, point):
+    """(row, col) of the screen pixel where patient point ``point`` is drawn in a 2D view."""
+    view = window.grid.views[view_name]
+    x, y = view.patient_to_display(point)
+    h = view.render_window.GetSize()[1]
+    return h - 1 - int(round(y)), int(round(x))
+
+
+def patch(window, view_name, point, radius=2):
+    """Mean RGB of a small square around where ``point`` (LPS mm) is drawn in a 2D view."""
+    image = capture(window.grid.views[view_name].render_window)
+    r, c = screen_rc(window, view_name, point)
+    return image[r - radius:r + radius + 1, c - radius:c + radius + 1].reshape(-1, 3).mean(axis=0)
+
+
+def load_lung(window, qtbot, lung_series):
+    from medviewer.io import index_folder
+
+    index = index_folder(lung_series)
+    entry = index.image_series()[0]
+    with qtbot.waitSignal(window.volume_loaded, timeout=60000):
+        window.load_series(entry, index.study_of(entry))
+    return window.document.image.volume
+
+
+def lung_points(volume, z):
+    """A voxel in the patient's right lung, one in the left lung and one in muscle, on slice z
+    (as array indices (z, y, x)); found from the HU values, not from the renderer."""
+    hu = volume.array[z]
+    ny, nx = hu.shape
+    rows = slice(int(0.35 * ny), int(0.6 * ny))
+
+    def find(cols, test):
+        sub = test(hu[rows, cols])
+        ys, xs = np.nonzero(sub)
+        assert len(ys), "no such voxel on this slice"
+        i = len(ys) // 2
+        return (z, ys[i] + rows.start, xs[i] + cols.start)
+    right_lung = find(slice(int(0.2 * nx), int(0.4 * nx)), lambda a: a < -850)
+    left_lung = find(slice(int(0.6 * nx), int(0.8 * nx)), lambda a: a < -850)
+    return right_lung, left_lung
+
+
+# ---- tests ------------------------------------------------------------------------------------
+def test_lung_series_radiological_orientation_and_soft_tissue_window(window, qtbot, lung_series):
+    volume = load_lung(window, qtbot, lung_series)
+    doc = window.document
+    z = volume.patient_to_voxel(doc.cursor)[0]
+    right_lung, left_lung = lung_points(volume, z)
+    # the patient's right lung has low x indices: LPS +x is the patient's left
+    assert volume.voxel_to_patient(right_lung)[0] < volume.voxel_to_patient(left_lung)[0]
+    image = capture(window.grid.views["axial"].render_window)
+    w = image.shape[1]
+    r_row, r_col = screen_rc(window, "axial", volume.voxel_to_patient(right_lung))
+    l_row, l_col = screen_rc(window, "axial", volume.voxel_to_patient(left_lung))
+    assert r_col < w / 2 < l_col, "the patient's right must be on the screen's left (radiological)"
+    # soft-tissue window: lungs black
+    assert patch(window, "axial", volume.voxel_to_patient(right_lung)).max() < 30
+    # body grey: soft tissue (20..80 HU) draws mid-grey
+    hu = volume.array[z]
+    ys, xs = np.nonzero((hu > 20) & (hu < 60))
+    k = len(ys) // 2
+    grey = patch(window, "axial", volume.voxel_to_patient((z, ys[k], xs[k])), radius=0)
+    assert 60 < grey.mean() < 200 and np.ptp(grey) < 10
+    # anterior at the top: the sternum region (low y index) is drawn above the spine (high y)
+    top, _ = screen_rc(window, "axial", volume.voxel_to_patient((z, 100, 256)))
+    bottom, _ = screen_rc(window, "axial", volume.voxel_to_patient((z, 400, 256)))
+    assert top < bottom
+    # superior at the top of the coronal view
+    top, _ = screen_rc(window, "coronal", volume.voxel_to_patient((volume.shape[0] - 1, 256, 256)))
+    bottom, _ = screen_rc(window, "coronal", volume.voxel_to_patient((0, 256, 256)))
+    assert top < bottom
+
+
+def test_scroll_by_keys_and_wheel_and_window_presets(window, qtbot, lung_series):
+    volume = load_lung(window, qtbot, lung_series)
+    doc = window.document
+    axial = window.grid.widgets["axial"]
+    z0 = doc.cursor[2]
+    before = capture(axial.GetRenderWindow())
+    axial.setFocus()
+    qtbot.keyClick(axial, Qt.Key_PageUp)
+    assert doc.cursor[2] == pytest.approx(z0 + volume.spacing[2])       # one slice superior
+    after = capture(axial.GetRenderWindow())
+    assert np.abs(after.astype(int) - before).mean() > 1.0             # another slice is drawn
+    qtbot.keyClick(axial, Qt.Key_Down)
+    qtbot.keyClick(axial, Qt.Key_Down)
+    assert doc.cursor[2] == pytest.approx(z0 - volume.spacing[2])
+    center = QPointF(axial.width() / 2, axial.height() / 2)
+    wheel = QWheelEvent(center, axial.mapToGlobal(center), QPoint(0, 0), QPoint(0, 120), Qt.NoButton,
+                        Qt.NoModifier, Qt.NoScrollPhase, False)
+    QApplication.sendEvent(axial, wheel)
+    assert doc.cursor[2] == pytest.approx(z0)
+    # the coronal view follows the cursor: same slice, its horizontal crosshair line moved up
+    coronal = window.grid.views["coronal"]
+    k = coronal.slice_index()
+    line_v = coronal._cross_data.GetPoint(0)[1]
+    qtbot.keyClick(axial, Qt.Key_Up)
+    assert coronal.slice_index() == k
+    assert coronal._cross_data.GetPoint(0)[1] == pytest.approx(line_v + volume.spacing[2])
+    qtbot.keyClick(axial, Qt.Key_Down)
+
+    z = volume.patient_to_voxel(doc.cursor)[0]
+    right_lung, _ = lung_points(volume, z)
+    lung_point = volume.voxel_to_patient(right_lung)
+    dark = patch(window, "axial", lung_point).mean()
+    window.apply_window_preset("lung")
+    assert (doc.image.window, doc.image.level) == (1500.0, -600.0)
+    lit = patch(window, "axial", lung_point).mean()
+    assert dark < 30 and lit > dark + 25, (dark, lit)
+    window.apply_window_preset("bone")
+    assert patch(window, "axial", lung_point).mean() < 10
+
+    # window/level by dragging with the right button: wider window to the right
+    iren = axial.GetRenderWindow().GetInteractor()
+    w0 = doc.image.window
+    iren.SetEventInformationFlipY(100, 100, 0, 0)
+    iren.InvokeEvent("RightButtonPressEvent")
+    iren.SetEventInformationFlipY(160, 100, 0, 0)
+    iren.InvokeEvent("MouseMoveEvent")
+    iren.InvokeEvent("RightButtonReleaseEvent")
+    assert doc.image.window > w0
+
+
+def test_click_moves_the_crosshair_and_drag_scrolls(window, qtbot, demo_volume):
+    window.set_volume(demo_volume)
+    doc = window.document
+    axial = window.grid.widgets["axial"]
+    view = window.grid.views["axial"]
+    target = doc.cursor + np.array([30.0, -20.0, 0.0])     # 30 mm to the left, 20 mm anterior
+    x, y = view.patient_to_display(target)
+    h = axial.height()
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=QPoint(int(round(x)), h - 1 - int(round(y))))
+    assert np.allclose(doc.cursor[:2], target[:2], atol=2 * demo_volume.spacing[0])
+    assert doc.cursor[2] == pytest.approx(target[2])
+    # the coronal view now shows the slice through the new cursor
+    assert window.grid.views["coronal"].plane_origin()[1] == pytest.approx(doc.cursor[1])
+    # shift + right drag upwards scrolls towards superior, one slice per 4 pixels
+    iren = axial.GetRenderWindow().GetInteractor()
+    z0 = doc.cursor[2]
+    iren.SetEventInformation(100, 100, 0, 1)          # y from the bottom; shift held
+    iren.InvokeEvent("RightButtonPressEvent")
+    iren.SetEventInformation(100, 112, 0, 1)
+    iren.InvokeEvent("MouseMoveEvent")
+    iren.InvokeEvent("RightButtonReleaseEvent")
+    assert doc.cursor[2] == pytest.approx(z0 + 3 * demo_volume.spacing[2])
+
+
+def _label_map_with_markers(volume, cursor):
+    """Blobs beside the cursor: 1 to the patient's left (+x), 2 anterior (-y), 3 superior (+z)."""
+    labels = np.zeros(volume.shape, np.uint8)
+    for value, offset in ((1, (40, 0, 0)), (2, (0, -40, 0)), (3, (0, 0, 30))):
+        z, y, x = volume.patient_to_voxel(np.asarray(cursor) + offset)
+        labels[z - 3:z + 4, y - 6:y + 7, x - 6:x + 7] = value
+    return volume.with_array(labels)
+
+
+def _centroid(image, rgb):
+    mask = np.all(np.abs(image.astype(int) - rgb) < 40, axis=2)
+    assert mask.sum() > 20, f"colour {rgb} not drawn"
+    rows, cols = np.nonzero(mask)
+    return rows.mean(), cols.mean()
+
+
+def _same_image_on_a_rotated_grid(volume):
+    """The same patient-space image stored with its x and y index axes reversed (direction
+    diag(-1, -1, 1): an RAS-like grid), so that only the direction matrix says which way is left."""
+    array = np.ascontiguousarray(volume.array[:, ::-1, ::-1])
+    origin = volume.voxel_to_patient((0, volume.shape[1] - 1, volume.shape[2] - 1))
+    return Volume(array, spacing=volume.spacing, origin=tuple(origin), direction=np.diag([-1.0, -1.0, 1.0]),
+                  modality=volume.modality)
+
+
+@pytest.mark.parametrize("grid", ["LPS grid", "RAS-like grid"])
+def test_label_markers_appear_on_the_conventional_sides(window, qtbot, demo_volume, grid):
+    volume = demo_volume if grid == "LPS grid" else _same_image_on_a_rotated_grid(demo_volume)
+    if grid != "LPS grid":
+        assert volume.orientation_code() == "RAS"
+        p = (10.0, -20.0, 5.0)
+        assert volume.array[tuple(volume.patient_to_voxel(p))] == demo_volume.array[tuple(demo_volume.patient_to_voxel(p))]
+    window.set_volume(volume)
+    doc = window.document
+    layer = doc.add_layer(LabelLayer(name="markers", volume=_label_map_with_markers(volume, doc.cursor),
+                                     opacity=1.0, label_colors={1: (1, 0, 0), 2: (0, 1, 0), 3: (0, 0, 1)}))
+    red, green, blue = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+    expectations = {  # view: [(colour, axis 0=row 1=col, sign: -1 = before the centre)]
+        "axial": [(red, 1, +1), (green, 0, -1)],       # left on screen right, anterior on top
+        "coronal": [(red, 1, +1), (blue, 0, -1)],      # left on screen right, superior on top
+        "sagittal": [(green, 1, -1), (blue, 0, -1)],   # anterior on screen left, superior on top
+    }
+    for name, checks in expectations.items():
+        image = capture(window.grid.views[name].render_window)
+        center = np.array(image.shape[:2]) / 2
+        for rgb, axis, sign in checks:
+            position = _centroid(image, rgb)[axis]
+            assert (position - center[axis]) * sign > 10, (name, rgb, position, center)
+    assert layer.visible
+
+
+def test_segmentation_overlay_colours_in_all_views_and_toggle(window, qtbot, demo_series, demo_volume):
+    window.set_volume(demo_volume)
+    layer = window.load_segmentation(str(demo_series / "lesions.nii.gz"))
+    lesions = json.loads((demo_series / "lesions.json").read_text())["lesions"]
+    lesion = lesions[0]
+    assert layer.volume.same_grid(demo_volume)
+    window.document.set_cursor(lesion["center_mm"])
+    far = np.asarray(lesion["center_mm"])
+    for name in ("axial", "coronal", "sagittal"):
+        view = window.grid.views[name]
+        rgb = patch(window, name, lesion["center_mm"])
+        assert rgb[0] > rgb[1] + 50 and rgb[0] > rgb[2] + 50, (name, rgb)   # label 1: red overlay
+        # 2 radii away diagonally in the plane (outside the lesion, off the crosshair): no red
+        outside = far + 2 * lesion["radius_mm"] * (view.right + view.up)
+        rgb = patch(window, name, outside)
+        assert abs(rgb[0] - rgb[1]) < 15, (name, rgb)
+    # label 3 (liver lesion) is drawn in its own colour (palette blue)
+    liver = lesions[2]
+    window.document.set_cursor(liver["center_mm"])
+    r, g, b = patch(window, "axial", liver["center_mm"])
+    assert b > r + 40, (r, g, b)
+    # toggling the layer off in the layers panel removes the overlay
+    window.layers_dock.show()
+    item = window.layers.item_of(layer)
+    item.setCheckState(0, Qt.Unchecked)
+    assert not layer.visible
+    window.layers.tree.setCurrentItem(window.layers.item_of(layer))
+    window.layers.opacity.setValue(30)
+    assert layer.opacity == pytest.approx(0.3)
+    window.document.set_cursor(lesion["center_mm"])
+    for name in ("axial", "coronal", "sagittal"):
+        view = window.grid.views[name]
+        inside = far + 0.4 * lesion["radius_mm"] * (view.right + view.up)   # off the crosshair
+        rgb = patch(window, name, inside)
+        assert abs(rgb[0] - rgb[1]) < 15 and abs(rgb[0] - rgb[2]) < 15, (name, rgb)   # grey
+    # and a colour change reaches the pixels
+    window.document.update_layer(layer, visible=True, color=(0.0, 1.0, 0.0), opacity=1.0)
+    view = window.grid.views["sagittal"]
+    rgb = patch(window, "sagittal", far + 0.4 * lesion["radius_mm"] * (view.right + view.up))
+    assert rgb[1] > 200 and rgb[0] < 60, rgb
+
+
+def test_boxes_drawn_where_they_cross_the_slice_and_label_surface_in_3d(window, qtbot, demo_series, demo_volume):
+    window.set_volume(demo_volume)
+    doc = window.document
+    c = np.array(doc.cursor)
+    doc.add_layer(BoxLayer(name="boxes", boxes=[Box(tuple(c - 20), tuple(c + 20), label="A", score=0.9)],
+                           color=(1.0, 1.0, 0.0)))
+    edge = c + (20, 0, 0)   # on the box's right wall, in the axial slice through the centre
+    image = capture(window.grid.views["axial"].render_window)
+    r, col = screen_rc(window, "axial", edge)
+    window_px = image[r - 2:r + 3, col - 2:col + 3].reshape(-1, 3).astype(int)
+    assert any(p[0] > 200 and p[1] > 200 and p[2] < 80 for p in window_px)  # yellow line
+    doc.set_cursor(c + (0, 0, 40))   # outside the box along z: no rectangle on that slice
+    image = capture(window.grid.views["axial"].render_window)
+    r, col = screen_rc(window, "axial", c + (20, 0, 40))
+    window_px = image[r - 2:r + 3, col - 2:col + 3].reshape(-1, 3).astype(int)
+    assert not any(p[0] > 200 and p[1] > 200 and p[2] < 80 for p in window_px)
+    # 3D: the volume renders, and a label layer adds its surface in its colour
+    three_d = window.grid.views["3d"].render_window
+    window.apply_volume_preset("CT soft tissue")
+    plain = capture(three_d)
+    background = np.array([0.08, 0.08, 0.12]) * 255
+    assert (np.abs(plain.astype(int) - background).sum(axis=2) > 30).mean() > 0.15
+    window.load_segmentation(str(demo_series / "lesions.nii.gz"))
+    window.apply_volume_preset("CT MIP")
+    window.apply_volume_preset("CT bone")
+    with_labels = capture(three_d).astype(int)
+    red = (with_labels[..., 0] > with_labels[..., 1] + 60) & (with_labels[..., 0] > with_labels[..., 2] + 60)
+    assert red.sum() > 20
+
+
+def test_window_stays_responsive_while_loading_and_cancel_stops(window, qtbot, lung_series):
+    from medviewer.io import index_folder
+
+    index = index_folder(lung_series)
+    entry = index.image_series()[0]
+    study = index.study_of(entry)
+    ticks = []
+    progress_threads = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(2)
+    with qtbot.waitSignal(window.volume_loaded, timeout=60000):
+        task = window.load_series(entry, study)
+        task.progress.connect(lambda f: progress_threads.append(threading.current_thread()))
+        assert window.progress.isVisible() and window.cancel_button.isVisible()
+        loading_started = len(ticks)
+    timer.stop()
+    # the GUI thread ran its event loop (timer ticks, queued progress) while the worker read
+    assert len(ticks) - loading_started >= 5
+    assert progress_threads and all(t is threading.main_thread() for t in progress_threads)
+    assert not window.progress.isVisible()
+    assert window.document.image is not None
+
+    # cancel: the load ends as cancelled and nothing is shown
+    window.document.clear()
+    loaded = []
+    window.volume_loaded.connect(loaded.append)
+    task = window.load_series(entry, study)
+    with qtbot.waitSignal(task.was_cancelled, timeout=60000):
+        qtbot.mouseClick(window.cancel_button, Qt.LeftButton)
+    assert task.wait(10)
+    qtbot.wait(50)
+    assert loaded == [] and window.document.image is None
+    assert "cancelled" in window.status_label.text()
+    assert not window.cancel_button.isVisible()
+
+
+def test_open_folder_fills_the_browser_and_screenshots(window, qtbot, lung_series, tmp_path):
+    from medviewer.render.vtk_util import save_png
+
+    with qtbot.waitSignal(window.volume_loaded, timeout=60000):
+        window.open_path(str(lung_series))
+    assert len(window.browser.series_items()) == 1
+    # double-clicking the series in the study browser loads it (again) in the background
+    window.browser_dock.show()
+    item = window.browser.series_items()[0]
+    window.browser.scrollToItem(item)
+    qtbot.waitUntil(lambda: window.browser.visualItemRect(item).height() > 0, timeout=5000)
+    rect = window.browser.visualItemRect(item)
+    assert window.browser.itemAt(rect.center()) is item
+    with qtbot.waitSignal(window.volume_loaded, timeout=20000):
+        # (a press first: Qt's item views act on a double click only on the item last pressed)
+        qtbot.mouseClick(window.browser.viewport(), Qt.LeftButton, pos=rect.center())
+        qtbot.mouseDClick(window.browser.viewport(), Qt.LeftButton, pos=rect.center())
+    # drag and drop of a folder opens it too
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+    opened = []
+    window.open_path = lambda path, series=None: opened.append(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(lung_series))])
+    drop = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(drop)
+    assert opened == [str(lung_series)]
+    del window.open_path
+    assert window.recent() == [str(lung_series)]
+    window.set_layout("1x1", "coronal")
+    qtbot.wait(50)
+    assert window.grid.visible_views() == ["coronal"]
+    window.set_layout("2x2")
+    qtbot.wait(50)
+    path = window.save_window_screenshot(str(tmp_path / "window.png"))
+    from vtkmodules.vtkIOImage import vtkPNGReader
+    reader = vtkPNGReader()
+    reader.SetFileName(path)
+    reader.Update()
+    w, h, _ = reader.GetOutput().GetDimensions()
+    assert (w, h) == (window.width(), window.height())
+    one = window.save_view_screenshot("sagittal", str(tmp_path / "sagittal.png"))
+    reader.SetFileName(one)
+    reader.Modified()
+    reader.Update()
+    w, h, _ = reader.GetOutput().GetDimensions()
+    widget = window.grid.widgets["sagittal"]
+    assert (w, h) == (widget.width(), widget.height())
+    with pytest.raises(MedviewerError, match="does not exist"):
+        save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "no-such-folder" / "x.png")

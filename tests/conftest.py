@@ -10,6 +10,31 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Without a display, start a private Xvfb for the GUI tests (VTK in Qt needs X).
+
+    A watchdog shell stops it only after this pytest process has exited: Qt and VTK tear their X
+    connections down at interpreter exit, and a server stopped before that makes the process
+    exit with "XIO: fatal IO error" (status 1) after every test passed.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    if os.environ.get("DISPLAY") or not sys.platform.startswith("linux") or not shutil.which("Xvfb"):
+        return
+    read_fd, write_fd = os.pipe()
+    script = (f"Xvfb -displayfd {write_fd} -screen 0 1600x1200x24 -nolisten tcp & x=$!; "
+              f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 0.5; done; kill $x")
+    subprocess.Popen(["sh", "-c", script], pass_fds=(write_fd,), start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if number:
+        os.environ["DISPLAY"] = f":{number}"
+
+
 def data_root() -> pathlib.Path:
     """MEDVIEWER_DATA, else ../shared/data beside the repository."""
     env = os.environ.get("MEDVIEWER_DATA")

@@ -14,6 +14,8 @@ from medviewer.core.errors import MedviewerError
 COMMAND_MODULES = (
     "medviewer.commands.info",
     "medviewer.commands.demo",
+    "medviewer.commands.plugins",
+    "medviewer.commands.run",
 )
 
 

@@ -1,0 +1,395 @@
+"""A MONAI Model Zoo bundle run on a medviewer Volume, in memory, through MONAI's ConfigParser.
+
+The bundle's own ``preprocessing``, ``network_def`` (weights from ``models/model.pt``, loaded with
+``weights_only=True``, or the TorchScript ``models/model.ts``), ``inferer`` and ``postprocessing``
+are used; file loaders and savers are left out (the volume is handed over as a MetaTensor with
+its RAS affine, as MONAI's ITK reader would give it). Detection bundles (those with a
+``detector``) run their RetinaNetDetector after ``detector_ops``.
+
+Speed levers over a plain run (none changes the model or its window geometry): inference mode,
+a larger sliding-window batch, all CPU threads, mixed precision on CUDA, and running only on the
+box around the body (``crop_body``; voxels outside it are labelled background).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+from medviewer.core.volume import Volume
+from medviewer.plugins import trust
+from medviewer.plugins.api import (
+    Availability, Box, BoxesResult, Label, LabelMapResult, Plugin, PluginError, modules_available,
+)
+
+# LPS <-> RAS flips the first two world axes.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+LOADER_NAMES = ("LoadImage", "LoadImaged", "LoadImageD", "LoadImageDict")
+SAVER_PREFIXES = ("SaveImage", "SaveClassification", "SaveDetection")
+
+
+# ---- the bundle folder ---------------------------------------------------------------------------
+class BundleFolder:
+    """A bundle folder checked for the Model Zoo layout (nothing is executed here)."""
+
+    def __init__(self, folder: str, config: str = ""):
+        if not folder:
+            raise PluginError("no bundle folder given (--param bundle=DIR)")
+        self.root = os.path.realpath(os.path.abspath(os.path.expanduser(folder)))
+        if not os.path.isdir(self.root):
+            raise PluginError("the bundle folder does not exist", self.root)
+        configs = os.path.join(self.root, "configs")
+        names = [config] if config else ["inference.json", "inference.yaml", "inference.yml"]
+        self.config = next((os.path.join(configs, n) for n in names if os.path.isfile(os.path.join(configs, n))), None)
+        if self.config is None:
+            raise PluginError(f"not a MONAI bundle: no configs/{' or configs/'.join(names)}", self.root)
+        if self.config.endswith((".yaml", ".yml")) and not modules_available(["yaml"]):
+            raise PluginError("this bundle's config is YAML, which needs the PyYAML package", self.config)
+        self.metadata = os.path.join(configs, "metadata.json")
+        models = os.path.join(self.root, "models")
+        self.model_pt = os.path.join(models, "model.pt")
+        self.model_ts = os.path.join(models, "model.ts")
+        if not (os.path.isfile(self.model_pt) or os.path.isfile(self.model_ts)):
+            raise PluginError("not a MONAI bundle: no models/model.pt or models/model.ts", self.root)
+
+    def read_metadata(self) -> dict:
+        if not os.path.isfile(self.metadata):
+            return {}
+        try:
+            with open(self.metadata, encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise PluginError(f"cannot read the bundle metadata ({exc})", self.metadata) from None
+
+
+def channel_names(metadata: dict) -> dict[int, str]:
+    """Output channel -> name from ``network_data_format.outputs.pred.channel_def``."""
+    outputs = metadata.get("network_data_format", {}).get("outputs", {})
+    pred = outputs.get("pred") or next(iter(outputs.values()), {})
+    names = {}
+    for k, v in (pred.get("channel_def") or {}).items():
+        try:
+            names[int(k)] = str(v)
+        except ValueError:
+            continue
+    return names
+
+
+def volume_to_metatensor(volume: Volume, channel_first: bool):
+    """The volume as MONAI's ITK reader gives it: (x, y, z) array, RAS affine, metadata."""
+    from monai.data import MetaTensor
+
+    array = np.ascontiguousarray(np.transpose(volume.array, (2, 1, 0)).astype(np.float32))
+    affine = LPS_TO_RAS @ volume.affine
+    meta = {"original_affine": affine.copy(), "spatial_shape": np.asarray(array.shape),
+            "original_channel_dim": "no_channel", "filename_or_obj": volume.meta.get("source_folder", "medviewer"),
+            "space": "RAS"}
+    tensor = torch.from_numpy(array)
+    if channel_first:
+        tensor = tensor[None]
+        meta["original_channel_dim"] = 0
+    return MetaTensor(tensor, affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
+
+
+def metatensor_grid_volume(array_xyz: np.ndarray, ras_affine: np.ndarray, like: Volume) -> Volume:
+    """A Volume from an (x, y, z) array with a RAS affine (MONAI's), other fields from ``like``."""
+    lps = LPS_TO_RAS @ np.asarray(ras_affine, dtype=float)
+    m = lps[:3, :3]
+    spacing = np.linalg.norm(m, axis=0)
+    direction = m / spacing
+    return Volume(np.transpose(array_xyz, (2, 1, 0)), spacing=tuple(spacing), origin=tuple(lps[:3, 3]),
+                  direction=direction)
+
+
+def resample_labels(labels: Volume, onto: Volume) -> np.ndarray:
+    """``labels`` resampled (nearest neighbour) onto ``onto``'s grid, as an array."""
+    import SimpleITK as sitk
+
+    out = sitk.Resample(labels.to_sitk(), onto.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                        sitk.sitkUInt8 if labels.array.max() < 256 else sitk.sitkUInt16)
+    return sitk.GetArrayFromImage(out)
+
+
+def body_box(volume: Volume, threshold: float, margin_mm: float = 10.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lower, upper) array bounds (z, y, x) of the voxels above ``threshold``, with a margin."""
+    mask = volume.array > threshold
+    if not mask.any():
+        return None
+    lo, hi = [], []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        lo.append(hit[0])
+        hi.append(hit[-1] + 1)
+    margin = np.ceil(margin_mm / np.asarray(volume.spacing)[::-1]).astype(int)
+    lo = np.maximum(np.asarray(lo) - margin, 0)
+    hi = np.minimum(np.asarray(hi) + margin, volume.shape)
+    return lo, hi
+
+
+def voxel_boxes_to_patient(boxes_xyzxyz: np.ndarray, ras_affine: np.ndarray) -> np.ndarray:
+    """MONAI boxes (x0, y0, z0, x1, y1, z1) in image index units -> LPS (lower, upper) mm, (N, 2, 3).
+
+    The affine maps box coordinates as it maps voxel indices (MONAI's AffineBoxToWorldCoordinate
+    convention); the patient-space box is the one around the eight transformed corners.
+    """
+    boxes = np.asarray(boxes_xyzxyz, dtype=float).reshape(-1, 6)
+    lps = LPS_TO_RAS @ np.asarray(ras_affine, dtype=float)
+    out = np.zeros((len(boxes), 2, 3))
+    for n, b in enumerate(boxes):
+        corners = np.array([[x, y, z, 1.0] for x in (b[0], b[3]) for y in (b[1], b[4]) for z in (b[2], b[5])])
+        world = corners @ lps.T
+        out[n, 0] = world[:, :3].min(axis=0)
+        out[n, 1] = world[:, :3].max(axis=0)
+    return out
+
+
+def _drop(compose, names_or_prefixes, prefix: bool = False):
+    """``compose`` without the transforms of the given class names (a new Compose)."""
+    from monai.transforms import Compose
+
+    if compose is None:
+        return None
+    kept = []
+    for t in compose.transforms:
+        name = type(t).__name__
+        hit = name.startswith(names_or_prefixes) if prefix else name in names_or_prefixes
+        if not hit:
+            kept.append(t)
+    return Compose(kept, map_items=compose.map_items, unpack_items=compose.unpack_items)
+
+
+def _has(compose, name: str) -> bool:
+    return compose is not None and any(type(t).__name__.startswith(name) for t in compose.transforms)
+
+
+class _Predictor(torch.nn.Module):
+    """Wraps the network to count windows (progress) and honour cancel between batches."""
+
+    def __init__(self, net, total: int, progress, cancel, channels_last: bool):
+        super().__init__()
+        self.net = net
+        self.total = max(total, 1)
+        self.done = 0
+        self.progress = progress
+        self.cancel = cancel
+        self.channels_last = channels_last
+
+    def forward(self, x):
+        self.cancel.check()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        y = self.net(x)
+        self.done += x.shape[0]
+        self.progress("inference", min(self.done / self.total, 1.0))
+        return y
+
+
+def count_windows(image_size, roi_size, overlap: float) -> int:
+    """How many windows MONAI's sliding window visits (its dense_patch_slices arithmetic)."""
+    n = 1
+    for size, roi in zip(image_size, roi_size):
+        roi = min(int(roi), int(size)) if roi > 0 else int(size)
+        interval = int(roi * (1 - overlap)) if roi < size else roi
+        interval = max(interval, 1)
+        n *= int(math.ceil(float(size - roi) / interval)) + 1 if size > roi else 1
+    return n
+
+
+# ---- the plugin ----------------------------------------------------------------------------------
+class MonaiBundle(Plugin):
+    def is_available(self) -> Availability:
+        return modules_available(["torch", "monai"])
+
+    def prepare(self, device: str) -> None:
+        self.device = torch.device(device)
+
+    def run(self, request, progress, cancel):
+        p = request.params
+        bundle = BundleFolder(p["bundle"], p.get("config") or "")
+        if not trust.is_trusted(bundle.root):
+            raise PluginError(trust.untrusted_message(bundle.root))
+        device = torch.device(request.device)
+        threads = int(p.get("threads") or 0)
+        torch.set_num_threads(threads if threads > 0 else max(os.cpu_count() or 1, 1))
+        progress("reading the bundle", None)
+        from monai.bundle import ConfigParser
+
+        if bundle.root not in sys.path:  # bundles import their scripts/ package
+            sys.path.insert(0, bundle.root)
+        parser = ConfigParser()
+        parser.read_config(bundle.config)
+        if os.path.isfile(bundle.metadata):
+            parser.read_meta(bundle.metadata)
+        parser["bundle_root"] = bundle.root
+        parser["device"] = device
+        if "amp" in parser:
+            parser["amp"] = bool(p.get("amp", True)) and device.type == "cuda"
+        metadata = bundle.read_metadata()
+        names = channel_names(metadata)
+        cancel.check()
+        detection = "detector" in parser
+
+        progress("loading the model", None)
+        network = self._load_network(parser, bundle, device)
+        cancel.check()
+
+        source = request.volume
+        work = source
+        if p.get("crop_body", True):
+            box = body_box(source, float(p.get("body_hu", -500.0)))
+            if box is not None:
+                work = source.crop(*box)
+        try:
+            pre = parser.get_parsed_content("preprocessing") if "preprocessing" in parser else None
+        except Exception as exc:
+            raise PluginError(f"cannot build the bundle's preprocessing ({type(exc).__name__}: {exc})",
+                              bundle.config) from None
+        pre_run = _drop(pre, LOADER_NAMES)
+        channel_first = not _has(pre_run, "EnsureChannelFirst")
+        data = {"image": volume_to_metatensor(work, channel_first)}
+        progress("preprocessing", None)
+        if pre_run is not None:
+            data = pre_run(data)
+        cancel.check()
+        if detection:
+            return self._detect(parser, network, data, work, names, p, device, progress, cancel)
+        return self._segment(parser, network, data, source, work, box if work is not source else None,
+                             names, p, device, progress, cancel)
+
+    # ---- network -------------------------------------------------------------------------------
+    def _load_network(self, parser, bundle: BundleFolder, device):
+        has_def = "network_def" in parser
+        if os.path.isfile(bundle.model_pt) and has_def:
+            try:
+                net = parser.get_parsed_content("network")if "network" in parser else parser.get_parsed_content("network_def")
+            except Exception as exc:
+                raise PluginError(f"cannot build the bundle's network ({type(exc).__name__}: {exc})",
+                                  bundle.config) from None
+            try:
+                state = torch.load(bundle.model_pt, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise PluginError(f"cannot load the weights safely ({type(exc).__name__}: {exc}); only plain "
+                                  "tensor checkpoints are accepted", bundle.model_pt) from None
+            if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+                state = state["model"]
+            try:
+                net.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                first = str(exc).splitlines()[0]
+                raise PluginError(f"the weights do not fit the bundle's network ({first})", bundle.model_pt) from None
+        elif os.path.isfile(bundle.model_ts):
+            net = torch.jit.load(bundle.model_ts, map_location=device)
+        else:
+            raise PluginError("the bundle has models/model.pt but no network_def in its config", bundle.config)
+        return net.to(device).eval()
+
+    # ---- segmentation --------------------------------------------------------------------------
+    def _segment(self, parser, network, data, source, work, box, names, p, device, progress, cancel):
+        from monai.data import MetaTensor
+        from monai.inferers import SlidingWindowInferer
+
+        inferer = parser.get_parsed_content("inferer") if "inferer" in parser else None
+        if inferer is None:
+            inferer = SlidingWindowInferer(roi_size=(96, 96, 96))
+        image = data["image"]
+        sw = int(p.get("sw_batch_size") or 0)
+        if isinstance(inferer, SlidingWindowInferer):
+            if sw > 0:
+                inferer.sw_batch_size = sw
+            elif device.type == "cpu":
+                inferer.sw_batch_size = max(inferer.sw_batch_size, 8)
+            if float(p.get("overlap", -1)) >= 0:
+                inferer.overlap = float(p["overlap"])
+            roi = inferer.roi_size
+            total = count_windows(image.shape[1:], roi, float(np.max(inferer.overlap)))
+        else:
+            total = 1
+        predictor = _Predictor(network, total, progress, cancel, channels_last=False)
+        amp = bool(p.get("amp", True)) and device.type == "cuda"
+        progress("inference", 0.0)
+        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
+            pred = inferer(image[None].to(device), predictor)
+        pred = pred[0].float().cpu()
+        cancel.check()
+        progress("postprocessing", None)
+        pred = MetaTensor(pred, affine=image.affine, meta=dict(image.meta))
+        pred.applied_operations = []
+        post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
+        post = _drop(post, SAVER_PREFIXES, prefix=True)
+        item = {"image": image, "pred": pred}
+        with torch.inference_mode():
+            if post is not None:
+                item = post(item)
+        out = item["pred"]
+        out_affine = np.asarray(out.affine if isinstance(out, MetaTensor) else image.affine, dtype=float)
+        out = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
+        if out.ndim == 4 and out.shape[0] > 1:
+            out = np.argmax(out, axis=0)
+        elif out.ndim == 4:
+            out = out[0]
+        labels_xyz = np.rint(out).astype(np.uint8 if out.max() < 256 else np.uint16)
+        result = metatensor_grid_volume(labels_xyz, out_affine, work)
+        if not result.same_grid(work):
+            # The bundle did not invert its own resampling: do it here (nearest neighbour).
+            progress("resampling to the source grid", None)
+            labels = resample_labels(result, work)
+        else:
+            labels = result.array
+        if box is not None:
+            full = np.zeros(source.shape, dtype=labels.dtype)
+            lo, hi = box
+            full[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = labels
+            labels = full
+        present = sorted(set(names) | set(int(v) for v in np.unique(labels)))
+        label_info = tuple(Label(v, names.get(v, f"class {v}"), PALETTE[(v - 1) % len(PALETTE)])
+                           for v in present if v != 0)
+        progress("done", 1.0)
+        return LabelMapResult(source.with_array(labels, meta={**source.meta, "derived": "monai bundle"}), label_info)
+
+    # ---- detection -----------------------------------------------------------------------------
+    def _detect(self, parser, network, data, work, names, p, device, progress, cancel):
+        detector = parser.get_parsed_content("detector")
+        if "detector_ops" in parser:
+            parser.get_parsed_content("detector_ops")
+        detector.eval()
+        image = data["image"]
+        inferer = getattr(detector, "inferer", None)
+        roi = getattr(inferer, "roi_size", None)
+        use_inferer = roi is not None and any(int(s) > int(r) for s, r in zip(image.shape[1:], roi))
+        if inferer is not None and int(p.get("sw_batch_size") or 0) > 0:
+            inferer.sw_batch_size = int(p["sw_batch_size"])
+        amp = bool(p.get("amp", True)) and device.type == "cuda"
+        progress("inference", 0.0)
+        cancel.check()
+        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
+            outputs = detector([image.to(device)], use_inferer=use_inferer)
+        cancel.check()
+        progress("postprocessing", None)
+        out = outputs[0]
+        box_key = getattr(detector, "target_box_key", "box")
+        label_key = getattr(detector, "target_label_key", "label")
+        score_key = getattr(detector, "pred_score_key", label_key + "_scores")
+        boxes = out[box_key].detach().float().cpu().numpy().reshape(-1, 6)
+        labels = out[label_key].detach().cpu().numpy().reshape(-1)
+        scores = out[score_key].detach().float().cpu().numpy().reshape(-1)
+        # Clip to the image, as the bundles' ClipBoxToImaged does.
+        size = np.asarray(image.shape[1:], dtype=float)
+        boxes[:, :3] = np.clip(boxes[:, :3], 0, size)
+        boxes[:, 3:] = np.clip(boxes[:, 3:], 0, size)
+        keep = np.all(boxes[:, 3:] > boxes[:, :3], axis=1) & (scores >= float(p.get("score_threshold", 0.0)))
+        boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
+        mm = voxel_boxes_to_patient(boxes, np.asarray(image.affine, dtype=float))
+        order = np.argsort(-scores)
+        result = tuple(Box(tuple(mm[i, 0]), tuple(mm[i, 1]), int(labels[i]), float(scores[i]),
+                           names.get(int(labels[i]), f"class {int(labels[i])}")) for i in order)
+        label_info = tuple(Label(k, v, PALETTE[k % len(PALETTE)]) for k, v in sorted(names.items()))
+        progress("done", 1.0)
+        return BoxesResult(result, label_info)

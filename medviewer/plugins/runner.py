@@ -256,6 +256,8 @@ class Runner:
         ``isolation`` overrides the manifest's ('thread' or 'process'); ``timeout_s`` ends a run
         that takes longer with an error (a hung plugin).
         """
+        # Parameters get their defaults and types here (unknown names raise PluginError now).
+        request = dataclasses.replace(request, params=manifest.resolve_params(request.params))
         if self.force_cpu:
             request = dataclasses.replace(request, device="cpu")
         callbacks = list(self._callbacks) + ([on_event] if on_event else [])

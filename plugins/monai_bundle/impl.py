@@ -166,6 +166,22 @@ def _drop(compose, names_or_prefixes, prefix: bool = False):
     return Compose(kept, map_items=compose.map_items, unpack_items=compose.unpack_items)
 
 
+def _disable_in_config(parser, key: str, predicate) -> None:
+    """Mark the transforms of ``parser[key]`` (a Compose config) whose ``_target_`` matches as
+    ``_disabled_``, so they are never instantiated (file readers and writers need other
+    packages and touch the disk)."""
+    if key not in parser:
+        return
+    section = parser[key]
+    transforms = section.get("transforms") if isinstance(section, dict) else None
+    if not isinstance(transforms, list):
+        return
+    for n, t in enumerate(transforms):
+        if isinstance(t, dict) and isinstance(t.get("_target_"), str):
+            if predicate(t["_target_"].rsplit(".", 1)[-1]):
+                parser[f"{key}#transforms#{n}#_disabled_"] = True
+
+
 def _has(compose, name: str) -> bool:
     return compose is not None and any(type(t).__name__.startswith(name) for t in compose.transforms)
 
@@ -247,6 +263,8 @@ class MonaiBundle(Plugin):
             box = body_box(source, float(p.get("body_hu", -500.0)))
             if box is not None:
                 work = source.crop(*box)
+        _disable_in_config(parser, "preprocessing", lambda name: name in LOADER_NAMES)
+        _disable_in_config(parser, "postprocessing", lambda name: name.startswith(SAVER_PREFIXES))
         try:
             pre = parser.get_parsed_content("preprocessing") if "preprocessing" in parser else None
         except Exception as exc:

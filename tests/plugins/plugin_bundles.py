@@ -184,7 +184,7 @@ def detection_config(patch=(64, 64, 32), score_thresh: float = 0.0, detections: 
              "_disabled_": "@whether_raw_luna16"},
             {"_target_": "LoadImaged", "keys": "image", "meta_key_postfix": "meta_dict", "reader": "itkreader",
              "affine_lps_to_ras": True, "_disabled_": "@whether_resampled_luna16"},
-            {"_target_": "EnsureChannelFirstd", "keys": "image", "meta_key_postfix": "meta_dict"},
+            {"_target_": "EnsureChannelFirstd", "keys": "image"},
             {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
             {"_target_": "Spacingd", "keys": "image", "pixdim": [1.2, 1.2, 2.5],
              "_disabled_": "@whether_resampled_luna16"},

@@ -39,10 +39,12 @@ def lung_crop_file(lung_crop, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def seg_bundle(tmp_path_factory):
+def seg_bundle(tmp_path_factory, lung_crop):
+    """A spleen-layout UNet bundle fitted for a few seconds to 'tissue above -300 HU' on the crop."""
     from plugin_bundles import write_segmentation_bundle
 
-    return pathlib.Path(write_segmentation_bundle(tmp_path_factory.mktemp("bundles") / "seg_bundle"))
+    return pathlib.Path(write_segmentation_bundle(tmp_path_factory.mktemp("bundles") / "seg_bundle",
+                                                  fit_to=lung_crop))
 
 
 @pytest.fixture(scope="session")

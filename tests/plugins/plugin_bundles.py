@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-SEG_CHANNELS = {"0": "background", "1": "dense tissue"}
+SEG_CHANNELS = {"0": "background", "1": "body tissue"}
 
 
 def _write_json(path, data) -> None:
@@ -90,8 +90,9 @@ def segmentation_config(roi=(32, 32, 32), pixdim=(1.5, 1.5, 3.0), channels=(4, 8
     }
 
 
-def write_segmentation_bundle(folder, *, seed: int = 0, fit_to=None, fit_threshold: float = 150.0,
-                              fit_steps: int = 60, torchscript: bool = False, **config_kwargs) -> str:
+def write_segmentation_bundle(folder, *, seed: int = 0, fit_to=None, fit_threshold: float = -300.0,
+                              fit_steps: int = 40, fit_batch: int = 2, torchscript: bool = False,
+                              **config_kwargs) -> str:
     """Write the bundle into ``folder`` and return it. ``fit_to``: a Volume to fit on briefly
     (label: voxels above ``fit_threshold`` HU), else random weights."""
     import torch
@@ -108,7 +109,7 @@ def write_segmentation_bundle(folder, *, seed: int = 0, fit_to=None, fit_thresho
     parser = ConfigParser(config)
     net = parser.get_parsed_content("network_def")
     if fit_to is not None:
-        _fit(net, fit_to, fit_threshold, fit_steps, config)
+        _fit(net, fit_to, fit_threshold, fit_steps, fit_batch, config)
     os.makedirs(os.path.join(folder, "models"), exist_ok=True)
     net.eval()
     torch.save(net.state_dict(), os.path.join(folder, "models", "model.pt"))
@@ -117,7 +118,7 @@ def write_segmentation_bundle(folder, *, seed: int = 0, fit_to=None, fit_thresho
     return folder
 
 
-def _fit(net, volume, threshold: float, steps: int, config: dict) -> None:
+def _fit(net, volume, threshold: float, steps: int, batch_size: int, config: dict) -> None:
     """A few Adam steps on random patches: learn 'above ``threshold`` HU' (a stand-in task)."""
     import numpy as np
     import torch
@@ -126,12 +127,14 @@ def _fit(net, volume, threshold: float, steps: int, config: dict) -> None:
     a_min, a_max = t["a_min"], t["a_max"]
     rng = np.random.default_rng(0)
     arr = volume.array.astype(np.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: one thread is fastest, and immune to a busy machine
     size = 32
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-2)
     net.train()
     for _ in range(steps):
         batch, target = [], []
-        for _ in range(4):
+        for _ in range(batch_size):
             z, y, x = (int(rng.integers(0, max(s - size, 0) + 1)) for s in arr.shape)
             patch = arr[z:z + size, y:y + size, x:x + size]
             patch = np.pad(patch, [(0, size - s) for s in patch.shape], constant_values=-1000)
@@ -143,6 +146,7 @@ def _fit(net, volume, threshold: float, steps: int, config: dict) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+    torch.set_num_threads(threads)
 
 
 def detection_config(patch=(64, 64, 32), score_thresh: float = 0.0, detections: int = 5) -> dict:

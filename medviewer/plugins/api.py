@@ -367,6 +367,25 @@ class Plugin:
         """Whether this plugin can run here, naming what is missing. Must be cheap."""
         return modules_available(self.manifest.requires)
 
+    def gpu_available(self) -> bool:
+        """Whether a CUDA GPU is usable by this plugin (torch plugins ask torch; default: no)."""
+        return False
+
+    def resolve_device(self, requested: str | None) -> str:
+        """'cpu' or 'cuda' for a request's device: 'auto' picks CUDA when usable; 'cpu' is forced."""
+        requested = (requested or "auto").lower()
+        if requested == "cpu":
+            return "cpu"
+        if requested not in ("auto", "cuda") and not requested.startswith("cuda:"):
+            raise PluginError(f"unknown device {requested!r} (use cpu, cuda or auto)")
+        cuda = self.gpu_available()
+        if requested == "auto":
+            return "cuda" if cuda else "cpu"
+        if not cuda:
+            raise PluginError(f"CUDA was asked for but plugin {self.manifest.id} has no usable CUDA GPU here "
+                              "(use --device cpu)")
+        return requested
+
     def prepare(self, device: str) -> None:
         """Load weights and move them to ``device`` ('cpu' or 'cuda'). Called once per run."""
 

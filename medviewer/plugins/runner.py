@@ -18,6 +18,7 @@ time and a plugin that ignores the flag is left to finish on its own, its result
 from __future__ import annotations
 
 import dataclasses
+import glob
 import itertools
 import multiprocessing as mp
 import os
@@ -62,28 +63,6 @@ def default_memory_limit() -> int | None:
         return None
 
 
-def resolve_device(requested: str | None, manifest: Manifest) -> str:
-    """'cpu' or 'cuda'. ``auto`` picks CUDA when torch sees a GPU; only torch plugins ask torch."""
-    requested = (requested or "auto").lower()
-    if requested == "cpu":
-        return "cpu"
-    if requested not in ("auto", "cuda") and not requested.startswith("cuda:"):
-        raise PluginError(f"unknown device {requested!r} (use cpu, cuda or auto)")
-    cuda = False
-    if "torch" in manifest.requires or "monai" in manifest.requires:
-        try:
-            import torch
-
-            cuda = bool(torch.cuda.is_available())
-        except Exception:
-            cuda = False
-    if requested == "auto":
-        return "cuda" if cuda else "cpu"
-    if not cuda:
-        raise PluginError("CUDA was asked for but no CUDA GPU is usable here (use --device cpu)")
-    return requested
-
-
 def _describe_memory(limit: int | None) -> str:
     return f" (limit {limit / 2**30:.1f} GiB)" if limit else ""
 
@@ -97,7 +76,7 @@ def _execute(manifest: Manifest, request: Request, progress, cancel: CancelToken
     available = plugin.is_available()
     if not available:
         raise PluginError(f"plugin {manifest.id} cannot run here: {available.describe()}")
-    device = resolve_device(request.device, manifest)
+    device = plugin.resolve_device(request.device)
     request = dataclasses.replace(request, device=device)
     cancel.check()
     progress("preparing", None)
@@ -121,7 +100,8 @@ def _error_message(manifest: Manifest, exc: BaseException, memory_limit: int | N
 
 def _child_main(manifest: Manifest, request: Request, out_q, cancel_event, memory_limit: int | None) -> None:
     """The body of the child process: everything it says goes through ``out_q``."""
-    if memory_limit and not str(request.device).startswith("cuda"):
+    device = str(request.device or "auto")
+    if memory_limit and (device == "cpu" or (device == "auto" and not glob.glob("/dev/nvidia[0-9]*"))):
         # CUDA reserves huge virtual address ranges, so the cap is only set for CPU runs.
         try:
             import resource

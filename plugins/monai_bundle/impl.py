@@ -224,6 +224,9 @@ class MonaiBundle(Plugin):
     def is_available(self) -> Availability:
         return modules_available(["torch", "monai"])
 
+    def gpu_available(self) -> bool:
+        return bool(torch.cuda.is_available())
+
     def prepare(self, device: str) -> None:
         self.device = torch.device(device)
 
@@ -405,6 +408,11 @@ class MonaiBundle(Plugin):
         keep = np.all(boxes[:, 3:] > boxes[:, :3], axis=1) & (scores >= float(p.get("score_threshold", 0.0)))
         boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
         mm = voxel_boxes_to_patient(boxes, np.asarray(image.affine, dtype=float))
+        # Resampling can widen the grid by a voxel: keep boxes within the source's voxel extent.
+        edges = work.voxel_to_patient(np.array([[-0.5] * 3, np.asarray(work.shape) - 0.5]))
+        mm = np.clip(mm, edges.min(axis=0), edges.max(axis=0))
+        keep = np.all(mm[:, 1] > mm[:, 0], axis=1)
+        mm, labels, scores = mm[keep], labels[keep], scores[keep]
         order = np.argsort(-scores)
         result = tuple(Box(tuple(mm[i, 0]), tuple(mm[i, 1]), int(labels[i]), float(scores[i]),
                            names.get(int(labels[i]), f"class {int(labels[i])}")) for i in order)

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from medviewer.core.errors import MedviewerError
 from medviewer.plugins.api import (
-    CancelToken, Cancelled, Manifest, PluginError, Request, Result, check_result,
+    CancelToken, Cancelled, Manifest, Plugin, PluginError, Request, Result, check_result,
 )
 
 TERMINAL = ("returned", "errored", "aborted")
@@ -67,12 +67,14 @@ def _describe_memory(limit: int | None) -> str:
     return f" (limit {limit / 2**30:.1f} GiB)" if limit else ""
 
 
-def _execute(manifest: Manifest, request: Request, progress, cancel: CancelToken) -> Result:
+def _execute(manifest: Manifest, request: Request, progress, cancel: CancelToken,
+             plugin: Plugin | None = None) -> Result:
     """Load, check, prepare and run one plugin; used by both the thread and the child process."""
     from medviewer.plugins.registry import load_plugin
 
     progress("loading plugin", None)
-    plugin = load_plugin(manifest)
+    if plugin is None:
+        plugin = load_plugin(manifest)
     available = plugin.is_available()
     if not available:
         raise PluginError(f"plugin {manifest.id} cannot run here: {available.describe()}")
@@ -98,11 +100,14 @@ def _error_message(manifest: Manifest, exc: BaseException, memory_limit: int | N
         f"plugin {manifest.id} failed: {type(exc).__name__}"
 
 
-def _child_main(manifest: Manifest, request: Request, out_q, cancel_event, memory_limit: int | None) -> None:
-    """The body of the child process: everything it says goes through ``out_q``."""
-    device = str(request.device or "auto")
-    if memory_limit and (device == "cpu" or (device == "auto" and not glob.glob("/dev/nvidia[0-9]*"))):
-        # CUDA reserves huge virtual address ranges, so the cap is only set for CPU runs.
+def _child_main(manifest: Manifest, in_q, out_q, cancel_event, memory_limit: int | None) -> None:
+    """The body of a child process: import the plugin, wait for one request, run it.
+
+    Everything it says goes through ``out_q``. Started ahead of time (a warm worker), the slow
+    imports (torch, MONAI) are done before the user asks for a run.
+    """
+    if memory_limit and not glob.glob("/dev/nvidia[0-9]*"):
+        # CUDA reserves huge virtual address ranges, so the cap is only set without a GPU.
         try:
             import resource
 
@@ -117,8 +122,20 @@ def _child_main(manifest: Manifest, request: Request, out_q, cancel_event, memor
     def progress(stage: str, fraction: float | None = None) -> None:
         out_q.put(("progress", str(stage), None if fraction is None else float(fraction)))
 
+    plugin, load_error = None, None
     try:
-        result = _execute(manifest, request, progress, CancelToken(cancel_event))
+        from medviewer.plugins.registry import load_plugin
+
+        plugin = load_plugin(manifest)
+    except BaseException as exc:  # noqa: BLE001 - reported when a request comes
+        load_error = exc
+    request = in_q.get()
+    if request is None:
+        return
+    try:
+        if load_error is not None:
+            raise load_error
+        result = _execute(manifest, request, progress, CancelToken(cancel_event), plugin)
         out_q.put(("returned", result))
     except Cancelled:
         out_q.put(("aborted",))
@@ -135,6 +152,17 @@ def _child_main(manifest: Manifest, request: Request, out_q, cancel_event, memor
     finally:
         out_q.close()
         out_q.join_thread()
+
+
+@dataclass
+class _Worker:
+    """A child process waiting for (or running) one request of one plugin."""
+
+    manifest: Manifest
+    proc: Any
+    in_q: Any
+    out_q: Any
+    cancel_event: Any
 
 
 class Job:
@@ -214,6 +242,9 @@ class Runner:
 
     def __init__(self, *, force_cpu: bool = False, memory_limit: int | None | str = "default",
                  cancel_grace_s: float = 0.3):
+        self._idle: dict[str, _Worker] = {}
+        self._keep_warm: set[str] = set()
+        self._idle_lock = threading.Lock()
         self.force_cpu = force_cpu
         self.memory_limit = default_memory_limit() if memory_limit == "default" else memory_limit
         self.cancel_grace_s = cancel_grace_s
@@ -257,6 +288,56 @@ class Runner:
         for job in self._jobs.values():
             job.cancel()
 
+    def warm(self, manifest: Manifest) -> None:
+        """Start a child process for ``manifest`` now, so that its imports (torch, MONAI) are done
+        before the user runs it; after each run another is started. No-op for thread plugins."""
+        if manifest.isolation != "process":
+            return
+        self._keep_warm.add(manifest.id)
+        with self._idle_lock:
+            worker = self._idle.get(manifest.id)
+            if worker is not None and worker.proc.is_alive() and worker.manifest == manifest:
+                return
+            self._idle[manifest.id] = self._start_worker(manifest)
+        if worker is not None:
+            self._retire(worker)
+
+    def shutdown(self) -> None:
+        """Cancel running jobs and end the waiting child processes."""
+        self.cancel_all()
+        self._keep_warm.clear()
+        with self._idle_lock:
+            idle, self._idle = list(self._idle.values()), {}
+        for worker in idle:
+            self._retire(worker)
+
+    def _start_worker(self, manifest: Manifest) -> _Worker:
+        ctx = self._ctx
+        in_q, out_q, cancel_event = ctx.Queue(), ctx.Queue(), ctx.Event()
+        proc = ctx.Process(target=_child_main, name=f"medviewer-plugin-{manifest.id}",
+                           args=(manifest, in_q, out_q, cancel_event, self.memory_limit), daemon=True)
+        proc.start()
+        return _Worker(manifest, proc, in_q, out_q, cancel_event)
+
+    def _take_worker(self, manifest: Manifest) -> _Worker:
+        with self._idle_lock:
+            worker = self._idle.pop(manifest.id, None)
+        if worker is not None and worker.proc.is_alive() and worker.manifest == manifest:
+            return worker
+        if worker is not None:
+            self._retire(worker)
+        return self._start_worker(manifest)
+
+    def _retire(self, worker: _Worker) -> None:
+        try:
+            worker.in_q.put(None)
+        except Exception:
+            pass
+        self._stop(worker.proc, 0.2)
+        for q in (worker.in_q, worker.out_q):
+            q.close()
+            q.cancel_join_thread()
+
     # ---- thread jobs -------------------------------------------------------------------------
     def _run_thread(self, job: Job, timeout_s: float | None) -> None:
         token = CancelToken()
@@ -298,23 +379,19 @@ class Runner:
 
     # ---- process jobs ------------------------------------------------------------------------
     def _run_process(self, job: Job, timeout_s: float | None) -> None:
-        ctx = self._ctx
-        out_q = ctx.Queue()
-        cancel_event = ctx.Event()
-        proc = ctx.Process(target=_child_main, name=f"medviewer-plugin-{job.manifest.id}",
-                           args=(job.manifest, job.request, out_q, cancel_event, self.memory_limit),
-                           daemon=True)
         try:
-            proc.start()
+            worker = self._take_worker(job.manifest)
+            worker.in_q.put(job.request)
         except Exception as exc:
             job._emit("errored", message=f"plugin {job.manifest.id}: cannot start its process ({exc})")
             return
         job._emit("started")
+        proc, out_q = worker.proc, worker.out_q
         deadline = time.monotonic() + timeout_s if timeout_s else None
         try:
             while True:
                 if job._cancel_requested.is_set():
-                    cancel_event.set()
+                    worker.cancel_event.set()
                     self._stop(proc, self.cancel_grace_s)
                     job._emit("aborted")
                     return
@@ -344,8 +421,14 @@ class Runner:
         finally:
             if proc.is_alive():
                 self._stop(proc, 0.5)
-            out_q.close()
-            out_q.cancel_join_thread()
+            for q in (worker.in_q, out_q):
+                q.close()
+                q.cancel_join_thread()
+            if job.manifest.id in self._keep_warm:
+                try:
+                    self.warm(job.manifest)
+                except Exception:
+                    pass
 
     def _handle(self, job: Job, msg: tuple) -> bool:
         kind = msg[0]

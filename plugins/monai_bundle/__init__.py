@@ -25,7 +25,7 @@ MANIFEST = Manifest(
         Param("crop_body", "bool", True, "run only on the box around the body (voxels above body_hu)"),
         Param("body_hu", "float", -500.0, "threshold that finds the body for crop_body"),
         Param("score_threshold", "float", 0.0, "drop detection boxes scoring below this"),
-        Param("threads", "int", 0, "CPU threads for torch (0: all cores)"),
+        Param("threads", "int", 0, "CPU threads for torch (0: the cores not already busy)"),
     ),
     needs_gpu=False,
     requires=("torch", "monai"),

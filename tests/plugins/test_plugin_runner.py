@@ -125,3 +125,27 @@ def test_force_cpu_overrides_the_requested_device(bad_plugins, small_request):
     job = runner.submit(bad_plugins["good"], dataclasses.replace(small_request, device="cuda"))
     assert job.wait(30) == "returned", job.error
     assert job.request.device == "cpu"
+
+
+def test_a_warm_worker_is_used_and_replaced(bad_plugins, small_request):
+    runner = Runner()
+    m = bad_plugins["good-proc"]
+    runner.warm(m)
+    first = runner._idle[m.id].proc
+    job = runner.submit(m, small_request)
+    assert job.wait(60) == "returned", job.error
+    first.join(5)
+    assert not first.is_alive()  # it ran the job and ended
+    for _ in range(100):  # the runner thread starts the next one just after the result
+        if m.id in runner._idle:
+            break
+        time.sleep(0.05)
+    second = runner._idle[m.id].proc
+    assert second is not first and second.is_alive()  # the next one is already waiting
+    job = runner.submit(m, small_request)
+    assert job.wait(60) == "returned", job.error
+    time.sleep(0.5)
+    idle = list(runner._idle.values())
+    runner.shutdown()
+    assert not runner._idle and idle
+    assert all(not w.proc.is_alive() for w in idle)

@@ -147,7 +147,7 @@ def run(args) -> int:
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=100, desc="starting", unit="%", file=sys.stderr, leave=False,
+        bar = tqdm(total=100, desc="starting", unit="%", file=sys.stderr, leave=False, disable=None,
                    bar_format="{desc:<28} {percentage:3.0f}%|{bar}| {elapsed}")
 
     def on_event(event) -> None:

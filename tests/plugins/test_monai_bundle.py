@@ -163,3 +163,24 @@ def test_cli_run_writes_a_mask_on_the_source_grid_and_boxes_json(seg_bundle, det
     b = data["boxes"][0]
     assert np.allclose(np.add(b["lower_mm"], b["upper_mm"]) / 2, b["center_mm"], atol=1e-2)
     assert source.contains_point(b["center_mm"])
+
+
+def test_box_conversion_agrees_with_monai_affine_box_to_world(lung_crop):
+    """Our voxel -> LPS mm box conversion gives what the detection bundles' own
+    AffineBoxToWorldCoordinated(affine_lps_to_ras=True) gives, after a RAS reorientation and a
+    resampling."""
+    import torch
+    from monai.apps.detection.transforms.dictionary import AffineBoxToWorldCoordinated
+    from monai.transforms import Compose, EnsureChannelFirstd, Orientationd, Spacingd
+
+    from plugins.monai_bundle.impl import volume_to_metatensor, voxel_boxes_to_patient
+
+    pre = Compose([EnsureChannelFirstd("image"), Orientationd("image", axcodes="RAS"),
+                   Spacingd("image", pixdim=[1.2, 1.2, 2.5])])
+    image = pre({"image": volume_to_metatensor(lung_crop, False)})["image"]
+    boxes = torch.tensor([[2.0, 3.0, 1.0, 10.0, 12.0, 6.0], [0.0, 0.0, 0.0, 40.0, 30.0, 15.0]])
+    data = {"image": image, "box": boxes.clone(), "label": torch.tensor([0, 0])}
+    world = AffineBoxToWorldCoordinated(box_keys="box", box_ref_image_keys="image", affine_lps_to_ras=True)(data)["box"]
+    ours = voxel_boxes_to_patient(boxes.numpy(), np.asarray(image.affine))
+    assert np.allclose(ours[:, 0], np.asarray(world)[:, :3], atol=1e-3)
+    assert np.allclose(ours[:, 1], np.asarray(world)[:, 3:], atol=1e-3)

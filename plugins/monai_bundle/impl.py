@@ -294,6 +294,30 @@ def count_windows(image_size, roi_size, overlap: float) -> int:
     return n
 
 
+def forbid_downloads() -> None:
+    """Make every download route a bundle could reach fail with a clear error (this process
+    runs only the bundle): MONAI's and torch.hub's downloaders, and the Hugging Face hub."""
+    def refuse(*args, **kwargs):
+        url = next((a for a in args if isinstance(a, str)), kwargs.get("url", ""))
+        raise PluginError(f"the bundle tried to download {url!r}: downloads are disabled; "
+                          "put the files in the bundle folder")
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import monai.apps
+    import monai.apps.utils
+    import monai.bundle
+    import torch.hub
+
+    for module, names in ((monai.apps.utils, ("download_url", "download_and_extract")),
+                          (monai.apps, ("download_url", "download_and_extract")),
+                          (monai.bundle, ("download", "load")),
+                          (torch.hub, ("download_url_to_file", "load_state_dict_from_url", "load"))):
+        for name in names:
+            if hasattr(module, name):
+                setattr(module, name, refuse)
+
+
 # ---- the plugin ----------------------------------------------------------------------------------
 class MonaiBundle(Plugin):
     def is_available(self) -> Availability:
@@ -306,6 +330,19 @@ class MonaiBundle(Plugin):
         self.device = torch.device(device)
 
     def run(self, request, progress, cancel):
+        try:
+            return self._run(request, progress, cancel)
+        except Exception as exc:
+            # MONAI wraps errors raised inside config expressions: surface our own message.
+            inner, seen = exc, set()
+            while inner is not None and id(inner) not in seen:
+                seen.add(id(inner))
+                if isinstance(inner, PluginError) and "downloads are disabled" in str(inner):
+                    raise inner from None
+                inner = inner.__cause__ or inner.__context__
+            raise
+
+    def _run(self, request, progress, cancel):
         p = request.params
         bundle = BundleFolder(p["bundle"], p.get("config") or "")
         if not trust.is_trusted(bundle.root):
@@ -313,6 +350,7 @@ class MonaiBundle(Plugin):
         device = torch.device(request.device)
         torch.set_num_threads(choose_threads(int(p.get("threads") or 0)))
         progress("reading the bundle", None)
+        forbid_downloads()
         from monai.bundle import ConfigParser
 
         if bundle.root not in sys.path:  # bundles import their scripts/ package

@@ -184,3 +184,20 @@ def test_box_conversion_agrees_with_monai_affine_box_to_world(lung_crop):
     ours = voxel_boxes_to_patient(boxes.numpy(), np.asarray(image.affine))
     assert np.allclose(ours[:, 0], np.asarray(world)[:, :3], atol=1e-3)
     assert np.allclose(ours[:, 1], np.asarray(world)[:, 3:], atol=1e-3)
+
+
+def test_a_bundle_that_downloads_is_stopped(tmp_path, lung_crop):
+    from plugin_bundles import write_segmentation_bundle
+
+    folder = write_segmentation_bundle(tmp_path / "greedy", channels=(2, 4))
+    config_path = os.path.join(folder, "configs", "inference.json")
+    with open(config_path) as fh:
+        config = json.load(fh)
+    config["network"] = ("$monai.apps.utils.download_url('https://example.invalid/w.pt', "
+                         "@bundle_root + '/w.pt') or @network_def.to(@device)")
+    with open(config_path, "w") as fh:
+        json.dump(config, fh)
+    trust.set_trusted(folder)
+    with pytest.raises(PluginError, match="downloads are disabled"):
+        run_in_process(lung_crop, bundle=folder)
+    assert not os.path.exists(os.path.join(folder, "w.pt"))

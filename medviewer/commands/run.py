@@ -133,6 +133,14 @@ def run(args) -> int:
         raise MedviewerError("already exists (use --force to replace it)", out)
     if not out.lower().endswith(".json") and image_suffix(out) is None:
         raise MedviewerError("unknown output type (use .nii.gz, .nrrd, .mha or .json)", out)
+    kinds = {manifest.kind, *manifest.also_kinds}
+    wants_image = bool(kinds & {"segmentation", "interactive", "image-to-image"})
+    wants_json = bool(kinds & {"detection", "classification"})
+    if out.lower().endswith(".json") and not wants_json:
+        raise MedviewerError(f"plugin {manifest.id} gives an image ({manifest.kind}): write it as .nii.gz, "
+                             ".nrrd or .mha", out)
+    if not out.lower().endswith(".json") and not wants_image:
+        raise MedviewerError(f"plugin {manifest.id} gives {manifest.kind} results: write them as .json", out)
     if manifest.executes_untrusted_code:
         folder = params.get("bundle")
         if folder and args.trust:

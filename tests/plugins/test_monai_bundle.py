@@ -201,3 +201,20 @@ def test_a_bundle_that_downloads_is_stopped(tmp_path, lung_crop):
     with pytest.raises(PluginError, match="downloads are disabled"):
         run_in_process(lung_crop, bundle=folder)
     assert not os.path.exists(os.path.join(folder, "w.pt"))
+
+
+def test_a_torchscript_model_gives_the_same_labels(tmp_path, lung_crop):
+    import shutil
+
+    from plugin_bundles import write_segmentation_bundle
+
+    pt = write_segmentation_bundle(tmp_path / "pt", channels=(2, 4), seed=3, torchscript=True)
+    ts = str(tmp_path / "ts")
+    shutil.copytree(pt, ts)
+    os.remove(os.path.join(ts, "models", "model.pt"))  # only models/model.ts is left
+    trust.set_trusted(pt)
+    trust.set_trusted(ts)
+    a = run_in_process(lung_crop, bundle=pt, crop_body="false").label_map
+    b = run_in_process(lung_crop, bundle=ts, crop_body="false").label_map
+    assert b.same_grid(lung_crop)
+    assert np.array_equal(a.array, b.array)

@@ -14,6 +14,8 @@ from medviewer.core.errors import MedviewerError
 COMMAND_MODULES = (
     "medviewer.commands.info",
     "medviewer.commands.demo",
+    "medviewer.commands.export",
+    "medviewer.commands.segment",
     "medviewer.commands.plugins",
     "medviewer.commands.run",
 )
@@ -34,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:  # library warnings (pydicom, highdicom) are for developers, not users
+        import logging
+        import warnings
+
+        warnings.simplefilter("ignore")
+        logging.getLogger().setLevel(logging.ERROR)
     if not getattr(args, "command", None):
         parser.print_help()
         return 0

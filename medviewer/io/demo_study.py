@@ -106,12 +106,15 @@ def write_demo_study(folder: str | os.PathLike, *, force: bool = False) -> str:
         raise MedviewerError(f"cannot write here ({exc.strerror or exc})", folder) from None
     try:
         image, labels = phantom()
-        _write_ct_series(image, staging)
+        write_ct_series(image, staging)
         write_image(labels, os.path.join(staging, "lesions.nii.gz"))
         with open(os.path.join(staging, "lesions.json"), "w") as fh:
             json.dump({"coordinates": "DICOM patient LPS millimetres",
                        "lesions": [dict(asdict(l), label=n, volume_ml=round(l.volume_ml, 3))
                                    for n, l in enumerate(LESIONS, start=1)]}, fh, indent=2)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes 0700
         os.replace(staging, series_dir)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -122,7 +125,8 @@ def write_demo_study(folder: str | os.PathLike, *, force: bool = False) -> str:
     return series_dir
 
 
-def _write_ct_series(image: Volume, folder: str) -> None:
+def write_ct_series(image: Volume, folder: str) -> None:
+    """Write ``image`` (HU) as an uncompressed single-frame CT series, one file per slice."""
     now = datetime.datetime(2026, 1, 15, 9, 30)
     study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
     nz = image.shape[0]

@@ -30,8 +30,9 @@ _HEADER_TAGS = [
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 _UNCOMPRESSED_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
-# Storage classes that carry no image pixels (structure sets, reports, ...): indexed, not loaded.
-_NON_IMAGE_MODALITIES = {"RTSTRUCT", "SR", "RTPLAN", "RTDOSE_NOIMG", "KO", "PR", "REG", "DOC"}
+# Objects that are not images to view (structure sets, segmentations, reports, ...): indexed, not
+# loaded as volumes; SEG carries pixels but belongs on top of the series it references.
+_NON_IMAGE_MODALITIES = {"RTSTRUCT", "SEG", "SR", "RTPLAN", "KO", "PR", "REG", "DOC"}
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,8 @@ def read_header(path: str) -> tuple[InstanceHeader, pydicom.Dataset]:
         raise MedviewerError(f"damaged DICOM header ({type(exc).__name__}: {exc})", path) from None
     if problem:
         raise MedviewerError(problem, path)
-    sop_class = str(ds.get("SOPClassUID", ""))
-    if sop_class == _DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+    sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or "")
+    if sop_class == _DICOMDIR_SOP_CLASS:
         raise MedviewerError("DICOMDIR (directory file, indexed by walking the folder)", path)
     sop_uid = str(ds.get("SOPInstanceUID", "") or "") or str(
         getattr(ds.file_meta, "MediaStorageSOPInstanceUID", "") or "")

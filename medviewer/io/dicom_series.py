@@ -198,7 +198,19 @@ def _load_multiframe(entry: SeriesEntry, study: StudyEntry | None, header: Insta
         hd_volume = image.get_volume(dtype=np.float32)
     except Exception as exc:  # highdicom raises ValueError/RuntimeError on unusable geometry
         raise MedviewerError(f"multi-frame image cannot be read as a volume ({exc})", header.path) from None
-    volume = Volume.from_sitk(hd_volume.to_simpleitk(), **_volume_fields(entry, study))
+    # highdicom indexes (slice, row, column), as our arrays do; its affine maps those indices to
+    # LPS, so its columns, reversed, are our (x, y, z) steps.
+    steps = np.asarray(hd_volume.affine)[:3, :3][:, ::-1].copy()
+    origin = np.asarray(hd_volume.affine)[:3, 3].copy()
+    array = np.asarray(hd_volume.array)
+    if np.dot(np.cross(steps[:, 0], steps[:, 1]), steps[:, 2]) < 0:
+        # Order slices along row x column, as for single-frame series.
+        origin = origin + steps[:, 2] * (array.shape[0] - 1)
+        steps[:, 2] = -steps[:, 2]
+        array = array[::-1]
+    spacing = np.linalg.norm(steps, axis=0)
+    volume = Volume(np.ascontiguousarray(array), spacing=tuple(spacing), origin=tuple(origin),
+                    direction=steps / spacing, **_volume_fields(entry, study))
     array = volume.array
     if np.allclose(array, np.rint(array)) and array.min() >= -32768 and array.max() <= 32767:
         array = array.astype(np.int16)

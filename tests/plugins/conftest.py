@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
+# The helpers beside the tests (plugin_bundles, misbehaving_plugins); pytest runs with
+# --import-mode=importlib, which puts no test folder on sys.path.
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,177 @@
+"""`medviewer export PATH --seg MASK --format ... --out OUT`: a segmentation as DICOM SEG,
+RTSTRUCT, NIfTI/NRRD label map, or lesion report (CSV/JSON)."""
+
+from __future__ import annotations
+
+import os
+
+from medviewer.core.errors import MedviewerError
+
+FORMATS = ("seg", "rtstruct", "nifti", "nrrd", "csv", "json", "stl")
+_BY_SUFFIX = ((".dcm", "seg"), (".seg.nrrd", "nrrd"), (".nrrd", "nrrd"), (".nii.gz", "nifti"), (".nii", "nifti"),
+              (".csv", "csv"), (".json", "json"), (".stl", "stl"))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a segmentation of a series (SEG, RTSTRUCT, NIfTI/NRRD, report)")
+    p.add_argument("path", help="the source image series (DICOM folder or file)")
+    p.add_argument("--seg", required=True, metavar="MASK",
+                   help="the segmentation: a label map (.nii.gz/.nrrd) on the series, or a DICOM SEG/RTSTRUCT (.dcm)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="what to write (default: from --out's suffix; .dcm writes a SEG)")
+    p.add_argument("--out", required=True,
+                   help="the file to write (stl: one file per segment, OUT-<label>.stl when several)")
+    p.add_argument("--series", help="which image series in PATH (number, UID or position)")
+    p.add_argument("--deidentify", action="store_true",
+                   help="remove names, IDs and dates (PS3.15 basic profile subset); DICOM outputs come with "
+                        "a de-identified copy of the source series in OUT's folder")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--algorithm", choices=("manual", "semiautomatic", "automatic"),
+                   help="how the segments were made (default: as stored, else manual)")
+    p.add_argument("--algorithm-name", help="the plugin or tool that made them (needed unless manual)")
+    p.add_argument("--algorithm-version", help="its version")
+    p.set_defaults(func=run)
+
+
+def _format(args) -> str:
+    if args.format:
+        return args.format
+    out = args.out.lower()
+    for suffix, fmt in _BY_SUFFIX:
+        if out.endswith(suffix):
+            return fmt
+    raise MedviewerError("say what to write with --format (seg, rtstruct, nifti, nrrd, csv, json)", args.out)
+
+
+def _segments_with_algorithm(segments, args):
+    from dataclasses import replace
+
+    from medviewer.core.segments import AlgorithmInfo
+
+    if not args.algorithm:
+        return segments
+    try:
+        algorithm = AlgorithmInfo(args.algorithm.upper(), args.algorithm_name, args.algorithm_version)
+    except ValueError as exc:
+        raise MedviewerError(f"{exc} (--algorithm-name, --algorithm-version)") from None
+    return [replace(s, algorithm=algorithm) for s in segments]
+
+
+def load_segmentation(mask_path: str, volume):
+    """(label Volume on ``volume``'s grid, segments, notes) from a label map file or SEG/RTSTRUCT."""
+    from medviewer.export.labelmap import read_labelmap
+    from medviewer.io import image_suffix
+    from medviewer.io.annotations import read_annotation
+
+    if not os.path.exists(mask_path):
+        raise MedviewerError("no such file", mask_path)
+    if image_suffix(mask_path) is not None:
+        return read_labelmap(mask_path, volume)
+    layer = read_annotation(mask_path, volume)
+    return layer.labels, layer.segments, layer.warnings
+
+
+def run(args) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        # pydicom/highdicom warn about values of the source files (long IDs, one-part names);
+        # dciodvfy-level checks belong to the tests, not to the user's terminal
+        warnings.simplefilter("ignore", UserWarning)
+        return _run(args)
+
+
+def _run(args) -> int:
+    import numpy as np
+
+    from medviewer.export.atomic import check_target
+    from medviewer.io import load_volume
+
+    fmt = _format(args)
+    check_target(args.out, args.force)
+    volume = load_volume(args.path, series=args.series)
+    labels, segments, notes = load_segmentation(args.seg, volume)
+    segments = _segments_with_algorithm(segments, args)
+    for note in notes:
+        print(f"note: {note}")
+    deidentifier = None
+    if args.deidentify:
+        from medviewer.export.deidentify import Deidentifier
+
+        deidentifier = Deidentifier()
+    provenance = {"segmentation_file": os.path.basename(args.seg), "notes": notes}
+    if fmt in ("seg", "rtstruct"):
+        from medviewer.export.sources import source_datasets
+
+        images = None
+        if deidentifier is not None:
+            images = [deidentifier.apply(ds) for ds in source_datasets(volume, pixels=True)]
+        if fmt == "seg":
+            from medviewer.export.seg import write_seg
+
+            write_seg(volume, labels, segments, args.out, force=args.force, source_images=images)
+        else:
+            from medviewer.export.rtstruct import write_rtstruct
+
+            write_rtstruct(volume, labels, segments, args.out, force=args.force, source_images=images)
+        if images is not None:
+            folder = _write_series_copy(images, args.out, args.force)
+            print(f"de-identified source series: {folder} (patient {deidentifier.pseudonym}, "
+                  f"dates shifted {deidentifier.date_shift.days} days)")
+    elif fmt == "stl":
+        from medviewer.export.mesh import write_stl
+
+        present = [s for s in segments if np.any(labels.array == s.label)]
+        stem = args.out[:-4] if args.out.lower().endswith(".stl") else args.out
+        for s in present:
+            path = args.out if len(present) == 1 else f"{stem}-{s.label}.stl"
+            write_stl(labels, s.label, path, force=args.force, name=s.name)
+            print(f"  {s.label:>3} {s.name:<24} -> {path}")
+    elif fmt in ("nifti", "nrrd"):
+        from medviewer.export.labelmap import sidecar_path, write_labelmap
+
+        write_labelmap(labels, segments, args.out, force=args.force)
+        print(f"label table: {sidecar_path(args.out)}")
+    else:
+        from medviewer.export.report import build_report, write_report
+
+        report = build_report(volume, labels, segments, provenance=provenance, deidentifier=deidentifier)
+        write_report(report, args.out, force=args.force)
+        for les in report["lesions"]:
+            print(f"  {les['label']:>3} {les['name']:<24} {les['volume_ml']:>9.2f} mL  "
+                  f"mean {les['intensity']['mean']:>7.1f}  long {les['recist']['long_axis_mm']:.1f} mm  "
+                  f"short {les['recist']['short_axis_mm']:.1f} mm")
+    n = len([s for s in segments if np.any(labels.array == s.label)])
+    print(f"wrote {args.out} ({fmt}, {n} segment{'s' if n != 1 else ''})")
+    return 0
+
+
+def _write_series_copy(images, out: str, force: bool) -> str:
+    """Save de-identified source images into ``<out stem>-images/`` (all or nothing)."""
+    import shutil
+    import tempfile
+
+    from medviewer.export.atomic import current_umask, os_error_message
+
+    stem = os.path.basename(out)
+    stem = stem[:-4] if stem.lower().endswith(".dcm") else stem
+    parent = os.path.dirname(os.path.abspath(out))
+    folder = os.path.join(parent, f"{stem}-images")
+    if os.path.exists(folder) and not force:
+        raise MedviewerError("already exists (use --force to replace it)", folder)
+    try:
+        staging = tempfile.mkdtemp(prefix=".medviewer-", dir=parent)
+    except OSError as exc:
+        raise MedviewerError(f"cannot write here ({os_error_message(exc)})", parent) from None
+    try:
+        for n, ds in enumerate(images, start=1):
+            ds.save_as(os.path.join(staging, f"IM{n:04d}.dcm"), enforce_file_format=True)
+        if os.path.exists(folder):
+            shutil.rmtree(folder)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
+        os.replace(staging, folder)
+    except OSError as exc:
+        raise MedviewerError(f"could not be written ({os_error_message(exc)})", folder) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder

@@ -1,0 +1,93 @@
+"""`medviewer segment PATH --point X,Y,Z ... --out OUT`: click-to-segment from the command line.
+
+Points are DICOM patient LPS millimetres (the frame of Image Position Patient). Write them as
+``--point=X,Y,Z`` (with '=') when X is negative.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from medviewer.core.errors import MedviewerError
+
+ENGINES = ("classical",)
+DEFAULT_ENGINE = "classical"
+
+
+def _point(text: str) -> tuple[float, float, float]:
+    import argparse
+
+    try:
+        values = tuple(float(v) for v in text.replace(";", ",").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected X,Y,Z in millimetres, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("segment", help="segment a lesion from clicks (points in patient LPS mm)")
+    p.add_argument("path", help="the image: a DICOM series folder/file or a NIfTI/NRRD/MHA volume")
+    p.add_argument("--point", type=_point, action="append", default=[], metavar="X,Y,Z",
+                   help="a positive click inside the lesion (repeatable; --point=X,Y,Z when X < 0)")
+    p.add_argument("--negative", type=_point, action="append", default=[], metavar="X,Y,Z",
+                   help="a negative click outside the lesion (repeatable)")
+    p.add_argument("--out", required=True, help="the mask to write: .nii.gz, .nrrd, or .dcm (DICOM SEG)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+                   help=f"segmentation engine (default: {DEFAULT_ENGINE})")
+    p.add_argument("--series", help="which image series in PATH (number, UID or position)")
+    p.add_argument("--name", default="lesion 1", help="the segment's name (SEG)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from medviewer import __version__
+    from medviewer.io import image_suffix, load_volume, write_image
+
+    if not args.point:
+        raise MedviewerError("give at least one --point=X,Y,Z inside the lesion")
+    out = args.out
+    is_seg = out.lower().endswith(".dcm")
+    if not is_seg and image_suffix(out) is None:
+        raise MedviewerError("OUT must end in .nii.gz, .nii, .nrrd, .mha or .dcm (DICOM SEG)", out)
+    if os.path.exists(out) and not args.force:
+        raise MedviewerError("already exists (use --force to replace it)", out)
+    volume = load_volume(args.path, series=args.series)
+    for p in args.point + args.negative:
+        if not volume.contains_point(p):
+            raise MedviewerError(f"point {','.join(f'{v:g}' for v in p)} mm lies outside the image "
+                                 f"(which spans {_extent(volume)})", args.path)
+    started = time.perf_counter()
+    from medviewer.segmentation.classical import segment_classical
+
+    mask = segment_classical(volume, args.point, args.negative)
+    elapsed = time.perf_counter() - started
+    labels = volume.with_array(mask.astype(np.uint8), modality="SEG")
+    if is_seg:
+        from medviewer.core.segments import AlgorithmInfo, Segment
+        from medviewer.export.seg import write_seg
+
+        algorithm = AlgorithmInfo("SEMIAUTOMATIC", f"medviewer click-to-segment ({args.engine})", __version__)
+        write_seg(volume, labels, [Segment(1, args.name, (255, 80, 80), algorithm=algorithm)], out,
+                  force=args.force)
+    else:
+        write_image(labels, out, force=args.force)
+    ml = float(mask.sum()) * volume.voxel_volume_ml
+    print(f"{args.name}: {ml:.2f} mL ({int(mask.sum())} voxels), segmented in {elapsed:.2f} s "
+          f"by the {args.engine} engine; wrote {out}")
+    if not mask.any():
+        print("warning: the mask is empty")
+    return 0
+
+
+def _extent(volume) -> str:
+    import numpy as np
+
+    corners = volume.index_to_patient(np.array([[0, 0, 0], np.asarray(volume.size_xyz) - 1]))
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    return ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(lo, hi)) + " mm"

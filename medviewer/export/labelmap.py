@@ -1,0 +1,165 @@
+"""NIfTI / NRRD label maps with a label table, and reading them back onto a source grid.
+
+The label table travels twice: as a JSON sidecar ``<name>.labels.json`` (label, name, colour,
+codes, algorithm; for any format) and, in NRRD files, as 3D Slicer segmentation header fields
+(``Segment0_Name``, ``Segment0_Color``, ``Segment0_LabelValue``, ...), so Slicer shows names and
+colours when the file is named ``*.seg.nrrd``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from medviewer.core.errors import MedviewerError
+from medviewer.core.segments import Segment, default_segments
+from medviewer.core.volume import Volume
+from medviewer.export.atomic import atomic_path, check_target, write_text
+
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
+
+
+def sidecar_path(path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    for suffix in (".seg.nrrd",) + LABEL_SUFFIXES:
+        if path.lower().endswith(suffix):
+            return path[: -len(suffix)] + ".labels.json"
+    return path + ".labels.json"
+
+
+def label_table(segments: Sequence[Segment]) -> dict:
+    return {"format": "medviewer label table", "version": 1, "segments": [s.to_dict() for s in segments]}
+
+
+def _slicer_fields(segments: Sequence[Segment], labels: np.ndarray) -> dict[str, str]:
+    fields = {}
+    for n, s in enumerate(segments):
+        where = np.argwhere(labels == s.label)
+        if where.size:
+            lo, hi = where.min(axis=0), where.max(axis=0)  # z, y, x
+            extent = f"{lo[2]} {hi[2]} {lo[1]} {hi[1]} {lo[0]} {hi[0]}"
+        else:
+            extent = "0 -1 0 -1 0 -1"
+        fields.update({
+            f"Segment{n}_ID": f"segment_{s.label}",
+            f"Segment{n}_Name": s.name,
+            f"Segment{n}_Color": " ".join(f"{c / 255:.6g}" for c in s.color),
+            f"Segment{n}_LabelValue": str(s.label),
+            f"Segment{n}_Layer": "0",
+            f"Segment{n}_Extent": extent,
+            f"Segment{n}_Tags": (f"TerminologyEntry:Segmentation category and type - DICOM master list~"
+                                 f"{s.category.scheme}^{s.category.value}^{s.category.meaning}~"
+                                 f"{s.type.scheme}^{s.type.value}^{s.type.meaning}~^^~"
+                                 f"Anatomic codes - DICOM master list~^^~^^|"),
+        })
+    fields["Segmentation_MasterRepresentation"] = "Binary labelmap"
+    fields["Segmentation_ContainedRepresentationNames"] = "Binary labelmap|"
+    return fields
+
+
+def write_labelmap(labels: Volume, segments: Sequence[Segment] | None, out: str | os.PathLike, *,
+                   force: bool = False) -> str:
+    """Write ``labels`` as a NIfTI/NRRD label map (and its label table beside). Atomic."""
+    import SimpleITK as sitk
+
+    out = os.fspath(out)
+    suffix = next((s for s in LABEL_SUFFIXES if out.lower().endswith(s)), None)
+    if suffix is None:
+        raise MedviewerError(f"a label map must end with {', '.join(LABEL_SUFFIXES)}", out)
+    lab = np.asarray(labels.array)
+    if segments is None:
+        segments = default_segments(v for v in np.unique(lab) if v != 0)
+    segments = list(segments)
+    sidecar = sidecar_path(out)
+    check_target(out, force)
+    check_target(sidecar, force)
+    dtype = np.uint8 if max((s.label for s in segments), default=0) < 256 else np.uint16
+    image = labels.with_array(lab.astype(dtype)).to_sitk()
+    if suffix == ".nrrd":
+        for key, value in _slicer_fields(segments, lab).items():
+            image.SetMetaData(key, value)
+    with atomic_path(out, force, suffix=suffix) as tmp:
+        try:
+            sitk.WriteImage(image, tmp, useCompression=True)
+        except RuntimeError as exc:
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            raise OSError(0, lines[-1] if lines else str(exc)) from None
+    write_text(sidecar, json.dumps(label_table(segments), indent=2), force=True)
+    return out
+
+
+def read_label_table(path: str | os.PathLike) -> list[Segment] | None:
+    """Segments from a label map's JSON sidecar, else from Slicer NRRD fields; None without."""
+    path = os.fspath(path)
+    sidecar = sidecar_path(path)
+    if os.path.isfile(sidecar):
+        try:
+            with open(sidecar, encoding="utf-8") as fh:
+                data = json.load(fh)
+            return [Segment.from_dict(d) for d in data["segments"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise MedviewerError(f"label table unreadable ({exc})", sidecar) from None
+    if path.lower().endswith(".nrrd"):
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            return None
+        keys = set(reader.GetMetaDataKeys())
+        segments = []
+        n = 0
+        while f"Segment{n}_LabelValue" in keys:
+            label = int(reader.GetMetaData(f"Segment{n}_LabelValue"))
+            name = reader.GetMetaData(f"Segment{n}_Name") if f"Segment{n}_Name" in keys else f"segment {label}"
+            color = (255, 0, 0)
+            if f"Segment{n}_Color" in keys:
+                color = tuple(int(round(float(c) * 255)) for c in reader.GetMetaData(f"Segment{n}_Color").split()[:3])
+            segments.append(Segment(label, name, color))
+            n += 1
+        return segments or None
+    return None
+
+
+def read_labelmap(path: str | os.PathLike, source: Volume) -> tuple[Volume, list[Segment], list[str]]:
+    """A label map file on ``source``'s grid: (labels, segments, notes).
+
+    A map on another grid of the same patient space is resampled (nearest neighbour) onto the
+    source grid, and a note says so.
+    """
+    import SimpleITK as sitk
+
+    from medviewer.io import read_image
+
+    path = os.fspath(path)
+    image = read_image(path)
+    notes = []
+    array = np.asarray(image.array)
+    if not np.allclose(array, np.rint(array)) or array.min() < 0:
+        raise MedviewerError("not a label map (values must be whole numbers >= 0)", path)
+    if image.same_grid(source):
+        labels = source.with_array(array.astype(np.uint16 if array.max() > 255 else np.uint8))
+    else:
+        resampled = sitk.Resample(image.to_sitk(), source.to_sitk(), sitk.Transform(),
+                                  sitk.sitkNearestNeighbor, 0)
+        array = sitk.GetArrayFromImage(resampled)
+        labels = source.with_array(array.astype(np.uint16 if array.max() > 255 else np.uint8))
+        notes.append("the label map lies on another grid: resampled (nearest neighbour) onto the series")
+    present = [int(v) for v in np.unique(labels.array) if v != 0]
+    if not present:
+        raise MedviewerError("the label map is empty on this series", path)
+    table = read_label_table(path)
+    if table is None:
+        segments = default_segments(present)
+    else:
+        segments = [s for s in table if s.label in present]
+        known = {s.label for s in segments}
+        segments += default_segments([v for v in present if v not in known])
+    labels = labels.with_array(labels.array, meta={**dict(source.meta), "segments": tuple(segments),
+                                                   "source_file": path})
+    return labels, segments, notes

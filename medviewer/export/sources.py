@@ -1,0 +1,43 @@
+"""The DICOM source images of a loaded Volume, in the Volume's slice order."""
+
+from __future__ import annotations
+
+import os
+
+from medviewer.core.errors import MedviewerError
+from medviewer.core.volume import Volume
+
+
+def source_paths(volume: Volume) -> list[str]:
+    """File of each distinct source instance of ``volume``, in slice order (one per multi-frame)."""
+    from medviewer.io.dicom_index import index_folder
+
+    folder = volume.meta.get("source_folder")
+    uids = volume.source_sop_instance_uids
+    if not folder or not uids:
+        raise MedviewerError("this image was not loaded from DICOM: a DICOM SEG/RTSTRUCT needs the "
+                             "source DICOM series (open the series folder, not a NIfTI/NRRD file)")
+    if not os.path.isdir(folder):
+        raise MedviewerError("the source series folder is gone", folder)
+    index = index_folder(folder)
+    by_uid = {h.sop_instance_uid: h.path for s in index.all_series() for h in s.instances}
+    ordered: list[str] = []
+    for uid in uids:
+        if uid not in by_uid:
+            raise MedviewerError(f"source image {uid} is no longer in the series folder", folder)
+        if not ordered or ordered[-1] != by_uid[uid]:
+            ordered.append(by_uid[uid])
+    return ordered
+
+
+def source_datasets(volume: Volume, *, pixels: bool = False) -> list:
+    """pydicom datasets of the source images, in slice order (headers only unless ``pixels``)."""
+    import pydicom
+
+    out = []
+    for path in source_paths(volume):
+        try:
+            out.append(pydicom.dcmread(path, stop_before_pixels=not pixels))
+        except Exception as exc:
+            raise MedviewerError(f"source image unreadable ({exc})", path) from None
+    return out

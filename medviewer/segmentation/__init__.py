@@ -1,0 +1,1 @@
+"""Click-to-segment: shared, torch-free pieces of the engines."""

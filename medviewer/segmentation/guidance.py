@@ -1,0 +1,134 @@
+"""Shared pieces of the click-to-segment engines (numpy and SimpleITK only, no torch).
+
+The learned engine sees a fixed-size patch on a fixed model grid: the CT (windowed to soft
+tissue) and one map per click polarity (Gaussian blobs at the positive and negative clicks).
+Training and inference build these inputs with the same functions, so what the network learned
+on is what it meets in the product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from medviewer.core.volume import Volume
+
+# Soft-tissue window the network sees, mapped to about [-1, 1].
+HU_CENTER, HU_HALF_WIDTH = 50.0, 300.0
+AIR_HU = -1000.0
+
+
+def normalize_ct(hu: np.ndarray) -> np.ndarray:
+    return (np.clip(hu, HU_CENTER - HU_HALF_WIDTH, HU_CENTER + HU_HALF_WIDTH) - HU_CENTER) / HU_HALF_WIDTH
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    spacing: tuple[float, float, float]  # (x, y, z) mm
+    patch_zyx: tuple[int, int, int]
+    sigma_vox: float = 2.5  # Gaussian radius of a click blob, in model voxels
+
+
+def resample_to_spacing(volume: Volume, spacing, *, labels: bool = False) -> Volume:
+    """``volume`` on a grid of ``spacing`` (x, y, z) mm covering the same extent and direction."""
+    import SimpleITK as sitk
+
+    spacing = np.asarray(spacing, dtype=float)
+    size = np.maximum(1, np.round(np.asarray(volume.size_xyz) * np.asarray(volume.spacing) / spacing)).astype(int)
+    # Keep the grid centred on the same physical centre.
+    centre_ijk = (np.asarray(volume.size_xyz) - 1) / 2.0
+    centre = volume.index_to_patient(centre_ijk)
+    origin = centre - volume.direction @ ((size - 1) / 2.0 * spacing)
+    image = volume.to_sitk()
+    if labels:
+        image = sitk.Cast(image, sitk.sitkUInt8)
+    out = sitk.Resample(image, [int(s) for s in size], sitk.Transform(),
+                        sitk.sitkNearestNeighbor if labels else sitk.sitkLinear,
+                        tuple(origin), tuple(spacing), tuple(volume.direction.ravel()),
+                        0 if labels else AIR_HU, sitk.sitkUInt8 if labels else sitk.sitkFloat32)
+    return Volume.from_sitk(out, modality=volume.modality, frame_of_reference_uid=volume.frame_of_reference_uid)
+
+
+def crop_padded(array: np.ndarray, centre_zyx, size_zyx, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """``array[centre - size//2 : ... + size]``, padded with ``fill`` outside; returns it and the
+    lower corner (which may be negative)."""
+    size = np.asarray(size_zyx, dtype=int)
+    lower = np.asarray(np.rint(centre_zyx), dtype=int) - size // 2
+    out = np.full(tuple(size), fill, dtype=array.dtype)
+    src_lo = np.maximum(lower, 0)
+    src_hi = np.minimum(lower + size, array.shape)
+    if np.all(src_hi > src_lo):
+        dst_lo = src_lo - lower
+        dst_hi = dst_lo + (src_hi - src_lo)
+        out[dst_lo[0]:dst_hi[0], dst_lo[1]:dst_hi[1], dst_lo[2]:dst_hi[2]] = \
+            array[src_lo[0]:src_hi[0], src_lo[1]:src_hi[1], src_lo[2]:src_hi[2]]
+    return out, lower
+
+
+def click_map(shape_zyx, clicks_zyx, sigma_vox: float) -> np.ndarray:
+    """Max of Gaussian blobs (peak 1) at continuous voxel positions ``clicks_zyx``."""
+    out = np.zeros(shape_zyx, dtype=np.float32)
+    if len(clicks_zyx) == 0:
+        return out
+    r = int(np.ceil(3 * sigma_vox))
+    for c in np.asarray(clicks_zyx, dtype=float):
+        centre = np.rint(c).astype(int)
+        lo = np.maximum(centre - r, 0)
+        hi = np.minimum(centre + r + 1, shape_zyx)
+        if np.any(hi <= lo):
+            continue
+        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        d2 = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2
+        blob = np.exp(-d2 / (2 * sigma_vox ** 2)).astype(np.float32)
+        view = out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        np.maximum(view, blob, out=view)
+    return out
+
+
+def network_input(ct_patch_hu: np.ndarray, positives_zyx, negatives_zyx, sigma_vox: float) -> np.ndarray:
+    """The (3, z, y, x) float32 input: normalised CT, positive-click map, negative-click map."""
+    return np.stack([
+        normalize_ct(ct_patch_hu).astype(np.float32),
+        click_map(ct_patch_hu.shape, positives_zyx, sigma_vox),
+        click_map(ct_patch_hu.shape, negatives_zyx, sigma_vox),
+    ])
+
+
+def deepest_point(mask: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, float] | None:
+    """The voxel of ``mask``'s largest component farthest from its boundary, and that distance (mm)."""
+    import SimpleITK as sitk
+
+    if not mask.any():
+        return None
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(image), sortByObjectSize=True)
+    largest = components == 1
+    padded = sitk.ConstantPad(largest, (1, 1, 1), (1, 1, 1), 0)
+    distance = sitk.SignedMaurerDistanceMap(padded, insideIsPositive=True, useImageSpacing=True,
+                                            squaredDistance=False)
+    d = sitk.GetArrayFromImage(distance)[1:-1, 1:-1, 1:-1]
+    d[~sitk.GetArrayViewFromImage(largest).astype(bool)] = -np.inf
+    zyx = np.array(np.unravel_index(int(np.argmax(d)), d.shape))
+    return zyx, float(d[tuple(zyx)])
+
+
+def corrective_click(prediction: np.ndarray, truth: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0)):
+    """The robot user's next click (the reference protocol of tools/click_eval.py): in the larger
+    error by voxel count (missed tumour -> positive, spill -> negative), at the deepest point of
+    its largest component. Returns (zyx, is_positive) or None when there is no error."""
+    missed = truth & ~prediction
+    spill = prediction & ~truth
+    n_missed, n_spill = int(missed.sum()), int(spill.sum())
+    if n_missed == 0 and n_spill == 0:
+        return None
+    positive = n_missed >= n_spill
+    found = deepest_point(missed if positive else spill, spacing_zyx)
+    return found[0], positive
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(bool), b.astype(bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)

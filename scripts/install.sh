@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install medviewer on a fresh machine: missing Debian packages, a virtual environment in .venv,
+# the package itself; then run the main job on the generated demo study.
+#   bash scripts/install.sh            install, then write the demo study and describe it
+#   bash scripts/install.sh --no-demo  install only (scripts/test.sh uses this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${MEDVIEWER_VENV:-.venv}
+run_demo=1
+[ "${1:-}" = "--no-demo" ] && run_demo=0
+
+# 1. System packages, only those missing.
+missing=()
+while read -r pkg; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < scripts/system-packages.txt
+if ((${#missing[@]})); then
+  echo "== installing system packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. A virtual environment with the package (torch is bounded in pyproject.toml to the releases
+#    on this machine's disk).
+PY=$(command -v python3.11 || command -v python3)
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating the virtual environment $VENV with $($PY --version)"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+echo "== installing medviewer into $VENV"
+"$VENV/bin/python" -m pip install -q -e . 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
+"$VENV/bin/python" -c "import medviewer" || { echo "medviewer did not install" >&2; exit 1; }
+
+# 3. The main job on the demo study.
+if [ "$run_demo" = 1 ]; then
+  echo "== writing the demo study and reading it back"
+  "$VENV/bin/medviewer" demo demo-study
+  "$VENV/bin/medviewer" info demo-study
+  echo "== done. Try: $VENV/bin/medviewer info ../shared/data/lung-pet-ct-dx/A0001"
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything (as scripts/install.sh does, plus the test extra) and run the whole test
+# suite exactly as CI does. GUI tests get a virtual screen from pytest-xvfb.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${MEDVIEWER_VENV:-.venv}
+bash scripts/install.sh --no-demo
+"$VENV/bin/python" -m pip install -q -e ".[test]" 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
+echo "== import contracts"
+"$VENV/bin/lint-imports"
+echo "== tests"
+set +e
+"$VENV/bin/python" -m pytest -ra "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  echo "pytest collected no tests: that is a broken suite, not a pass" >&2
+  exit 1
+fi
+exit "$rc"

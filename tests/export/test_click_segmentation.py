@@ -1,0 +1,46 @@
+"""`medviewer segment` on the real lung tumour: the mask lies in the annotated boxes, and its DICOM
+SEG passes dciodvfy and reads back identical through highdicom."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.data
+def test_click_on_lung_tumour_box_centre(lung_series, tmp_path, validate):
+    import highdicom as hd
+
+    from medviewer.io import load_volume, read_image
+    from medviewer.io.annotations import read_voc_boxes
+
+    volume = load_volume(lung_series)
+    boxes = sorted(read_voc_boxes(lung_series.parent / "boxes", volume), key=lambda b: b.slice_index)
+    assert len(boxes) == 11
+    middle = boxes[len(boxes) // 2]
+    centre = volume.voxel_to_patient((middle.slice_index, (middle.ymin + middle.ymax) / 2,
+                                      (middle.xmin + middle.xmax) / 2))
+    point = "--point=" + ",".join(f"{v:.2f}" for v in centre)
+    nifti, seg = tmp_path / "tumour.nii.gz", tmp_path / "tumour.dcm"
+    for out in (nifti, seg):
+        r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(lung_series), point, "--out", str(out)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert " mL " in r.stdout and " s by the classical engine" in r.stdout
+    mask = read_image(nifti)
+    assert mask.same_grid(volume)
+    m = mask.array > 0
+    inside = np.zeros_like(m)
+    for b in boxes:
+        inside[b.slice_index, int(b.ymin):int(b.ymax) + 1, int(b.xmin):int(b.xmax) + 1] = True
+    annotated = [b.slice_index for b in boxes]
+    assert m[annotated].sum() > 0.6 * m.sum()  # the bulk lies on the annotated slices ...
+    assert (m & inside)[annotated].sum() > 0.9 * m[annotated].sum()  # ... inside the boxes
+
+    assert validate(seg) is not None  # 0 dciodvfy errors
+    sop_uids = list(volume.source_sop_instance_uids)
+    read = hd.seg.segread(seg).get_pixels_by_source_instance(sop_uids, ignore_spatial_locations=True)
+    assert np.array_equal(read[..., 0] > 0, m)

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from medviewer.core import Volume
+from medviewer.segmentation.guidance import (
+    click_map, corrective_click, crop_padded, deepest_point, dice, network_input, resample_to_spacing)
+
+
+def ball(shape, centre, radius):
+    zz, yy, xx = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius ** 2
+
+
+def test_crop_padded_places_data_and_fill():
+    a = np.arange(27).reshape(3, 3, 3)
+    out, lower = crop_padded(a, (0, 0, 0), (3, 3, 3), fill=-1)
+    assert tuple(lower) == (-1, -1, -1)
+    assert out[0].max() == -1 and out[1, 1, 1] == a[0, 0, 0] and out[2, 2, 2] == a[1, 1, 1]
+
+
+def test_click_map_peaks_at_clicks():
+    m = click_map((9, 9, 9), [(4, 4, 4), (0, 8, 1)], sigma_vox=1.5)
+    assert m[4, 4, 4] == pytest.approx(1.0) and m[0, 8, 1] == pytest.approx(1.0)
+    assert 0 < m[4, 4, 6] < 1 and m[8, 0, 8] < 1e-3
+    x = network_input(np.full((9, 9, 9), 50.0, np.float32), [(4, 4, 4)], [], 1.5)
+    assert x.shape == (3, 9, 9, 9) and x[2].max() == 0 and x[0].max() == pytest.approx(0.0)
+
+
+def test_deepest_point_and_robot_click():
+    truth = ball((20, 20, 20), (10, 10, 10), 6)
+    zyx, depth = deepest_point(truth)
+    assert np.abs(zyx - 10).max() <= 1 and depth >= 4
+    # prediction missing a big part -> positive click inside the missed part
+    pred = truth.copy()
+    pred[:, :, 10:] = False
+    zyx, positive = corrective_click(pred, truth)
+    assert positive and truth[tuple(zyx)] and not pred[tuple(zyx)]
+    # prediction spilling -> negative click in the spill
+    spill = truth | ball((20, 20, 20), (10, 10, 2), 4)
+    zyx, positive = corrective_click(spill, truth)
+    assert not positive and spill[tuple(zyx)] and not truth[tuple(zyx)]
+    assert corrective_click(truth, truth) is None
+    assert dice(truth, truth) == 1.0 and dice(truth, ~truth) == 0.0
+
+
+def test_resample_keeps_physical_extent_and_labels():
+    mask = np.zeros((10, 40, 40), np.uint8)
+    mask[3:7, 10:30, 10:30] = 1
+    v = Volume(mask, spacing=(1.0, 1.0, 3.0), origin=(5.0, -3.0, 100.0))
+    r = resample_to_spacing(v, (2.0, 2.0, 3.0), labels=True)
+    assert r.shape == (10, 20, 20) and r.array.dtype == np.uint8
+    assert r.array.sum() * 4 == pytest.approx(mask.sum(), rel=0.15)
+    centre = v.index_to_patient((19.5, 19.5, 4.5))
+    assert np.allclose(r.index_to_patient((9.5, 9.5, 4.5)), centre)

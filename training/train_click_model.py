@@ -1,0 +1,265 @@
+"""Train the learned click-to-segment engine (DeepGrow/DeepEdit style) on the shared sts cases.
+
+    python training/train_click_model.py prepare            # RTSTRUCT -> masks, resampled (once)
+    python training/train_click_model.py train --hours 2    # resumes from the last checkpoint
+    python training/train_click_model.py evaluate           # Dice after 1-3 robot clicks (val)
+
+Input: CT patch (soft-tissue window) + positive-click map + negative-click map on a fixed model
+grid (see MODEL_GRID); output: tumour / background. Clicks are simulated as the reference robot
+user clicks (tools/click_eval.py): the first at a deep interior point, later ones at the deepest
+point of the larger error, fed back through the network during training (DeepEdit-style).
+
+Split (fixed): train STS_001..STS_018, validation STS_019..STS_024.
+Data: $MEDVIEWER_DATA/sts (default ../shared/data/sts). Work folder: --work (checkpoints, cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from medviewer.segmentation.guidance import (  # noqa: E402
+    AIR_HU, ModelGrid, corrective_click, crop_padded, dice, network_input, resample_to_spacing)
+
+MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(64, 96, 96), sigma_vox=2.0)
+# Training sees smaller patches than inference (the network is fully convolutional): cheaper steps.
+TRAIN_PATCH_ZYX = (48, 80, 80)
+TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 19)]
+VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
+ROI_NAME = "GTV_Mass_CT"
+
+
+def data_root() -> str:
+    return os.environ.get("MEDVIEWER_DATA", "../shared/data")
+
+
+# ---- data --------------------------------------------------------------------------------------
+def prepare(work: str) -> None:
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_rtstruct
+
+    cache = os.path.join(work, "cache")
+    os.makedirs(cache, exist_ok=True)
+    for case in TRAIN_CASES + VAL_CASES:
+        folder = os.path.join(data_root(), "sts", case)
+        image = load_volume(os.path.join(folder, "image"))
+        labels = read_rtstruct(os.path.join(folder, "RS.dcm"), image, roi_names=ROI_NAME)
+        ct = resample_to_spacing(image.with_array(image.array.astype(np.float32)), MODEL_GRID.spacing)
+        mask = resample_to_spacing(labels.with_array((labels.array > 0).astype(np.uint8)),
+                                   MODEL_GRID.spacing, labels=True)
+        np.savez_compressed(os.path.join(cache, f"{case}.npz"), ct=ct.array.astype(np.float32),
+                            mask=mask.array.astype(bool))
+        print(f"{case}: {ct.shape} tumour {mask.array.sum() * np.prod(MODEL_GRID.spacing) / 1000:.1f} mL", flush=True)
+
+
+def load_cases(work: str, names: list[str]):
+    import SimpleITK as sitk
+
+    cases = []
+    for name in names:
+        z = np.load(os.path.join(work, "cache", f"{name}.npz"))
+        mask = z["mask"]
+        dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+            sitk.GetImageFromArray(mask.astype(np.uint8)), insideIsPositive=True, squaredDistance=False,
+            useImageSpacing=False))
+        cases.append({"name": name, "ct": z["ct"], "mask": mask, "depth": np.clip(dist, 0, None)})
+    return cases
+
+
+SPACING_ZYX = MODEL_GRID.spacing[::-1]
+
+
+def first_click(case, rng, deepest: bool = False) -> np.ndarray:
+    """A positive click inside the tumour: the deepest voxel, or one drawn with weight depth^2."""
+    depth = case["depth"]
+    if deepest:
+        return np.array(np.unravel_index(int(np.argmax(depth)), depth.shape), dtype=float)
+    flat = depth.ravel() ** 2
+    idx = rng.choice(flat.size, p=flat / flat.sum())
+    return np.array(np.unravel_index(idx, depth.shape), dtype=float)
+
+
+def sample(case, rng, augment: bool = True):
+    """One training patch: CT (HU), mask, first click (all in patch coordinates)."""
+    click = first_click(case, rng)
+    jitter = rng.normal(0, [2, 4, 4]) if augment else np.zeros(3)
+    centre = click + jitter
+    ct, lower = crop_padded(case["ct"], centre, TRAIN_PATCH_ZYX, AIR_HU)
+    mask, _ = crop_padded(case["mask"], centre, TRAIN_PATCH_ZYX, False)
+    click = click - lower
+    if augment:
+        for axis in (1, 2):
+            if rng.random() < 0.5:
+                ct, mask = np.flip(ct, axis), np.flip(mask, axis)
+                click[axis] = ct.shape[axis] - 1 - click[axis]
+        ct = ct * rng.uniform(0.92, 1.08) + rng.uniform(-20, 20) + rng.normal(0, 8, ct.shape).astype(np.float32)
+    return np.ascontiguousarray(ct, dtype=np.float32), np.ascontiguousarray(mask), click
+
+
+# ---- network -----------------------------------------------------------------------------------
+def build_network():
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=3, in_channels=3, out_channels=2, channels=(16, 32, 64, 128, 256),
+                strides=(2, 2, 2, 2), num_res_units=2, norm="instance")
+
+
+def predict_patch(net, ct_hu, positives, negatives, device="cpu", flips: bool = False) -> np.ndarray:
+    """Tumour probability on one patch (numpy in, numpy out)."""
+    import torch
+
+    x = torch.from_numpy(network_input(ct_hu, positives, negatives, MODEL_GRID.sigma_vox))[None].to(device)
+    with torch.inference_mode():
+        prob = torch.softmax(net(x), 1)[:, 1]
+        if flips:
+            for dims in ((4,), (3,), (3, 4)):
+                prob = prob + torch.softmax(net(torch.flip(x, dims)), 1)[:, 1].flip([d - 1 for d in dims])
+            prob = prob / 4
+    return prob[0].cpu().numpy()
+
+
+def robot_session(net, case, clicks: int, device="cpu", flips=False) -> list[float]:
+    """Dice after each of ``clicks`` robot clicks on one case, at model spacing."""
+    positives = [first_click(case, None, deepest=True)]
+    negatives = []
+    centre = positives[0].copy()
+    ct, lower = crop_padded(case["ct"], centre, MODEL_GRID.patch_zyx, AIR_HU)
+    truth, _ = crop_padded(case["mask"], centre, MODEL_GRID.patch_zyx, False)
+    outside = case["mask"].sum() - truth.sum()  # tumour beyond the patch counts as missed
+    scores = []
+    for _ in range(clicks):
+        pred = predict_patch(net, ct, [p - lower for p in positives], [n - lower for n in negatives],
+                             device, flips) > 0.5
+        inter = (pred & truth).sum()
+        scores.append(float(2 * inter / max(1, pred.sum() + truth.sum() + outside)))
+        nxt = corrective_click(pred, truth, SPACING_ZYX)
+        if nxt is None:
+            break
+        (positives if nxt[1] else negatives).append(nxt[0] + lower)
+    while len(scores) < clicks:
+        scores.append(scores[-1])
+    return scores
+
+
+# ---- training ----------------------------------------------------------------------------------
+def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed: int) -> None:
+    import torch
+    from monai.losses import DiceCELoss
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    rng = np.random.default_rng(seed + int(time.time()) % 1000)
+    train_cases = load_cases(work, TRAIN_CASES)
+    val_cases = load_cases(work, VAL_CASES)
+    net = build_network()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-5)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    ckpt_path = os.path.join(work, "checkpoint.pt")
+    state = {"iteration": 0, "best": -1.0, "history": []}
+    if os.path.exists(ckpt_path):
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = json.loads(ckpt["state"])
+        print(f"resumed at iteration {state['iteration']} (best val {state['best']:.3f})", flush=True)
+    deadline = time.time() + hours * 3600
+    t0, losses = time.time(), []
+    while time.time() < deadline and state["iteration"] < total_iters:
+        it = state["iteration"]
+        for group in opt.param_groups:  # cosine schedule over total_iters
+            group["lr"] = 1e-5 + 0.5 * (lr - 1e-5) * (1 + math.cos(math.pi * it / total_iters))
+        samples = [sample(train_cases[rng.integers(len(train_cases))], rng) for _ in range(batch)]
+        pos = [[s[2]] for s in samples]
+        neg = [[] for _ in samples]
+        rounds = rng.choice([0, 0, 1, 1, 2])  # DeepEdit: some batches see corrective clicks
+        net.eval()
+        for _ in range(rounds):
+            for b, (ct, mask, _) in enumerate(samples):
+                pred = predict_patch(net, ct, pos[b], neg[b]) > 0.5
+                nxt = corrective_click(pred, mask, SPACING_ZYX)
+                if nxt is not None:
+                    (pos[b] if nxt[1] else neg[b]).append(nxt[0].astype(float))
+        net.train()
+        x = torch.from_numpy(np.stack([network_input(s[0], pos[b], neg[b], MODEL_GRID.sigma_vox)
+                                       for b, s in enumerate(samples)]))
+        y = torch.from_numpy(np.stack([s[1] for s in samples])[:, None].astype(np.float32))
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        state["iteration"] = it = it + 1
+        if it % 10 == 0:
+            print(f"iter {it} loss {np.mean(losses[-10:]):.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                  f"{(time.time() - t0) / len(losses):.2f} s/iter", flush=True)
+        if it % 250 == 0 or time.time() >= deadline or it >= total_iters:
+            net.eval()
+            scores = np.array([robot_session(net, c, 3) for c in val_cases])
+            med = np.median(scores, axis=0)
+            state["history"].append({"iteration": it, "val_median_dice": med.round(4).tolist()})
+            print(f"== val iter {it}: median dice@1..3 {med.round(3).tolist()} per case@1 "
+                  f"{scores[:, 0].round(2).tolist()}", flush=True)
+            score = float(med[0] + med[2]) / 2
+            if score > state["best"]:
+                state["best"] = score
+                _atomic_save({"model": net.state_dict()}, os.path.join(work, "best_model.pt"))
+        if it % 50 == 0 or time.time() >= deadline or it >= total_iters:
+            _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                          "state": json.dumps(state)}, ckpt_path)
+
+
+def _atomic_save(obj, path: str) -> None:
+    import torch
+
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate(work: str, weights: str, flips: bool) -> None:
+    import torch
+
+    net = build_network()
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
+    net.eval()
+    rows = []
+    for case in load_cases(work, VAL_CASES):
+        t = time.perf_counter()
+        scores = robot_session(net, case, 3, flips=flips)
+        rows.append(scores)
+        print(f"{case['name']}  dice@1..3 {' '.join(f'{s:.3f}' for s in scores)}  "
+              f"{(time.perf_counter() - t) / 3:.2f} s/click", flush=True)
+    print("median", np.median(np.array(rows), axis=0).round(3).tolist())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("step", choices=["prepare", "train", "evaluate"])
+    ap.add_argument("--work", default=os.environ.get("MEDVIEWER_TRAIN_WORK", "training-work"))
+    ap.add_argument("--hours", type=float, default=2.0)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--iterations", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--flips", action="store_true", help="test-time flips in evaluate")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    if a.step == "prepare":
+        prepare(a.work)
+    elif a.step == "train":
+        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed)
+    else:
+        evaluate(a.work, a.weights or os.path.join(a.work, "best_model.pt"), a.flips)
+
+
+if __name__ == "__main__":
+    main()

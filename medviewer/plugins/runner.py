@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -250,7 +251,7 @@ class Runner:
         self.cancel_grace_s = cancel_grace_s
         self._callbacks: list[EventCallback] = []
         self._ids = itertools.count(1)
-        self._jobs: dict[int, Job] = {}
+        self._jobs: weakref.WeakValueDictionary[int, Job] = weakref.WeakValueDictionary()  # results are the caller's
         self._ctx = mp.get_context("spawn")
 
     def subscribe(self, callback: EventCallback) -> None:
@@ -258,6 +259,7 @@ class Runner:
         self._callbacks.append(callback)
 
     def jobs(self) -> list[Job]:
+        """The jobs still referenced somewhere (running ones always are, by their thread)."""
         return list(self._jobs.values())
 
     def submit(self, manifest: Manifest, request: Request, *, on_event: EventCallback | None = None,
@@ -285,7 +287,7 @@ class Runner:
         return self.submit(manifest, request, **kwargs).result_or_raise()
 
     def cancel_all(self) -> None:
-        for job in self._jobs.values():
+        for job in list(self._jobs.values()):
             job.cancel()
 
     def warm(self, manifest: Manifest) -> None:

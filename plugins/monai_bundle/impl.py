@@ -7,8 +7,10 @@ its RAS affine, as MONAI's ITK reader would give it). Detection bundles (those w
 ``detector``) run their RetinaNetDetector after ``detector_ops``.
 
 Speed levers over a plain run (none changes the model or its window geometry): inference mode,
-a larger sliding-window batch, all CPU threads, mixed precision on CUDA, and running only on the
-box around the body (``crop_body``; voxels outside it are labelled background).
+a larger sliding-window batch on the CPU, as many torch threads as there are idle cores, mixed
+precision on CUDA, running only on the box around the body (``crop_body``; voxels outside it are
+labelled background), and exact shortcuts in the usual softmax -> Invertd -> argmax
+postprocessing (see :func:`run_postprocessing`). benchmarks/inference.py measures them.
 """
 
 from __future__ import annotations
@@ -251,19 +253,16 @@ def run_postprocessing(post, item: dict) -> dict:
 class _Predictor(torch.nn.Module):
     """Wraps the network to count windows (progress) and honour cancel between batches."""
 
-    def __init__(self, net, total: int, progress, cancel, channels_last: bool):
+    def __init__(self, net, total: int, progress, cancel):
         super().__init__()
         self.net = net
         self.total = max(total, 1)
         self.done = 0
         self.progress = progress
         self.cancel = cancel
-        self.channels_last = channels_last
 
     def forward(self, x):
         self.cancel.check()
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
         y = self.net(x)
         self.done += x.shape[0]
         self.progress("inference", min(self.done / self.total, 1.0))
@@ -445,7 +444,7 @@ class MonaiBundle(Plugin):
             total = count_windows(image.shape[1:], roi, float(np.max(inferer.overlap)))
         else:
             total = 1
-        predictor = _Predictor(network, total, progress, cancel, channels_last=False)
+        predictor = _Predictor(network, total, progress, cancel)
         amp = bool(p.get("amp", True)) and device.type == "cuda"
         progress("inference", 0.0)
         with torch.inference_mode(), torch.autocast(device.type, enabled=amp):

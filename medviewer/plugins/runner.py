@@ -13,6 +13,20 @@ if the child has not stopped within ``cancel_grace_s`` it is terminated, then ki
 in the child (its address space is capped with ``RLIMIT_AS``) becomes an ``errored`` event; the
 viewer carries on. Thread jobs cannot be killed: on cancel the job is ``aborted`` after the grace
 time and a plugin that ignores the flag is left to finish on its own, its result discarded.
+
+``Runner.warm(manifest)`` starts a process plugin's child ahead of time (its torch/MONAI imports
+done before the user presses Run; another is started after each run). A window would do::
+
+    class PluginBridge(QObject):
+        event = Signal(object)          # emitted from the runner thread, delivered queued
+
+    bridge = PluginBridge()
+    runner = Runner(force_cpu=settings.force_cpu)
+    runner.subscribe(bridge.event.emit)
+    bridge.event.connect(panel.on_plugin_event)   # runs in the GUI thread
+    runner.warm(manifest)                          # when the plugin panel opens
+    job = runner.submit(manifest, Request(volume, prompts, params))  # PluginError: bad params
+    cancel_button.clicked.connect(job.cancel)
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "medviewer.commands.demo",
     "medviewer.commands.export",
     "medviewer.commands.segment",
+    "medviewer.commands.pacs",
     "medviewer.commands.plugins",
     "medviewer.commands.run",
 )

@@ -1,35 +1,18 @@
 """Folders the user trusts to run code from (MONAI bundles execute their configs' expressions).
 
-The list lives in ``settings.json`` in the medviewer settings folder (``MEDVIEWER_CONFIG_DIR``,
-default ``~/.medviewer``) under ``"trusted_plugin_folders"``. Written atomically.
+The list is the ``"trusted_plugin_folders"`` key of the user's settings file
+(:mod:`medviewer.core.settings`, which keeps keys it does not know), written atomically.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 
-from medviewer.core.errors import MedviewerError
+from medviewer.core.settings import load_settings, save_settings, settings_path
 
 KEY = "trusted_plugin_folders"
 
-
-def settings_path() -> str:
-    root = os.environ.get("MEDVIEWER_CONFIG_DIR") or os.path.join(os.path.expanduser("~"), ".medviewer")
-    return os.path.join(root, "settings.json")
-
-
-def _read() -> dict:
-    path = settings_path()
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise MedviewerError(f"cannot read the settings ({exc})", path) from None
-    return data if isinstance(data, dict) else {}
+__all__ = ["KEY", "trusted_folders", "is_trusted", "set_trusted", "untrusted_message", "settings_path"]
 
 
 def _canonical(folder: str | os.PathLike) -> str:
@@ -37,7 +20,8 @@ def _canonical(folder: str | os.PathLike) -> str:
 
 
 def trusted_folders() -> list[str]:
-    return [str(f) for f in _read().get(KEY, [])]
+    value = load_settings().extra.get(KEY, [])
+    return [str(f) for f in value] if isinstance(value, list) else []
 
 
 def is_trusted(folder: str | os.PathLike) -> bool:
@@ -47,22 +31,12 @@ def is_trusted(folder: str | os.PathLike) -> bool:
 def set_trusted(folder: str | os.PathLike, trusted: bool = True) -> str:
     """Add (or remove) ``folder`` to the trust list; returns the canonical path stored."""
     folder = _canonical(folder)
-    data = _read()
-    folders = [f for f in data.get(KEY, []) if f != folder]
+    settings = load_settings()
+    folders = [f for f in trusted_folders() if f != folder]
     if trusted:
         folders.append(folder)
-    data[KEY] = folders
-    path = settings_path()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    settings.extra[KEY] = folders
+    save_settings(settings)
     return folder
 
 

@@ -19,6 +19,7 @@ if str(HERE) not in sys.path:
 @pytest.fixture(autouse=True)
 def private_settings(tmp_path, monkeypatch):
     """Each test gets its own settings (trust list) and no user plugin folder by default."""
+    monkeypatch.setenv("MEDVIEWER_CONFIG", str(tmp_path / "settings" / "settings.json"))
     monkeypatch.setenv("MEDVIEWER_CONFIG_DIR", str(tmp_path / "settings"))
     monkeypatch.setenv("MEDVIEWER_PLUGIN_PATH", str(tmp_path / "no-user-plugins"))
     return tmp_path / "settings"

@@ -127,3 +127,15 @@ def test_trust_list_round_trip(tmp_path):
     assert trust.trusted_folders() == [os.path.realpath(folder)]
     trust.set_trusted(folder, False)
     assert not trust.is_trusted(folder)
+
+
+def test_the_trust_list_lives_beside_the_other_settings(tmp_path):
+    from medviewer.core.settings import load_settings, save_settings
+
+    settings = load_settings()
+    settings.servers["pacs"] = "http://localhost:8042/dicom-web"
+    save_settings(settings)
+    trust.set_trusted(tmp_path)
+    again = load_settings()
+    assert again.servers == {"pacs": "http://localhost:8042/dicom-web"}  # kept
+    assert again.extra["trusted_plugin_folders"] == [os.path.realpath(tmp_path)]

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "medviewer.commands.export",
     "medviewer.commands.segment",
     "medviewer.commands.pacs",
+    "medviewer.commands.plugins",
+    "medviewer.commands.run",
 )
 
 

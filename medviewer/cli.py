@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"medviewer: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("medviewer: interrupted", file=sys.stderr)
         return 130

@@ -62,12 +62,17 @@ def run(args) -> int:
         if not volume.contains_point(p):
             raise MedviewerError(f"point {','.join(f'{v:g}' for v in p)} mm lies outside the image "
                                  f"(which spans {_extent(volume)})", args.path)
-    started = time.perf_counter()
-    from medviewer.segmentation.classical import segment_classical
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
 
-    mask = segment_classical(volume, args.point, args.negative)
+    manifest = get_manifest("click-segment")
+    request = Request(volume, Prompts(tuple(args.point), tuple(args.negative)), {"engine": args.engine})
+    started = time.perf_counter()
+    result = Runner().run(manifest, request)
     elapsed = time.perf_counter() - started
-    labels = volume.with_array(mask.astype(np.uint8), modality="SEG")
+    labels = result.label_map
+    mask = labels.array > 0
     if is_seg:
         from medviewer.core.segments import AlgorithmInfo, Segment
         from medviewer.export.seg import write_seg

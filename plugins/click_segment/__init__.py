@@ -1,0 +1,21 @@
+"""Click-to-segment (interactive): positive/negative clicks -> a 3D lesion mask. See impl.py."""
+
+from medviewer.plugins.api import Label, Manifest, Param
+
+MANIFEST = Manifest(
+    id="click-segment",
+    title="Click to segment a lesion",
+    kind="interactive",
+    entry="plugins.click_segment.impl:ClickSegment",
+    description=(
+        "Left click inside a lesion (positive point), optionally outside it (negative points); "
+        "each new click refines the mask. Works on a crop around the clicks. Engines: 'classical' "
+        "(SimpleITK region growing from intensity statistics at the clicks, no weights)."),
+    version="1",
+    labels=(Label(1, "lesion", (255, 80, 80), ("SCT", "52988006", "Lesion")),),
+    params=(
+        Param("engine", "choice", "classical", "segmentation engine", choices=("classical",)),
+    ),
+    requires=("numpy", "SimpleITK"),
+    isolation="thread",
+)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything (as scripts/install.sh does, plus the test extra) and run the whole test
-# suite exactly as CI does. GUI tests get a virtual screen from pytest-xvfb.
+# suite exactly as CI does. GUI tests start their own Xvfb (tests/conftest.py) when there is no display.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${MEDVIEWER_VENV:-.venv}

@@ -10,18 +10,7 @@ run_demo=1
 [ "${1:-}" = "--no-demo" ] && run_demo=0
 
 # 1. System packages, only those missing.
-missing=()
-while read -r pkg; do
-  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done < scripts/system-packages.txt
-if ((${#missing[@]})); then
-  echo "== installing system packages: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-missing.sh scripts/system-packages.txt
 
 # 2. A virtual environment with the package (torch is bounded in pyproject.toml to the releases
 #    on this machine's disk).

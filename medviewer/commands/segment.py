@@ -46,7 +46,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
 
     from medviewer import __version__
     from medviewer.io import image_suffix, load_volume, write_image

@@ -8,7 +8,8 @@ the volume's direction matrix, so oblique or flipped grids show the right way up
 Mouse: left click/drag moves the crosshair; right drag changes window (horizontal) and level
 (vertical); middle drag or shift+left drag pans; ctrl+left/right drag or ctrl+wheel zooms; wheel,
 shift+right drag or alt+left drag scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll
-(with shift: 10 slices); r resets the view.
+(with shift: 10 slices); r resets the view. While an editing ``tool`` is set (the segment
+editor's click/brush tools), the left button (with or without shift) goes to the tool instead.
 """
 
 from __future__ import annotations

@@ -40,8 +40,10 @@ TOOLS = {"navigate": "Navigate", "click": "Click segment", "brush": "Brush", "er
          "threshold": "Threshold brush"}
 POSITIVE_RGB = (40, 230, 40)
 NEGATIVE_RGB = (240, 40, 40)
-MEASURE_COLUMNS = ("Segment", "Volume (mL)", "Mean HU", "Min HU", "Max HU", "Long axis (mm)",
-                   "Short axis (mm)", "Bounding box (mm)")
+MEASURE_COLUMNS = ("Segment", "mL", "Mean HU", "Min", "Max", "Long mm", "Short mm", "Box mm (x y z)")
+MEASURE_TIPS = ("", "volume in millilitres", "mean HU in the segment", "lowest HU", "highest HU",
+                "longest axial diameter (RECIST), on its slice",
+                "longest extent perpendicular to it, same slice", "bounding box size (LPS x, y, z)")
 POLL_MS = 25
 
 
@@ -116,6 +118,10 @@ class SegmentEditor(QWidget):
             self.tool_combo.addItem(text, key)
         self.tool_combo.currentIndexChanged.connect(lambda _i: self.set_tool(self.tool_combo.currentData()))
         form.addRow("Tool", self.tool_combo)
+        self.engine_combo = QComboBox()
+        self.engine_combo.addItems(self._engines())
+        self.engine_combo.setToolTip("click-segment engine (left click: inside, shift+left click: outside)")
+        form.addRow("Engine", self.engine_combo)
         self.radius = QDoubleSpinBox()
         self.radius.setRange(0.5, 100.0)
         self.radius.setValue(5.0)
@@ -163,11 +169,24 @@ class SegmentEditor(QWidget):
         box.addWidget(QLabel("Measures"))
         self.table = QTableWidget(0, len(MEASURE_COLUMNS))
         self.table.setHorizontalHeaderLabels(MEASURE_COLUMNS)
+        for c, tip in enumerate(MEASURE_TIPS):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         box.addWidget(self.table, 1)
         self._update_buttons()
+
+    @staticmethod
+    def _engines() -> list[str]:
+        """The click-segment plugin's engines (its ``engine`` parameter's choices)."""
+        try:
+            from medviewer.plugins.registry import get_manifest
+
+            param = get_manifest("click-segment").param("engine")
+            return list(param.choices) or [str(param.default)]
+        except Exception:  # no plugin: the click tool reports it when used
+            return ["classical"]
 
     def install(self, window) -> None:
         """Put the dock, a Segment menu and the undo/redo shortcuts into ``window``."""
@@ -467,7 +486,7 @@ class SegmentEditor(QWidget):
         try:
             manifest = get_manifest("click-segment")
             request = Request(self.document.image.volume, Prompts(clicks.positive, clicks.negative),
-                              params={"engine": "classical"})
+                              params={"engine": self.engine_combo.currentText() or "classical"})
             self.job = self.runner.submit(manifest, request)
         except Exception as exc:  # MedviewerError/PluginError: a line for the user
             self._click_failed(str(exc))
@@ -504,6 +523,9 @@ class SegmentEditor(QWidget):
         label, before, after = self.pending
         self.pending = None
         if label not in self.segments or self.layer is None:
+            return
+        if mask is not None and mask.shape != self.layer.volume.shape:
+            self._click_failed("the segmentation came back on another grid; ignored")
             return
         old = self.layer.volume.array
         new = old if mask is None else replace_segment(old, label, mask)

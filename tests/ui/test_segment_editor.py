@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
 
 from medviewer.core.label_edit import disc_region
 from medviewer.render.vtk_util import capture
@@ -207,3 +208,31 @@ def test_segments_reset_with_a_new_image_and_navigate_restores_the_crosshair(win
     assert np.allclose(window.document.cursor[:2], target[:2], atol=3)
     window.set_volume(demo_volume)
     assert editor.layer is None and not editor.segments and not editor.stack.can_undo()
+
+
+def test_a_click_while_one_runs_supersedes_it_and_ctrl_z_undoes(window, qtbot, editor, demo_series):
+    les = lesion(demo_series, 2)
+    c = np.asarray(les["center_mm"])
+    window.document.set_cursor(c)
+    editor.set_tool("click")
+    results = []
+    editor.click_result.connect(results.append)
+    editor.add_click(c, positive=True)
+    assert editor.busy() and len(editor.shown_clicks()) == 1     # the marker shows at once
+    editor.add_click(c + np.array([0.75 * les["radius_mm"], 0, 0]), positive=False)
+    assert len(editor.shown_clicks()) == 2
+    qtbot.waitUntil(lambda: not editor.busy(), timeout=30000)
+    qtbot.wait(100)
+    assert len(results) == 1                        # the first run's result was dropped
+    assert len(editor.clicks[1]) == 2 and len(editor.stack.done) == 1
+    shrunk = count(editor)
+    assert shrunk > 100
+    # Ctrl+Z in a view: one undo takes both clicks and the voxels back
+    axial = window.grid.widgets["axial"]
+    window.activateWindow()
+    axial.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=2000)
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
+    assert count(editor) == 0 and len(editor.clicks[1]) == 0
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert count(editor) == shrunk and len(editor.clicks[1]) == 2

@@ -67,6 +67,8 @@ class SegmentEditor(QWidget):
         self.segments: dict[int, Segment] = {}
         self.current: int | None = None
         self.clicks: dict[int, Clicks] = {}
+        self._deleted: dict[int, tuple[Segment, Clicks]] = {}  # for undoing a delete
+        self._next_label = 1  # label values are never reused while the layer lives
         self.stack = EditStack()
         self.tool = "navigate"
         self.runner = None
@@ -234,18 +236,28 @@ class SegmentEditor(QWidget):
     def add_segment(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> Segment | None:
         if self.ensure_layer() is None:
             return None
-        label = max(self.segments, default=0) + 1
+        label = self._next_label
         if label > 255:
             self._say("at most 255 segments")
             return None
         color = color or _rgb255(LABEL_PALETTE[(label - 1) % len(LABEL_PALETTE)])
         segment = Segment(label, name or f"lesion {label}", color)
+        self._next_label = label + 1
         self.segments[label] = segment
         self.clicks[label] = Clicks()
         self._sync_layer()
         self._fill_list()
         self.select_segment(label)
         return segment
+
+    def segments_for_export(self):
+        """(label map Volume, [Segment]) of the segments that have voxels, or None: what the
+        exporters (DICOM SEG, RTSTRUCT, NIfTI, report) take."""
+        if self.layer is None:
+            return None
+        present = set(np.unique(self.layer.volume.array).tolist()) - {0}
+        segments = [s for label, s in self.segments.items() if label in present]
+        return (self.layer.volume, segments) if segments else None
 
     def select_segment(self, label: int) -> None:
         self.current = label
@@ -279,11 +291,11 @@ class SegmentEditor(QWidget):
         old = self.layer.volume.array
         new = old.copy()
         new[new == label] = 0
-        change = diff(old, new, label, "delete segment")
+        change = diff(old, new, label, "delete segment", clicks_before=self.clicks.get(label, Clicks()),
+                      clicks_after=Clicks())
         if change is not None:
             self.stack.push(change)
-        del self.segments[label]
-        self.clicks.pop(label, None)
+        self._deleted[label] = (self.segments.pop(label), self.clicks.pop(label, Clicks()))
         self.current = next(iter(self.segments), None)
         self._set_labels(new)
         self._fill_list()
@@ -343,6 +355,8 @@ class SegmentEditor(QWidget):
             self.layer = None
             self.segments.clear()
             self.clicks.clear()
+            self._deleted.clear()
+            self._next_label = 1
             self.current = None
             self.stack.clear()
             self.measures = []
@@ -572,8 +586,20 @@ class SegmentEditor(QWidget):
         change = move(array)
         if change is None:
             return
+        if change.description == "delete segment":  # the segment's entry comes and goes with it
+            if move == self.stack.undo:
+                segment, _ = self._deleted.pop(change.label)
+                self.segments[change.label] = segment
+                self.segments = dict(sorted(self.segments.items()))
+            else:
+                self._deleted[change.label] = (self.segments.pop(change.label), Clicks())
+                self.clicks.pop(change.label, None)
+                if self.current == change.label:
+                    self.current = next(iter(self.segments), None)
+            self._sync_layer()
+            self._fill_list()
         clicks = getattr(change, clicks_field)
-        if clicks is not None:
+        if clicks is not None and change.label in self.segments:
             self.clicks[change.label] = clicks
         self._set_labels(array)
         self._update_markers()

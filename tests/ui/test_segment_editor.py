@@ -201,6 +201,20 @@ def test_segments_reset_with_a_new_image_and_navigate_restores_the_crosshair(win
     editor.rename_segment(1, "tumour")
     editor.recolour_segment(1, (0, 0, 255))
     assert editor.layer.label_names[1] == "tumour" and editor.layer.label_colors[1] == (0.0, 0.0, 1.0)
+    labels, segments = editor.segments_for_export()
+    assert [s.name for s in segments] == ["tumour"] and labels.same_grid(demo_volume)
+    painted = count(editor)
+    editor.add_segment("second")
+    editor.paint_disc("axial", window.document.cursor + np.array([30.0, 0.0, 0.0]))
+    assert count(editor, 2) > 0
+    editor.delete_segment(1)
+    assert 1 not in editor.segments and count(editor, 1) == 0 and count(editor, 2) > 0
+    assert [s.name for s in editor.segments_for_export()[1]] == ["second"]
+    editor.undo()                                   # the segment comes back with its voxels
+    assert editor.segments[1].name == "tumour" and count(editor, 1) == painted
+    editor.redo()
+    assert 1 not in editor.segments and count(editor, 1) == 0
+    assert editor.add_segment().label == 3          # labels are not reused
     editor.set_tool("navigate")
     assert all(v.tool is None for n, v in window.grid.views.items() if n != "3d")
     target = window.document.cursor + np.array([20.0, 10.0, 0.0])

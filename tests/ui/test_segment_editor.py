@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
+from medviewer.core.document import LabelLayer
 from medviewer.core.label_edit import disc_region
 from medviewer.render.vtk_util import capture
 
@@ -220,8 +221,14 @@ def test_segments_reset_with_a_new_image_and_navigate_restores_the_crosshair(win
     target = window.document.cursor + np.array([20.0, 10.0, 0.0])
     click(qtbot, window, "axial", target)
     assert np.allclose(window.document.cursor[:2], target[:2], atol=3)
-    window.set_volume(demo_volume)
+    editor.set_tool("click")
+    editor.add_click(window.document.cursor, positive=True)
+    assert editor.busy()
+    window.set_volume(demo_volume)                  # a new image while a click runs: it is dropped
     assert editor.layer is None and not editor.segments and not editor.stack.can_undo()
+    assert not editor.busy()
+    qtbot.wait(500)
+    assert editor.layer is None and window.document.layers_of(LabelLayer) == []
 
 
 def test_a_click_while_one_runs_supersedes_it_and_ctrl_z_undoes(window, qtbot, editor, demo_series):

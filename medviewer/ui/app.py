@@ -50,6 +50,7 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
     outcome = {"code": 0}
     if screenshot is not None:
         window.quiet = True
+        window.plugins_dock.hide()   # the views get the width (a screenshot is of the views)
 
         def shoot(_volume):
             def save():

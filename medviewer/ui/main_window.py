@@ -71,6 +71,9 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.layers_dock = dock
 
+        from medviewer.ui.plugin_panel import add_plugin_dock
+        self.plugins, self.plugins_dock = add_plugin_dock(self)
+
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(200)
@@ -123,6 +126,7 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         view.addAction(self.browser_dock.toggleViewAction())
         view.addAction(self.layers_dock.toggleViewAction())
+        view.addAction(self.plugins_dock.toggleViewAction())
 
         wl = mb.addMenu("&Window/level")
         for name in WINDOW_PRESETS:
@@ -399,5 +403,6 @@ class MainWindow(QMainWindow):
         if self.task is not None and self.task.running:
             self.task.cancel()
             self.task.wait(5)
+        self.plugins.shutdown()
         self.grid.close_views()
         super().closeEvent(event)

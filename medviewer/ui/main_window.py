@@ -88,6 +88,9 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
 
         self._build_menus()
+        self.index = None   # the DicomIndex of the folder open, if any
+        from medviewer.ui.annotations_ui import add_annotations_bar
+        self.annotations = add_annotations_bar(self)
 
     # ---- menus --------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -99,6 +102,8 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         file.addSeparator()
         self._action(file, "Load &segmentation...", self.choose_segmentation)
+        from medviewer.ui.annotations_ui import choose_export
+        self._action(file, "&Export segmentation...", lambda _=False: choose_export(self))
         file.addSeparator()
         shots = file.addMenu("Save &screenshot of")
         for name in VIEW_NAMES:
@@ -202,6 +207,7 @@ class MainWindow(QMainWindow):
             self._fail(f"{path}: no such file or folder")
             return
         self._remember(path)
+        self.index = None
         if image_suffix(path) is not None:
             self._start(Task(lambda progress, cancelled: load_volume(path), "image"),
                         f"Loading {os.path.basename(path)}", self._show_volume)
@@ -211,6 +217,7 @@ class MainWindow(QMainWindow):
             return index_folder(path, progress=lambda done, total: progress(done / max(total, 1)))
 
         def indexed(idx):
+            self.index = idx
             self.browser.set_index(idx)
             if series is not None:
                 from medviewer.io import _pick
@@ -297,12 +304,14 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"{name}: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]}, "
                                   f"{' x '.join(f'{s:.2f}' for s in volume.spacing)} mm")
         self.grid.reset_cameras()
+        self.annotations.offer(self.index, volume)
         self.volume_loaded.emit(volume)
         return layer
 
     # ---- segmentation -----------------------------------------------------------------------
     def choose_segmentation(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load a segmentation (label map)", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Load a segmentation (label map, DICOM SEG or RTSTRUCT)",
+                                              "", IMAGE_FILTER.replace("Images (", "Segmentations (*.dcm "))
         if path:
             try:
                 self.load_segmentation(path)
@@ -310,13 +319,18 @@ class MainWindow(QMainWindow):
                 self._fail(str(exc))
 
     def load_segmentation(self, path: str, name: str | None = None) -> LabelLayer:
-        """Read a NIfTI/NRRD/MHA label map onto the open image (resampled by patient space)."""
+        """Read a NIfTI/NRRD/MHA label map (resampled by patient space) or a DICOM SEG/RTSTRUCT
+        onto the open image."""
         from medviewer.core.resample import labels_onto_grid
-        from medviewer.io import read_image
+        from medviewer.io import image_suffix, read_image
 
         image = self.document.image
         if image is None:
             raise MedviewerError("open an image before loading a segmentation", path)
+        if image_suffix(path) is None:
+            from medviewer.io.annotations import read_annotation
+            from medviewer.ui.annotations_ui import label_layer_from_annotation
+            return self.document.add_layer(label_layer_from_annotation(read_annotation(path, image.volume), name))
         try:
             labels = labels_onto_grid(read_image(path), image.volume)
         except MedviewerError as exc:

@@ -60,6 +60,7 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
     if screenshot is not None:
         window.quiet = True
         window.plugins_dock.hide()   # the views get the width (a screenshot is of the views)
+        window.pacs_dock.hide()
 
         def shoot(_volume):
             def save():

@@ -73,6 +73,8 @@ class MainWindow(QMainWindow):
 
         from medviewer.ui.plugin_panel import add_plugin_dock
         self.plugins, self.plugins_dock = add_plugin_dock(self)
+        from medviewer.ui.pacs_dock import add_pacs_dock
+        self.pacs, self.pacs_dock = add_pacs_dock(self)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.browser_dock.toggleViewAction())
         view.addAction(self.layers_dock.toggleViewAction())
         view.addAction(self.plugins_dock.toggleViewAction())
+        view.addAction(self.pacs_dock.toggleViewAction())
 
         wl = mb.addMenu("&Window/level")
         for name in WINDOW_PRESETS:
@@ -418,5 +421,6 @@ class MainWindow(QMainWindow):
             self.task.cancel()
             self.task.wait(5)
         self.plugins.shutdown()
+        self.pacs.cancel()
         self.grid.close_views()
         super().closeEvent(event)

@@ -78,7 +78,9 @@ class PluginPanel(QWidget):
 
         layout = QVBoxLayout(self)
         self.list = QListWidget()
-        self.list.setMaximumHeight(130)
+        self.list.setMaximumHeight(150)
+        self.list.setWordWrap(True)
+        self.setMinimumWidth(300)
         layout.addWidget(self.list)
         self.description = QLabel("")
         self.description.setWordWrap(True)
@@ -137,6 +139,8 @@ class PluginPanel(QWidget):
         self.problems = [f"{p.source}: {p.message}" for p in problems]
         for manifest in found.values():
             self.add_manifest(manifest)
+        if self.problems:
+            self.status.setText(f"{len(self.problems)} plugin(s) could not be read: " + "; ".join(self.problems))
 
     def add_manifest(self, manifest: Manifest) -> QListWidgetItem:
         """Offer ``manifest`` in the list (replacing one with the same id)."""
@@ -255,7 +259,7 @@ class PluginPanel(QWidget):
         values = {}
         for name, get in self._editors.items():
             value = get()
-            if value == "" :
+            if value == "":
                 continue   # an empty text field: the manifest's default (or 'required')
             values[name] = value
         manifest = self.current_manifest()
@@ -441,7 +445,8 @@ class PluginPanel(QWidget):
                                volume=volume, window=image.window, level=image.level)
             self.document.add_layer(layer)
             self.layer_added.emit(layer)
-            return f"image layer {layer.name!r} added (see Layers)"
+            return (f"image layer {layer.name!r} added to Layers (the views draw the first image; "
+                    "export or open it to view it alone)")
         raise MedviewerError(f"cannot show a {type(result).__name__}")
 
     def show_scores(self, result: ScoresResult) -> None:

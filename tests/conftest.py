@@ -9,6 +9,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+#: the throw-away Orthanc (fixtures orthanc, sts_study) for tests/pacs and tests/ui
+pytest_plugins = ["tests.orthanc_server"]
+
 
 def pytest_configure(config):
     """Without a display, start a private Xvfb for the GUI tests (VTK in Qt needs X).

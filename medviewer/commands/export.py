@@ -100,6 +100,22 @@ def _run(args) -> int:
 
         deidentifier = Deidentifier()
     provenance = {"segmentation_file": os.path.basename(args.seg), "notes": notes}
+    for line in write_export(fmt, volume, labels, segments, args.out, force=args.force,
+                             deidentifier=deidentifier, provenance=provenance):
+        print(line)
+    n = len([s for s in segments if np.any(labels.array == s.label)])
+    print(f"wrote {args.out} ({fmt}, {n} segment{'s' if n != 1 else ''})")
+    return 0
+
+
+def write_export(fmt: str, volume, labels, segments, out: str, *, force: bool = False,
+                 deidentifier=None, provenance: dict | None = None) -> list[str]:
+    """Write ``labels`` (on ``volume``'s grid) with ``segments`` as ``fmt`` (one of FORMATS) to
+    ``out``; the lines to show the user. Used by this command and by the window's export."""
+    import numpy as np
+
+    provenance = provenance or {}
+    lines: list[str] = []
     if fmt in ("seg", "rtstruct"):
         from medviewer.export.sources import source_datasets
 
@@ -109,41 +125,39 @@ def _run(args) -> int:
         if fmt == "seg":
             from medviewer.export.seg import write_seg
 
-            write_seg(volume, labels, segments, args.out, force=args.force, source_images=images)
+            write_seg(volume, labels, segments, out, force=force, source_images=images)
         else:
             from medviewer.export.rtstruct import write_rtstruct
 
-            write_rtstruct(volume, labels, segments, args.out, force=args.force, source_images=images)
+            write_rtstruct(volume, labels, segments, out, force=force, source_images=images)
         if images is not None:
-            folder = _write_series_copy(images, args.out, args.force)
-            print(f"de-identified source series: {folder} (patient {deidentifier.pseudonym}, "
-                  f"dates shifted {deidentifier.date_shift.days} days)")
+            folder = _write_series_copy(images, out, force)
+            lines.append(f"de-identified source series: {folder} (patient {deidentifier.pseudonym}, "
+                         f"dates shifted {deidentifier.date_shift.days} days)")
     elif fmt == "stl":
         from medviewer.export.mesh import write_stl
 
         present = [s for s in segments if np.any(labels.array == s.label)]
-        stem = args.out[:-4] if args.out.lower().endswith(".stl") else args.out
+        stem = out[:-4] if out.lower().endswith(".stl") else out
         for s in present:
-            path = args.out if len(present) == 1 else f"{stem}-{s.label}.stl"
-            write_stl(labels, s.label, path, force=args.force, name=s.name)
-            print(f"  {s.label:>3} {s.name:<24} -> {path}")
+            path = out if len(present) == 1 else f"{stem}-{s.label}.stl"
+            write_stl(labels, s.label, path, force=force, name=s.name)
+            lines.append(f"  {s.label:>3} {s.name:<24} -> {path}")
     elif fmt in ("nifti", "nrrd"):
         from medviewer.export.labelmap import sidecar_path, write_labelmap
 
-        write_labelmap(labels, segments, args.out, force=args.force)
-        print(f"label table: {sidecar_path(args.out)}")
+        write_labelmap(labels, segments, out, force=force)
+        lines.append(f"label table: {sidecar_path(out)}")
     else:
         from medviewer.export.report import build_report, write_report
 
         report = build_report(volume, labels, segments, provenance=provenance, deidentifier=deidentifier)
-        write_report(report, args.out, force=args.force)
+        write_report(report, out, force=force)
         for les in report["lesions"]:
-            print(f"  {les['label']:>3} {les['name']:<24} {les['volume_ml']:>9.2f} mL  "
-                  f"mean {les['intensity']['mean']:>7.1f}  long {les['recist']['long_axis_mm']:.1f} mm  "
-                  f"short {les['recist']['short_axis_mm']:.1f} mm")
-    n = len([s for s in segments if np.any(labels.array == s.label)])
-    print(f"wrote {args.out} ({fmt}, {n} segment{'s' if n != 1 else ''})")
-    return 0
+            lines.append(f"  {les['label']:>3} {les['name']:<24} {les['volume_ml']:>9.2f} mL  "
+                         f"mean {les['intensity']['mean']:>7.1f}  long {les['recist']['long_axis_mm']:.1f} mm  "
+                         f"short {les['recist']['short_axis_mm']:.1f} mm")
+    return lines
 
 
 def _write_series_copy(images, out: str, force: bool) -> str:

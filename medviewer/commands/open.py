@@ -9,6 +9,9 @@ def register(sub) -> None:
     p = sub.add_parser("open", help="open a study (DICOM folder or file, NIfTI/NRRD/MHA) in the viewer")
     p.add_argument("path", help="folder or file to open")
     p.add_argument("--series", help="which image series (number, UID or position) when there are several")
+    p.add_argument("--seg", metavar="MASK",
+                   help="also load a segmentation onto the series: a label map (.nii.gz/.nrrd/.mha) "
+                        "or a DICOM SEG/RTSTRUCT (.dcm)")
     p.add_argument("--screenshot", metavar="FILE.png",
                    help="render the views (2x2: axial, coronal, sagittal, 3D), save a PNG and exit")
     p.add_argument("--size", default="1280x900", help="window size WxH (default 1280x900)")
@@ -30,5 +33,5 @@ def run(args) -> int:
     # the GUI is imported only now, so that the other commands never load Qt or VTK
     from medviewer.ui.app import run_app
 
-    return run_app(args.path, series=args.series, screenshot=args.screenshot,
+    return run_app(args.path, series=args.series, screenshot=args.screenshot, seg=args.seg,
                        size=parse_size(args.size), layout=args.layout)

@@ -29,7 +29,7 @@ def application():
 
 
 def run_app(path: str | None = None, *, series: str | None = None, screenshot: str | None = None,
-            size: tuple[int, int] = (1280, 900), layout: str = "2x2") -> int:
+            seg: str | None = None, size: tuple[int, int] = (1280, 900), layout: str = "2x2") -> int:
     """Open the main window (and ``path`` in it); with ``screenshot``, save the views and exit."""
     if not display_available():
         raise MedviewerError("no display to open the window on (set DISPLAY, or run under xvfb-run)")
@@ -39,6 +39,8 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
             raise MedviewerError("folder does not exist", folder)
     if path is not None and not os.path.exists(path):
         raise MedviewerError("no such file or folder", path)
+    if seg is not None and not os.path.exists(seg):
+        raise MedviewerError("no such file", seg)
     app = application()
     from PySide6.QtCore import QTimer
 
@@ -48,8 +50,17 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
     window.resize(*size)
     window.set_layout(layout)
     outcome = {"code": 0}
+    if seg is not None:
+        def add_seg(_volume):
+            try:
+                window.load_segmentation(os.path.abspath(seg))
+            except MedviewerError as exc:
+                window._fail(str(exc))
+        window.volume_loaded.connect(add_seg)   # connected first: loaded before the screenshot
     if screenshot is not None:
         window.quiet = True
+        window.plugins_dock.hide()   # the views get the width (a screenshot is of the views)
+        window.pacs_dock.hide()
 
         def shoot(_volume):
             def save():

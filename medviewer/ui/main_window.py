@@ -74,6 +74,10 @@ class MainWindow(QMainWindow):
         from medviewer.ui.segment_editor import SegmentEditor
         self.segment_editor = SegmentEditor(self)
         self.segment_dock = self.segment_editor.dock
+        from medviewer.ui.plugin_panel import add_plugin_dock
+        self.plugins, self.plugins_dock = add_plugin_dock(self)
+        from medviewer.ui.pacs_dock import add_pacs_dock
+        self.pacs, self.pacs_dock = add_pacs_dock(self)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -90,6 +94,9 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.segment_editor.install(self)
+        self.index = None   # the DicomIndex of the folder open, if any
+        from medviewer.ui.annotations_ui import add_annotations_bar
+        self.annotations = add_annotations_bar(self)
 
     # ---- menus --------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -101,6 +108,8 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         file.addSeparator()
         self._action(file, "Load &segmentation...", self.choose_segmentation)
+        from medviewer.ui.annotations_ui import choose_export
+        self._action(file, "&Export segmentation...", lambda _=False: choose_export(self))
         file.addSeparator()
         shots = file.addMenu("Save &screenshot of")
         for name in VIEW_NAMES:
@@ -128,6 +137,8 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         view.addAction(self.browser_dock.toggleViewAction())
         view.addAction(self.layers_dock.toggleViewAction())
+        view.addAction(self.plugins_dock.toggleViewAction())
+        view.addAction(self.pacs_dock.toggleViewAction())
 
         wl = mb.addMenu("&Window/level")
         for name in WINDOW_PRESETS:
@@ -203,6 +214,7 @@ class MainWindow(QMainWindow):
             self._fail(f"{path}: no such file or folder")
             return
         self._remember(path)
+        self.index = None
         if image_suffix(path) is not None:
             self._start(Task(lambda progress, cancelled: load_volume(path), "image"),
                         f"Loading {os.path.basename(path)}", self._show_volume)
@@ -212,6 +224,7 @@ class MainWindow(QMainWindow):
             return index_folder(path, progress=lambda done, total: progress(done / max(total, 1)))
 
         def indexed(idx):
+            self.index = idx
             self.browser.set_index(idx)
             if series is not None:
                 from medviewer.io import _pick
@@ -298,12 +311,14 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"{name}: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]}, "
                                   f"{' x '.join(f'{s:.2f}' for s in volume.spacing)} mm")
         self.grid.reset_cameras()
+        self.annotations.offer(self.index, volume)
         self.volume_loaded.emit(volume)
         return layer
 
     # ---- segmentation -----------------------------------------------------------------------
     def choose_segmentation(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load a segmentation (label map)", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Load a segmentation (label map, DICOM SEG or RTSTRUCT)",
+                                              "", IMAGE_FILTER.replace("Images (", "Segmentations (*.dcm "))
         if path:
             try:
                 self.load_segmentation(path)
@@ -311,13 +326,18 @@ class MainWindow(QMainWindow):
                 self._fail(str(exc))
 
     def load_segmentation(self, path: str, name: str | None = None) -> LabelLayer:
-        """Read a NIfTI/NRRD/MHA label map onto the open image (resampled by patient space)."""
+        """Read a NIfTI/NRRD/MHA label map (resampled by patient space) or a DICOM SEG/RTSTRUCT
+        onto the open image."""
         from medviewer.core.resample import labels_onto_grid
-        from medviewer.io import read_image
+        from medviewer.io import image_suffix, read_image
 
         image = self.document.image
         if image is None:
             raise MedviewerError("open an image before loading a segmentation", path)
+        if image_suffix(path) is None:
+            from medviewer.io.annotations import read_annotation
+            from medviewer.ui.annotations_ui import label_layer_from_annotation
+            return self.document.add_layer(label_layer_from_annotation(read_annotation(path, image.volume), name))
         try:
             labels = labels_onto_grid(read_image(path), image.volume)
         except MedviewerError as exc:
@@ -405,5 +425,7 @@ class MainWindow(QMainWindow):
             self.task.cancel()
             self.task.wait(5)
         self.segment_editor.shutdown()
+        self.plugins.shutdown()
+        self.pacs.cancel()
         self.grid.close_views()
         super().closeEvent(event)

@@ -16,6 +16,8 @@ def window(qtbot, tmp_path):
     w.browser_dock.hide()
     w.layers_dock.hide()
     w.segment_dock.hide()
+    w.plugins_dock.hide()
+    w.pacs_dock.hide()
     w.resize(700, 600)
     qtbot.addWidget(w)
     w.show()

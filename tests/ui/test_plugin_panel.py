@@ -1,0 +1,199 @@
+"""The plugin panel in the window (Xvfb): runs in the background, results become overlays
+(read back from the VTK render windows), scores a table, errors messages; cancel; bundle trust."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from medviewer.core.document import BoxLayer, ImageLayer, LabelLayer
+from medviewer.render.vtk_util import capture
+
+HERE = pathlib.Path(__file__).resolve().parent
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
+
+
+def _helpers():
+    spec = importlib.util.spec_from_file_location("ui_test_plugins", HERE / "ui_test_plugins.py")
+    if "ui_test_plugins" not in sys.modules:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["ui_test_plugins"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["ui_test_plugins"]
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVIEWER_CONFIG", str(tmp_path / "cfg" / "settings.json"))
+    monkeypatch.setenv("MEDVIEWER_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("MEDVIEWER_PLUGIN_PATH", str(tmp_path / "no-user-plugins"))
+
+
+@pytest.fixture
+def panel(window, demo_volume, qtbot):
+    window.resize(1100, 700)
+    window.plugins_dock.show()
+    window.set_volume(demo_volume)
+    qtbot.wait(50)
+    return window.plugins
+
+
+def screen_rc(window, view_name, point):
+    view = window.grid.views[view_name]
+    x, y = view.patient_to_display(point)
+    h = view.render_window.GetSize()[1]
+    return h - 1 - int(round(y)), int(round(x))
+
+
+def patch(window, view_name, point, radius=2):
+    image = capture(window.grid.views[view_name].render_window)
+    r, c = screen_rc(window, view_name, point)
+    return image[r - radius:r + radius + 1, c - radius:c + radius + 1].reshape(-1, 3).mean(axis=0)
+
+
+def run_and_wait(panel, qtbot, timeout=60000):
+    with qtbot.waitSignal(panel.run_ended, timeout=timeout) as blocker:
+        panel.run_button.click()
+    return blocker.args[0]
+
+
+def test_fake_plugin_mask_and_boxes_become_overlays_while_the_ui_ticks(window, panel, qtbot):
+    fake = _helpers()
+    panel.add_manifest(fake.manifest())
+    panel.select("fake-lesions")
+    panel.use_cursor.setChecked(True)
+    panel.set_param("seconds", 1.0)
+    doc = window.document
+    cursor = doc.cursor
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    progress_seen = []
+    panel.progress.valueChanged.connect(progress_seen.append)
+    assert run_and_wait(panel, qtbot) == "returned"
+    timer.stop()
+    assert len(ticks) >= 20, "the event loop must keep running while the plugin works"
+    assert any(0 < v < 100 for v in progress_seen)
+    layer = doc.layers_of(LabelLayer)[-1]
+    assert layer.label_names == {1: "left blob", 2: "right blob"}
+    assert layer.label_colors[2] == (1.0, 0.0, 1.0)
+    qtbot.wait(50)
+    centres = fake.blob_centres(doc.image.volume, cursor)
+    for name in ("axial", "coronal"):
+        r, g, b = patch(window, name, centres[1])
+        assert g > r + 60 and g > b + 60, (name, "label 1 must be green", r, g, b)
+        r, g, b = patch(window, name, centres[2])
+        assert r > g + 60 and b > g + 60, (name, "label 2 must be magenta", r, g, b)
+    # the left blob is drawn on the screen's right in the axial view (radiological convention)
+    assert screen_rc(window, "axial", centres[1])[1] > screen_rc(window, "axial", centres[2])[1]
+    # outside the blobs: grey
+    r, g, b = patch(window, "axial", np.asarray(cursor) + (12.0, 25.0, 0))   # off the crosshair
+    assert abs(r - g) < 15 and abs(b - g) < 15
+
+    # the same plugin asked for boxes: a BoxLayer in the label's colour (cyan)
+    panel.set_param("output", "boxes")
+    panel.set_param("seconds", 0.2)
+    assert run_and_wait(panel, qtbot) == "returned"
+    boxes = doc.layers_of(BoxLayer)[-1]
+    assert len(boxes.boxes) == 1 and boxes.boxes[0].label == "nodule"
+    assert boxes.boxes[0].score == pytest.approx(0.93)
+    qtbot.wait(50)
+    edge = np.asarray(cursor) + (8.0, 0, 0)       # the box's wall, in the slice through its centre
+    image = capture(window.grid.views["axial"].render_window)
+    r, c = screen_rc(window, "axial", edge)
+    px = image[r - 2:r + 3, c - 2:c + 3].reshape(-1, 3).astype(int)
+    assert any(p[1] > 200 and p[2] > 200 and p[0] < 80 for p in px), "cyan box edge"
+    assert "box" in panel.status.text()
+
+
+def test_cancel_ends_a_run_and_adds_nothing(window, panel, qtbot):
+    fake = _helpers()
+    panel.add_manifest(fake.manifest())
+    panel.select("fake-lesions")
+    panel.use_cursor.setChecked(True)
+    panel.set_param("seconds", 60.0)
+    before = len(window.document.layers)
+    job = panel.run()
+    assert job is not None and panel.cancel_button.isEnabled() and not panel.run_button.isEnabled()
+    qtbot.waitUntil(lambda: "thinking" in panel.status.text(), timeout=20000)
+    with qtbot.waitSignal(panel.run_ended, timeout=5000) as blocker:
+        panel.cancel_button.click()
+    assert blocker.args == ["aborted"]
+    assert len(window.document.layers) == before
+    assert "cancelled" in panel.status.text()
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_a_plugin_that_raises_gives_a_message_and_the_window_lives_on(window, panel, qtbot):
+    fake = _helpers()
+    panel.add_manifest(fake.manifest("fake-raises", entry="Raises"))
+    panel.select("fake-raises")
+    assert run_and_wait(panel, qtbot) == "errored"
+    assert any("the model file is corrupt" in e for e in window.errors)
+    assert "corrupt" in window.status_label.text()
+    assert window.isVisible()
+    # and the next run works
+    panel.add_manifest(fake.manifest())
+    panel.select("fake-lesions")
+    panel.use_cursor.setChecked(True)
+    assert run_and_wait(panel, qtbot) == "returned"
+    # no image: a message, no run
+    window.document.clear()
+    assert panel.run() is None and "open an image" in window.errors[-1]
+
+
+def test_builtins_denoise_adds_an_image_layer_and_lesion_density_shows_scores(window, panel, qtbot, demo_volume):
+    assert {"denoise", "lesion-density"} <= set(panel.manifests)
+    panel.select("denoise")
+    panel.set_param("method", "gaussian")
+    assert run_and_wait(panel, qtbot) == "returned"
+    images = window.document.layers_of(ImageLayer)
+    assert len(images) == 2 and images[1].volume.same_grid(demo_volume)
+    assert images[1].volume.array.std() < demo_volume.array.std()
+    panel.select("lesion-density")
+    assert panel.use_cursor.isChecked()                 # classification: the crosshair is the point
+    assert run_and_wait(panel, qtbot) == "returned"
+    assert not panel.table.isHidden() and panel.table.rowCount() == 5
+    scores = [float(panel.table.item(r, 1).text()) for r in range(5)]
+    assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1.0, abs=0.01)
+    assert "highest score" in panel.status.text()
+
+
+def test_untrusted_bundle_is_refused_until_the_user_confirms(window, panel, qtbot, tmp_path):
+    from medviewer.plugins import trust
+
+    panel.auto_warm = False          # no torch child for this test
+    panel.select("monai-bundle")
+    folder = tmp_path / "some-bundle"
+    folder.mkdir()
+    panel.set_param("bundle", str(folder))
+    assert not panel.trust_label.isHidden() and not panel.trust_button.isHidden()
+    assert "runs the code" in panel.trust_label.text()
+    assert not panel.run_button.isEnabled()
+    assert panel.run() is None and "not trusted" in window.errors[-1]
+    asked = []
+    panel.confirm = lambda parent, f: asked.append(f) or False
+    assert not panel.trust_folder() and not trust.is_trusted(folder)
+    panel.confirm = lambda parent, f: asked.append(f) or True
+    assert panel.trust_folder() and trust.is_trusted(folder)
+    assert asked == [str(folder)] * 2
+    assert panel.trust_label.isHidden() and panel.run_button.isEnabled()
+
+
+def test_process_plugin_is_warmed_when_selected_and_runs(window, panel, qtbot):
+    fake = _helpers()
+    panel.add_manifest(fake.manifest("fake-proc", isolation="process"))
+    panel.select("fake-proc")
+    worker = panel.runner._idle.get("fake-proc")
+    assert worker is not None and worker.proc.is_alive()
+    panel.use_cursor.setChecked(True)
+    assert run_and_wait(panel, qtbot) == "returned"
+    assert window.document.layers_of(LabelLayer)
+    panel.shutdown()
+    assert not worker.proc.is_alive()

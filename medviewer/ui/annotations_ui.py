@@ -147,7 +147,7 @@ class AnnotationsBar(QToolBar):
 def export_layer(window, layer: LabelLayer, path: str, fmt: str, *, force: bool = False) -> list[str]:
     """Write ``layer`` on the open image as ``fmt``; refuses to replace ``path`` unless ``force``."""
     from medviewer.commands.export import write_export
-    from medviewer.export.atomic import check_target
+    from medviewer.core.atomic import check_target
 
     image = window.document.image
     if image is None:

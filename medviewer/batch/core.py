@@ -144,9 +144,23 @@ def jobs_from_pacs(server: str, query, manifest, params: Mapping[str, Any], out:
 
 
 # ---- one job ---------------------------------------------------------------------------------------
+def _settings(job: BatchJob) -> dict:
+    """What makes a study's output what it is: an earlier output counts only when these match."""
+    return json.loads(json.dumps({"plugin": job.manifest.id, "plugin_version": str(job.manifest.version),
+                                  "params": dict(job.params), "seg": job.seg}, default=str))
+
+
 def is_done(job: BatchJob) -> bool:
-    """Whether an earlier run finished this study (its marker and its output are there)."""
-    return os.path.isfile(job.marker) and os.path.isfile(job.output)
+    """Whether an earlier run finished this study with the same plugin and parameters (its
+    done.json marker says so and its output is there)."""
+    if not (os.path.isfile(job.marker) and os.path.isfile(job.output)):
+        return False
+    try:
+        with open(job.marker, encoding="utf-8") as fh:
+            marker = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return marker.get("settings") == _settings(job)
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -228,7 +242,7 @@ def run_job(job: BatchJob) -> dict:
             message = _send(job, log)
         row.update(status="done", message=message)
         row["seconds"] = round(time.perf_counter() - started, 2)
-        _write_atomic(job.marker, json.dumps({**row, "params": dict(job.params)}, indent=2, default=str))
+        _write_atomic(job.marker, json.dumps({**row, "settings": _settings(job)}, indent=2, default=str))
     except BaseException as exc:  # noqa: BLE001 - one study's failure is a row, never a crash
         if isinstance(exc, MedviewerError):
             message = str(exc)
@@ -352,24 +366,45 @@ def run_batch(jobs: Sequence[BatchJob], out: str, *, workers: int | None = None,
 
 
 def _run_pool(jobs: Sequence[BatchJob], workers: int | None, finished: Callable[[dict], None]) -> None:
+    """A 'spawn' process pool. A worker that dies (a crash in native code, the kernel's OOM
+    killer) breaks the whole pool and fails every job it held; those jobs are then run again,
+    each in a process of its own, so that only the study that kills its process fails."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    ctx = mp.get_context("spawn")
+    broken: list[BatchJob] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {pool.submit(run_job, job): job for job in jobs}
         try:
             for fut in as_completed(futures):
                 job = futures[fut]
                 try:
-                    row = fut.result()
-                except Exception as exc:  # the worker process died (crash, out of memory)
-                    row = _failed_row(job, f"worker process failed: {type(exc).__name__}: {exc}")
-                finished(row)
+                    finished(fut.result())
+                except BrokenProcessPool:
+                    broken.append(job)
+                except Exception as exc:  # the job could not be sent or its row not returned
+                    finished(_failed_row(job, f"worker process failed: {type(exc).__name__}: {exc}"))
         except KeyboardInterrupt:
             for fut in futures:
                 fut.cancel()
             raise
+    if not broken:
+        return
+
+    def alone(job: BatchJob) -> dict:
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as own:
+            try:
+                return own.submit(run_job, job).result()
+            except BrokenProcessPool:
+                return _failed_row(job, "the worker process died while running this study (a crash in native "
+                                        "code, or killed for memory); see its log for how far it got")
+
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        for fut in as_completed([threads.submit(alone, job) for job in broken]):
+            finished(fut.result())
 
 
 def _run_dask(jobs: Sequence[BatchJob], scheduler: str, workers: int | None,

@@ -78,6 +78,26 @@ def test_cli_local_process_pool(cohort, tmp_path, capsys):
     assert "1 done, 1 failed, 3 skipped" in capsys.readouterr().out
     assert main(args + ["--force"]) == 1
     assert "4 done, 1 failed, 0 skipped" in capsys.readouterr().out
+    # other parameters: earlier outputs do not count
+    assert main(args + ["--param", "radius_mm=7"]) == 1
+    assert "4 done, 1 failed, 0 skipped" in capsys.readouterr().out
+    assert '"radius_mm": 7.0' in (out / done / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("where", ["pool", "dask"])
+def test_a_study_that_kills_its_worker_fails_alone(cohort, dask_cluster, tmp_path, where):
+    manifest = get_manifest("test-crash")
+    out = tmp_path / "out"
+    jobs = jobs_from_folder(str(cohort), manifest, manifest.resolve_params({"patient": "STS_003"}), str(out))
+    summary = run_batch(jobs, str(out), workers=2, progress=False,
+                        scheduler=dask_cluster.scheduler_address if where == "dask" else None)
+    rows = _rows(out / "summary.csv")
+    assert sorted(s for s, r in rows.items() if r["status"] == "done") == ["STS_002_3", "STS_008_2", "STS_019_2"]
+    crashed = next(r for s, r in rows.items() if s.startswith("STS_003"))
+    assert crashed["status"] == "failed"
+    assert ("worker process died" in crashed["message"]) if where == "pool" else ("KilledWorker" in crashed["message"])
+    assert "stage: loading plugin" in (out / crashed["study"] / "log.txt").read_text()  # how far it got
+    assert summary.failed == 2  # and the broken series
 
 
 def test_cli_refusals(cohort, tmp_path, capsys):

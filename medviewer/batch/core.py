@@ -341,10 +341,10 @@ def run_batch(jobs: Sequence[BatchJob], out: str, *, workers: int | None = None,
         rows[row["study"]] = row
         write_summary(csv_path, sorted(rows.values(), key=lambda r: order[r["study"]]))
         if bar is not None:
-            bar.update(1)
             bar.set_postfix(done=sum(r["status"] == "done" for r in rows.values()),
                             failed=sum(r["status"] == "failed" for r in rows.values()),
-                            skipped=sum(r["status"] == "skipped" for r in rows.values()))
+                            skipped=sum(r["status"] == "skipped" for r in rows.values()), refresh=False)
+            bar.update(1)
         if on_row is not None:
             on_row(row)
 

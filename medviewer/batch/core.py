@@ -215,8 +215,9 @@ def run_job(job: BatchJob) -> dict:
         log(f"study {job.study}: series {job.series_uid or job.series or '-'} in {job.path}")
         log(f"plugin {job.manifest.id} (version {job.manifest.version}), parameters {json.dumps(dict(job.params), default=str)}")
         log(f"host {os.uname().nodename}, process {os.getpid()}")
-        if os.path.exists(job.marker):
-            os.unlink(job.marker)
+        for stale in (job.marker, job.output):  # an earlier run's (other parameters): never left to mislead
+            if os.path.exists(stale):
+                os.unlink(stale)
         details: list[str] = []
         last_stage = [""]
 
@@ -422,7 +423,7 @@ def _run_dask(jobs: Sequence[BatchJob], scheduler: str, workers: int | None,
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="20s")
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise MedviewerError(f"cannot reach the Dask scheduler ({exc})", scheduler) from None
     try:
         futures = {client.submit(run_job, job, key=f"medviewer-batch-{job.study}-{time.time_ns()}", pure=False,

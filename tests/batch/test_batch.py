@@ -82,6 +82,13 @@ def test_cli_local_process_pool(cohort, tmp_path, capsys):
     assert main(args + ["--param", "radius_mm=7"]) == 1
     assert "4 done, 1 failed, 0 skipped" in capsys.readouterr().out
     assert '"radius_mm": 7.0' in (out / done / "log.txt").read_text()
+    assert json.loads((out / done / "done.json").read_text())["settings"]["params"] == {"radius_mm": 7.0}
+
+
+def test_cli_unreachable_scheduler(cohort, tmp_path, capsys):
+    assert main(["batch", "lesion-density", "--input", str(cohort), "--out", str(tmp_path / "out"),
+                 "--scheduler", "not a scheduler address", "--quiet"]) == 1
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where", ["pool", "dask"])

@@ -10,18 +10,7 @@ run_demo=1
 [ "${1:-}" = "--no-demo" ] && run_demo=0
 
 # 1. System packages, only those missing.
-missing=()
-while read -r pkg; do
-  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done < scripts/system-packages.txt
-if ((${#missing[@]})); then
-  echo "== installing system packages: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-missing.sh scripts/system-packages.txt
 
 # 2. A virtual environment with the package (torch is bounded in pyproject.toml to the releases
 #    on this machine's disk).
@@ -35,10 +24,22 @@ echo "== installing medviewer into $VENV"
 "$VENV/bin/python" -m pip install -q -e . 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
 "$VENV/bin/python" -c "import medviewer" || { echo "medviewer did not install" >&2; exit 1; }
 
-# 3. The main job on the demo study.
+# 3. The main job on the demo study: write it, list it, segment a lesion from one click, export
+#    the segmentation as a DICOM SEG and a lesion report, and render the window to a PNG.
 if [ "$run_demo" = 1 ]; then
-  echo "== writing the demo study and reading it back"
-  "$VENV/bin/medviewer" demo demo-study
-  "$VENV/bin/medviewer" info demo-study
-  echo "== done. Try: $VENV/bin/medviewer info ../shared/data/lung-pet-ct-dx/A0001"
+  MV="$VENV/bin/medviewer"
+  echo "== the demo study"
+  "$MV" demo demo-study --no-open
+  "$MV" info demo-study
+  echo "== click-to-segment lesion 1 (right lung) from one point, as a DICOM SEG"
+  "$MV" segment demo-study --point=-80,-5,25 --out demo-study/lesion1-seg.dcm --force
+  "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --out demo-study/lesion1-report.csv --force
+  echo "== a screenshot of the viewer window"
+  if [ -n "${DISPLAY:-}" ]; then
+    "$MV" open demo-study --screenshot demo-study/screenshot.png
+  else
+    xvfb-run -a -s "-screen 0 1600x1200x24" "$MV" open demo-study --screenshot demo-study/screenshot.png
+  fi
+  echo "== done: demo-study/ holds the series, lesion1-seg.dcm, lesion1-report.csv and screenshot.png"
+  echo "   Open the window with: $VENV/bin/medviewer demo demo-study"
 fi

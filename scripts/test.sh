@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install everything (as scripts/install.sh does, plus the test extra) and run the whole test
-# suite exactly as CI does. GUI tests get a virtual screen from pytest-xvfb.
+# suite exactly as CI does. GUI tests start their own Xvfb (tests/conftest.py) when there is no display.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${MEDVIEWER_VENV:-.venv}
 bash scripts/install.sh --no-demo
+bash scripts/apt-missing.sh scripts/test-system-packages.txt
+if command -v systemctl >/dev/null && systemctl is-active --quiet orthanc 2>/dev/null; then
+  systemctl disable --now orthanc >/dev/null 2>&1 || true  # the PACS tests start their own Orthanc
+fi
 "$VENV/bin/python" -m pip install -q -e ".[test]" 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
 echo "== import contracts"
 "$VENV/bin/lint-imports"

@@ -3,6 +3,7 @@
     python training/train_click_model.py prepare            # RTSTRUCT -> masks, resampled (once)
     python training/train_click_model.py train --hours 2    # resumes from the last checkpoint
     python training/train_click_model.py evaluate           # Dice after 1-3 robot clicks (val)
+    python training/train_click_model.py export-bundle      # best weights -> resources/ bundle
 
 Input: CT patch (soft-tissue window) + positive-click map + negative-click map on a fixed model
 grid (see MODEL_GRID); output: tumour / background. Clicks are simulated as the reference robot
@@ -106,11 +107,18 @@ def sample(case, rng, augment: bool = True):
 
 
 # ---- network -----------------------------------------------------------------------------------
-def build_network():
-    from monai.networks.nets import UNet
+# The network as a MONAI bundle config item: training builds it from here and export-bundle
+# writes the same item into the bundle's inference.json, so they cannot drift apart.
+NETWORK_DEF = {
+    "_target_": "monai.networks.nets.UNet", "spatial_dims": 3, "in_channels": 3, "out_channels": 2,
+    "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2], "num_res_units": 2, "norm": "instance",
+}
 
-    return UNet(spatial_dims=3, in_channels=3, out_channels=2, channels=(16, 32, 64, 128, 256),
-                strides=(2, 2, 2, 2), num_res_units=2, norm="instance")
+
+def build_network():
+    from monai.bundle import ConfigParser
+
+    return ConfigParser({"network_def": NETWORK_DEF}).get_parsed_content("network_def")
 
 
 def predict_patch(net, ct_hu, positives, negatives, device="cpu", flips: bool = False) -> np.ndarray:
@@ -240,9 +248,65 @@ def evaluate(work: str, weights: str, flips: bool) -> None:
     print("median", np.median(np.array(rows), axis=0).round(3).tolist())
 
 
+def export_bundle(work: str, weights: str, out: str) -> None:
+    """Write the trained network as a MONAI bundle (what the click-segment plugin loads)."""
+    import torch
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)["model"]
+    os.makedirs(os.path.join(out, "configs"), exist_ok=True)
+    os.makedirs(os.path.join(out, "models"), exist_ok=True)
+    inference = {
+        "imports": ["$import torch"],
+        "network_def": NETWORK_DEF,
+        "model_spacing_xyz": list(MODEL_GRID.spacing),
+        "patch_size_zyx": list(MODEL_GRID.patch_zyx),
+        "click_sigma_vox": MODEL_GRID.sigma_vox,
+        "hu_window": {"center": 50, "half_width": 300},
+        "input_channels": ["CT (soft-tissue window, clipped to [-250, 350] HU, scaled to [-1, 1])",
+                           "positive clicks (Gaussian blobs, peak 1)", "negative clicks (Gaussian blobs, peak 1)"],
+    }
+    import monai
+
+    metadata = {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+        "version": "0.1.0",
+        "monai_version": monai.__version__,
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": np.__version__,
+        "name": "medviewer click-to-segment (soft-tissue tumour)",
+        "task": "Interactive 3D lesion segmentation from positive/negative clicks on CT",
+        "description": "DeepGrow/DeepEdit-style UNet trained on the Soft-tissue-Sarcoma CTs STS_001-018.",
+        "authors": "medviewer developers",
+        "copyright": "medviewer developers; training data CC BY 3.0 (TCIA Soft-tissue-Sarcoma)",
+        "network_data_format": {
+            "inputs": {"image": {"type": "image", "format": "hounsfield+clicks", "num_channels": 3,
+                                 "spatial_shape": list(MODEL_GRID.patch_zyx), "dtype": "float32",
+                                 "value_range": [-1, 1], "is_patch_data": True,
+                                 "channel_def": {"0": "image", "1": "positive clicks", "2": "negative clicks"}}},
+            "outputs": {"pred": {"type": "image", "format": "segmentation", "num_channels": 2,
+                                 "spatial_shape": list(MODEL_GRID.patch_zyx), "dtype": "float32",
+                                 "value_range": [0, 1], "is_patch_data": True,
+                                 "channel_def": {"0": "background", "1": "lesion"}}},
+        },
+    }
+    tmp = os.path.join(out, "models", "model.pt.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, os.path.join(out, "models", "model.pt"))
+    for name, data in (("inference.json", inference), ("metadata.json", metadata)):
+        with open(os.path.join(out, "configs", name), "w") as fh:
+            json.dump(data, fh, indent=2)
+    ckpt = os.path.join(work, "checkpoint.pt")
+    if os.path.exists(ckpt):
+        history = json.loads(torch.load(ckpt, map_location="cpu", weights_only=True)["state"])
+        with open(os.path.join(out, "docs_training_history.json"), "w") as fh:
+            json.dump(history, fh, indent=1)
+    print(f"wrote the bundle to {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=["prepare", "train", "evaluate"])
+    ap.add_argument("step", choices=["prepare", "train", "evaluate", "export-bundle"])
+    ap.add_argument("--out", default="resources/click_segment_bundle", help="export-bundle: where")
     ap.add_argument("--work", default=os.environ.get("MEDVIEWER_TRAIN_WORK", "training-work"))
     ap.add_argument("--hours", type=float, default=2.0)
     ap.add_argument("--batch", type=int, default=4)
@@ -257,6 +321,8 @@ def main() -> None:
         prepare(a.work)
     elif a.step == "train":
         train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed)
+    elif a.step == "export-bundle":
+        export_bundle(a.work, a.weights or os.path.join(a.work, "best_model.pt"), a.out)
     else:
         evaluate(a.work, a.weights or os.path.join(a.work, "best_model.pt"), a.flips)
 

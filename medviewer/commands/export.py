@@ -84,7 +84,7 @@ def run(args) -> int:
 def _run(args) -> int:
     import numpy as np
 
-    from medviewer.export.atomic import check_target
+    from medviewer.core.atomic import check_target
     from medviewer.io import load_volume
 
     fmt = _format(args)
@@ -151,7 +151,7 @@ def _write_series_copy(images, out: str, force: bool) -> str:
     import shutil
     import tempfile
 
-    from medviewer.export.atomic import current_umask, os_error_message
+    from medviewer.core.atomic import current_umask, os_error_message
 
     stem = os.path.basename(out)
     stem = stem[:-4] if stem.lower().endswith(".dcm") else stem

@@ -11,7 +11,7 @@ import time
 
 from medviewer.core.errors import MedviewerError
 
-ENGINES = ("classical",)
+ENGINES = ("classical", "learned")
 DEFAULT_ENGINE = "classical"
 
 
@@ -37,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="the mask to write: .nii.gz, .nrrd, or .dcm (DICOM SEG)")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
                    help=f"segmentation engine (default: {DEFAULT_ENGINE})")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the learned engine runs (default: CUDA when present, else CPU)")
     p.add_argument("--series", help="which image series in PATH (number, UID or position)")
     p.add_argument("--name", default="lesion 1", help="the segment's name (SEG)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -44,7 +46,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
 
     from medviewer import __version__
     from medviewer.io import image_suffix, load_volume, write_image
@@ -67,7 +68,8 @@ def run(args) -> int:
     from medviewer.plugins.runner import Runner
 
     manifest = get_manifest("click-segment")
-    request = Request(volume, Prompts(tuple(args.point), tuple(args.negative)), {"engine": args.engine})
+    request = Request(volume, Prompts(tuple(args.point), tuple(args.negative)), {"engine": args.engine},
+                      device=args.device)
     started = time.perf_counter()
     result = Runner().run(manifest, request)
     elapsed = time.perf_counter() - started

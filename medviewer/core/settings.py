@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from medviewer.core.atomic import os_error_message, write_text
 from medviewer.core.errors import MedviewerError
 
 DEFAULT_AE_TITLE = "MEDVIEWER"
@@ -100,21 +100,13 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     path = os.fspath(path) if path is not None else (settings.path or settings_path())
     folder = os.path.dirname(os.path.abspath(path))
     text = json.dumps(settings.to_json(), indent=2, sort_keys=False) + "\n"
-    tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".part", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise MedviewerError(f"settings could not be saved ({exc.strerror or exc})", path) from None
+        raise MedviewerError(f"settings could not be saved ({os_error_message(exc)})", folder) from None
+    try:
+        write_text(path, text, force=True)
+    except MedviewerError as exc:
+        raise MedviewerError(f"settings could not be saved ({exc.message})", path) from None
     settings.path = path
     return path

@@ -17,7 +17,7 @@ import numpy as np
 from medviewer.core.errors import MedviewerError
 from medviewer.core.segments import Segment, default_segments
 from medviewer.core.volume import Volume
-from medviewer.export.atomic import atomic_path, check_target, write_text
+from medviewer.core.atomic import atomic_path, check_target, write_text
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
-from medviewer.export.atomic import atomic_path
+from medviewer.core.atomic import atomic_path
 
 _STL_TRIANGLE = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attribute", "<u2")])
 

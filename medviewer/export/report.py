@@ -14,7 +14,7 @@ from medviewer.core.measures import measure_segments
 from medviewer.core.errors import MedviewerError
 from medviewer.core.segments import Segment
 from medviewer.core.volume import Volume
-from medviewer.export.atomic import write_text
+from medviewer.core.atomic import write_text
 
 CSV_COLUMNS = (
     "study_instance_uid", "series_instance_uid", "frame_of_reference_uid", "label", "name",

@@ -20,7 +20,7 @@ from medviewer import __version__
 from medviewer.core.errors import MedviewerError
 from medviewer.core.segments import Segment, default_segments
 from medviewer.core.volume import Volume
-from medviewer.export.atomic import check_target, write_dataset
+from medviewer.core.atomic import check_target, write_dataset
 from medviewer.export.common import tidy_copied_attributes
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"

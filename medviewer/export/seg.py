@@ -20,7 +20,7 @@ from medviewer import __version__
 from medviewer.core.errors import MedviewerError
 from medviewer.core.segments import Code, Segment, default_segments
 from medviewer.core.volume import Volume
-from medviewer.export.atomic import write_dataset
+from medviewer.core.atomic import write_dataset
 from medviewer.export.common import tidy_copied_attributes
 
 MANUFACTURER = "medviewer"
@@ -136,7 +136,7 @@ def build_seg(source: Volume, labels: Volume | Sequence[Volume], segments: Seque
 def write_seg(source: Volume, labels: Volume | Sequence[Volume], segments: Sequence[Segment] | None,
               out: str | os.PathLike, *, force: bool = False, **options) -> str:
     """Write a DICOM SEG of ``labels`` over ``source`` to ``out`` (atomic; ``force`` replaces)."""
-    from medviewer.export.atomic import check_target
+    from medviewer.core.atomic import check_target
 
     check_target(out, force)
     seg = build_seg(source, labels, segments, **options)

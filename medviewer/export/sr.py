@@ -15,7 +15,7 @@ from medviewer import __version__
 from medviewer.core.errors import MedviewerError
 from medviewer.core.segments import DetectionBox
 from medviewer.core.volume import Volume
-from medviewer.export.atomic import check_target, write_dataset, write_text
+from medviewer.core.atomic import check_target, write_dataset, write_text
 from medviewer.export.common import tidy_copied_attributes
 
 

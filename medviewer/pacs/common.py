@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlsplit
@@ -189,24 +188,9 @@ def instance_path(folder: str, sop_uid: str) -> str:
 
 def write_instance(folder: str, sop_uid: str, data: bytes) -> str:
     """Write one received instance as <folder>/<SOP Instance UID>.dcm, atomically."""
-    path = instance_path(folder, sop_uid)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        from medviewer.export.atomic import os_error_message
-        raise MedviewerError(f"could not be written ({os_error_message(exc)})", path) from None
-    return path
+    from medviewer.core.atomic import write_bytes
+
+    return write_bytes(instance_path(folder, sop_uid), data, force=True)
 
 
 def prepare_study_folder(cache_dir: str | os.PathLike, study_uid: str) -> str:
@@ -214,7 +198,7 @@ def prepare_study_folder(cache_dir: str | os.PathLike, study_uid: str) -> str:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
-        from medviewer.export.atomic import os_error_message
+        from medviewer.core.atomic import os_error_message
         raise MedviewerError(f"cannot create the study folder ({os_error_message(exc)})", folder) from None
     return folder
 

@@ -146,8 +146,9 @@ class DimseClient:
             diagnostic = getattr(rsp, "diagnostic", None)
             why = _REJECT_REASONS.get((source, diagnostic)) or getattr(rsp, "reason_str", "") or "no reason given"
             return f"association rejected: {why} (we are {self.ae_title}, called {self.server.called_ae})"
-        if assoc.is_aborted:
-            return "association aborted by the server"
+        if assoc.is_aborted:  # some servers (Orthanc under load) drop a request they reject
+            return (f"association aborted by the server before it was accepted (check the called AE "
+                    f"title {self.server.called_ae} and that the server knows our AE title {self.ae_title})")
         return f"no association (no answer within {self.timeout:g} s, or not a DICOM server)"
 
     def _no_answer(self, what: str, started: float) -> MedviewerError:

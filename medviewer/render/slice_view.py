@@ -8,7 +8,8 @@ the volume's direction matrix, so oblique or flipped grids show the right way up
 Mouse: left click/drag moves the crosshair; right drag changes window (horizontal) and level
 (vertical); middle drag or shift+left drag pans; ctrl+left/right drag or ctrl+wheel zooms; wheel,
 shift+right drag or alt+left drag scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll
-(with shift: 10 slices); r resets the view.
+(with shift: 10 slices); r resets the view. While an editing ``tool`` is set (the segment
+editor's click/brush tools), the left button (with or without shift) goes to the tool instead.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class SliceView:
         self.offset = 0.0               # position of the slice along the normal (mm from center)
         self._volume: Volume | None = None
         self._image_layer: ImageLayer | None = None
+        #: An editing tool that takes the left button when set (see :meth:`_press_left`): an object
+        #: with ``press(view, x, y, shift) -> bool``, ``drag(view, x, y)`` and ``release(view, x, y)``
+        #: (display pixels, y from the bottom). None: the left button moves the crosshair.
+        self.tool = None
 
         # VTK asks for 8x multisampling by default: on software GL (llvmpipe) that costs 5x a
         # frame, and flat image slices gain nothing from it
@@ -571,7 +576,10 @@ class SliceView:
 
     def _press_left(self, iren, _event) -> None:
         self._last = iren.GetEventPosition()
-        if iren.GetShiftKey():
+        if self.tool is not None and self._volume is not None and \
+                self.tool.press(self, *self._last, shift=bool(iren.GetShiftKey())):
+            self._drag = "tool"
+        elif iren.GetShiftKey():
             self._drag = "pan"
         elif iren.GetControlKey():
             self._drag = "zoom"
@@ -594,7 +602,9 @@ class SliceView:
         else:
             self._drag = "window"
 
-    def _release(self, _iren, _event) -> None:
+    def _release(self, iren, _event) -> None:
+        if self._drag == "tool" and self.tool is not None:
+            self.tool.release(self, *iren.GetEventPosition())
         self._drag = None
 
     def _set_cursor_at(self, x, y) -> None:
@@ -610,6 +620,8 @@ class SliceView:
         drag = self._drag
         if drag == "cursor":
             self._set_cursor_at(x, y)
+        elif drag == "tool" and self.tool is not None:
+            self.tool.drag(self, x, y)
         elif drag == "pan":
             (u0, v0), (u1, v1) = self.display_to_plane(lx, ly), self.display_to_plane(x, y)
             self.pan(u1 - u0, v1 - v0)

@@ -71,6 +71,10 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.layers_dock = dock
 
+        from medviewer.ui.segment_editor import SegmentEditor
+        self.segment_editor = SegmentEditor(self)
+        self.segment_dock = self.segment_editor.dock
+
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(200)
@@ -85,6 +89,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
 
         self._build_menus()
+        self.segment_editor.install(self)
 
     # ---- menus --------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -399,5 +404,6 @@ class MainWindow(QMainWindow):
         if self.task is not None and self.task.running:
             self.task.cancel()
             self.task.wait(5)
+        self.segment_editor.shutdown()
         self.grid.close_views()
         super().closeEvent(event)

@@ -9,12 +9,15 @@ MANIFEST = Manifest(
     entry="plugins.click_segment.impl:ClickSegment",
     description=(
         "Left click inside a lesion (positive point), optionally outside it (negative points); "
-        "each new click refines the mask. Works on a crop around the clicks. Engines: 'classical' "
-        "(SimpleITK region growing from intensity statistics at the clicks, no weights)."),
+        "each new click refines the mask. Works on a crop around the clicks. Engines: 'learned' "
+        "(a MONAI UNet over CT + positive + negative click maps, trained on soft-tissue sarcoma "
+        "CTs; weights in resources/click_segment_bundle) and 'classical' (SimpleITK region growing "
+        "from intensity statistics at the clicks, no weights)."),
     version="1",
     labels=(Label(1, "lesion", (255, 80, 80), ("SCT", "52988006", "Lesion")),),
     params=(
-        Param("engine", "choice", "classical", "segmentation engine", choices=("classical",)),
+        Param("engine", "choice", "classical", "segmentation engine", choices=("classical", "learned")),
+        Param("bundle", "path", "", "the learned engine's MONAI bundle folder (default: the shipped one)"),
     ),
     requires=("numpy", "SimpleITK"),
     isolation="thread",

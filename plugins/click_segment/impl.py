@@ -12,13 +12,21 @@ class ClickSegment(Plugin):
         if not request.prompts.positive:
             raise PluginError("click inside the lesion first (a positive point)")
         engine = request.params["engine"]
-        if engine != "classical":
-            raise PluginError(f"unknown engine {engine!r}")
-        from medviewer.segmentation.classical import segment_classical
+        report = lambda stage, f: progress(stage, f)  # noqa: E731
+        if engine == "learned":
+            from plugins.click_segment.learned import DEFAULT_BUNDLE, segment_learned
 
-        progress("region growing", 0.1)
-        mask = segment_classical(request.volume, request.prompts.positive, request.prompts.negative,
-                                 progress=lambda stage, f: progress(stage, f), cancelled=cancel.is_set)
+            bundle = request.params.get("bundle") or DEFAULT_BUNDLE
+            mask = segment_learned(request.volume, request.prompts.positive, request.prompts.negative,
+                                   bundle=bundle, device=self.resolve_device(request.device),
+                                   progress=report, cancelled=cancel.is_set)
+        elif engine == "classical":
+            from medviewer.segmentation.classical import segment_classical
+
+            mask = segment_classical(request.volume, request.prompts.positive, request.prompts.negative,
+                                     progress=report, cancelled=cancel.is_set)
+        else:
+            raise PluginError(f"unknown engine {engine!r} (classical or learned)")
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
         return LabelMapResult(labels, self.manifest.labels)

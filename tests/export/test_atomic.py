@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from medviewer.core.errors import MedviewerError
-from medviewer.export import atomic
+from medviewer.core import atomic
 from medviewer.export.labelmap import write_labelmap
 from medviewer.export.seg import write_seg
 
@@ -111,7 +111,7 @@ def test_read_only_folder_for_a_real_user(demo_labels):
 def test_written_files_get_the_umask_mode_not_0600(tmp_path):
     import os
 
-    from medviewer.export.atomic import current_umask, write_text
+    from medviewer.core.atomic import current_umask, write_text
 
     path = write_text(tmp_path / "report.json", "{}")
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~current_umask()

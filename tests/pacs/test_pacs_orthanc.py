@@ -212,7 +212,8 @@ def test_association_rejected_for_a_wrong_called_ae_title(orthanc):
     with pytest.raises(MedviewerError) as err:
         open_server(url, settings=Settings()).find_studies(StudyQuery())
     text = one_line(err.value, url)
-    assert "association rejected" in text and "called AE title" in text
+    # Orthanc rejects the association; under load the rejection can arrive as an abort.
+    assert ("association rejected" in text or "association aborted" in text) and "called AE title" in text
 
 
 def test_http_404_for_a_wrong_dicomweb_path(orthanc):

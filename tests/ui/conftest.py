@@ -15,6 +15,7 @@ def window(qtbot, tmp_path):
     w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat), quiet=True)
     w.browser_dock.hide()
     w.layers_dock.hide()
+    w.segment_dock.hide()
     w.resize(700, 600)
     qtbot.addWidget(w)
     w.show()

@@ -1,0 +1,94 @@
+"""Click-to-segment accuracy and latency on the validation sts cases, for both engines.
+
+    python benchmarks/click_accuracy.py [--engines learned,classical] [--clicks 3] [--cases STS_019,...]
+
+The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
+expert contour (GTV_Mass_CT), each next one at the deepest point of the larger error (missed ->
+positive, spilled -> negative). Dice against the contour on the source grid after each click,
+and the latency of each click through the click-segment plugin (model already loaded, as in the
+window; the first call of the learned engine, which loads the network, is reported apart).
+Validation cases: STS_019..STS_024 (the learned engine trained on STS_001..STS_018).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
+
+
+def main() -> None:
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_rtstruct
+    from medviewer.plugins.api import CancelToken, Prompts, Request
+    from medviewer.plugins.registry import get_manifest, load_plugin
+    from medviewer.segmentation.guidance import corrective_click, deepest_point, dice
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engines", default="learned,classical")
+    ap.add_argument("--clicks", type=int, default=3)
+    ap.add_argument("--cases", default=",".join(VAL_CASES))
+    ap.add_argument("--bundle", default="", help="the learned engine's bundle (default: the shipped one)")
+    a = ap.parse_args()
+    data = os.environ.get("MEDVIEWER_DATA", "../shared/data")
+    manifest = get_manifest("click-segment")
+    plugin = load_plugin(manifest)
+    cases = []
+    for name in a.cases.split(","):
+        volume = load_volume(os.path.join(data, "sts", name, "image"))
+        truth = read_rtstruct(os.path.join(data, "sts", name, "RS.dcm"), volume, roi_names="GTV_Mass_CT").array > 0
+        cases.append((name, volume, truth))
+    spacing_zyx = None
+    summary = {}
+    for engine in a.engines.split(","):
+        params = manifest.resolve_params({"engine": engine, "bundle": a.bundle})
+        print(f"\nengine {engine}")
+        print(f"{'case':9s} {'mL':>7s}  " + "  ".join(f"dice@{k + 1}" for k in range(a.clicks)) + "  s/click")
+        rows, latencies, first_call = [], [], None
+        for name, volume, truth in cases:
+            spacing_zyx = volume.spacing[::-1]
+            positives = [volume.voxel_to_patient(deepest_point(truth, spacing_zyx)[0])]
+            negatives = []
+            scores, times = [], []
+            for _ in range(a.clicks):
+                request = Request(volume, Prompts(tuple(map(tuple, positives)), tuple(map(tuple, negatives))),
+                                  params, device="cpu")
+                t = time.perf_counter()
+                result = plugin.run(request, lambda *args: None, CancelToken())
+                elapsed = time.perf_counter() - t
+                if first_call is None:
+                    first_call = elapsed
+                else:
+                    times.append(elapsed)
+                pred = result.label_map.array > 0
+                scores.append(dice(pred, truth))
+                nxt = corrective_click(pred, truth, spacing_zyx)
+                if nxt is None:
+                    break
+                (positives if nxt[1] else negatives).append(volume.voxel_to_patient(nxt[0]))
+            scores += [scores[-1]] * (a.clicks - len(scores))
+            latencies += times
+            rows.append(scores)
+            ml = truth.sum() * volume.voxel_volume_ml
+            print(f"{name:9s} {ml:7.1f}  " + "  ".join(f"{s:6.3f}" for s in scores) +
+                  f"  {statistics.median(times) if times else first_call:.2f}", flush=True)
+        med = np.median(np.array(rows), axis=0)
+        summary[engine] = (med, statistics.median(latencies) if latencies else float("nan"), first_call)
+        print(f"{'median':9s} {'':7s}  " + "  ".join(f"{s:6.3f}" for s in med) +
+              f"  {summary[engine][1]:.2f}  (first call {first_call:.2f} s)")
+    print("\nsummary (median over cases; latency: median per click, warm)")
+    for engine, (med, lat, first) in summary.items():
+        print(f"  {engine:9s} dice@1 {med[0]:.3f}  dice@{a.clicks} {med[-1]:.3f}  latency {lat:.2f} s"
+              f"  first call {first:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Editing a label map (one value per segment): brush discs, erasing, islands, click results, undo.
+
+Pure numpy (SimpleITK for connected components, imported when used); no Qt. The segment editor
+dock drives it; tests use it directly.
+
+Edits never touch other segments: painting fills background and the segment's own voxels only,
+erasing clears the segment's own voxels only. Every edit is a :class:`Change`: the bounding box
+that changed with its voxels before and after (and, for click-to-segment, the segment's click list
+before and after), kept on an :class:`EditStack` for undo/redo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from medviewer.core.volume import Volume
+
+Point = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Clicks:
+    """A segment's click prompts in LPS mm."""
+
+    positive: tuple[Point, ...] = ()
+    negative: tuple[Point, ...] = ()
+
+    def add(self, point: Sequence[float], positive: bool) -> "Clicks":
+        p = tuple(float(c) for c in point)
+        if positive:
+            return Clicks(self.positive + (p,), self.negative)
+        return Clicks(self.positive, self.negative + (p,))
+
+    def __len__(self) -> int:
+        return len(self.positive) + len(self.negative)
+
+
+@dataclass
+class Change:
+    """One undoable edit: ``before``/``after`` voxels of the box ``lower:upper`` (z, y, x)."""
+
+    label: int
+    lower: tuple[int, int, int]
+    upper: tuple[int, int, int]
+    before: np.ndarray
+    after: np.ndarray
+    clicks_before: Clicks | None = None  # set when the edit came from a click
+    clicks_after: Clicks | None = None
+    description: str = ""
+
+    @property
+    def box(self) -> tuple[slice, slice, slice]:
+        return tuple(slice(a, b) for a, b in zip(self.lower, self.upper))  # type: ignore[return-value]
+
+    @property
+    def voxels_changed(self) -> int:
+        return int(np.count_nonzero(self.before != self.after))
+
+
+def diff(old: np.ndarray, new: np.ndarray, label: int, description: str = "", **clicks) -> Change | None:
+    """The change from ``old`` to ``new`` over the box that differs; None if nothing did (and no
+    click list changed)."""
+    where = np.nonzero(old != new)
+    if where[0].size == 0:
+        if clicks and clicks.get("clicks_before") != clicks.get("clicks_after"):
+            empty = np.zeros((0, 0, 0), dtype=old.dtype)
+            return Change(label, (0, 0, 0), (0, 0, 0), empty, empty, description=description, **clicks)
+        return None
+    lower = tuple(int(w.min()) for w in where)
+    upper = tuple(int(w.max()) + 1 for w in where)
+    box = tuple(slice(a, b) for a, b in zip(lower, upper))
+    return Change(label, lower, upper, old[box].copy(), new[box].copy(), description=description, **clicks)
+
+
+@dataclass
+class EditStack:
+    """Undo/redo of :class:`Change` s applied to one label array."""
+
+    done: list[Change] = field(default_factory=list)
+    undone: list[Change] = field(default_factory=list)
+    limit: int = 100
+
+    def push(self, change: Change) -> None:
+        self.done.append(change)
+        self.undone.clear()
+        del self.done[:-self.limit]
+
+    def can_undo(self) -> bool:
+        return bool(self.done)
+
+    def can_redo(self) -> bool:
+        return bool(self.undone)
+
+    def undo(self, array: np.ndarray) -> Change | None:
+        """Put the last change's ``before`` back into ``array`` (in place); the change, or None."""
+        if not self.done:
+            return None
+        change = self.done.pop()
+        array[change.box] = change.before
+        self.undone.append(change)
+        return change
+
+    def redo(self, array: np.ndarray) -> Change | None:
+        if not self.undone:
+            return None
+        change = self.undone.pop()
+        array[change.box] = change.after
+        self.done.append(change)
+        return change
+
+    def clear(self) -> None:
+        self.done.clear()
+        self.undone.clear()
+
+
+# ---- shapes --------------------------------------------------------------------------------------
+def disc_region(volume: Volume, center_mm: Sequence[float], radius_mm: float,
+                normal: Sequence[float]) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+    """The voxels of ``volume`` within ``radius_mm`` of ``center_mm`` in the plane through it with
+    ``normal`` (LPS), one voxel thick: (box slices, boolean mask of the box)."""
+    center = np.asarray(center_mm, dtype=float)
+    n = np.asarray(normal, dtype=float)
+    n = n / np.linalg.norm(n)
+    # onto the nearest voxel centre along the normal (rounding halves up, as VTK's nearest-
+    # neighbour reslice of the views does), so that the disc is one slice thick
+    ijk = np.clip(np.floor(volume.patient_to_index(center) + 0.5), 0, np.asarray(volume.size_xyz) - 1)
+    center = center + ((volume.index_to_patient(ijk) - center) @ n) * n
+    spacing_zyx = np.asarray(volume.spacing, dtype=float)[::-1]
+    c = volume.patient_to_index(center)[::-1]  # continuous (z, y, x)
+    margin = np.ceil(radius_mm / spacing_zyx).astype(int) + 1
+    lo = np.clip(np.floor(c).astype(int) - margin, 0, volume.shape)
+    hi = np.clip(np.ceil(c).astype(int) + margin + 1, lo, volume.shape)
+    zz, yy, xx = np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij")
+    pts = volume.voxel_to_patient(np.stack([zz, yy, xx], axis=-1)) - center
+    along = pts @ n
+    in_plane = np.linalg.norm(pts - along[..., None] * n, axis=-1)
+    # half the voxel's extent along the normal: one slice thick whatever the grid's orientation
+    half = 0.5 * float(np.abs(volume.direction.T @ n) @ np.asarray(volume.spacing, dtype=float))
+    mask = (in_plane <= radius_mm) & (np.abs(along) < half)
+    return tuple(slice(a, b) for a, b in zip(lo, hi)), mask  # type: ignore[return-value]
+
+
+def paint(labels: np.ndarray, box, mask: np.ndarray, label: int, image: np.ndarray | None = None,
+          hu_range: tuple[float, float] | None = None) -> None:
+    """Paint ``label`` into ``labels`` (in place) where ``mask`` is set in ``box``, over background
+    and the segment's own voxels only; with ``hu_range`` only where ``image`` lies in it."""
+    sub = labels[box]
+    where = mask & ((sub == 0) | (sub == label))
+    if hu_range is not None and image is not None:
+        lo, hi = sorted(hu_range)
+        values = image[box]
+        where &= (values >= lo) & (values <= hi)
+    sub[where] = label
+
+
+def erase(labels: np.ndarray, box, mask: np.ndarray, label: int) -> None:
+    """Clear the segment ``label``'s voxels under ``mask`` (in place)."""
+    sub = labels[box]
+    sub[mask & (sub == label)] = 0
+
+
+def replace_segment(labels: np.ndarray, label: int, result: np.ndarray) -> np.ndarray:
+    """A copy of ``labels`` where segment ``label`` is ``result`` (boolean, full grid); other
+    segments keep their voxels (the result does not overwrite them)."""
+    out = labels.copy()
+    out[out == label] = 0
+    out[np.asarray(result, dtype=bool) & (out == 0)] = label
+    return out
+
+
+def remove_islands(labels: np.ndarray, label: int, spacing_xyz: Sequence[float],
+                   min_ml: float | None = None) -> np.ndarray:
+    """A copy of ``labels`` with segment ``label``'s detached pieces removed: all but the largest
+    (``min_ml`` None), or those smaller than ``min_ml`` millilitres. Face-connected (6-neighbour)."""
+    import SimpleITK as sitk
+
+    mask = labels == label
+    out = labels.copy()
+    if not mask.any():
+        return out
+    where = np.nonzero(mask)
+    lower = [int(w.min()) for w in where]
+    upper = [int(w.max()) + 1 for w in where]
+    box = tuple(slice(a, b) for a, b in zip(lower, upper))
+    image = sitk.GetImageFromArray(mask[box].astype(np.uint8))
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(image, False))  # largest first
+    comp = sitk.GetArrayFromImage(components)
+    if min_ml is None:
+        drop = comp > 1
+    else:
+        voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
+        counts = np.bincount(comp.ravel())
+        small = np.nonzero(counts * voxel_ml < min_ml)[0]
+        drop = np.isin(comp, small[small > 0])
+    sub = out[box]
+    sub[drop] = 0
+    return out

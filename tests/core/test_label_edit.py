@@ -1,0 +1,83 @@
+"""Label-map editing: discs, paint/erase keep other segments, islands, click results, undo/redo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medviewer.core.label_edit import (
+    Clicks, EditStack, diff, disc_region, erase, paint, remove_islands, replace_segment,
+)
+from medviewer.core.volume import Volume
+
+
+@pytest.fixture
+def grid():
+    return Volume(np.zeros((10, 40, 40), np.int16), spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0))
+
+
+def test_disc_is_one_slice_thick_with_the_radius_in_mm(grid):
+    box, mask = disc_region(grid, (20.0, 20.0, 9.0), 5.0, (0, 0, 1))   # z=9 mm: between slices 4 and 5
+    full = np.zeros(grid.shape, bool)
+    full[box] = mask
+    zyx = np.argwhere(full)
+    assert set(zyx[:, 0]) == {5}                      # one slice (halves round up)
+    assert full.sum() == pytest.approx(np.pi * 25, rel=0.15)
+    assert np.abs(zyx[:, 1:] - 20).max() <= 5
+    # a sagittal disc (normal x): one column of x, radius over y and z (2 mm slices)
+    box, mask = disc_region(grid, (20.0, 20.0, 10.0), 4.0, (1, 0, 0))
+    full[:] = False
+    full[box] = mask
+    zyx = np.argwhere(full)
+    assert set(zyx[:, 2]) == {20} and set(zyx[:, 0]) == {3, 4, 5, 6, 7}
+
+
+def test_paint_erase_keep_other_segments_and_threshold():
+    labels = np.zeros((1, 5, 5), np.uint8)
+    labels[0, 0, :] = 2
+    image = np.arange(25, dtype=np.int16).reshape(1, 5, 5)
+    box = (slice(0, 1), slice(0, 5), slice(0, 5))
+    everything = np.ones((1, 5, 5), bool)
+    paint(labels, box, everything, 1, image, hu_range=(12, 20))
+    assert (labels[0, 0] == 2).all()
+    assert set(np.nonzero(labels.ravel() == 1)[0]) == set(range(12, 21))
+    erase(labels, box, everything, 1)
+    assert (labels == 1).sum() == 0 and (labels == 2).sum() == 5
+
+
+def test_replace_segment_and_remove_islands():
+    labels = np.zeros((3, 10, 10), np.uint8)
+    labels[1, 0:2, 0:2] = 1           # old piece of segment 1
+    labels[1, 5, 5] = 2               # another segment
+    result = np.zeros_like(labels, bool)
+    result[1, 4:7, 4:7] = True
+    out = replace_segment(labels, 1, result)
+    assert (out[1, 0:2, 0:2] == 0).all() and out[1, 5, 5] == 2 and (out == 1).sum() == 8
+    islands = np.zeros((3, 20, 20), np.uint8)
+    islands[1, 0:5, 0:5] = 1
+    islands[1, 10:12, 10:12] = 1
+    islands[1, 15, 15] = 1
+    islands[1, 18, 18] = 2
+    kept = remove_islands(islands, 1, (1.0, 1.0, 1.0))
+    assert (kept == 1).sum() == 25 and kept[1, 18, 18] == 2
+    kept = remove_islands(islands, 1, (1.0, 1.0, 1.0), min_ml=0.002)   # drops the 1-voxel piece
+    assert (kept == 1).sum() == 29
+
+
+def test_undo_redo_restores_voxels_and_clicks():
+    a = np.zeros((4, 4, 4), np.uint8)
+    b = a.copy()
+    b[1:3, 1:3, 1:3] = 1
+    c1, c2 = Clicks(), Clicks().add((1, 2, 3), True)
+    change = diff(a, b, 1, "click", clicks_before=c1, clicks_after=c2)
+    assert change.lower == (1, 1, 1) and change.upper == (3, 3, 3) and change.voxels_changed == 8
+    stack = EditStack()
+    stack.push(change)
+    work = b.copy()
+    assert stack.undo(work).clicks_before == c1 and not work.any()
+    assert stack.redo(work) is change and np.array_equal(work, b)
+    assert diff(a, a, 1) is None
+    only_clicks = diff(a, a, 1, clicks_before=c1, clicks_after=c2)
+    stack.push(only_clicks)
+    assert stack.undo(work) is only_clicks and np.array_equal(work, b)
+    assert not stack.can_redo() or stack.undone == [only_clicks]

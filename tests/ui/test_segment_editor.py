@@ -1,0 +1,259 @@
+"""The segment editor dock under Xvfb: click to segment, brush/eraser/threshold, islands, undo,
+measures. Colours are read back from the VTK render windows (vtkWindowToImageFilter)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
+
+from medviewer.core.document import LabelLayer
+from medviewer.core.label_edit import disc_region
+from medviewer.render.vtk_util import capture
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
+
+
+def lesion(demo_series, index):
+    return json.loads((demo_series / "lesions.json").read_text())["lesions"][index]
+
+
+def screen_pos(window, view_name, point) -> QPoint:
+    view = window.grid.views[view_name]
+    x, y = view.patient_to_display(point)
+    h = window.grid.widgets[view_name].height()
+    return QPoint(int(round(x)), h - 1 - int(round(y)))
+
+
+def patch(window, view_name, point, radius=2):
+    image = capture(window.grid.views[view_name].render_window)
+    pos = screen_pos(window, view_name, point)
+    r, c = pos.y(), pos.x()
+    return image[r - radius:r + radius + 1, c - radius:c + radius + 1].reshape(-1, 3).mean(axis=0)
+
+
+def click(qtbot, window, view_name, point, shift=False):
+    qtbot.mouseClick(window.grid.widgets[view_name], Qt.LeftButton,
+                     Qt.ShiftModifier if shift else Qt.NoModifier, screen_pos(window, view_name, point))
+
+
+def count(editor, label=1):
+    return int((editor.layer.volume.array == label).sum())
+
+
+@pytest.fixture
+def editor(window, demo_volume):
+    window.resize(900, 700)
+    window.set_volume(demo_volume)
+    return window.segment_editor
+
+
+def test_click_segments_a_lesion_negative_click_shrinks_undo_restores(window, qtbot, editor, demo_series,
+                                                                      demo_volume):
+    les = lesion(demo_series, 2)  # liver, radius 15 mm
+    c = np.asarray(les["center_mm"])
+    r = les["radius_mm"]
+    window.document.set_cursor(c)
+    editor.set_tool("click")
+    views = ("axial", "coronal", "sagittal")
+
+    def inside(name):  # a point in the lesion, off the crosshair lines
+        view = window.grid.views[name]
+        return c + 0.35 * r * (view.right + view.up)
+
+    for name in views:
+        rgb = patch(window, name, inside(name))
+        assert abs(rgb[0] - rgb[1]) < 15 and abs(rgb[0] - rgb[2]) < 15, (name, rgb)   # grey: no overlay
+    cursor = window.document.cursor
+
+    with qtbot.waitSignal(editor.click_result, timeout=30000):
+        click(qtbot, window, "axial", c)
+    assert np.allclose(window.document.cursor, cursor)      # the click tool does not move the crosshair
+    first = count(editor)
+    expected = 4 / 3 * np.pi * r ** 3 / (np.prod(demo_volume.spacing))
+    assert 0.8 * expected < first < 1.25 * expected, (first, expected)
+    for name in views:
+        rgb = patch(window, name, inside(name))
+        assert rgb[0] > rgb[1] + 40 and rgb[0] > rgb[2] + 40, (name, rgb)           # red overlay
+        outside = c + 2 * r * (window.grid.views[name].right + window.grid.views[name].up)
+        rgb = patch(window, name, outside)
+        assert abs(rgb[0] - rgb[1]) < 15, (name, rgb)
+    # the positive click is drawn as a green marker on its slice
+    g = patch(window, "axial", c, radius=1)
+    assert g[1] > 150 and g[1] > g[0] + 80, g
+
+    # a negative click (shift) near the lesion's edge shrinks it and is drawn red
+    edge = c + np.array([0.75 * r, 0.0, 0.0])
+    with qtbot.waitSignal(editor.click_result, timeout=30000):
+        click(qtbot, window, "axial", edge, shift=True)
+    second = count(editor)
+    assert 0 < second < first
+    assert editor.clicks[1].negative and len(editor.clicks[1]) == 2
+    red = patch(window, "axial", edge, radius=1)
+    assert red[0] > 150 and red[0] > red[1] + 80, red
+
+    # undo (Ctrl+Z) restores the voxel count exactly and takes the negative click back
+    window.activateWindow()
+    editor.undo_action.trigger()
+    assert count(editor) == first
+    assert len(editor.clicks[1]) == 1 and not editor.clicks[1].negative
+    editor.redo_action.trigger()
+    assert count(editor) == second
+    editor.undo()
+    assert count(editor) == first
+
+    # the measures table: volume within 15 % of the sphere's
+    qtbot.waitUntil(lambda: editor.table.rowCount() == 1 and
+                    editor.measures and editor.measures[0].voxel_count == first, timeout=10000)
+    volume_ml = float(editor.table.item(0, 1).text())
+    assert volume_ml == pytest.approx(4 / 3 * np.pi * r ** 3 / 1000, rel=0.15)
+    m = editor.measures[0]
+    assert m.long_axis_mm == pytest.approx(2 * r, abs=6)   # corner to corner: about a voxel more
+    assert m.short_axis_mm == pytest.approx(2 * r, abs=6)
+    assert abs(m.mean - les["hu"]) < 40
+    assert editor.table.item(0, 0).text() == "lesion 1"
+
+    # a second lesion as its own segment: its own colour, the first one left intact
+    les1 = lesion(demo_series, 0)
+    editor.add_segment("lung nodule")
+    window.document.set_cursor(les1["center_mm"])
+    with qtbot.waitSignal(editor.click_result, timeout=30000):
+        click(qtbot, window, "axial", les1["center_mm"])
+    assert count(editor, 1) == first and count(editor, 2) > 100
+    qtbot.waitUntil(lambda: editor.table.rowCount() == 2, timeout=10000)
+    assert editor.table.item(1, 0).text() == "lung nodule"
+    view = window.grid.views["axial"]
+    rgb = patch(window, "axial", np.asarray(les1["center_mm"]) + 0.4 * les1["radius_mm"] * (view.right + view.up))
+    assert rgb[1] > rgb[0] + 40 and rgb[1] > rgb[2] + 40, rgb   # segment 2 is green
+
+
+def test_brush_eraser_threshold_and_islands(window, qtbot, editor, demo_series, demo_volume):
+    les = lesion(demo_series, 2)
+    c = np.asarray(les["center_mm"])
+    window.document.set_cursor(c)
+    axial = window.grid.views["axial"]
+    editor.radius.setValue(5.0)
+    # brush: a real mouse click in the axial view paints one disc on the current slice
+    editor.set_tool("brush")
+    p = c + np.array([-30.0, 0.0, 0.0])
+    click(qtbot, window, "axial", p)
+    painted = editor.layer.volume.array == 1
+    box, disc = disc_region(demo_volume, p, 5.0, axial.normal)
+    expected = np.zeros_like(painted)
+    expected[box] = disc
+    # the mouse lands on a screen pixel: the disc is centred within a pixel of p
+    assert abs(int(painted.sum()) - int(expected.sum())) <= 0.15 * expected.sum()
+    zyx = np.argwhere(painted)
+    assert np.all(zyx[:, 0] == demo_volume.patient_to_voxel(p)[0])          # one slice: p's
+    mm = demo_volume.voxel_to_patient(zyx)
+    assert np.linalg.norm(mm.mean(axis=0) - p) < demo_volume.spacing[0]
+    assert np.linalg.norm(mm - p, axis=1).max() < 5.0 + 1.5 * demo_volume.spacing[0]
+    expected = painted.copy()
+    # eraser removes it
+    editor.set_tool("eraser")
+    click(qtbot, window, "axial", p)
+    assert count(editor) == 0
+    editor.undo()
+    assert np.array_equal(editor.layer.volume.array == 1, expected)
+    editor.undo()
+    assert count(editor) == 0
+
+    # threshold brush across the lesion border paints only voxels in the HU range
+    editor.radius.setValue(12.0)
+    editor.hu_min.setValue(-10.0)
+    editor.hu_max.setValue(40.0)
+    q = c + np.array([les["radius_mm"], 0.0, 0.0])
+    editor.paint_disc("axial", q, tool="threshold")
+    box, disc = disc_region(demo_volume, q, 12.0, axial.normal)
+    hu = demo_volume.array[box]
+    painted = (editor.layer.volume.array == 1)[box]
+    assert painted.sum() > 10
+    assert np.array_equal(painted, disc & (hu >= -10) & (hu <= 40))
+    assert painted.sum() < disc.sum()
+    assert count(editor) == painted.sum()
+    editor.undo()
+    assert count(editor) == 0
+
+    # remove islands: a detached small blob goes, the large piece stays
+    editor.radius.setValue(8.0)
+    editor.paint_disc("axial", c, tool="brush")
+    big = count(editor)
+    editor.radius.setValue(3.0)
+    editor.paint_disc("axial", c + np.array([40.0, 0.0, 0.0]), tool="brush")
+    assert count(editor) > big
+    editor.remove_islands()
+    assert count(editor) == big
+    editor.undo()
+    assert count(editor) > big
+    editor.remove_islands(min_ml=0.5)   # the blob is ~0.07 mL, the disc ~0.5 mL
+    assert count(editor) == big
+    qtbot.waitUntil(lambda: editor.table.rowCount() == 1 and editor.measures[0].voxel_count == big,
+                    timeout=10000)
+
+
+def test_segments_reset_with_a_new_image_and_navigate_restores_the_crosshair(window, qtbot, editor, demo_volume):
+    editor.set_tool("brush")
+    assert all(v.tool is editor for n, v in window.grid.views.items() if n != "3d")
+    editor.paint_disc("axial", window.document.cursor)
+    assert editor.segments and editor.layer is not None
+    editor.rename_segment(1, "tumour")
+    editor.recolour_segment(1, (0, 0, 255))
+    assert editor.layer.label_names[1] == "tumour" and editor.layer.label_colors[1] == (0.0, 0.0, 1.0)
+    labels, segments = editor.segments_for_export()
+    assert [s.name for s in segments] == ["tumour"] and labels.same_grid(demo_volume)
+    painted = count(editor)
+    editor.add_segment("second")
+    editor.paint_disc("axial", window.document.cursor + np.array([30.0, 0.0, 0.0]))
+    assert count(editor, 2) > 0
+    editor.delete_segment(1)
+    assert 1 not in editor.segments and count(editor, 1) == 0 and count(editor, 2) > 0
+    assert [s.name for s in editor.segments_for_export()[1]] == ["second"]
+    editor.undo()                                   # the segment comes back with its voxels
+    assert editor.segments[1].name == "tumour" and count(editor, 1) == painted
+    editor.redo()
+    assert 1 not in editor.segments and count(editor, 1) == 0
+    assert editor.add_segment().label == 3          # labels are not reused
+    editor.set_tool("navigate")
+    assert all(v.tool is None for n, v in window.grid.views.items() if n != "3d")
+    target = window.document.cursor + np.array([20.0, 10.0, 0.0])
+    click(qtbot, window, "axial", target)
+    assert np.allclose(window.document.cursor[:2], target[:2], atol=3)
+    editor.set_tool("click")
+    editor.add_click(window.document.cursor, positive=True)
+    assert editor.busy()
+    window.set_volume(demo_volume)                  # a new image while a click runs: it is dropped
+    assert editor.layer is None and not editor.segments and not editor.stack.can_undo()
+    assert not editor.busy()
+    qtbot.wait(500)
+    assert editor.layer is None and window.document.layers_of(LabelLayer) == []
+
+
+def test_a_click_while_one_runs_supersedes_it_and_ctrl_z_undoes(window, qtbot, editor, demo_series):
+    les = lesion(demo_series, 2)
+    c = np.asarray(les["center_mm"])
+    window.document.set_cursor(c)
+    editor.set_tool("click")
+    results = []
+    editor.click_result.connect(results.append)
+    editor.add_click(c, positive=True)
+    assert editor.busy() and len(editor.shown_clicks()) == 1     # the marker shows at once
+    editor.add_click(c + np.array([0.75 * les["radius_mm"], 0, 0]), positive=False)
+    assert len(editor.shown_clicks()) == 2
+    qtbot.waitUntil(lambda: not editor.busy(), timeout=30000)
+    qtbot.wait(100)
+    assert len(results) == 1                        # the first run's result was dropped
+    assert len(editor.clicks[1]) == 2 and len(editor.stack.done) == 1
+    shrunk = count(editor)
+    assert shrunk > 100
+    # Ctrl+Z in a view: one undo takes both clicks and the voxels back
+    axial = window.grid.widgets["axial"]
+    window.activateWindow()
+    axial.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=2000)
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
+    assert count(editor) == 0 and len(editor.clicks[1]) == 0
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert count(editor) == shrunk and len(editor.clicks[1]) == 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Callable, Mapping, Sequence
 
 from medviewer.core.errors import MedviewerError
@@ -73,19 +72,10 @@ def check_output(manifest, out: str, force: bool = False, *, seg: bool = False) 
 
 
 def _write_json(path: str, data, force: bool) -> None:
-    if os.path.exists(path) and not force:
-        raise MedviewerError("already exists (use --force to replace it)", path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from medviewer.core.atomic import write_text
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_text(path, json.dumps(data, indent=2), force)
 
 
 def _source_info(volume, path: str) -> dict:

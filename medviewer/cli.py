@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "medviewer.commands.pacs",
     "medviewer.commands.plugins",
     "medviewer.commands.run",
+    "medviewer.commands.batch",
 )
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 
 from medviewer.core.errors import MedviewerError
 
@@ -42,105 +40,19 @@ def _point(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _params(items: list[str]) -> dict[str, str]:
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise MedviewerError(f"--param expects KEY=VALUE, got {item!r}")
-        params[key.strip()] = value
-    return params
-
-
-def _write_json(path: str, data, force: bool) -> None:
-    if os.path.exists(path) and not force:
-        raise MedviewerError("already exists (use --force to replace it)", path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _source_info(volume, path: str) -> dict:
-    return {"path": os.path.abspath(path), "shape_xyz": list(volume.size_xyz),
-            "spacing_mm": list(volume.spacing), "origin_mm": list(volume.origin),
-            "frame_of_reference_uid": volume.frame_of_reference_uid,
-            "series_instance_uid": volume.meta.get("series_instance_uid")}
-
-
-def write_result(result, manifest, volume, source_path: str, out: str, force: bool) -> str:
-    """Write ``result`` to ``out`` (kind by suffix); returns a one-line summary."""
-    import numpy as np
-
-    from medviewer.io import image_suffix, write_image
-    from medviewer.plugins.api import BoxesResult, ImageResult, LabelMapResult, ScoresResult
-
-    is_json = out.lower().endswith(".json")
-    if isinstance(result, (LabelMapResult, ImageResult)):
-        if image_suffix(out) is None:
-            raise MedviewerError("a mask or image is written as .nii.gz, .nii, .nrrd or .mha", out)
-        image = result.label_map if isinstance(result, LabelMapResult) else result.image
-        write_image(image, out, force=force)
-        if isinstance(result, LabelMapResult):
-            counts = {int(v): int(n) for v, n in zip(*np.unique(image.array, return_counts=True)) if v}
-            names = {l.value: l.name for l in result.labels}
-            parts = [f"{names.get(v, f'label {v}')}: {n} voxels, {n * image.voxel_volume_ml:.1f} mL"
-                     for v, n in counts.items()]
-            return f"Wrote a label map on the source grid to {out} ({'; '.join(parts) or 'empty'})"
-        return f"Wrote the {result.description or 'image'} to {out}"
-    if not is_json:
-        raise MedviewerError("boxes and scores are written as .json", out)
-    head = {"plugin": manifest.id, "plugin_title": manifest.title, "source": _source_info(volume, source_path)}
-    if isinstance(result, BoxesResult):
-        data = {**head, "coordinates": "DICOM patient LPS millimetres (lower/upper corners)",
-                "labels": [{"value": l.value, "name": l.name} for l in result.labels],
-                "boxes": [b.to_json() for b in result.boxes]}
-        _write_json(out, data, force)
-        return f"Wrote {len(result.boxes)} box(es) in patient mm to {out}"
-    if isinstance(result, ScoresResult):
-        data = {**head, "scores": dict(result.scores), "note": result.note,
-                "region": result.region.to_json() if result.region else None}
-        _write_json(out, data, force)
-        best = max(result.scores.items(), key=lambda kv: kv[1]) if result.scores else ("-", 0)
-        return f"Wrote scores to {out} (highest: {best[0]} {best[1]:.2f})"
-    raise MedviewerError(f"cannot write a {type(result).__name__}", out)
-
-
 def run(args) -> int:
-    from medviewer.io import image_suffix, load_volume
     from medviewer.plugins import trust
-    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.api import Prompts
+    from medviewer.plugins.headless import check_output, parse_params, resolve_params, run_on_path
     from medviewer.plugins.registry import get_manifest, static_availability
-    from medviewer.plugins.runner import Runner
 
     manifest = get_manifest(args.plugin)
     avail = static_availability(manifest)
     if not avail:
         raise MedviewerError(f"plugin {manifest.id} cannot run here: {avail.describe()}")
-    params = manifest.resolve_params(_params(args.param))
-    for p in manifest.params:
-        if p.type == "path" and params.get(p.name):
-            params[p.name] = os.path.abspath(os.path.expanduser(params[p.name]))
+    params = resolve_params(manifest, parse_params(args.param))
     out = args.out
-    if os.path.exists(out) and not args.force:
-        raise MedviewerError("already exists (use --force to replace it)", out)
-    if not out.lower().endswith(".json") and image_suffix(out) is None:
-        raise MedviewerError("unknown output type (use .nii.gz, .nrrd, .mha or .json)", out)
-    kinds = {manifest.kind, *manifest.also_kinds}
-    wants_image = bool(kinds & {"segmentation", "interactive", "image-to-image"})
-    wants_json = bool(kinds & {"detection", "classification"})
-    if out.lower().endswith(".json") and not wants_json:
-        raise MedviewerError(f"plugin {manifest.id} gives an image ({manifest.kind}): write it as .nii.gz, "
-                             ".nrrd or .mha", out)
-    if not out.lower().endswith(".json") and not wants_image:
-        raise MedviewerError(f"plugin {manifest.id} gives {manifest.kind} results: write them as .json", out)
+    check_output(manifest, out, args.force)
     if manifest.executes_untrusted_code:
         folder = params.get("bundle")
         if folder and args.trust:
@@ -148,8 +60,6 @@ def run(args) -> int:
         elif folder and os.path.isdir(folder) and not trust.is_trusted(folder):
             raise MedviewerError(trust.untrusted_message(folder))
     prompts = Prompts(tuple(_point(p) for p in args.point), tuple(_point(p) for p in args.negative_point))
-    volume = load_volume(args.path, series=args.series)
-    request = Request(volume, prompts, params, args.device)
 
     bar = None
     if not args.quiet:
@@ -166,19 +76,11 @@ def run(args) -> int:
             bar.n = int(round(event.fraction * 100))
         bar.refresh()
 
-    runner = Runner(force_cpu=args.device == "cpu")
-    job = runner.submit(manifest, request, on_event=on_event, timeout_s=args.timeout)
     try:
-        while not job.done:
-            job.wait(0.2)
-    except KeyboardInterrupt:
-        job.cancel()
-        job.wait(5)
-        raise
+        summary = run_on_path(manifest, args.path, out, params, series=args.series, prompts=prompts,
+                              device=args.device, force=args.force, timeout_s=args.timeout, on_event=on_event)
     finally:
         if bar is not None:
             bar.close()
-    if job.state != "returned":
-        raise MedviewerError(job.error or f"plugin {manifest.id} was cancelled")
-    print(write_result(job.result, manifest, volume, args.path, out, args.force))
+    print(summary)
     return 0

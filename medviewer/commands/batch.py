@@ -1,0 +1,125 @@
+"""`medviewer batch PLUGIN (--input FOLDER | --pacs SERVER --query KEY=VALUE ...) --out DIR`:
+run a plugin over every image series of a cohort, in a local process pool or on a Dask cluster.
+
+Each series gets OUT/<patient>_<series number>/ with result.nii.gz or result.json (result.dcm
+with --format seg), log.txt and a done.json marker; OUT/summary.csv has one row per study and is
+rewritten after each one. Running the same command again skips the finished studies (--force
+runs them again). A study that fails is logged and reported; the others carry on.
+"""
+
+from __future__ import annotations
+
+import os
+
+from medviewer.core.errors import MedviewerError
+
+QUERY_KEYS = {"patient": "patient_id", "patient_id": "patient_id", "name": "patient_name",
+              "date": "study_date", "modality": "modality", "accession": "accession_number",
+              "study": "study_instance_uid"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("batch", help="run a plugin over many studies (process pool or Dask cluster)",
+                       description=__doc__.split("\n\n", 1)[1].strip())
+    p.add_argument("plugin", help="plugin id (see `medviewer plugins`)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", metavar="FOLDER", help="a folder of DICOM series (any depth): one job per image series")
+    src.add_argument("--pacs", metavar="SERVER",
+                     help="a PACS (http(s)://host:port/dicom-web, dicom://AET@host:port or a saved name) to "
+                          "query and retrieve the studies from (into the cache)")
+    p.add_argument("--query", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --pacs: patient=ID, name=NAME, date=YYYYMMDD[-YYYYMMDD], modality=CT, "
+                        "accession=N, study=UID (wildcards * ? allowed)")
+    p.add_argument("--cache", metavar="DIR", help="with --pacs: where retrieved studies go (default: the cache)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per study, summary.csv)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a plugin parameter")
+    p.add_argument("--format", choices=("auto", "seg"), default="auto",
+                   help="auto: label maps and images as .nii.gz, boxes and scores as .json; "
+                        "seg: label maps as DICOM SEG (result.dcm)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes (local pool, or --scheduler local); default: the CPU count")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask distributed cluster (tcp://host:8786), or 'local' for a LocalCluster of "
+                        "N worker processes; the workers need medviewer and the plugin installed and the "
+                        "input readable at the same path")
+    p.add_argument("--send-to-pacs", metavar="SERVER", help="send each DICOM output (--format seg) to this PACS")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where plugins run")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop a study's plugin after S seconds (a failure)")
+    p.add_argument("--trust", action="store_true", help="trust the bundle folder given as --param bundle=DIR")
+    p.add_argument("--force", action="store_true", help="run finished studies again")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _query(items: list[str]):
+    from medviewer.pacs import StudyQuery
+
+    fields = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in QUERY_KEYS:
+            raise MedviewerError(f"--query expects KEY=VALUE with KEY one of {', '.join(sorted(set(QUERY_KEYS) - {'patient_id'}))}, "
+                                 f"got {item!r}")
+        fields[QUERY_KEYS[key]] = value
+    if not fields:
+        raise MedviewerError("--pacs needs at least one --query KEY=VALUE (e.g. --query modality=CT)")
+    return StudyQuery(**fields)
+
+
+def run(args) -> int:
+    from medviewer.batch import jobs_from_folder, jobs_from_pacs, run_batch
+    from medviewer.plugins import trust
+    from medviewer.plugins.headless import check_output, parse_params, resolve_params
+    from medviewer.plugins.registry import get_manifest, static_availability
+
+    manifest = get_manifest(args.plugin)
+    avail = static_availability(manifest)
+    if not avail:
+        raise MedviewerError(f"plugin {manifest.id} cannot run here: {avail.describe()}")
+    if manifest.kind == "interactive":
+        raise MedviewerError(f"plugin {manifest.id} is interactive (it needs clicks per study): it cannot run in a batch")
+    params = resolve_params(manifest, parse_params(args.param))
+    seg = args.format == "seg"
+    if seg:
+        check_output(manifest, os.path.join(args.out, "result.dcm"), force=True, seg=True)
+    if args.workers is not None and args.workers < 1:
+        raise MedviewerError("--workers must be 1 or more")
+    if args.query and not args.pacs:
+        raise MedviewerError("--query goes with --pacs")
+    if manifest.executes_untrusted_code:
+        folder = params.get("bundle")
+        if folder and args.trust:
+            print(f"Trusting {trust.set_trusted(folder, True)} (remembered in {trust.settings_path()})")
+        elif folder and os.path.isdir(folder) and not trust.is_trusted(folder):
+            raise MedviewerError(trust.untrusted_message(folder))
+    if args.send_to_pacs:
+        from medviewer.pacs import resolve_server
+
+        resolve_server(args.send_to_pacs)  # a bad address stops the batch before it starts
+        if not seg:
+            raise MedviewerError("--send-to-pacs sends DICOM outputs: use it with --format seg")
+    out = os.path.abspath(args.out)
+    options = dict(seg=seg, device=args.device, timeout_s=args.timeout, send_to=args.send_to_pacs)
+    if args.input:
+        jobs = jobs_from_folder(os.path.abspath(args.input), manifest, params, out, **options)
+        where = args.input
+    else:
+        jobs = jobs_from_pacs(args.pacs, _query(args.query), manifest, params, out,
+                              cache_dir=os.path.abspath(args.cache) if args.cache else None,
+                              progress=None if args.quiet else print, **options)
+        where = args.pacs
+    if not jobs:
+        raise MedviewerError("no image series found", where)
+    how = (f"Dask scheduler {args.scheduler}" if args.scheduler not in (None, "local")
+           else f"a Dask LocalCluster of {args.workers or os.cpu_count()} workers" if args.scheduler
+           else f"a process pool of {min(args.workers or os.cpu_count() or 1, len(jobs))} workers")
+    print(f"{len(jobs)} series, plugin {manifest.id}, on {how}")
+    summary = run_batch(jobs, out, workers=args.workers, scheduler=args.scheduler, force=args.force,
+                        progress=not args.quiet)
+    for row in summary.rows:
+        if row["status"] == "failed":
+            print(f"failed: {row['study']}: {row['message']} (log: {os.path.join(os.path.dirname(row['output']), 'log.txt')})")
+    print(f"{summary.done} done, {summary.failed} failed, {summary.skipped} skipped (finished earlier) "
+          f"in {summary.seconds:.1f} s; summary: {summary.csv_path}")
+    return 0 if not summary.failed else 1

@@ -1,6 +1,6 @@
 """Fixtures for the batch tests: a cohort folder of real STS series (file links, no copies) with
-one broken series, one Dask LocalCluster (2 worker processes) per module, the Orthanc of the
-PACS tests."""
+one broken series, one Dask LocalCluster (2 worker processes) per module. (The Orthanc fixtures
+come from tests/orthanc_server.py, loaded by tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pathlib
 import pytest
 
 from tests.conftest import require_data
-from tests.pacs.conftest import orthanc, sts_study  # noqa: F401 - fixtures shared with the PACS tests
 
 HERE = pathlib.Path(__file__).resolve().parent
 GOOD_CASES = ("STS_002", "STS_003", "STS_008", "STS_019")  # the smallest series (47 to 51 slices)

@@ -120,7 +120,7 @@ def test_cli_refusals(cohort, tmp_path, capsys):
     assert not os.path.exists(out)
 
 
-def test_pacs_batch_writes_seg_and_sends_it_back(orthanc, sts_study, tmp_path, capsys):
+def test_pacs_batch_writes_seg_and_sends_it_back(orthanc, sts_study, tmp_path, capsys, request):
     from medviewer.pacs import open_server
 
     out = tmp_path / "out"
@@ -134,6 +134,10 @@ def test_pacs_batch_writes_seg_and_sends_it_back(orthanc, sts_study, tmp_path, c
     import pydicom
 
     seg = pydicom.dcmread(rows[0]["output"])
+    found = orthanc.post("/tools/lookup", str(seg.SOPInstanceUID).encode())
+    assert len(found) == 1
+    # The Orthanc is shared by the session's PACS tests: leave the study as uploaded.
+    request.addfinalizer(lambda: orthanc.delete(f"/instances/{found[0]['ID']}"))
     assert seg.Modality == "SEG"
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == sts_study.ct_series_uid
     assert seg.SegmentSequence[0].SegmentLabel == "dense tissue"

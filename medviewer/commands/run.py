@@ -13,7 +13,8 @@ def register(sub) -> None:
     p.add_argument("plugin", help="plugin id (see `medviewer plugins`)")
     p.add_argument("path", help="a DICOM folder or file, or a NIfTI/NRRD/MHA image")
     p.add_argument("--out", required=True,
-                   help="output: a mask or image (.nii.gz, .nrrd, .mha) or boxes/scores (.json)")
+                   help="output: a mask or image (.nii.gz, .nrrd, .mha), a mask as DICOM SEG (.dcm), "
+                        "or boxes/scores (.json)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a plugin parameter")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where to run (default: CUDA when present, else CPU)")
@@ -52,7 +53,8 @@ def run(args) -> int:
         raise MedviewerError(f"plugin {manifest.id} cannot run here: {avail.describe()}")
     params = resolve_params(manifest, parse_params(args.param))
     out = args.out
-    check_output(manifest, out, args.force)
+    seg = out.lower().endswith(".dcm")  # a label map as a DICOM SEG on the source series
+    check_output(manifest, out, args.force, seg=seg)
     if manifest.executes_untrusted_code:
         folder = params.get("bundle")
         if folder and args.trust:
@@ -78,7 +80,8 @@ def run(args) -> int:
 
     try:
         summary = run_on_path(manifest, args.path, out, params, series=args.series, prompts=prompts,
-                              device=args.device, force=args.force, timeout_s=args.timeout, on_event=on_event)
+                              device=args.device, force=args.force, seg=seg, timeout_s=args.timeout,
+                              on_event=on_event)
     finally:
         if bar is not None:
             bar.close()

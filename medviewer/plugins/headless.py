@@ -91,7 +91,9 @@ def segments_for(result, manifest) -> list:
 
     from medviewer.core.segments import LESION, AlgorithmInfo, Code, Segment
 
-    algorithm = AlgorithmInfo("AUTOMATIC", f"medviewer plugin {manifest.id}"[:64], str(manifest.version))
+    # A person's clicks guide an interactive plugin: semiautomatic (DICOM's term); else automatic.
+    kind = "SEMIAUTOMATIC" if manifest.kind == "interactive" else "AUTOMATIC"
+    algorithm = AlgorithmInfo(kind, f"medviewer plugin {manifest.id}"[:64], str(manifest.version))
     labels = {l.value: l for l in result.labels}
     segments = []
     for value in (int(v) for v in np.unique(result.label_map.array) if v):

@@ -44,3 +44,24 @@ def test_click_on_lung_tumour_box_centre(lung_series, tmp_path, validate):
     sop_uids = list(volume.source_sop_instance_uids)
     read = hd.seg.segread(seg).get_pixels_by_source_instance(sop_uids, ignore_spatial_locations=True)
     assert np.array_equal(read[..., 0] > 0, m)
+
+
+def test_run_writes_a_plugin_label_map_as_seg(demo_series, tmp_path, validate):
+    """`medviewer run PLUGIN ... --out result.dcm` writes the label map as a DICOM SEG."""
+    import highdicom as hd
+
+    from medviewer.io import load_volume, read_image
+
+    outs = {}
+    for name in ("mask.nii.gz", "mask.dcm"):
+        outs[name] = tmp_path / name
+        r = subprocess.run([sys.executable, "-m", "medviewer", "run", "click-segment", str(demo_series),
+                            "--point=-60,0,-75", "--out", str(outs[name]), "--quiet"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert r.returncode == 0, r.stderr
+    validate(outs["mask.dcm"])
+    volume = load_volume(demo_series)
+    seg = hd.seg.segread(outs["mask.dcm"])
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"  # clicks guided it
+    read = seg.get_pixels_by_source_instance(list(volume.source_sop_instance_uids), ignore_spatial_locations=True)
+    assert np.array_equal(read[..., 0] > 0, read_image(outs["mask.nii.gz"]).array > 0)

@@ -252,7 +252,10 @@ def export_bundle(work: str, weights: str, out: str) -> None:
     """Write the trained network as a MONAI bundle (what the click-segment plugin loads)."""
     import torch
 
-    state = torch.load(weights, map_location="cpu", weights_only=True)["model"]
+    # Stored in half precision (half the size in the repository); loading copies it into the
+    # network's float32 parameters.
+    state = {k: (v.half() if v.is_floating_point() else v)
+             for k, v in torch.load(weights, map_location="cpu", weights_only=True)["model"].items()}
     os.makedirs(os.path.join(out, "configs"), exist_ok=True)
     os.makedirs(os.path.join(out, "models"), exist_ok=True)
     inference = {
@@ -298,7 +301,8 @@ def export_bundle(work: str, weights: str, out: str) -> None:
     ckpt = os.path.join(work, "checkpoint.pt")
     if os.path.exists(ckpt):
         history = json.loads(torch.load(ckpt, map_location="cpu", weights_only=True)["state"])
-        with open(os.path.join(out, "docs_training_history.json"), "w") as fh:
+        os.makedirs(os.path.join(out, "docs"), exist_ok=True)
+        with open(os.path.join(out, "docs", "training_history.json"), "w") as fh:
             json.dump(history, fh, indent=1)
     print(f"wrote the bundle to {out}")
 

@@ -121,7 +121,9 @@ class SegmentEditor(QWidget):
         self.tool_combo.currentIndexChanged.connect(lambda _i: self.set_tool(self.tool_combo.currentData()))
         form.addRow("Tool", self.tool_combo)
         self.engine_combo = QComboBox()
-        self.engine_combo.addItems(self._engines())
+        engines, default = self._engines()
+        self.engine_combo.addItems(engines)
+        self.engine_combo.setCurrentText(default)
         self.engine_combo.setToolTip("click-segment engine (left click: inside, shift+left click: outside)")
         form.addRow("Engine", self.engine_combo)
         self.radius = QDoubleSpinBox()
@@ -180,15 +182,15 @@ class SegmentEditor(QWidget):
         self._update_buttons()
 
     @staticmethod
-    def _engines() -> list[str]:
-        """The click-segment plugin's engines (its ``engine`` parameter's choices)."""
+    def _engines() -> tuple[list[str], str]:
+        """The click-segment plugin's engines (its ``engine`` parameter's choices) and its default."""
         try:
             from medviewer.plugins.registry import get_manifest
 
             param = get_manifest("click-segment").param("engine")
-            return list(param.choices) or [str(param.default)]
+            return list(param.choices) or [str(param.default)], str(param.default)
         except Exception:  # no plugin: the click tool reports it when used
-            return ["classical"]
+            return ["classical"], "classical"
 
     def install(self, window) -> None:
         """Put the dock, a Segment menu and the undo/redo shortcuts into ``window``."""

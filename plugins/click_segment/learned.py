@@ -50,7 +50,7 @@ def load_model(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu") 
         bundle = Path(bundle)
         if not bundle_available(bundle):
             raise MedviewerError("the learned engine's bundle is missing (configs/inference.json, "
-                                 "models/model.pt)", bundle)
+                                 "models/model.pt); use the classical engine (--engine classical)", bundle)
         parser = ConfigParser()
         parser.read_config(str(bundle / "configs" / "inference.json"))
         net = parser.get_parsed_content("network_def")

@@ -29,7 +29,7 @@ def test_click_on_lung_tumour_box_centre(lung_series, tmp_path, validate):
         r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(lung_series), point, "--out", str(out)],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert r.returncode == 0, r.stderr
-        assert " mL " in r.stdout and " s by the classical engine" in r.stdout
+        assert " mL " in r.stdout and " s by the learned engine" in r.stdout  # the default
     mask = read_image(nifti)
     assert mask.same_grid(volume)
     m = mask.array > 0
@@ -56,7 +56,7 @@ def test_run_writes_a_plugin_label_map_as_seg(demo_series, tmp_path, validate):
     for name in ("mask.nii.gz", "mask.dcm"):
         outs[name] = tmp_path / name
         r = subprocess.run([sys.executable, "-m", "medviewer", "run", "click-segment", str(demo_series),
-                            "--point=-60,0,-75", "--out", str(outs[name]), "--quiet"],
+                            "--point=-60,0,-75", "--param", "engine=classical", "--out", str(outs[name]), "--quiet"],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert r.returncode == 0, r.stderr
     validate(outs["mask.dcm"])

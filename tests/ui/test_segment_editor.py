@@ -48,6 +48,9 @@ def count(editor, label=1):
 def editor(window, demo_volume):
     window.resize(900, 700)
     window.set_volume(demo_volume)
+    # The editor's mechanics are tested with the classical engine: fast and deterministic on the
+    # phantom (the learned engine is tested in tests/plugins).
+    window.segment_editor.engine_combo.setCurrentText("classical")
     return window.segment_editor
 
 

@@ -1,0 +1,53 @@
+"""The shipped learned click engine: a MONAI bundle in resources/, loaded with weights_only=True,
+run through the click-segment plugin on a validation case it never trained on."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available, load_model
+
+
+def test_bundle_layout_card_and_weights_only_load():
+    assert bundle_available(DEFAULT_BUNDLE)
+    meta = json.loads((DEFAULT_BUNDLE / "configs" / "metadata.json").read_text())
+    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 3
+    state = torch.load(DEFAULT_BUNDLE / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+    card = (DEFAULT_BUNDLE / "docs" / "README.md").read_text()
+    for heading in ("## Data", "## Split", "## Metrics", "## Reproduce"):
+        assert heading in card
+    model = load_model(DEFAULT_BUNDLE)
+    assert model.grid.patch_zyx == tuple(json.loads(
+        (DEFAULT_BUNDLE / "configs" / "inference.json").read_text())["patch_size_zyx"])
+
+
+@pytest.mark.data
+def test_one_click_on_a_validation_tumour(sts_cases):
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_rtstruct
+    from medviewer.plugins.api import CancelToken, Prompts, Request
+    from medviewer.plugins.registry import get_manifest, load_plugin
+    from medviewer.segmentation.guidance import deepest_point, dice
+
+    case = next(c for c in sts_cases if c.name == "STS_024")  # validation split (STS_019-024)
+    volume = load_volume(case / "image")
+    truth = read_rtstruct(case / "RS.dcm", volume, roi_names="GTV_Mass_CT").array > 0
+    click = volume.voxel_to_patient(deepest_point(truth, volume.spacing[::-1])[0])
+    manifest = get_manifest("click-segment")
+    plugin = load_plugin(manifest)
+    params = manifest.resolve_params({"engine": "learned"})
+    result = plugin.run(Request(volume, Prompts((tuple(click),)), params), lambda *a: None, CancelToken())
+    mask = result.label_map.array > 0
+    assert result.label_map.same_grid(volume)
+    assert mask[tuple(volume.patient_to_voxel(click))]
+    assert dice(mask, truth) > 0.5
+    # a negative click in the middle of what it found removes voxels near it
+    far = np.argwhere(mask & ~truth)
+    if len(far):
+        neg = volume.voxel_to_patient(far[len(far) // 2])
+        again = plugin.run(Request(volume, Prompts((tuple(click),), (tuple(neg),)), params),
+                           lambda *a: None, CancelToken())
+        assert (again.label_map.array > 0).sum() != mask.sum()

@@ -32,7 +32,7 @@ if [ "$run_demo" = 1 ]; then
   "$MV" demo demo-study --no-open
   "$MV" info demo-study
   echo "== click-to-segment lesion 1 (right lung) from one point, as a DICOM SEG"
-  "$MV" segment demo-study --point=-80,-5,25 --out demo-study/lesion1-seg.dcm --force
+  "$MV" segment demo-study --point=-80,-5,25 --out demo-study/lesion1-seg.dcm
   "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --out demo-study/lesion1-report.csv --force
   echo "== a screenshot of the viewer window"
   if [ -n "${DISPLAY:-}" ]; then

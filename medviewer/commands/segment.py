@@ -34,14 +34,14 @@ def register(sub) -> None:
                    help="a positive click inside the lesion (repeatable; --point=X,Y,Z when X < 0)")
     p.add_argument("--negative", type=_point, action="append", default=[], metavar="X,Y,Z",
                    help="a negative click outside the lesion (repeatable)")
-    p.add_argument("--out", required=True, help="the mask to write: .nii.gz, .nrrd, or .dcm (DICOM SEG)")
+    p.add_argument("--out", required=True,
+                   help="the mask to write: .nii.gz, .nrrd, or .dcm (DICOM SEG); replaced if it exists")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
                    help=f"segmentation engine (default: {DEFAULT_ENGINE})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the learned engine runs (default: CUDA when present, else CPU)")
     p.add_argument("--series", help="which image series in PATH (number, UID or position)")
     p.add_argument("--name", default="lesion 1", help="the segment's name (SEG)")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run)
 
 
@@ -56,8 +56,11 @@ def run(args) -> int:
     is_seg = out.lower().endswith(".dcm")
     if not is_seg and image_suffix(out) is None:
         raise MedviewerError("OUT must end in .nii.gz, .nii, .nrrd, .mha or .dcm (DICOM SEG)", out)
-    if os.path.exists(out) and not args.force:
-        raise MedviewerError("already exists (use --force to replace it)", out)
+    # Unlike export and run, segment replaces OUT: refining a lesion click by click rewrites the
+    # same mask (as the reference robot user of tools/click_eval.py does). It says so.
+    replacing = os.path.exists(out)
+    if os.path.isdir(out):
+        raise MedviewerError("is a folder; give a file name", out)
     volume = load_volume(args.path, series=args.series)
     for p in args.point + args.negative:
         if not volume.contains_point(p):
@@ -81,12 +84,12 @@ def run(args) -> int:
 
         algorithm = AlgorithmInfo("SEMIAUTOMATIC", f"medviewer click-to-segment ({args.engine})", __version__)
         write_seg(volume, labels, [Segment(1, args.name, (255, 80, 80), algorithm=algorithm)], out,
-                  force=args.force)
+                  force=True)
     else:
-        write_image(labels, out, force=args.force)
+        write_image(labels, out, force=True)
     ml = float(mask.sum()) * volume.voxel_volume_ml
     print(f"{args.name}: {ml:.2f} mL ({int(mask.sum())} voxels), segmented in {elapsed:.2f} s "
-          f"by the {args.engine} engine; wrote {out}")
+          f"by the {args.engine} engine; {'replaced' if replacing else 'wrote'} {out}")
     if not mask.any():
         print("warning: the mask is empty")
     return 0

@@ -87,12 +87,9 @@ def run(args) -> int:
         raise MedviewerError("--workers must be 1 or more")
     if args.query and not args.pacs:
         raise MedviewerError("--query goes with --pacs")
-    if manifest.executes_untrusted_code:
-        folder = params.get("bundle")
-        if folder and args.trust:
-            print(f"Trusting {trust.set_trusted(folder, True)} (remembered in {trust.settings_path()})")
-        elif folder and os.path.isdir(folder) and not trust.is_trusted(folder):
-            raise MedviewerError(trust.untrusted_message(folder))
+    told = trust.require_trusted(manifest, params, trust_now=args.trust)
+    if told:
+        print(told)
     if args.send_to_pacs:
         from medviewer.pacs import resolve_server
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from medviewer.core.errors import MedviewerError
@@ -55,12 +54,9 @@ def run(args) -> int:
     out = args.out
     seg = out.lower().endswith(".dcm")  # a label map as a DICOM SEG on the source series
     check_output(manifest, out, args.force, seg=seg)
-    if manifest.executes_untrusted_code:
-        folder = params.get("bundle")
-        if folder and args.trust:
-            print(f"Trusting {trust.set_trusted(folder, True)} (remembered in {trust.settings_path()})")
-        elif folder and os.path.isdir(folder) and not trust.is_trusted(folder):
-            raise MedviewerError(trust.untrusted_message(folder))
+    told = trust.require_trusted(manifest, params, trust_now=args.trust)
+    if told:
+        print(told)
     prompts = Prompts(tuple(_point(p) for p in args.point), tuple(_point(p) for p in args.negative_point))
 
     bar = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from medviewer.core.errors import MedviewerError
 from medviewer.core.settings import load_settings, save_settings, settings_path
 
 KEY = "trusted_plugin_folders"
@@ -45,3 +46,16 @@ def untrusted_message(folder: str | os.PathLike) -> str:
     return (f"the bundle folder {folder} is not trusted: a MONAI bundle runs the code in its configs. "
             f"If you trust its source, run again with --trust (or `medviewer plugins --trust {folder}`, "
             f"or tick 'Trust this folder' in the plugin panel)")
+
+
+def require_trusted(manifest, params, *, trust_now: bool = False) -> str | None:
+    """For a plugin that runs code from a folder (``params["bundle"]``): trust it now when asked
+    (returns the line to tell the user), else refuse an untrusted folder with how to trust it."""
+    if not manifest.executes_untrusted_code:
+        return None
+    folder = params.get("bundle")
+    if folder and trust_now:
+        return f"Trusting {set_trusted(folder, True)} (remembered in {settings_path()})"
+    if folder and os.path.isdir(folder) and not is_trusted(folder):
+        raise MedviewerError(untrusted_message(folder))
+    return None

@@ -14,7 +14,7 @@ import pytest
 
 from medviewer.core.document import LabelLayer
 from medviewer.core.errors import MedviewerError
-from medviewer.render.vtk_util import capture
+from tests.ui.pixels import patch
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,14 +34,6 @@ def study_with_seg(demo_series, demo_volume, tmp_path_factory):
     segments = [Segment(n, f"lesion {n}", COLOURS[n]) for n in (1, 2, 3)]
     write_seg(demo_volume, labels, segments, folder / "lesions-seg.dcm")
     return folder
-
-
-def patch(window, view_name, point, radius=2):
-    view = window.grid.views[view_name]
-    image = capture(view.render_window)
-    x, y = view.patient_to_display(point)
-    r, c = view.render_window.GetSize()[1] - 1 - int(round(y)), int(round(x))
-    return image[r - radius:r + radius + 1, c - radius:c + radius + 1].reshape(-1, 3).mean(axis=0)
 
 
 def test_seg_in_the_study_is_offered_and_loads_in_its_colours_at_the_right_place(window, qtbot, study_with_seg, tmp_path):

@@ -13,6 +13,7 @@ from PySide6.QtCore import QTimer
 
 from medviewer.core.document import BoxLayer, ImageLayer, LabelLayer
 from medviewer.render.vtk_util import capture
+from tests.ui.pixels import patch, screen_rc
 
 HERE = pathlib.Path(__file__).resolve().parent
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
@@ -41,19 +42,6 @@ def panel(window, demo_volume, qtbot):
     window.set_volume(demo_volume)
     qtbot.wait(50)
     return window.plugins
-
-
-def screen_rc(window, view_name, point):
-    view = window.grid.views[view_name]
-    x, y = view.patient_to_display(point)
-    h = view.render_window.GetSize()[1]
-    return h - 1 - int(round(y)), int(round(x))
-
-
-def patch(window, view_name, point, radius=2):
-    image = capture(window.grid.views[view_name].render_window)
-    r, c = screen_rc(window, view_name, point)
-    return image[r - radius:r + radius + 1, c - radius:c + radius + 1].reshape(-1, 3).mean(axis=0)
 
 
 def run_and_wait(panel, qtbot, timeout=60000):

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from medviewer.core.document import LabelLayer
 from medviewer.core.label_edit import disc_region
-from medviewer.render.vtk_util import capture
+from tests.ui.pixels import patch
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -26,13 +26,6 @@ def screen_pos(window, view_name, point) -> QPoint:
     x, y = view.patient_to_display(point)
     h = window.grid.widgets[view_name].height()
     return QPoint(int(round(x)), h - 1 - int(round(y)))
-
-
-def patch(window, view_name, point, radius=2):
-    image = capture(window.grid.views[view_name].render_window)
-    pos = screen_pos(window, view_name, point)
-    r, c = pos.y(), pos.x()
-    return image[r - radius:r + radius + 1, c - radius:c + radius + 1].reshape(-1, 3).mean(axis=0)
 
 
 def click(qtbot, window, view_name, point, shift=False):

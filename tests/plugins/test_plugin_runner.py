@@ -128,7 +128,7 @@ def test_force_cpu_overrides_the_requested_device(bad_plugins, small_request):
 
 
 @pytest.mark.xfail(strict=False, reason="flaky under heavy load: now and then the job does not run in the "
-                   "warmed worker (seen once in a partial run, 2025-11-25); to be investigated")
+                   "warmed worker (seen once in a partial run, 2026-11-25); to be investigated")
 def test_a_warm_worker_is_used_and_replaced(bad_plugins, small_request):
     runner = Runner()
     m = bad_plugins["good-proc"]

@@ -28,6 +28,17 @@ class EventEmitter:
         if callback in listeners:
             listeners.remove(callback)
 
+    def connect_all(self, handlers) -> list:
+        """Connect (name, callback) pairs; returns them for :meth:`disconnect_all`."""
+        handlers = list(handlers)
+        for name, callback in handlers:
+            self.connect(name, callback)
+        return handlers
+
+    def disconnect_all(self, handlers) -> None:
+        for name, callback in handlers:
+            self.disconnect(name, callback)
+
     def emit(self, name: str, *args: Any) -> None:
         error: BaseException | None = None
         for callback in list(self._listeners.get(name, ())):

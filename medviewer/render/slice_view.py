@@ -133,13 +133,10 @@ class SliceView:
         self.renderer.AddObserver("StartEvent", lambda *_: self._update_scale_bar())
         self._set_annotations_visible(False)
 
-        events = document.events
-        self._handlers = [
+        self._handlers = document.events.connect_all([
             ("layer_added", self._on_layer_added), ("layer_removed", self._on_layer_removed),
             ("layer_changed", self._on_layer_changed), ("cursor_changed", self._on_cursor_changed),
-        ]
-        for name, cb in self._handlers:
-            events.connect(name, cb)
+        ])
         for layer in document.layers:
             self._on_layer_added(layer)
         if interactor is not None:
@@ -148,8 +145,7 @@ class SliceView:
     # ---- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
         """Stop following the document (call before dropping the view)."""
-        for name, cb in self._handlers:
-            self.document.events.disconnect(name, cb)
+        self.document.events.disconnect_all(self._handlers)
         self._handlers = []
 
     def render(self) -> None:

@@ -46,11 +46,9 @@ class VolumeView:
         self._volume_actor: vtkVolume | None = None
         self._surfaces: dict[int, tuple[LabelLayer, vtkActor]] = {}
         self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor]] = {}
-        events = document.events
-        self._handlers = [("layer_added", self._on_layer_added), ("layer_removed", self._on_layer_removed),
-                          ("layer_changed", self._on_layer_changed)]
-        for name, cb in self._handlers:
-            events.connect(name, cb)
+        self._handlers = document.events.connect_all([
+            ("layer_added", self._on_layer_added), ("layer_removed", self._on_layer_removed),
+            ("layer_changed", self._on_layer_changed)])
         for layer in document.layers:
             self._on_layer_added(layer)
         if interactor is not None:
@@ -61,8 +59,7 @@ class VolumeView:
             self._char_command = interactor.GetCommand(tag)
 
     def close(self) -> None:
-        for name, cb in self._handlers:
-            self.document.events.disconnect(name, cb)
+        self.document.events.disconnect_all(self._handlers)
         self._handlers = []
 
     def render(self) -> None:

@@ -29,10 +29,13 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from medviewer.segmentation.guidance import (  # noqa: E402
-    AIR_HU, ModelGrid, corrective_click, crop_padded, dice, network_input, resample_to_spacing)
+    ModelGrid, corrective_click, network_input, pad_to_multiple, resample_to_spacing, window_bounds)
 
 MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(64, 96, 96), sigma_vox=2.0)
-# Training sees smaller patches than inference (the network is fully convolutional): cheaper steps.
+# The network sees a window of at most these many voxels around the first click, clipped to the
+# volume (never padding: a network with instance norm learns the padding otherwise, and then fails
+# on a full field of view). Training windows are smaller than inference's (fully convolutional):
+# cheaper steps.
 TRAIN_PATCH_ZYX = (48, 80, 80)
 TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 19)]
 VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
@@ -90,20 +93,52 @@ def first_click(case, rng, deepest: bool = False) -> np.ndarray:
 
 
 def sample(case, rng, augment: bool = True):
-    """One training patch: CT (HU), mask, first click (all in patch coordinates)."""
+    """One training window: CT (HU), mask, first click (window coordinates)."""
     click = first_click(case, rng)
-    jitter = rng.normal(0, [2, 4, 4]) if augment else np.zeros(3)
-    centre = click + jitter
-    ct, lower = crop_padded(case["ct"], centre, TRAIN_PATCH_ZYX, AIR_HU)
-    mask, _ = crop_padded(case["mask"], centre, TRAIN_PATCH_ZYX, False)
-    click = click - lower
+    size = np.asarray(TRAIN_PATCH_ZYX)
+    if augment and rng.random() < 0.3:  # sometimes a tighter field of view
+        size = np.maximum(16, np.rint(size * rng.uniform(0.5, 1.0, 3))).astype(int)
+    centre = click + (rng.normal(0, [2, 4, 4]) if augment else 0)
+    lower, upper = window_bounds(case["ct"].shape, centre, size)
+    box = tuple(slice(lo, hi) for lo, hi in zip(lower, upper))
+    ct, mask, click = case["ct"][box], case["mask"][box], click - lower
     if augment:
+        if rng.random() < 0.7:
+            ct, mask, click = _rotate_scale(ct, mask, click, rng)
         for axis in (1, 2):
             if rng.random() < 0.5:
                 ct, mask = np.flip(ct, axis), np.flip(mask, axis)
                 click[axis] = ct.shape[axis] - 1 - click[axis]
         ct = ct * rng.uniform(0.92, 1.08) + rng.uniform(-20, 20) + rng.normal(0, 8, ct.shape).astype(np.float32)
     return np.ascontiguousarray(ct, dtype=np.float32), np.ascontiguousarray(mask), click
+
+
+def _rotate_scale(ct, mask, click, rng):
+    """Rotate in the axial plane (+-20 degrees) and scale (0.85-1.15) about the window centre."""
+    import torch
+    import torch.nn.functional as F
+
+    angle = np.deg2rad(rng.uniform(-20, 20))
+    scale = rng.uniform(0.85, 1.15)
+    zscale = scale * rng.uniform(0.95, 1.05)
+    # in = A @ (out - c) + c in (z, y, x) voxels
+    a = np.array([[zscale, 0, 0],
+                  [0, scale * np.cos(angle), -scale * np.sin(angle)],
+                  [0, scale * np.sin(angle), scale * np.cos(angle)]])
+    shape = np.asarray(ct.shape)
+    c = (shape - 1) / 2.0
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), -1)
+    src = (grid - c) @ a.T.astype(np.float32) + c
+    norm = 2 * src / np.maximum(shape - 1, 1) - 1  # to [-1, 1]
+    g = torch.from_numpy(norm[..., ::-1].copy())[None].float()  # grid_sample wants (x, y, z)
+    ct_t = torch.from_numpy(np.ascontiguousarray(ct, dtype=np.float32))[None, None]
+    mask_t = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+    ct_r = F.grid_sample(ct_t, g, mode="bilinear", padding_mode="border", align_corners=True)[0, 0].numpy()
+    mask_r = F.grid_sample(mask_t, g, mode="nearest", padding_mode="zeros", align_corners=True)[0, 0].numpy() > 0.5
+    moved = np.clip(np.linalg.solve(a, click - c) + c, 0, shape - 1)
+    if not mask_r[tuple(np.rint(moved).astype(int))]:  # the click must stay inside the tumour
+        return ct, mask, click
+    return ct_r, mask_r, moved
 
 
 # ---- network -----------------------------------------------------------------------------------
@@ -122,27 +157,29 @@ def build_network():
 
 
 def predict_patch(net, ct_hu, positives, negatives, device="cpu", flips: bool = False) -> np.ndarray:
-    """Tumour probability on one patch (numpy in, numpy out)."""
+    """Tumour probability on one window (numpy in, numpy out); padded to the strides and back."""
     import torch
 
-    x = torch.from_numpy(network_input(ct_hu, positives, negatives, MODEL_GRID.sigma_vox))[None].to(device)
+    x = network_input(ct_hu, positives, negatives, MODEL_GRID.sigma_vox)
+    x = torch.from_numpy(pad_to_multiple(x))[None].to(device)
     with torch.inference_mode():
         prob = torch.softmax(net(x), 1)[:, 1]
         if flips:
             for dims in ((4,), (3,), (3, 4)):
                 prob = prob + torch.softmax(net(torch.flip(x, dims)), 1)[:, 1].flip([d - 1 for d in dims])
             prob = prob / 4
-    return prob[0].cpu().numpy()
+    z, y, xx = ct_hu.shape
+    return prob[0, :z, :y, :xx].cpu().numpy()
 
 
-def robot_session(net, case, clicks: int, device="cpu", flips=False) -> list[float]:
+def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None) -> list[float]:
     """Dice after each of ``clicks`` robot clicks on one case, at model spacing."""
     positives = [first_click(case, None, deepest=True)]
     negatives = []
-    centre = positives[0].copy()
-    ct, lower = crop_padded(case["ct"], centre, MODEL_GRID.patch_zyx, AIR_HU)
-    truth, _ = crop_padded(case["mask"], centre, MODEL_GRID.patch_zyx, False)
-    outside = case["mask"].sum() - truth.sum()  # tumour beyond the patch counts as missed
+    lower, upper = window_bounds(case["ct"].shape, positives[0], patch or MODEL_GRID.patch_zyx)
+    box = tuple(slice(lo, hi) for lo, hi in zip(lower, upper))
+    ct, truth = case["ct"][box], case["mask"][box]
+    outside = case["mask"].sum() - truth.sum()  # tumour beyond the window counts as missed
     scores = []
     for _ in range(clicks):
         pred = predict_patch(net, ct, [p - lower for p in positives], [n - lower for n in negatives],
@@ -159,7 +196,8 @@ def robot_session(net, case, clicks: int, device="cpu", flips=False) -> list[flo
 
 
 # ---- training ----------------------------------------------------------------------------------
-def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed: int) -> None:
+def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed: int,
+          init: str | None = None, val_every: int = 250) -> None:
     import torch
     from monai.losses import DiceCELoss
 
@@ -178,6 +216,10 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
         opt.load_state_dict(ckpt["optimizer"])
         state = json.loads(ckpt["state"])
         print(f"resumed at iteration {state['iteration']} (best val {state['best']:.3f})", flush=True)
+    elif init:
+        net.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["model"])
+        state["init"] = os.path.basename(init)
+        print(f"starting from the weights in {init}", flush=True)
     deadline = time.time() + hours * 3600
     t0, losses = time.time(), []
     while time.time() < deadline and state["iteration"] < total_iters:
@@ -196,19 +238,22 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
                 if nxt is not None:
                     (pos[b] if nxt[1] else neg[b]).append(nxt[0].astype(float))
         net.train()
-        x = torch.from_numpy(np.stack([network_input(s[0], pos[b], neg[b], MODEL_GRID.sigma_vox)
-                                       for b, s in enumerate(samples)]))
-        y = torch.from_numpy(np.stack([s[1] for s in samples])[:, None].astype(np.float32))
         opt.zero_grad()
-        loss = loss_fn(net(x), y)
-        loss.backward()
+        step_loss = 0.0
+        for b, (ct, mask, _) in enumerate(samples):  # windows differ in size: one at a time
+            x = torch.from_numpy(pad_to_multiple(network_input(ct, pos[b], neg[b], MODEL_GRID.sigma_vox)))
+            z, y_, x_ = ct.shape
+            logits = net(x[None])[:, :, :z, :y_, :x_]
+            loss = loss_fn(logits, torch.from_numpy(mask[None, None].astype(np.float32))) / len(samples)
+            loss.backward()
+            step_loss += loss.item()
         opt.step()
-        losses.append(loss.item())
+        losses.append(step_loss)
         state["iteration"] = it = it + 1
         if it % 10 == 0:
             print(f"iter {it} loss {np.mean(losses[-10:]):.4f} lr {opt.param_groups[0]['lr']:.2e} "
                   f"{(time.time() - t0) / len(losses):.2f} s/iter", flush=True)
-        if it % 250 == 0 or time.time() >= deadline or it >= total_iters:
+        if it % val_every == 0 or time.time() >= deadline or it >= total_iters:
             net.eval()
             scores = np.array([robot_session(net, c, 3) for c in val_cases])
             med = np.median(scores, axis=0)
@@ -232,7 +277,7 @@ def _atomic_save(obj, path: str) -> None:
     os.replace(tmp, path)
 
 
-def evaluate(work: str, weights: str, flips: bool) -> None:
+def evaluate(work: str, weights: str, flips: bool, patch=None) -> None:
     import torch
 
     net = build_network()
@@ -241,7 +286,7 @@ def evaluate(work: str, weights: str, flips: bool) -> None:
     rows = []
     for case in load_cases(work, VAL_CASES):
         t = time.perf_counter()
-        scores = robot_session(net, case, 3, flips=flips)
+        scores = robot_session(net, case, 3, flips=flips, patch=patch)
         rows.append(scores)
         print(f"{case['name']}  dice@1..3 {' '.join(f'{s:.3f}' for s in scores)}  "
               f"{(time.perf_counter() - t) / 3:.2f} s/click", flush=True)
@@ -318,17 +363,21 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--init", default=None, help="train: start from these weights (a fresh --work)")
+    ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--patch", default=None, help="evaluate: window z,y,x (default: the model grid's)")
     ap.add_argument("--flips", action="store_true", help="test-time flips in evaluate")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     if a.step == "prepare":
         prepare(a.work)
     elif a.step == "train":
-        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed)
+        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed, a.init, a.val_every)
     elif a.step == "export-bundle":
         export_bundle(a.work, a.weights or os.path.join(a.work, "best_model.pt"), a.out)
     else:
-        evaluate(a.work, a.weights or os.path.join(a.work, "best_model.pt"), a.flips)
+        patch = tuple(int(v) for v in a.patch.split(",")) if a.patch else None
+        evaluate(a.work, a.weights or os.path.join(a.work, "best_model.pt"), a.flips, patch)
 
 
 if __name__ == "__main__":

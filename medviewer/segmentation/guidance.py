@@ -50,20 +50,22 @@ def resample_to_spacing(volume: Volume, spacing, *, labels: bool = False) -> Vol
     return Volume.from_sitk(out, modality=volume.modality, frame_of_reference_uid=volume.frame_of_reference_uid)
 
 
-def crop_padded(array: np.ndarray, centre_zyx, size_zyx, fill: float) -> tuple[np.ndarray, np.ndarray]:
-    """``array[centre - size//2 : ... + size]``, padded with ``fill`` outside; returns it and the
-    lower corner (which may be negative)."""
-    size = np.asarray(size_zyx, dtype=int)
-    lower = np.asarray(np.rint(centre_zyx), dtype=int) - size // 2
-    out = np.full(tuple(size), fill, dtype=array.dtype)
-    src_lo = np.maximum(lower, 0)
-    src_hi = np.minimum(lower + size, array.shape)
-    if np.all(src_hi > src_lo):
-        dst_lo = src_lo - lower
-        dst_hi = dst_lo + (src_hi - src_lo)
-        out[dst_lo[0]:dst_hi[0], dst_lo[1]:dst_hi[1], dst_lo[2]:dst_hi[2]] = \
-            array[src_lo[0]:src_hi[0], src_lo[1]:src_hi[1], src_lo[2]:src_hi[2]]
-    return out, lower
+def window_bounds(shape_zyx, centre_zyx, size_zyx) -> tuple[np.ndarray, np.ndarray]:
+    """The network's window: at most ``size_zyx`` voxels around ``centre_zyx``, shifted and clipped
+    so that it lies inside the volume (the network sees real voxels only, never padding)."""
+    shape = np.asarray(shape_zyx, dtype=int)
+    size = np.minimum(np.asarray(size_zyx, dtype=int), shape)
+    lower = np.clip(np.rint(np.asarray(centre_zyx, dtype=float)).astype(int) - size // 2, 0, shape - size)
+    return lower, lower + size
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int = 16) -> np.ndarray:
+    """``array`` (..., z, y, x) padded at the high ends of its last three axes (repeating the edge)
+    to a multiple of ``multiple``, the size the UNet's strides need; crop the output back."""
+    spatial = np.asarray(array.shape[-3:])
+    target = -(-spatial // multiple) * multiple
+    pads = [(0, 0)] * (array.ndim - 3) + [(0, int(t - s)) for s, t in zip(spatial, target)]
+    return np.pad(array, pads, mode="edge")
 
 
 def click_map(shape_zyx, clicks_zyx, sigma_vox: float) -> np.ndarray:

@@ -4,8 +4,8 @@ The network ships as a MONAI bundle (resources/click_segment_bundle: configs/inf
 configs/metadata.json, models/model.pt, docs/README.md the model card). Its network and its input
 geometry (model spacing, patch size) are read through MONAI's own bundle ConfigParser; the weights
 load with ``weights_only=True``. Inference: crop the volume around the first positive click,
-resample the crop to the model grid, run the network on one patch centred on that click, resample
-the probability back onto the source grid and threshold it.
+resample the crop to the model grid, run the network on one window around that click (inside the
+volume: no padding), resample the probability back onto the source grid and threshold it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
-from medviewer.segmentation.guidance import AIR_HU, ModelGrid, crop_padded, network_input, resample_to_spacing
+from medviewer.segmentation.guidance import (
+    ModelGrid, network_input, pad_to_multiple, resample_to_spacing, window_bounds)
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "resources" / "click_segment_bundle"
 _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
@@ -91,15 +92,20 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
     model_crop = resample_to_spacing(crop.with_array(crop.array.astype(np.float32)), grid.spacing)
     to_model = lambda pts: [model_crop.patient_to_index(p)[::-1] for p in pts]  # noqa: E731
     pos, neg = to_model(positives_mm), to_model(negatives_mm)
-    patch, patch_lower = crop_padded(model_crop.array.astype(np.float32), pos[0], grid.patch_zyx, AIR_HU)
+    # The network's window: up to the bundle's patch size around the first click, inside the
+    # volume (it was trained on real voxels only), padded to its strides and cropped back.
+    patch_lower, patch_upper = window_bounds(model_crop.shape, pos[0], grid.patch_zyx)
+    box = tuple(slice(lo, hi) for lo, hi in zip(patch_lower, patch_upper))
+    patch = model_crop.array[box].astype(np.float32)
     x = network_input(patch, [p - patch_lower for p in pos], [n - patch_lower for n in neg], grid.sigma_vox)
     if cancelled and cancelled():
         raise MedviewerError("segmentation cancelled")
     if progress:
         progress("inference", 0.3)
+    z, y, x_ = patch.shape
     with torch.inference_mode():
-        logits = model.net(torch.from_numpy(x)[None].to(model.device))
-        prob = torch.softmax(logits, 1)[0, 1].float().cpu().numpy()
+        logits = model.net(torch.from_numpy(pad_to_multiple(x))[None].to(model.device))
+        prob = torch.softmax(logits, 1)[0, 1, :z, :y, :x_].float().cpu().numpy()
     if progress:
         progress("resampling", 0.8)
     prob_volume = Volume(prob, spacing=grid.spacing, origin=tuple(model_crop.voxel_to_patient(patch_lower)),

@@ -3,7 +3,8 @@ import pytest
 
 from medviewer.core import Volume
 from medviewer.segmentation.guidance import (
-    click_map, corrective_click, crop_padded, deepest_point, dice, network_input, resample_to_spacing)
+    click_map, corrective_click, deepest_point, dice, network_input, pad_to_multiple, resample_to_spacing,
+    window_bounds)
 
 
 def ball(shape, centre, radius):
@@ -11,11 +12,18 @@ def ball(shape, centre, radius):
     return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius ** 2
 
 
-def test_crop_padded_places_data_and_fill():
-    a = np.arange(27).reshape(3, 3, 3)
-    out, lower = crop_padded(a, (0, 0, 0), (3, 3, 3), fill=-1)
-    assert tuple(lower) == (-1, -1, -1)
-    assert out[0].max() == -1 and out[1, 1, 1] == a[0, 0, 0] and out[2, 2, 2] == a[1, 1, 1]
+def test_window_stays_inside_the_volume():
+    lower, upper = window_bounds((30, 40, 50), (2, 20, 49), (16, 32, 32))
+    assert tuple(lower) == (0, 4, 18) and tuple(upper) == (16, 36, 50)  # shifted in, not padded
+    lower, upper = window_bounds((10, 40, 50), (5, 20, 25), (16, 32, 32))
+    assert tuple(upper - lower) == (10, 32, 32)  # never larger than the volume
+
+
+def test_pad_to_multiple_repeats_the_edge():
+    a = np.arange(2 * 3 * 17, dtype=float).reshape(1, 2, 3, 17)
+    out = pad_to_multiple(a, 16)
+    assert out.shape == (1, 16, 16, 32)
+    assert np.array_equal(out[:, :2, :3, :17], a) and out[0, 15, 15, 31] == a[0, 1, 2, 16]
 
 
 def test_click_map_peaks_at_clicks():

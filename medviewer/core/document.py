@@ -3,7 +3,9 @@
 Layers (all dataclasses; change them through :meth:`Document.update_layer` so listeners hear):
 
 * :class:`ImageLayer` - a CT (or other) :class:`~medviewer.core.volume.Volume` with its window/level.
-  The first image layer added is the *reference image*: its grid is the one label layers live on.
+  The first image layer added is the *reference image*: its grid is the one label layers live on
+  (and the one the views slice and scroll on). The views draw one image, the *displayed image*
+  (:attr:`Document.displayed_image`): the topmost visible image layer, else the reference image.
 * :class:`LabelLayer` - a Volume of integer labels on the reference image's grid (0 = background),
   with a name and an RGB colour per label value.
 * :class:`BoxLayer` - axis-aligned boxes in patient LPS millimetres, each with a label and score.
@@ -160,6 +162,17 @@ class Document:
         images = self.layers_of(ImageLayer)
         return images[0] if images else None
 
+    @property
+    def displayed_image(self) -> ImageLayer | None:
+        """The image layer the views draw: the topmost visible image layer, or the reference
+        image when no image layer is visible (None without images). Adding an image layer on
+        top shows it; hiding or removing it shows the one below again."""
+        images = self.layers_of(ImageLayer)
+        visible = [layer for layer in images if layer.visible]
+        if visible:
+            return visible[-1]
+        return images[0] if images else None
+
     def add_layer(self, layer: Layer) -> Layer:
         """Add ``layer`` on top. A label layer must lie on the reference image's grid
         (resample first, see :func:`medviewer.core.resample.labels_onto_grid`)."""
@@ -234,9 +247,10 @@ class Document:
         self._cursor = p
         self.events.emit("cursor_changed", p.copy())
 
-    def value_at(self, point: Sequence[float]) -> float | None:
-        """The reference image's voxel value nearest ``point`` (LPS mm), None outside."""
-        image = self.image
+    def value_at(self, point: Sequence[float], layer: ImageLayer | None = None) -> float | None:
+        """The voxel value of image ``layer`` (default: the reference image) nearest ``point``
+        (LPS mm), None outside."""
+        image = self.image if layer is None else layer
         if image is None or not image.volume.contains_point(point):
             return None
         z, y, x = image.volume.patient_to_voxel(point)

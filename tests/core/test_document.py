@@ -62,6 +62,31 @@ def test_layers_and_events():
     assert labels.color_of(1) == labels.color and labels.color_of(2) != labels.color_of(3)
 
 
+def test_displayed_image_is_the_topmost_visible_image_layer():
+    doc = Document()
+    assert doc.displayed_image is None
+    vol = image()
+    ref = doc.add_layer(ImageLayer(name="ct", volume=vol))
+    assert doc.displayed_image is ref
+    labels = doc.add_layer(LabelLayer(name="seg", volume=vol.with_array(np.ones(vol.shape, np.uint8))))
+    den = doc.add_layer(ImageLayer(name="denoised", volume=vol.with_array(vol.array + 7)))
+    top = doc.add_layer(ImageLayer(name="top", volume=vol.with_array(vol.array + 9)))
+    assert doc.image is ref and doc.displayed_image is top       # the reference stays the first
+    doc.update_layer(top, visible=False)
+    assert doc.displayed_image is den
+    doc.update_layer(den, visible=False)
+    assert doc.displayed_image is ref
+    doc.update_layer(ref, visible=False)                          # none visible: the reference
+    assert doc.displayed_image is ref
+    doc.update_layer(den, visible=True)
+    assert doc.displayed_image is den
+    doc.remove_layer(den)
+    assert doc.displayed_image is ref
+    assert doc.layers == (ref, labels, top)
+    p = vol.index_to_patient((3, 4, 5))
+    assert doc.value_at(p) == 0 and doc.value_at(p, top) == 9
+
+
 def test_label_layer_must_be_on_the_image_grid_and_integer():
     doc = Document()
     vol = image()

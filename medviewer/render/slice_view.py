@@ -5,6 +5,12 @@ anterior at the top; coronal shows right on the left and superior at the top; sa
 anterior on the left and superior at the top. The reslice works in patient LPS mm, whatever
 the volume's direction matrix, so oblique or flipped grids show the right way up.
 
+Images: the view slices and scrolls on the reference image's grid (``Document.image``, where the
+label layers live) and draws the displayed image (``Document.displayed_image``: the topmost
+visible image layer), resliced through the same plane; switching the displayed image keeps the
+camera, the slice and the crosshair. Window/level dragging acts on the displayed image. Boxes are
+drawn as rectangles with a caption (label and score) where they cross the slice.
+
 Mouse: left click/drag moves the crosshair; right drag changes window (horizontal) and level
 (vertical); middle drag or shift+left drag pans; ctrl+left/right drag or ctrl+wheel zooms; wheel,
 shift+right drag or alt+left drag scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll
@@ -29,7 +35,7 @@ import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL backend)
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text)
 import vtkmodules.vtkInteractionStyle  # noqa: F401
 
-from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
+from medviewer.core.document import Box, BoxLayer, Document, ImageLayer, LabelLayer, Layer
 from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
 
@@ -86,8 +92,10 @@ class SliceView:
         self.on_hover = on_hover
         self.center = np.zeros(3)       # patient point at plane coordinates (0, 0), offset 0
         self.offset = 0.0               # position of the slice along the normal (mm from center)
-        self._volume: Volume | None = None
-        self._image_layer: ImageLayer | None = None
+        self._reference: ImageLayer | None = None     # the grid: slicing, scrolling, labels
+        self._volume: Volume | None = None             # its volume
+        self._image_layer: ImageLayer | None = None    # the image drawn (Document.displayed_image)
+        self._image_volume: Volume | None = None       # its volume, the image reslice's input
         #: An editing tool that takes the left button when set (see :meth:`_press_left`): an object
         #: with ``press(view, x, y, shift) -> bool``, ``drag(view, x, y)`` and ``release(view, x, y)``
         #: (display pixels, y from the bottom). None: the left button moves the crosshair.
@@ -112,7 +120,8 @@ class SliceView:
         self.renderer.AddViewProp(self.image_actor)
 
         self._labels: dict[int, tuple[LabelLayer, vtkImageReslice, vtkImageActor]] = {}
-        self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor]] = {}
+        #: per box layer: the layer, its rectangles, their actor, and a pool of caption actors
+        self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor, list[vtkTextActor]]] = {}
 
         self._cross_data = vtkPolyData()
         self._cross_actor = self._line_actor(self._cross_data, (0.2, 0.8, 1.0), z=0.5, width=1.0)
@@ -249,11 +258,17 @@ class SliceView:
         r.SetOutputExtent(*self._extent)
         r.SetOutputOrigin(*self._origin2d)
         r.SetOutputSpacing(*self._spacing2d)
-        self._update_axes(r)
 
-    def _update_axes(self, r: vtkImageReslice) -> None:
-        volume = self._volume
-        if volume is None:
+    def _update_all_axes(self) -> None:
+        """Put every reslice on the current plane (each through its own volume's frame)."""
+        if self._volume is None:
+            return
+        self._update_axes(self.reslice, self._image_volume)
+        for layer, r, _ in self._labels.values():
+            self._update_axes(r, layer.volume)
+
+    def _update_axes(self, r: vtkImageReslice, volume: Volume | None) -> None:
+        if volume is None or self._volume is None:
             return
         # plane frame (u, v, n) -> patient -> local frame of the volume's vtkImageData
         plane = np.eye(4)
@@ -264,8 +279,8 @@ class SliceView:
 
     # ---- document events ----------------------------------------------------------------------
     def _on_layer_added(self, layer: Layer) -> None:
-        if isinstance(layer, ImageLayer) and self._image_layer is None:
-            self._set_image(layer)
+        if isinstance(layer, ImageLayer):
+            self._sync_images()
         elif isinstance(layer, LabelLayer):
             self._add_label(layer)
         elif isinstance(layer, BoxLayer):
@@ -273,26 +288,22 @@ class SliceView:
         self.request_render()
 
     def _on_layer_removed(self, layer: Layer) -> None:
-        if layer is self._image_layer:
-            self._image_layer = None
-            self._volume = None
-            self.image_actor.VisibilityOff()
-            self._set_annotations_visible(False)
-            nxt = self.document.image
-            if nxt is not None:
-                self._set_image(nxt)
+        if isinstance(layer, ImageLayer):
+            self._sync_images()
         elif layer.id in self._labels:
             _, _, actor = self._labels.pop(layer.id)
             self.renderer.RemoveViewProp(actor)
         elif layer.id in self._boxes:
-            _, _, actor = self._boxes.pop(layer.id)
+            _, _, actor, texts = self._boxes.pop(layer.id)
             self.renderer.RemoveActor(actor)
+            for t in texts:
+                self.renderer.RemoveViewProp(t)
         self.request_render()
 
     def _on_layer_changed(self, layer: Layer, changed: set) -> None:
-        if layer is self._image_layer:
-            if "volume" in changed:
-                self._set_image(layer)
+        if isinstance(layer, ImageLayer) and changed & {"visible", "volume"}:
+            self._sync_images()
+        elif layer is self._image_layer:
             self._apply_image_props()
         elif layer.id in self._labels:
             if "volume" in changed:
@@ -312,35 +323,55 @@ class SliceView:
         _, _, n = self.patient_to_plane(point)
         if abs(n - self.offset) > 1e-6:
             self.offset = n
-            self._update_axes(self.reslice)
-            for _, r, _ in self._labels.values():
-                self._update_axes(r)
-            for layer, _, _ in self._boxes.values():
+            self._update_all_axes()
+            for layer, *_ in self._boxes.values():
                 self._update_boxes(layer)
         self._update_crosshair(point)
         self._update_title()
         self.request_render()
 
     # ---- layers -------------------------------------------------------------------------------
-    def _set_image(self, layer: ImageLayer) -> None:
-        first = self._volume is None
-        self._image_layer = layer
-        self._volume = layer.volume
-        self.reslice.SetInputData(local_image(layer.volume))
-        self._setup_geometry(layer.volume)
-        _, _, self.offset = self.patient_to_plane(self.document.cursor)
-        self._update_axes(self.reslice)
-        self.image_actor.VisibilityOn()
-        self._set_annotations_visible(True)
+    def _sync_images(self) -> None:
+        """Follow the Document's reference image (the grid) and displayed image (what is drawn).
+        A new grid re-lays the slice (and fits the camera when the grid differs); a new displayed
+        image only changes what the image reslice reads, so camera, slice and crosshair stay."""
+        reference, shown = self.document.image, self.document.displayed_image
+        if reference is None or shown is None:
+            self._reference = self._image_layer = None
+            self._volume = self._image_volume = None
+            self.image_actor.VisibilityOff()
+            self._set_annotations_visible(False)
+            for layer, *_ in self._boxes.values():
+                self._update_boxes(layer)
+            return
+        if reference is not self._reference or reference.volume is not self._volume:
+            old = self._volume
+            self._reference, self._volume = reference, reference.volume
+            self._setup_geometry(reference.volume)
+            _, _, self.offset = self.patient_to_plane(self.document.cursor)
+            self._set_annotations_visible(True)
+            self._update_letters()
+            self._update_crosshair(self.document.cursor)
+            self._update_title()
+            for layer, *_ in self._boxes.values():
+                self._update_boxes(layer)
+            if old is None or not old.same_grid(reference.volume):
+                self.reset_camera()
+        if shown is not self._image_layer or shown.volume is not self._image_volume:
+            self._image_layer, self._image_volume = shown, shown.volume
+            self.reslice.SetInputData(local_image(shown.volume))
+        self._update_all_axes()
         self._apply_image_props()
-        self._update_letters()
-        self._update_crosshair(self.document.cursor)
-        self._update_title()
-        if first:
-            self.reset_camera()
+
+    @property
+    def displayed_layer(self) -> ImageLayer | None:
+        """The image layer this view draws (None without images)."""
+        return self._image_layer
 
     def _apply_image_props(self) -> None:
         layer = self._image_layer
+        if layer is None:
+            return
         prop = self.image_actor.GetProperty()
         prop.SetColorWindow(layer.window)
         prop.SetColorLevel(layer.level)
@@ -360,6 +391,7 @@ class SliceView:
         self._labels[layer.id] = (layer, r, actor)
         if self._volume is not None:
             self._configure_reslice(r)
+            self._update_axes(r, layer.volume)
         self._apply_label_props(layer)
 
     def _apply_label_props(self, layer: LabelLayer) -> None:
@@ -371,22 +403,54 @@ class SliceView:
     def _add_boxes(self, layer: BoxLayer) -> None:
         data = vtkPolyData()
         actor = self._line_actor(data, layer.color, z=0.4, width=2.0)
-        self._boxes[layer.id] = (layer, data, actor)
+        self._boxes[layer.id] = (layer, data, actor, [])
         self._apply_box_props(layer)
         self._update_boxes(layer)
 
     def _apply_box_props(self, layer: BoxLayer) -> None:
-        _, _, actor = self._boxes[layer.id]
+        _, _, actor, texts = self._boxes[layer.id]
         actor.GetProperty().SetColor(*layer.color)
         actor.GetProperty().SetOpacity(layer.opacity)
         actor.SetVisibility(layer.visible)
+        for t in texts:
+            self._style_caption(t, layer)
+
+    def _style_caption(self, t: vtkTextActor, layer: BoxLayer) -> None:
+        prop = t.GetTextProperty()
+        prop.SetColor(*layer.color)
+        prop.SetOpacity(layer.opacity)
+
+    def _caption_actor(self, layer: BoxLayer) -> vtkTextActor:
+        """A caption for a box: anchored at a patient-plane point (world coordinates), text
+        left-aligned and sitting on it (drawn above the rectangle's top-left corner)."""
+        t = vtkTextActor()
+        t.GetPositionCoordinate().SetCoordinateSystemToWorld()
+        prop = t.GetTextProperty()
+        prop.SetFontSize(12)
+        prop.SetJustificationToLeft()
+        prop.SetVerticalJustificationToBottom()
+        prop.ShadowOn()
+        t.PickableOff()
+        self._style_caption(t, layer)
+        self.renderer.AddViewProp(t)
+        return t
+
+    def box_captions(self, layer: BoxLayer) -> list[tuple[str, tuple[float, float, float]]]:
+        """The captions shown for ``layer`` on the current slice: (text, anchor in LPS mm)."""
+        _, _, _, texts = self._boxes[layer.id]
+        out = []
+        for t in texts:
+            if t.GetVisibility():
+                u, v, _ = t.GetPositionCoordinate().GetValue()
+                out.append((t.GetInput(), tuple(float(c) for c in self.plane_to_patient(u, v))))
+        return out
 
     def _update_boxes(self, layer: BoxLayer) -> None:
-        """Rectangles of the boxes that the current slice crosses."""
-        _, data, _ = self._boxes[layer.id]
+        """Rectangles of the boxes that the current slice crosses, each with its caption."""
+        _, data, _, texts = self._boxes[layer.id]
         half = self._half_slab()
-        points, segments = [], []
-        for box in layer.boxes:
+        points, segments, captions = [], [], []
+        for box in ([] if self._volume is None else layer.boxes):
             lo, hi = np.asarray(box.lower), np.asarray(box.upper)
             corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
                                 for z in (lo[2], hi[2])])
@@ -399,6 +463,17 @@ class SliceView:
             points += [(u.min(), v.min(), 0), (u.max(), v.min(), 0), (u.max(), v.max(), 0),
                        (u.min(), v.max(), 0)]
             segments += [(base, base + 1), (base + 1, base + 2), (base + 2, base + 3), (base + 3, base)]
+            text = box_caption(box)
+            if text:
+                captions.append((text, float(u.min()), float(v.max())))
+        while len(texts) < len(captions):
+            texts.append(self._caption_actor(layer))
+        for i, t in enumerate(texts):
+            if i < len(captions):
+                text, u, v = captions[i]
+                t.SetInput(text)
+                t.GetPositionCoordinate().SetValue(u, v, 0.4)
+            t.SetVisibility(layer.visible and i < len(captions))
         pts, cells = lines_polydata_arrays(np.asarray(points, dtype=float).reshape(-1, 3),
                                            np.asarray(segments, dtype=np.int64).reshape(-1, 2))
         data.SetPoints(pts)
@@ -548,7 +623,7 @@ class SliceView:
         if self._volume is None:
             return
         p = self.display_to_patient(x, y)
-        value = self.document.value_at(p)
+        value = self.document.value_at(p, self._image_layer)
         if value is None:
             self._readout.SetInput("")
         else:
@@ -658,6 +733,14 @@ class SliceView:
         elif key.lower() == "r":
             self.reset_camera()
             self.request_render()
+
+
+def box_caption(box: Box) -> str:
+    """What a box's caption says: 'label score' (score with 2 decimals), or whichever is set."""
+    parts = [box.label] if box.label else []
+    if box.score is not None:
+        parts.append(f"{box.score:.2f}")
+    return " ".join(parts)
 
 
 def label_lookup_table(layer: LabelLayer) -> vtkLookupTable:

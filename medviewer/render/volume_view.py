@@ -2,6 +2,10 @@
 
 World coordinates are LPS mm. The camera starts anterior, looking posterior, superior up, so
 the patient's right is on the screen's left (as in the coronal view).
+
+The volume rendered is the Document's displayed image (``Document.displayed_image``: the topmost
+visible image layer, else the reference image); switching to another image on the same grid
+swaps the voxels and keeps the camera.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_
 
 
 class VolumeView:
-    """3D rendering of the Document's reference image, label layers and box layers."""
+    """3D rendering of the Document's displayed image, label layers and box layers."""
 
     def __init__(self, document: Document, render_window, interactor=None,
                  request_render: Callable[[], None] | None = None,
@@ -42,7 +46,8 @@ class VolumeView:
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.08, 0.08, 0.12)
         render_window.AddRenderer(self.renderer)
-        self._image_layer: ImageLayer | None = None
+        self._image_layer: ImageLayer | None = None    # the image rendered (Document.displayed_image)
+        self._image_volume = None                      # its volume, the mapper's input
         self._volume_actor: vtkVolume | None = None
         self._surfaces: dict[int, tuple[LabelLayer, vtkActor]] = {}
         self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor]] = {}
@@ -73,8 +78,8 @@ class VolumeView:
 
     # ---- events -------------------------------------------------------------------------------
     def _on_layer_added(self, layer: Layer) -> None:
-        if isinstance(layer, ImageLayer) and self._image_layer is None:
-            self._set_image(layer)
+        if isinstance(layer, ImageLayer):
+            self._sync_image()
         elif isinstance(layer, LabelLayer):
             self._add_surface(layer)
         elif isinstance(layer, BoxLayer):
@@ -84,12 +89,8 @@ class VolumeView:
         self.request_render()
 
     def _on_layer_removed(self, layer: Layer) -> None:
-        if layer is self._image_layer:
-            self.renderer.RemoveVolume(self._volume_actor)
-            self._volume_actor = None
-            self._image_layer = None
-            if self.document.image is not None:
-                self._set_image(self.document.image)
+        if isinstance(layer, ImageLayer):
+            self._sync_image()
         elif layer.id in self._surfaces:
             self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
         elif layer.id in self._boxes:
@@ -97,15 +98,10 @@ class VolumeView:
         self.request_render()
 
     def _on_layer_changed(self, layer: Layer, changed: set) -> None:
-        if layer is self._image_layer:
-            if "volume" in changed:
-                self.renderer.RemoveVolume(self._volume_actor)
-                self._image_layer = None
-                self._set_image(layer)
-            if "visible" in changed:
-                self._volume_actor.SetVisibility(layer.visible)
+        if isinstance(layer, ImageLayer):
             if not changed & {"volume", "visible"}:
                 return  # window/level belong to the 2D views
+            self._sync_image()
         elif layer.id in self._surfaces:
             if "volume" in changed:
                 self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
@@ -119,8 +115,32 @@ class VolumeView:
         self.request_render()
 
     # ---- image --------------------------------------------------------------------------------
+    def _sync_image(self) -> None:
+        """Render the Document's displayed image: on the same grid as the one rendered now, only
+        the mapper's input changes (camera and preset stay); otherwise a new volume actor (the
+        camera is fitted when there was none)."""
+        shown = self.document.displayed_image
+        if shown is None:
+            if self._volume_actor is not None:
+                self.renderer.RemoveVolume(self._volume_actor)
+            self._volume_actor = None
+            self._image_layer = self._image_volume = None
+            return
+        if shown.volume is not self._image_volume:
+            if self._volume_actor is not None and self._image_volume.same_grid(shown.volume):
+                self._mapper.SetInputData(local_image(shown.volume))
+            else:
+                first = self._volume_actor is None
+                if not first:
+                    self.renderer.RemoveVolume(self._volume_actor)
+                self._set_image(shown)
+                if first:
+                    self.reset_camera()
+            self._image_volume = shown.volume
+        self._image_layer = shown
+        self._volume_actor.SetVisibility(shown.visible)
+
     def _set_image(self, layer: ImageLayer) -> None:
-        self._image_layer = layer
         volume = layer.volume
         image = local_image(volume)
         mapper = vtkFixedPointVolumeRayCastMapper()
@@ -136,7 +156,6 @@ class VolumeView:
         self._volume_actor = actor
         self.set_preset(self.preset, render=False)
         self.renderer.AddVolume(actor)
-        self.reset_camera()
 
     def set_preset(self, name: str, render: bool = True) -> None:
         """Apply one of :data:`medviewer.core.presets.VOLUME_PRESETS`."""

@@ -71,7 +71,10 @@ def _kind(layer: Layer) -> str:
 
 
 class LayersPanel(QWidget):
-    """The Document's layers, top first: visibility (check box), opacity, colour, remove."""
+    """The Document's layers, top first: visibility (check box), opacity, colour, remove.
+
+    The views draw the topmost ticked image layer (unticking or removing it shows the one below);
+    the reference image (the first) cannot be removed."""
 
     def __init__(self, document: Document, parent=None) -> None:
         super().__init__(parent)
@@ -159,7 +162,7 @@ class LayersPanel(QWidget):
         was_updating, self._updating = self._updating, True
         self.opacity.setEnabled(layer is not None)
         self.color_button.setEnabled(layer is not None and not isinstance(layer, ImageLayer))
-        self.remove_button.setEnabled(layer is not None and not isinstance(layer, ImageLayer))
+        self.remove_button.setEnabled(self._removable(layer))
         if layer is not None:
             self.opacity.setValue(int(round(layer.opacity * 100)))
         self._updating = was_updating
@@ -185,7 +188,11 @@ class LayersPanel(QWidget):
         if color.isValid():
             self.document.update_layer(layer, color=(color.redF(), color.greenF(), color.blueF()))
 
+    def _removable(self, layer: Layer | None) -> bool:
+        """Every layer but the reference image (the grid the others live on) can be removed."""
+        return layer is not None and layer is not self.document.image
+
     def _remove(self) -> None:
         layer = self.current_layer()
-        if layer is not None and not isinstance(layer, ImageLayer):
+        if self._removable(layer):
             self.document.remove_layer(layer)

@@ -349,7 +349,7 @@ class MainWindow(QMainWindow):
     def apply_window_preset(self, name: str) -> None:
         preset = WINDOW_PRESETS[name]
         self.wl_combo.setCurrentText(name)
-        image = self.document.image
+        image = self.document.displayed_image   # the image the views draw
         if image is not None:
             self.document.update_layer(image, window=preset.window, level=preset.level)
 

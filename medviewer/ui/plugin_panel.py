@@ -441,12 +441,13 @@ class PluginPanel(QWidget):
             return f"{len(boxes)} box(es) added"
         if isinstance(result, ImageResult):
             volume = result.image.with_array(np.array(result.image.array))
+            shown = self.document.displayed_image or image   # keep the window/level in use
             layer = ImageLayer(name=f"{name}: {result.description}" if result.description else name,
-                               volume=volume, window=image.window, level=image.level)
+                               volume=volume, window=shown.window, level=shown.level)
             self.document.add_layer(layer)
             self.layer_added.emit(layer)
-            return (f"image layer {layer.name!r} added to Layers (the views draw the first image; "
-                    "export or open it to view it alone)")
+            return (f"image layer {layer.name!r} added and shown (untick it in Layers to see "
+                    "the image below)")
         raise MedviewerError(f"cannot show a {type(result).__name__}")
 
     def show_scores(self, result: ScoresResult) -> None:

@@ -140,10 +140,20 @@ def test_builtins_denoise_adds_an_image_layer_and_lesion_density_shows_scores(wi
     assert {"denoise", "lesion-density"} <= set(panel.manifests)
     panel.select("denoise")
     panel.set_param("method", "gaussian")
+    axial = window.grid.views["axial"]
     assert run_and_wait(panel, qtbot) == "returned"
     images = window.document.layers_of(ImageLayer)
     assert len(images) == 2 and images[1].volume.same_grid(demo_volume)
     assert images[1].volume.array.std() < demo_volume.array.std()
+    # the denoised image is the one drawn now; unticking it shows the original again
+    assert axial.displayed_layer is images[1] and "shown" in panel.status.text()
+    qtbot.wait(50)
+    denoised = capture(axial.render_window).astype(int)
+    window.document.update_layer(images[1], visible=False)
+    assert axial.displayed_layer is images[0]
+    assert np.abs(capture(axial.render_window).astype(int) - denoised).mean() > 0.3
+    window.document.update_layer(images[1], visible=True)
+    assert np.abs(capture(axial.render_window).astype(int) - denoised).mean() < 0.05
     panel.select("lesion-density")
     assert panel.use_cursor.isChecked()                 # classification: the crosshair is the point
     assert run_and_wait(panel, qtbot) == "returned"

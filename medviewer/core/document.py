@@ -130,6 +130,15 @@ class Box:
     def center(self) -> np.ndarray:
         return (np.asarray(self.lower) + np.asarray(self.upper)) / 2.0
 
+    @property
+    def caption(self) -> str:
+        """What the views write beside the box: 'label score' (score with 2 decimals), or
+        whichever of the two is set ('' for neither)."""
+        parts = [self.label] if self.label else []
+        if self.score is not None:
+            parts.append(f"{self.score:.2f}")
+        return " ".join(parts)
+
 
 @dataclass(eq=False, kw_only=True)
 class BoxLayer(Layer):

@@ -35,7 +35,7 @@ import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL backend)
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text)
 import vtkmodules.vtkInteractionStyle  # noqa: F401
 
-from medviewer.core.document import Box, BoxLayer, Document, ImageLayer, LabelLayer, Layer
+from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
 from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
 
@@ -463,7 +463,7 @@ class SliceView:
             points += [(u.min(), v.min(), 0), (u.max(), v.min(), 0), (u.max(), v.max(), 0),
                        (u.min(), v.max(), 0)]
             segments += [(base, base + 1), (base + 1, base + 2), (base + 2, base + 3), (base + 3, base)]
-            text = box_caption(box)
+            text = box.caption
             if text:
                 captions.append((text, float(u.min()), float(v.max())))
         while len(texts) < len(captions):
@@ -733,14 +733,6 @@ class SliceView:
         elif key.lower() == "r":
             self.reset_camera()
             self.request_render()
-
-
-def box_caption(box: Box) -> str:
-    """What a box's caption says: 'label score' (score with 2 decimals), or whichever is set."""
-    parts = [box.label] if box.label else []
-    if box.score is not None:
-        parts.append(f"{box.score:.2f}")
-    return " ".join(parts)
 
 
 def label_lookup_table(layer: LabelLayer) -> vtkLookupTable:

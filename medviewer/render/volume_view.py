@@ -1,4 +1,4 @@
-"""The 3D view: volume rendering of the image with CT presets, label surfaces, boxes.
+"""The 3D view: volume rendering of the image with CT presets, label surfaces, boxes (with captions).
 
 World coordinates are LPS mm. The camera starts anterior, looking posterior, superior up, so
 the patient's right is on the screen's left (as in the coronal view).
@@ -19,10 +19,11 @@ from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkWindowedSincPolyDat
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
 from vtkmodules.vtkImagingCore import vtkImageShrink3D
 from vtkmodules.vtkRenderingCore import (
-    vtkActor, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
+    vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
 )
 from vtkmodules.vtkRenderingVolume import vtkFixedPointVolumeRayCastMapper
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
+import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text)
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
 import vtkmodules.vtkInteractionStyle  # noqa: F401
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
@@ -50,7 +51,8 @@ class VolumeView:
         self._image_volume = None                      # its volume, the mapper's input
         self._volume_actor: vtkVolume | None = None
         self._surfaces: dict[int, tuple[LabelLayer, vtkActor]] = {}
-        self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor]] = {}
+        #: per box layer: the layer, its edges, their actor, and a pool of caption actors
+        self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor, list[vtkBillboardTextActor3D]]] = {}
         self._handlers = document.events.connect_all([
             ("layer_added", self._on_layer_added), ("layer_removed", self._on_layer_removed),
             ("layer_changed", self._on_layer_changed)])
@@ -94,7 +96,10 @@ class VolumeView:
         elif layer.id in self._surfaces:
             self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
         elif layer.id in self._boxes:
-            self.renderer.RemoveActor(self._boxes.pop(layer.id)[2])
+            _, _, actor, texts = self._boxes.pop(layer.id)
+            self.renderer.RemoveActor(actor)
+            for t in texts:
+                self.renderer.RemoveActor(t)
         self.request_render()
 
     def _on_layer_changed(self, layer: Layer, changed: set) -> None:
@@ -262,13 +267,15 @@ class VolumeView:
         actor.GetProperty().LightingOff()
         actor.GetProperty().SetLineWidth(2.0)
         self.renderer.AddActor(actor)
-        self._boxes[layer.id] = (layer, data, actor)
+        self._boxes[layer.id] = (layer, data, actor, [])
         self._update_boxes(layer)
 
     def _update_boxes(self, layer: BoxLayer) -> None:
-        _, data, actor = self._boxes[layer.id]
-        points, segments = [], []
+        _, data, actor, texts = self._boxes[layer.id]
+        points, segments, captions = [], [], []
         for box in layer.boxes:
+            if box.caption:   # at the box's superior, patient-right, anterior corner
+                captions.append((box.caption, (box.lower[0], box.lower[1], box.upper[2])))
             lo, hi = box.lower, box.upper
             base = len(points)
             points += [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
@@ -283,3 +290,22 @@ class VolumeView:
         actor.GetProperty().SetColor(*layer.color)
         actor.GetProperty().SetOpacity(layer.opacity)
         actor.SetVisibility(layer.visible)
+        while len(texts) < len(captions):
+            t = vtkBillboardTextActor3D()
+            t.GetTextProperty().SetFontSize(12)
+            t.GetTextProperty().SetVerticalJustificationToBottom()
+            t.GetTextProperty().ShadowOn()
+            t.PickableOff()
+            self.renderer.AddActor(t)
+            texts.append(t)
+        for i, t in enumerate(texts):
+            if i < len(captions):
+                t.SetInput(captions[i][0])
+                t.SetPosition(*captions[i][1])
+            t.GetTextProperty().SetColor(*layer.color)
+            t.GetTextProperty().SetOpacity(layer.opacity)
+            t.SetVisibility(layer.visible and i < len(captions))
+
+    def box_captions(self, layer: BoxLayer) -> list[tuple[str, tuple[float, float, float]]]:
+        """The captions shown for ``layer``: (text, anchor in LPS mm)."""
+        return [(t.GetInput(), tuple(t.GetPosition())) for t in self._boxes[layer.id][3] if t.GetVisibility()]

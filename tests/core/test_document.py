@@ -87,6 +87,13 @@ def test_displayed_image_is_the_topmost_visible_image_layer():
     assert doc.value_at(p) == 0 and doc.value_at(p, top) == 9
 
 
+def test_box_caption_is_label_and_score():
+    assert Box((0, 0, 0), (1, 1, 1), label="tumour", score=0.9).caption == "tumour 0.90"
+    assert Box((0, 0, 0), (1, 1, 1), label="nodule").caption == "nodule"
+    assert Box((0, 0, 0), (1, 1, 1), score=0.5).caption == "0.50"
+    assert Box((0, 0, 0), (1, 1, 1)).caption == ""
+
+
 def test_label_layer_must_be_on_the_image_grid_and_integer():
     doc = Document()
     vol = image()

@@ -9,7 +9,6 @@ import pytest
 from PySide6.QtCore import Qt
 
 from medviewer.core.document import Box, BoxLayer, ImageLayer
-from medviewer.render.slice_view import box_caption
 from medviewer.render.vtk_util import capture, local_image
 from tests.ui.pixels import patch, screen_rc
 
@@ -113,9 +112,6 @@ def _magenta(pixels):
 
 
 def test_box_captions_show_label_and_score_on_the_slices_the_box_crosses(window, qtbot, demo_volume):
-    assert box_caption(Box((0, 0, 0), (1, 1, 1), label="tumour", score=0.9)) == "tumour 0.90"
-    assert box_caption(Box((0, 0, 0), (1, 1, 1), label="nodule")) == "nodule"
-    assert box_caption(Box((0, 0, 0), (1, 1, 1), score=0.5)) == "0.50"
     window.set_volume(demo_volume)
     doc = window.document
     c = np.array(doc.cursor)
@@ -124,6 +120,8 @@ def test_box_captions_show_label_and_score_on_the_slices_the_box_crosses(window,
     axial = window.grid.views["axial"]
     corner = c + (-20, -20, 0)          # the box's top-left corner on the axial screen (R, A)
     assert axial.box_captions(layer) == [("tumour 0.90", pytest.approx(tuple(corner)))]
+    # the 3D view writes it at the box's superior right anterior corner
+    assert window.grid.views["3d"].box_captions(layer) == [("tumour 0.90", pytest.approx(tuple(c + (-20, -20, 20))))]
 
     def caption_region():
         image = capture(axial.render_window)
@@ -133,6 +131,7 @@ def test_box_captions_show_label_and_score_on_the_slices_the_box_crosses(window,
     assert _magenta(caption_region()) > 8                        # the text, in the layer colour
     doc.update_layer(layer, visible=False)
     assert _magenta(caption_region()) == 0 and axial.box_captions(layer) == []
+    assert window.grid.views["3d"].box_captions(layer) == []
     doc.update_layer(layer, visible=True)
     doc.set_cursor(c + (0, 0, 40))      # a slice the box does not cross: no caption
     assert axial.box_captions(layer) == []

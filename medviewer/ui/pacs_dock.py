@@ -12,10 +12,11 @@ import os
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-    QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from medviewer.core.errors import MedviewerError
+from medviewer.ui.progress_row import ProgressRow
 from medviewer.ui.tasks import Task
 
 COLUMNS = ("Patient ID", "Name", "Date", "Description", "Modalities", "Series", "Images")
@@ -70,12 +71,9 @@ class PacsPanel(QWidget):
         for b in (self.retrieve_button, self.send_button, self.cancel_button):
             row.addWidget(b)
         layout.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        layout.addWidget(self.progress)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.progress_row = ProgressRow()
+        self.progress, self.status = self.progress_row.bar, self.progress_row.label
+        layout.addWidget(self.progress_row)
         self.search_button.clicked.connect(self.search)
         self.retrieve_button.clicked.connect(self.retrieve)
         self.send_button.clicked.connect(self.choose_send)
@@ -122,9 +120,9 @@ class PacsPanel(QWidget):
             return None
         task = Task(fn, "pacs", self)
         self.task = task
-        self.progress.setRange(0, 0)
+        self.progress_row.set_fraction(None)
         self.status.setText(message + "...")
-        task.progress.connect(self._progress)
+        task.progress.connect(self.progress_row.set_fraction)
 
         def done(result):
             self._end()
@@ -147,13 +145,8 @@ class PacsPanel(QWidget):
         self._update()
         return task
 
-    def _progress(self, fraction: float) -> None:
-        self.progress.setRange(0, 100)
-        self.progress.setValue(int(round(100 * fraction)))
-
     def _end(self) -> None:
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
+        self.progress_row.reset()
         self._update()
 
     def cancel(self) -> None:

@@ -4,20 +4,19 @@ or in the panel's table (scores). Errors arrive as messages (``error`` signal), 
 
 Plugins run through :class:`medviewer.plugins.runner.Runner` (Qt-free; its events come on runner
 threads). The panel never lets a runner thread touch Qt: it polls the job's event queue
-(``job.events``, a ``queue.Queue``) from a QTimer on the GUI thread, like :mod:`medviewer.ui.tasks`.
+(``job.events``, a ``queue.Queue``) on the GUI thread with :class:`medviewer.ui.tasks.JobPoller`.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-    QLabel, QLineEdit, QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton,
+    QLabel, QLineEdit, QListWidget, QListWidgetItem, QMessageBox, QPushButton,
     QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -28,6 +27,8 @@ from medviewer.plugins.api import (
     BoxesResult, ImageResult, LabelMapResult, Manifest, Prompts, Request, ScoresResult,
 )
 from medviewer.plugins.registry import static_availability
+from medviewer.ui.progress_row import ProgressRow
+from medviewer.ui.tasks import JobPoller
 
 POLL_MS = 30
 #: Kinds that take the crosshair as their click point by default.
@@ -106,12 +107,9 @@ class PluginPanel(QWidget):
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
         layout.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        layout.addWidget(self.progress)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.progress_row = ProgressRow()
+        self.progress, self.status = self.progress_row.bar, self.progress_row.label
+        layout.addWidget(self.progress_row)
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Class", "Score"])
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -122,9 +120,7 @@ class PluginPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.list.currentItemChanged.connect(lambda *_: self._selected())
-        self._timer = QTimer(self)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._poll)
+        self._poller = JobPoller(self._on_event, self, POLL_MS)
         if discover:
             self.refresh()
         self._update_buttons()
@@ -339,11 +335,10 @@ class PluginPanel(QWidget):
             self._error(str(exc))
             return None
         self._job_image = image
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
+        self.progress_row.reset()
         self.status.setText(f"{manifest.title}: starting...")
         self._update_buttons()
-        self._timer.start()
+        self._poller.watch(self.job)
         return self.job
 
     def cancel(self) -> None:
@@ -353,39 +348,20 @@ class PluginPanel(QWidget):
 
     def shutdown(self) -> None:
         """Cancel the run and end the warm child processes (window closing)."""
-        self._timer.stop()
+        self._poller.stop()
         self.runner.shutdown()
-
-    def _poll(self) -> None:
-        job = self.job
-        if job is None:
-            self._timer.stop()
-            return
-        while True:
-            try:
-                event = job.events.get_nowait()
-            except queue.Empty:
-                break
-            self._on_event(event)
-        if job.done and job.events.empty():
-            self._timer.stop()
 
     def _on_event(self, event) -> None:
         title = self.manifests.get(event.plugin_id)
         title = title.title if title else event.plugin_id
         if event.kind == "progress":
-            if event.fraction is None:
-                self.progress.setRange(0, 0)   # busy
-            else:
-                self.progress.setRange(0, 100)
-                self.progress.setValue(int(round(100 * event.fraction)))
+            self.progress_row.set_fraction(event.fraction)   # None: busy
             self.status.setText(f"{title}: {event.stage}")
             return
         if event.kind == "started":
             self.status.setText(f"{title}: running")
             return
-        self.progress.setRange(0, 100)
-        self.progress.setValue(100 if event.kind == "returned" else 0)
+        self.progress_row.reset(100 if event.kind == "returned" else 0)
         if event.kind == "returned":
             try:
                 summary = self._accept(event.result)

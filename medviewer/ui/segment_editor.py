@@ -17,8 +17,6 @@ recomputed in the background after each edit.
 
 from __future__ import annotations
 
-import queue
-
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
@@ -33,7 +31,7 @@ from medviewer.core.label_edit import (
     Clicks, EditStack, diff, disc_region, erase, paint, remove_islands, replace_segment,
 )
 from medviewer.core.segments import AlgorithmInfo, Segment
-from medviewer.ui.tasks import Task
+from medviewer.ui.tasks import JobPoller, Task
 
 LAYER_NAME = "segments"
 TOOLS = {"navigate": "Navigate", "click": "Click segment", "brush": "Brush", "eraser": "Eraser",
@@ -81,9 +79,7 @@ class SegmentEditor(QWidget):
         self._markers: dict = {}
         self._build()
 
-        self._poll = QTimer(self)
-        self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self._poll_job)
+        self._poller = JobPoller(self._on_job_event, self, POLL_MS)
         self._measure_timer = QTimer(self)
         self._measure_timer.setSingleShot(True)
         self._measure_timer.setInterval(100)
@@ -508,32 +504,20 @@ class SegmentEditor(QWidget):
             self._click_failed(str(exc))
             return
         self._say("segmenting...")
-        self._poll.start()
+        self._poller.watch(self.job)
 
-    def _poll_job(self) -> None:
-        """Drain the running job's events (the runner's threads never touch Qt)."""
-        job = self.job
-        if job is None:
-            self._poll.stop()
-            return
-        while True:
-            try:
-                event = job.events.get_nowait()
-            except queue.Empty:
-                return
-            if event.kind == "progress" and event.stage:
-                self._say(f"segmenting: {event.stage}")
-            elif event.kind == "returned":
-                self._poll.stop()
-                self.job = None
-                self._finish_click(event.result.label_map.array)
-                return
-            elif event.kind in ("errored", "aborted"):
-                self._poll.stop()
-                self.job = None
-                if event.kind == "errored":
-                    self._click_failed(event.message)
-                return
+    def _on_job_event(self, event) -> None:
+        """One of the running job's events, on the GUI thread (the poller stops by itself
+        before the last one)."""
+        if event.kind == "progress" and event.stage:
+            self._say(f"segmenting: {event.stage}")
+        elif event.kind == "returned":
+            self.job = None
+            self._finish_click(event.result.label_map.array)
+        elif event.kind in ("errored", "aborted"):
+            self.job = None
+            if event.kind == "errored":
+                self._click_failed(event.message)
 
     def _finish_click(self, mask) -> None:
         label, before, after = self.pending
@@ -565,7 +549,7 @@ class SegmentEditor(QWidget):
         if self.job is not None:
             self.job.cancel()
             self.job = None
-            self._poll.stop()
+            self._poller.stop()
         if not keep_pending and self.pending is not None:
             self.pending = None
             self._update_markers()

@@ -1,4 +1,5 @@
-"""Background work for the GUI: run a function in a worker thread, hear about it on the GUI thread.
+"""Background work for the GUI: run a function in a worker thread, hear about it on the GUI thread
+(:class:`Task`); hear a plugin runner job's events on the GUI thread (:class:`JobPoller`).
 
 The worker thread never calls Qt (nor VTK): it only stores its progress and its outcome in plain
 Python attributes. A QTimer on the GUI thread polls them and emits the Task's signals there.
@@ -8,6 +9,7 @@ refcount error, "deallocating None"; polling keeps Qt out of the worker entirely
 
 from __future__ import annotations
 
+import queue
 import threading
 import traceback
 from typing import Any, Callable
@@ -15,6 +17,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from medviewer.core.errors import MedviewerError
+from medviewer.plugins.runner import TERMINAL
 
 POLL_MS = 25
 
@@ -104,3 +107,49 @@ class Task(QObject):
         else:
             self.was_cancelled.emit()
         self.ended.emit()
+
+
+class JobPoller(QObject):
+    """Hear a plugin runner :class:`~medviewer.plugins.runner.Job`'s events on the GUI thread.
+
+    The runner's threads never touch Qt: they put events into ``job.events`` (a ``queue.Queue``),
+    and a QTimer here drains it, calling ``on_event(event)`` for each, in order. Polling stops by
+    itself before the job's last event (returned, errored or aborted) is handed on, so
+    ``on_event`` may :meth:`watch` a new job from there; :meth:`stop` forgets the job (its later
+    events are not read).
+    """
+
+    def __init__(self, on_event: Callable[[Any], None], parent: QObject | None = None,
+                 interval_ms: int = POLL_MS) -> None:
+        super().__init__(parent)
+        self.on_event = on_event
+        self.job = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.poll)
+
+    def watch(self, job) -> None:
+        self.job = job
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        self.job = None
+
+    @property
+    def active(self) -> bool:
+        return self._timer.isActive()
+
+    def poll(self) -> None:
+        """Hand on the events that have arrived (the timer calls this; tests may too)."""
+        job = self.job
+        while job is not None and self.job is job:
+            try:
+                event = job.events.get_nowait()
+            except queue.Empty:
+                return
+            if event.kind in TERMINAL:
+                self.stop()
+            self.on_event(event)
+        if self.job is None:
+            self._timer.stop()

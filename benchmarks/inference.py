@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -42,16 +41,10 @@ ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests", "plugins"))
 
+from bench_memory import peak_rss_mb, rss_mb  # noqa: E402  (benchmarks/, first on sys.path)
+
 AGREEMENT_MIN = 0.999
 DICE_MIN = 0.99
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def make_volume(series: str | None, quick: bool):
@@ -161,8 +154,7 @@ def _child(kind: str, volume_path: str, bundle: str, params: dict, out_path: str
     if runner is not None:
         runner.shutdown()
     # Peak RSS of the process that ran the model (for ours: the runner's child, waited for).
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    peak = peak_rss_mb(children=True)
     np.save(out_path, labels)
     queue.put((seconds, peak))
 
@@ -171,8 +163,7 @@ def _wait_for_imports(pid: int, timeout: float = 120.0) -> None:
     """Until the worker process has stopped growing (its imports done)."""
     last, steady, end = -1, 0, time.monotonic() + timeout
     while time.monotonic() < end and steady < 5:
-        with open(f"/proc/{pid}/status") as fh:
-            rss = next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:"))
+        rss = rss_mb(pid)
         steady = steady + 1 if rss == last else 0
         last = rss
         time.sleep(0.2)

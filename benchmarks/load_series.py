@@ -15,20 +15,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from bench_memory import peak_rss_mb, rss_mb  # noqa: E402  (benchmarks/, first on sys.path)
 
 
 def _sitk_index(folder):
@@ -66,12 +59,12 @@ def _peak_child(kind: str, folder: str, queue) -> None:
 
     files = _sitk_index(folder)
     index = _ours_index(folder)
-    before = _rss_mb()
+    before = rss_mb()
     if kind == "sitk":
         _sitk_load(files)
     else:
         _ours_load(index)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
+    queue.put(peak_rss_mb() - before)
 
 
 def peak_mb(kind: str, folder: str) -> float:

@@ -61,23 +61,23 @@ def main() -> int:
             assert all(r["status"] == "done" for r in rows), rows
             return time.perf_counter() - t
 
-        def pool():
-            jobs, out = fresh_jobs("pool")
+        def batch(tag: str, **how):
+            """Seconds for one run_batch of every study; ``how``: workers= or scheduler=."""
+            jobs, out = fresh_jobs(tag)
             t = time.perf_counter()
-            s = run_batch(jobs, out, workers=args.workers, force=True, progress=False)
+            s = run_batch(jobs, out, force=True, progress=False, **how)
             assert s.done == len(jobs), s.rows
             return time.perf_counter() - t
+
+        def pool():
+            return batch("pool", workers=args.workers)
 
         t = time.perf_counter()
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
         startup = time.perf_counter() - t
 
         def dask():
-            jobs, out = fresh_jobs("dask")
-            t = time.perf_counter()
-            s = run_batch(jobs, out, scheduler=cluster.scheduler_address, force=True, progress=False)
-            assert s.done == len(jobs), s.rows
-            return time.perf_counter() - t
+            return batch("dask", scheduler=cluster.scheduler_address)
 
         try:
             results = {}

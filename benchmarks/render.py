@@ -95,7 +95,10 @@ def bare_reslice(volume, size, frames):
     return result
 
 
-def ping_pong(view, frames):
+def ping_pong(view, frames, move=None):
+    """Frames per second scrolling ``view`` one slice a frame, back and forth between its ends;
+    ``move(direction)`` (+1/-1) does the scroll (default ``view.scroll``)."""
+    move = move or view.scroll
     n = view.slice_index()[1]
     state = {"dir": 1}
 
@@ -105,7 +108,7 @@ def ping_pong(view, frames):
             state["dir"] = -1
         elif k <= 1:
             state["dir"] = 1
-        view.scroll(state["dir"])
+        move(state["dir"])
     return fps_of(step, frames)
 
 
@@ -149,19 +152,11 @@ def main_window_scroll(path, frames):
     axial.setFocus()
     for _ in range(5):
         app.processEvents()
-    view = window.grid.views["axial"]
-    n = view.slice_index()[1]
-    state = {"dir": 1}
 
-    def step(_i):
-        k, _ = view.slice_index()
-        if k >= n:
-            state["dir"] = -1
-        elif k <= 1:
-            state["dir"] = 1
-        QTest.keyClick(axial, Qt.Key_PageUp if state["dir"] > 0 else Qt.Key_PageDown)
+    def key(direction):
+        QTest.keyClick(axial, Qt.Key_PageUp if direction > 0 else Qt.Key_PageDown)
         app.processEvents()  # the coalesced renders of the three 2D views run here
-    result = fps_of(step, frames)
+    result = ping_pong(window.grid.views["axial"], frames, key)
     window.close()
     app.processEvents()
     return result

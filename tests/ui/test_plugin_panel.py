@@ -44,6 +44,18 @@ def panel(window, demo_volume, qtbot):
     return window.plugins
 
 
+def select_fake_lesions(panel, seconds=None):
+    """The test plugin "fake-lesions" added and selected, the crosshair as its point; the
+    test plugins' module."""
+    fake = _helpers()
+    panel.add_manifest(fake.manifest())
+    panel.select("fake-lesions")
+    panel.use_cursor.setChecked(True)
+    if seconds is not None:
+        panel.set_param("seconds", seconds)
+    return fake
+
+
 def run_and_wait(panel, qtbot, timeout=60000):
     with qtbot.waitSignal(panel.run_ended, timeout=timeout) as blocker:
         panel.run_button.click()
@@ -51,11 +63,7 @@ def run_and_wait(panel, qtbot, timeout=60000):
 
 
 def test_fake_plugin_mask_and_boxes_become_overlays_while_the_ui_ticks(window, panel, qtbot):
-    fake = _helpers()
-    panel.add_manifest(fake.manifest())
-    panel.select("fake-lesions")
-    panel.use_cursor.setChecked(True)
-    panel.set_param("seconds", 1.0)
+    fake = select_fake_lesions(panel, seconds=1.0)
     doc = window.document
     cursor = doc.cursor
     ticks = []
@@ -101,11 +109,7 @@ def test_fake_plugin_mask_and_boxes_become_overlays_while_the_ui_ticks(window, p
 
 
 def test_cancel_ends_a_run_and_adds_nothing(window, panel, qtbot):
-    fake = _helpers()
-    panel.add_manifest(fake.manifest())
-    panel.select("fake-lesions")
-    panel.use_cursor.setChecked(True)
-    panel.set_param("seconds", 60.0)
+    select_fake_lesions(panel, seconds=60.0)
     before = len(window.document.layers)
     job = panel.run()
     assert job is not None and panel.cancel_button.isEnabled() and not panel.run_button.isEnabled()
@@ -127,9 +131,7 @@ def test_a_plugin_that_raises_gives_a_message_and_the_window_lives_on(window, pa
     assert "corrupt" in window.status_label.text()
     assert window.isVisible()
     # and the next run works
-    panel.add_manifest(fake.manifest())
-    panel.select("fake-lesions")
-    panel.use_cursor.setChecked(True)
+    select_fake_lesions(panel)
     assert run_and_wait(panel, qtbot) == "returned"
     # no image: a message, no run
     window.document.clear()

@@ -18,7 +18,7 @@ recomputed in the background after each edit.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout,

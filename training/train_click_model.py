@@ -37,6 +37,8 @@ MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(64, 96, 96), sigma_vo
 # on a full field of view). Training windows are smaller than inference's (fully convolutional):
 # cheaper steps.
 TRAIN_PATCH_ZYX = (48, 80, 80)
+# Share of training windows that reach beyond the crop (see _extended_window).
+EXTEND_FRACTION = 0.5
 TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 19)]
 VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
 ROI_NAME = "GTV_Mass_CT"
@@ -99,9 +101,13 @@ def sample(case, rng, augment: bool = True):
     if augment and rng.random() < 0.3:  # sometimes a tighter field of view
         size = np.maximum(16, np.rint(size * rng.uniform(0.5, 1.0, 3))).astype(int)
     centre = click + (rng.normal(0, [2, 4, 4]) if augment else 0)
-    lower, upper = window_bounds(case["ct"].shape, centre, size)
-    box = tuple(slice(lo, hi) for lo, hi in zip(lower, upper))
-    ct, mask, click = case["ct"][box], case["mask"][box], click - lower
+    if augment and rng.random() < EXTEND_FRACTION:
+        ct, mask, lower = _extended_window(case, centre, size)
+    else:
+        lower, upper = window_bounds(case["ct"].shape, centre, size)
+        box = tuple(slice(lo, hi) for lo, hi in zip(lower, upper))
+        ct, mask = case["ct"][box], case["mask"][box]
+    click = click - lower
     if augment:
         if rng.random() < 0.7:
             ct, mask, click = _rotate_scale(ct, mask, click, rng)
@@ -111,6 +117,23 @@ def sample(case, rng, augment: bool = True):
                 click[axis] = ct.shape[axis] - 1 - click[axis]
         ct = ct * rng.uniform(0.92, 1.08) + rng.uniform(-20, 20) + rng.normal(0, 8, ct.shape).astype(np.float32)
     return np.ascontiguousarray(ct, dtype=np.float32), np.ascontiguousarray(mask), click
+
+
+def _extended_window(case, centre, size):
+    """A full-size window that may reach beyond the case's crop: the CT continues mirrored at the
+    crop edge, the mask does not (a mirrored copy of the tumour is not the clicked tumour).
+
+    The sts crops end about 5 cm from every tumour; a network that only ever sees those edges
+    learns "the tumour fills the field of view" and spills on a full-size CT."""
+    shape = np.asarray(case["ct"].shape)
+    lower = np.rint(np.asarray(centre)).astype(int) - np.asarray(size) // 2
+    upper = lower + np.asarray(size)
+    lo_in, hi_in = np.clip(lower, 0, shape), np.clip(upper, 0, shape)
+    box = tuple(slice(a, b) for a, b in zip(lo_in, hi_in))
+    pads = [(int(a), int(b)) for a, b in zip(lo_in - lower, upper - hi_in)]
+    ct = np.pad(case["ct"][box], pads, mode="symmetric")
+    mask = np.pad(case["mask"][box], pads, mode="constant", constant_values=False)
+    return ct, mask, lower
 
 
 def _rotate_scale(ct, mask, click, rng):
@@ -172,6 +195,18 @@ def predict_patch(net, ct_hu, positives, negatives, device="cpu", flips: bool = 
     return prob[0, :z, :y, :xx].cpu().numpy()
 
 
+def keep_clicked(mask: np.ndarray, clicks_zyx) -> np.ndarray:
+    """The connected parts of ``mask`` that hold a positive click (all of it if none does)."""
+    import SimpleITK as sitk
+
+    if not mask.any():
+        return mask
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    hi = np.asarray(mask.shape) - 1
+    keep = {int(labels[tuple(np.clip(np.rint(c).astype(int), 0, hi))]) for c in clicks_zyx} - {0}
+    return np.isin(labels, list(keep)) if keep else mask
+
+
 def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None) -> list[float]:
     """Dice after each of ``clicks`` robot clicks on one case, at model spacing."""
     positives = [first_click(case, None, deepest=True)]
@@ -184,6 +219,7 @@ def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None)
     for _ in range(clicks):
         pred = predict_patch(net, ct, [p - lower for p in positives], [n - lower for n in negatives],
                              device, flips) > 0.5
+        pred = keep_clicked(pred, [p - lower for p in positives])  # as the plugin does
         inter = (pred & truth).sum()
         scores.append(float(2 * inter / max(1, pred.sum() + truth.sum() + outside)))
         nxt = corrective_click(pred, truth, SPACING_ZYX)

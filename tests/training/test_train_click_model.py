@@ -1,0 +1,98 @@
+"""The click engine's training script: what the network is shown, the robot user it is selected
+with, and that its exported bundle is what the click-segment plugin loads."""
+
+import json
+
+import numpy as np
+import pytest
+
+from training import train_click_model as T
+
+
+def synthetic_case(shape=(30, 50, 60), centre=(15, 25, 30), radius=8):
+    zz, yy, xx = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    mask = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius ** 2
+    ct = np.where(mask, 60.0, 20.0).astype(np.float32) + np.linspace(-50, 50, shape[2], dtype=np.float32)
+    depth = np.zeros(shape, np.float32)
+    depth[mask] = radius - np.sqrt(((np.argwhere(mask) - centre) ** 2).sum(1))
+    return {"name": "synthetic", "ct": ct, "mask": mask, "depth": depth + mask}
+
+
+def test_training_windows_hold_the_click_inside_the_tumour():
+    case, rng = synthetic_case(), np.random.default_rng(0)
+    shapes = set()
+    for _ in range(40):
+        ct, mask, click = T.sample(case, rng)
+        assert ct.shape == mask.shape and ct.dtype == np.float32
+        assert mask[tuple(np.rint(click).astype(int))]
+        shapes.add(ct.shape)
+    assert (48, 80, 80) in shapes  # extended windows have the full size ...
+    assert any(s != (48, 80, 80) for s in shapes)  # ... windows inside the crop do not
+
+
+def test_extended_window_mirrors_the_ct_but_not_the_tumour():
+    case = synthetic_case()
+    ct, mask, lower = T._extended_window(case, (15, 25, 30), (48, 80, 80))
+    assert tuple(lower) == (-9, -15, -10)
+    inside = (slice(9, 39), slice(15, 65), slice(10, 70))
+    assert np.array_equal(ct[inside], case["ct"]) and np.array_equal(mask[inside], case["mask"])
+    assert ct[8, 40, 40] == ct[9, 40, 40]  # mirrored at the crop edge (symmetric)
+    assert mask.sum() == case["mask"].sum()  # the mirrored tumour is not labelled
+
+
+def test_rotation_keeps_click_and_mask_together():
+    case = synthetic_case()
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        ct, mask, click = T._rotate_scale(case["ct"], case["mask"], np.array([15.0, 25, 30]), rng)
+        assert mask[tuple(np.rint(click).astype(int))]
+        assert 0.5 * case["mask"].sum() < mask.sum() < 1.7 * case["mask"].sum()
+
+
+class ThresholdNet:
+    """Stands in for the network: lesion where the CT channel is bright and no negative click sits."""
+
+    def __call__(self, x):
+        import torch
+
+        lesion = (x[:, :1] > (20 / 300)).float() * (1 - x[:, 2:3])
+        return torch.cat([1 - lesion, lesion], 1) * 10
+
+
+def test_robot_session_keeps_the_clicked_part_as_the_plugin_does():
+    case = synthetic_case()
+    case["ct"] = np.where(case["mask"], 200.0, 0.0).astype(np.float32)
+    case["ct"][:, :, 50:] = 200.0  # a bright slab apart from the tumour
+    raw = T.predict_patch(ThresholdNet(), case["ct"], [np.array([15.0, 25, 30])], []) > 0.5
+    assert raw.sum() > 2 * case["mask"].sum()
+    scores = T.robot_session(ThresholdNet(), case, 3)
+    assert len(scores) == 3 and scores[0] > 0.95  # the slab is not connected to the click
+
+
+def test_exported_bundle_loads_in_the_plugin(tmp_path):
+    import torch
+
+    from plugins.click_segment.learned import bundle_available, load_model
+
+    net = T.build_network()
+    weights = tmp_path / "w.pt"
+    torch.save({"model": net.state_dict()}, weights)
+    T.export_bundle(str(tmp_path / "work"), str(weights), str(tmp_path / "bundle"))
+    assert bundle_available(tmp_path / "bundle")
+    inference = json.loads((tmp_path / "bundle" / "configs" / "inference.json").read_text())
+    assert inference["network_def"] == T.NETWORK_DEF
+    model = load_model(tmp_path / "bundle")
+    assert model.grid == T.MODEL_GRID
+    x = torch.randn((1, 3, 16, 32, 32), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = net.eval()(x)
+        got = model.net(x)
+    assert (got - want).abs().max() < 0.05 * want.abs().max()  # weights stored in float16
+    state = torch.load(tmp_path / "bundle" / "models" / "model.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("shape", [(17, 33, 40), (16, 32, 32)])
+def test_predict_patch_returns_the_window_shape(shape):
+    prob = T.predict_patch(ThresholdNet(), np.zeros(shape, np.float32), [np.array(shape) / 2], [])
+    assert prob.shape == shape

@@ -96,3 +96,16 @@ def test_exported_bundle_loads_in_the_plugin(tmp_path):
 def test_predict_patch_returns_the_window_shape(shape):
     prob = T.predict_patch(ThresholdNet(), np.zeros(shape, np.float32), [np.array(shape) / 2], [])
     assert prob.shape == shape
+
+
+def test_average_takes_the_mean_of_the_later_snapshots(tmp_path):
+    import torch
+
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    for it, value in ((100, 100.0), (200, 1.0), (300, 3.0)):
+        torch.save({"model": {"w": torch.full((2,), value), "n": torch.tensor(it)}}, snaps / f"it{it:05d}.pt")
+    T.average(str(tmp_path), 200, str(tmp_path / "avg.pt"))
+    avg = torch.load(tmp_path / "avg.pt", weights_only=True)
+    assert torch.equal(avg["model"]["w"], torch.full((2,), 2.0))
+    assert avg["snapshots"] == ["it00200.pt", "it00300.pt"]

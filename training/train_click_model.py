@@ -2,8 +2,10 @@
 
     python training/train_click_model.py prepare            # RTSTRUCT -> masks, resampled (once)
     python training/train_click_model.py train --hours 2    # resumes from the last checkpoint
+    python training/train_click_model.py average --from-iteration N   # mean of the later snapshots
     python training/train_click_model.py evaluate           # Dice after 1-3 robot clicks (val)
-    python training/train_click_model.py export-bundle      # best weights -> resources/ bundle
+    python training/train_click_model.py export-bundle      # weights -> resources/ bundle
+    (the model card, resources/click_segment_bundle/docs/README.md, has the exact commands)
 
 Input: CT patch (soft-tissue window) + positive-click map + negative-click map on a fixed model
 grid (see MODEL_GRID); output: tumour / background. Clicks are simulated as the reference robot
@@ -374,7 +376,7 @@ def export_bundle(work: str, weights: str, out: str) -> None:
 
     metadata = {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
-        "version": "0.1.0",
+        "version": "0.2.0",
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,

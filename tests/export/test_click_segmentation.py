@@ -26,11 +26,12 @@ def test_click_on_lung_tumour_box_centre(lung_series, tmp_path, validate):
     point = "--point=" + ",".join(f"{v:.2f}" for v in centre)
     nifti, seg = tmp_path / "tumour.nii.gz", tmp_path / "tumour.dcm"
     for out in (nifti, seg):
-        # The classical engine: the learned one (trained on sarcomas only) spills on this lung tumour.
-        r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(lung_series), point, "--out", str(out),
-                            "--engine", "classical"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        # The default (learned) engine; the classical one is checked on this tumour in
+        # tests/segmentation/test_classical.py.
+        r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(lung_series), point, "--out", str(out)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert r.returncode == 0, r.stderr
-        assert " mL " in r.stdout and " s by the classical engine; wrote " in r.stdout
+        assert " mL " in r.stdout and " s by the learned engine; wrote " in r.stdout
     mask = read_image(nifti)
     assert mask.same_grid(volume)
     m = mask.array > 0
@@ -42,8 +43,8 @@ def test_click_on_lung_tumour_box_centre(lung_series, tmp_path, validate):
     assert (m & inside)[annotated].sum() > 0.9 * m[annotated].sum()  # ... inside the boxes
 
     # segment rewrites its output (click-by-click refinement), and says so
-    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(lung_series), point, "--out", str(nifti),
-                        "--engine", "classical"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(lung_series), point, "--out", str(nifti)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0 and f"replaced {nifti}" in r.stdout
     assert validate(seg) is not None  # 0 dciodvfy errors
     sop_uids = list(volume.source_sop_instance_uids)

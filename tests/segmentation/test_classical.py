@@ -40,3 +40,22 @@ def test_needs_a_point_inside(demo_volume):
         segment_classical(demo_volume, [])
     with pytest.raises(MedviewerError, match="outside"):
         segment_classical(demo_volume, [(0, 0, 5000)])
+
+
+@pytest.mark.data
+def test_lung_tumour_from_its_box_centre_stays_in_the_boxes(lung_series):
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_voc_boxes
+
+    volume = load_volume(lung_series)
+    boxes = sorted(read_voc_boxes(lung_series.parent / "boxes", volume), key=lambda b: b.slice_index)
+    middle = boxes[len(boxes) // 2]
+    centre = volume.voxel_to_patient((middle.slice_index, (middle.ymin + middle.ymax) / 2,
+                                      (middle.xmin + middle.xmax) / 2))
+    m = segment_classical(volume, [centre])
+    inside = np.zeros_like(m)
+    for b in boxes:
+        inside[b.slice_index, int(b.ymin):int(b.ymax) + 1, int(b.xmin):int(b.xmax) + 1] = True
+    annotated = [b.slice_index for b in boxes]
+    assert m.sum() * np.prod(volume.spacing) > 5000  # more than 5 mL
+    assert m[annotated].sum() > 0.6 * m.sum() and (m & inside)[annotated].sum() > 0.9 * m[annotated].sum()

@@ -31,7 +31,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from medviewer.segmentation.guidance import (  # noqa: E402
-    ModelGrid, corrective_click, network_input, pad_to_multiple, resample_to_spacing, window_bounds)
+    ModelGrid, corrective_click, keep_clicked, network_input, pad_to_multiple, resample_to_spacing,
+    window_bounds)
 
 MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(64, 96, 96), sigma_vox=2.0)
 # The network sees a window of at most these many voxels around the first click, clipped to the
@@ -195,18 +196,6 @@ def predict_patch(net, ct_hu, positives, negatives, device="cpu", flips: bool = 
             prob = prob / 4
     z, y, xx = ct_hu.shape
     return prob[0, :z, :y, :xx].cpu().numpy()
-
-
-def keep_clicked(mask: np.ndarray, clicks_zyx) -> np.ndarray:
-    """The connected parts of ``mask`` that hold a positive click (all of it if none does)."""
-    import SimpleITK as sitk
-
-    if not mask.any():
-        return mask
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
-    hi = np.asarray(mask.shape) - 1
-    keep = {int(labels[tuple(np.clip(np.rint(c).astype(int), 0, hi))]) for c in clicks_zyx} - {0}
-    return np.isin(labels, list(keep)) if keep else mask
 
 
 def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None) -> list[float]:

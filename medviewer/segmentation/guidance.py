@@ -130,6 +130,19 @@ def corrective_click(prediction: np.ndarray, truth: np.ndarray, spacing_zyx=(1.0
     return found[0], positive
 
 
+def keep_clicked(mask: np.ndarray, clicks_zyx) -> np.ndarray:
+    """The connected parts of ``mask`` that hold a positive click (voxel indices z, y, x); all of
+    ``mask`` if none does."""
+    import SimpleITK as sitk
+
+    if not mask.any():
+        return mask
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    hi = np.asarray(mask.shape) - 1
+    keep = {int(labels[tuple(np.clip(np.rint(c).astype(int), 0, hi))]) for c in clicks_zyx} - {0}
+    return np.isin(labels, list(keep)) if keep else mask
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(bool), b.astype(bool)
     total = a.sum() + b.sum()

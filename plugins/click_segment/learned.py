@@ -20,7 +20,7 @@ import numpy as np
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 from medviewer.segmentation.guidance import (
-    ModelGrid, network_input, pad_to_multiple, resample_to_spacing, window_bounds)
+    ModelGrid, keep_clicked, network_input, pad_to_multiple, resample_to_spacing, window_bounds)
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "resources" / "click_segment_bundle"
 _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
@@ -113,24 +113,9 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
     reference = crop.to_sitk()
     back = sitk.Resample(prob_volume.to_sitk(), reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask_crop = sitk.GetArrayFromImage(back) > threshold
-    mask_crop = _keep_clicked(mask_crop, crop, positives_mm)
+    mask_crop = keep_clicked(mask_crop, [crop.patient_to_voxel(p, clip=True) for p in positives_mm])
     out = np.zeros(volume.shape, dtype=bool)
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = mask_crop
     if progress:
         progress("done", 1.0)
     return out
-
-
-def _keep_clicked(mask: np.ndarray, crop: Volume, positives_mm) -> np.ndarray:
-    """The connected parts of ``mask`` that hold a positive click (all of it if none does)."""
-    import SimpleITK as sitk
-
-    if not mask.any():
-        return mask
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
-    keep = set()
-    for p in positives_mm:
-        zyx = crop.patient_to_voxel(p, clip=True)
-        if labels[tuple(zyx)]:
-            keep.add(int(labels[tuple(zyx)]))
-    return np.isin(labels, list(keep)) if keep else mask

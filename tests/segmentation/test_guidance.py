@@ -60,3 +60,12 @@ def test_resample_keeps_physical_extent_and_labels():
     assert r.array.sum() * 4 == pytest.approx(mask.sum(), rel=0.15)
     centre = v.index_to_patient((19.5, 19.5, 4.5))
     assert np.allclose(r.index_to_patient((9.5, 9.5, 4.5)), centre)
+
+
+def test_keep_clicked_drops_parts_without_a_click():
+    from medviewer.segmentation.guidance import keep_clicked
+
+    mask = ball((20, 20, 40), (10, 10, 8), 4) | ball((20, 20, 40), (10, 10, 30), 4)
+    kept = keep_clicked(mask, [(10.2, 9.8, 8.4)])
+    assert kept.sum() == mask.sum() // 2 and kept[10, 10, 8] and not kept[10, 10, 30]
+    assert np.array_equal(keep_clicked(mask, [(0, 0, 0)]), mask)  # no click inside: all of it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from medviewer.commands.points import parse_point
 from medviewer.core.errors import MedviewerError
 
 
@@ -32,12 +33,9 @@ def register(sub) -> None:
 
 def _point(text: str) -> tuple[float, float, float]:
     try:
-        values = tuple(float(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise MedviewerError(f"a point is three numbers X,Y,Z in mm, got {text!r}")
-    return values  # type: ignore[return-value]
+        return parse_point(text)
+    except ValueError as exc:
+        raise MedviewerError(str(exc)) from None
 
 
 def run(args) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 
+from medviewer.commands.points import parse_point
 from medviewer.core.errors import MedviewerError
 
 ENGINES = ("learned", "classical")
@@ -19,12 +20,9 @@ def _point(text: str) -> tuple[float, float, float]:
     import argparse
 
     try:
-        values = tuple(float(v) for v in text.replace(";", ",").split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"expected X,Y,Z in millimetres, got {text!r}")
-    return values  # type: ignore[return-value]
+        return parse_point(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub) -> None:

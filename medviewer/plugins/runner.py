@@ -356,7 +356,9 @@ class Runner:
 
     # ---- thread jobs -------------------------------------------------------------------------
     def _run_thread(self, job: Job, timeout_s: float | None) -> None:
-        token = CancelToken()
+        # The plugin sees the job's own cancel flag, so a cancel asked for before the plugin
+        # returns always ends the job aborted, however the monitor loop below is scheduled.
+        token = CancelToken(job._cancel_requested)
 
         def progress(stage: str, fraction: float | None = None) -> None:
             if not job.done:

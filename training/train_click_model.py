@@ -42,6 +42,9 @@ MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(64, 96, 96), sigma_vo
 TRAIN_PATCH_ZYX = (48, 80, 80)
 # Share of training windows that reach beyond the crop (see _extended_window).
 EXTEND_FRACTION = 0.5
+# Share of training windows around a synthetic lesion: a training tumour pasted into another
+# training case's body (see paste_tumour). Set by --paste.
+PASTE_FRACTION = 0.0
 TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 19)]
 VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
 ROI_NAME = "GTV_Mass_CT"
@@ -76,12 +79,61 @@ def load_cases(work: str, names: list[str]):
     cases = []
     for name in names:
         z = np.load(os.path.join(work, "cache", f"{name}.npz"))
-        mask = z["mask"]
-        dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
-            sitk.GetImageFromArray(mask.astype(np.uint8)), insideIsPositive=True, squaredDistance=False,
-            useImageSpacing=False))
-        cases.append({"name": name, "ct": z["ct"], "mask": mask, "depth": np.clip(dist, 0, None)})
+        cases.append({"name": name, "ct": z["ct"], "mask": z["mask"], "depth": _depth(z["mask"])})
     return cases
+
+
+def _depth(mask: np.ndarray) -> np.ndarray:
+    """Distance (voxels) from each tumour voxel to the tumour's edge; 0 outside."""
+    import SimpleITK as sitk
+
+    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+        sitk.GetImageFromArray(mask.astype(np.uint8)), insideIsPositive=True, squaredDistance=False,
+        useImageSpacing=False))
+    return np.clip(dist, 0, None)
+
+
+def paste_tumour(recipient, donor, rng, tries: int = 20):
+    """A synthetic case: ``donor``'s tumour (its CT voxels, edges blended) placed at a random spot
+    in ``recipient``'s body; the pasted tumour is the one to segment (the recipient's own tumour,
+    where it is not covered, is background: only the clicked object counts). None when the donor's
+    tumour does not fit or no spot keeps it in the body, off bone and off the recipient's tumour."""
+    import SimpleITK as sitk
+
+    nz = np.nonzero(donor["mask"])
+    lo = np.array([a.min() for a in nz])
+    hi = np.array([a.max() for a in nz]) + 1
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    t_ct, t_mask = donor["ct"][box], donor["mask"][box]
+    for axis in (1, 2):
+        if rng.random() < 0.5:
+            t_ct, t_mask = np.flip(t_ct, axis), np.flip(t_mask, axis)
+    # The recipient's body continues mirrored beyond its crop (as in _extended_window), so that
+    # a large donor tumour finds room beside the recipient's own.
+    size = np.asarray(t_mask.shape)
+    pads = [(int(n), int(n)) for n in size // 2]
+    canvas = np.pad(recipient["ct"], pads, mode="symmetric")
+    occupied = np.pad(recipient["mask"], pads, mode="symmetric")
+    shape = np.asarray(canvas.shape)
+    soft = sitk.GetArrayFromImage(sitk.DiscreteGaussian(sitk.GetImageFromArray(t_mask.astype(np.float32)), 0.5))
+    alpha = np.clip(soft * 1.5, 0, 1)
+    alpha[t_mask] = np.maximum(alpha[t_mask], 0.9)
+    for _ in range(tries):
+        at = np.array([rng.integers(0, n + 1) for n in shape - size])
+        place = tuple(slice(a, a + n) for a, n in zip(at, size))
+        under = canvas[place]
+        hu = under[t_mask]
+        if (hu > -300).mean() < 0.95 or (hu > 300).mean() > 0.05:  # in the body, not on air or bone
+            continue
+        if occupied[place][t_mask].any():  # beside the recipient's tumour, not inside it
+            continue
+        ct = canvas.copy()
+        ct[place] = alpha * t_ct + (1 - alpha) * under
+        mask = np.zeros(canvas.shape, bool)
+        mask[place] = t_mask
+        return {"name": f"{donor['name']}-in-{recipient['name']}", "ct": ct.astype(np.float32),
+                "mask": mask, "depth": _depth(mask)}
+    return None
 
 
 SPACING_ZYX = MODEL_GRID.spacing[::-1]
@@ -223,8 +275,18 @@ def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None)
 
 
 # ---- training ----------------------------------------------------------------------------------
+def _training_case(cases, rng):
+    """A training case, or with probability PASTE_FRACTION a synthetic one (paste_tumour)."""
+    case = cases[rng.integers(len(cases))]
+    if PASTE_FRACTION and rng.random() < PASTE_FRACTION:
+        donor = cases[rng.integers(len(cases))]
+        if donor is not case:
+            return paste_tumour(case, donor, rng) or case
+    return case
+
+
 def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed: int,
-          init: str | None = None, val_every: int = 250) -> None:
+          init: str | None = None, val_every: int = 250, paste: float = 0.0) -> None:
     import torch
     from monai.losses import DiceCELoss
 
@@ -247,13 +309,15 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
         net.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["model"])
         state["init"] = os.path.basename(init)
         print(f"starting from the weights in {init}", flush=True)
+    global PASTE_FRACTION
+    PASTE_FRACTION = state["paste_fraction"] = paste
     deadline = time.time() + hours * 3600
     t0, losses = time.time(), []
     while time.time() < deadline and state["iteration"] < total_iters:
         it = state["iteration"]
         for group in opt.param_groups:  # cosine schedule over total_iters
             group["lr"] = 1e-5 + 0.5 * (lr - 1e-5) * (1 + math.cos(math.pi * it / total_iters))
-        samples = [sample(train_cases[rng.integers(len(train_cases))], rng) for _ in range(batch)]
+        samples = [sample(_training_case(train_cases, rng), rng) for _ in range(batch)]
         pos = [[s[2]] for s in samples]
         neg = [[] for _ in samples]
         rounds = rng.choice([0, 0, 1, 1, 2])  # DeepEdit: some batches see corrective clicks
@@ -414,6 +478,8 @@ def main() -> None:
     ap.add_argument("--from-iteration", type=int, default=0, help="average: first snapshot to use")
     ap.add_argument("--init", default=None, help="train: start from these weights (a fresh --work)")
     ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--paste", type=float, default=0.0,
+                    help="train: share of windows around a training tumour pasted into another case")
     ap.add_argument("--patch", default=None, help="evaluate: window z,y,x (default: the model grid's)")
     ap.add_argument("--flips", action="store_true", help="test-time flips in evaluate")
     a = ap.parse_args()
@@ -421,7 +487,7 @@ def main() -> None:
     if a.step == "prepare":
         prepare(a.work)
     elif a.step == "train":
-        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed, a.init, a.val_every)
+        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed, a.init, a.val_every, a.paste)
     elif a.step == "average":
         average(a.work, a.from_iteration, a.weights or os.path.join(a.work, "averaged_model.pt"))
     elif a.step == "export-bundle":

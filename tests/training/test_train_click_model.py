@@ -49,6 +49,29 @@ def test_rotation_keeps_click_and_mask_together():
         assert 0.5 * case["mask"].sum() < mask.sum() < 1.7 * case["mask"].sum()
 
 
+def test_a_pasted_tumour_lies_in_the_body_beside_the_recipients_own():
+    recipient = synthetic_case(radius=6)
+    donor = synthetic_case(shape=(20, 30, 30), centre=(10, 15, 15), radius=5)
+    donor["ct"] = np.where(donor["mask"], 111.0, 20.0).astype(np.float32)
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        case = T.paste_tumour(recipient, donor, rng)
+        assert case is not None
+        mask = case["mask"]
+        assert mask.sum() == donor["mask"].sum()  # the donor's tumour, whole, is the only label
+        hu = case["ct"][mask]  # its own voxels, the edge ones blended with what lies under them
+        assert np.median(hu) == 111.0 and hu.min() > 0.9 * 111 - 0.1 * 40
+        lo = np.array([5, 5, 5])  # half the donor tumour's extent (11 voxels): the mirrored margin
+        own = np.zeros(mask.shape, bool)
+        own[lo[0]:lo[0] + 30, lo[1]:lo[1] + 50, lo[2]:lo[2] + 60] = recipient["mask"]
+        assert not (mask & own).any()  # beside the recipient's tumour, never on it
+        assert case["depth"][mask].max() >= 3 and case["depth"][~mask].max() == 0
+        ct, window_mask, click = T.sample(case, rng)
+        assert window_mask[tuple(np.rint(click).astype(int))]
+    air = dict(recipient, ct=np.full(recipient["ct"].shape, -1000.0, np.float32))
+    assert T.paste_tumour(air, donor, rng) is None  # no body to place it in
+
+
 class ThresholdNet:
     """Stands in for the network: lesion where the CT channel is bright and no negative click sits."""
 

@@ -59,6 +59,19 @@ def window_bounds(shape_zyx, centre_zyx, size_zyx) -> tuple[np.ndarray, np.ndarr
     return lower, lower + size
 
 
+def network_windows(shape_zyx, positives_zyx, size_zyx, margin: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The windows the network runs on: one around the first positive click, then one around
+    each later positive click that lies outside (or within ``margin`` voxels of the edge of)
+    every window so far, so that a click on a large lesion's far end is always seen."""
+    windows: list[tuple[np.ndarray, np.ndarray]] = []
+    for p in positives_zyx:
+        p = np.asarray(p, dtype=float)
+        seen = any(np.all(p >= lo + margin) and np.all(p < hi - margin) for lo, hi in windows)
+        if not seen:
+            windows.append(window_bounds(shape_zyx, p, size_zyx))
+    return windows
+
+
 def pad_to_multiple(array: np.ndarray, multiple: int = 16) -> np.ndarray:
     """``array`` (..., z, y, x) padded at the high ends of its last three axes (repeating the edge)
     to a multiple of ``multiple``, the size the UNet's strides need; crop the output back."""

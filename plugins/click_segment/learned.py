@@ -3,9 +3,10 @@
 The network ships as a MONAI bundle (resources/click_segment_bundle: configs/inference.json,
 configs/metadata.json, models/model.pt, docs/README.md the model card). Its network and its input
 geometry (model spacing, patch size) are read through MONAI's own bundle ConfigParser; the weights
-load with ``weights_only=True``. Inference: crop the volume around the first positive click,
-resample the crop to the model grid, run the network on one window around that click (inside the
-volume: no padding), resample the probability back onto the source grid and threshold it.
+load with ``weights_only=True``. Inference: crop the volume around the positive clicks, resample
+the crop to the model grid, run the network on a window around the first click and on one more
+around each positive click that falls outside the windows so far (each window inside the volume:
+no padding), resample the probability back onto the source grid and threshold it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 from medviewer.segmentation.guidance import (
-    ModelGrid, keep_clicked, network_input, pad_to_multiple, resample_to_spacing, window_bounds)
+    ModelGrid, keep_clicked, network_input, network_windows, pad_to_multiple, resample_to_spacing)
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "resources" / "click_segment_bundle"
 _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
@@ -67,6 +68,13 @@ def load_model(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu") 
         return _CACHE[key]
 
 
+def _centre_weights(shape_zyx) -> np.ndarray:
+    """Separable Gaussian weights over a window (sigma: 1/8 of its size per axis, as MONAI's
+    sliding-window 'gaussian' mode), peak 1 at its centre."""
+    axes = [np.exp(-0.5 * ((np.arange(n) - (n - 1) / 2) / max(n / 8, 1e-3)) ** 2) for n in shape_zyx]
+    return (axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]).astype(np.float32) + 1e-6
+
+
 def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEFAULT_BUNDLE,
                     device: str = "cpu", progress=None, cancelled=None, threshold: float = 0.5) -> np.ndarray:
     """A boolean mask on ``volume``'s grid from clicks in LPS mm."""
@@ -82,34 +90,40 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
     grid = model.grid
     if progress:
         progress("cropping", 0.1)
-    # Native crop covering the patch around the first click (plus a margin for resampling).
+    # Native crop covering a window around every positive click (plus a margin for resampling).
     half_mm = (np.asarray(grid.patch_zyx[::-1]) / 2.0 + 2) * np.asarray(grid.spacing)
-    centre_zyx = volume.patient_to_index(positives_mm[0])[::-1]
+    clicks_zyx = np.array([volume.patient_to_index(p)[::-1] for p in positives_mm])
     reach = np.ceil(half_mm[::-1] / np.asarray(volume.spacing)[::-1]).astype(int)
-    lower = np.maximum(np.floor(centre_zyx).astype(int) - reach, 0)
-    upper = np.minimum(np.ceil(centre_zyx).astype(int) + reach + 1, volume.shape)
+    lower = np.maximum(np.floor(clicks_zyx.min(0)).astype(int) - reach, 0)
+    upper = np.minimum(np.ceil(clicks_zyx.max(0)).astype(int) + reach + 1, volume.shape)
     crop = volume.crop(lower, upper)
     model_crop = resample_to_spacing(crop.with_array(crop.array.astype(np.float32)), grid.spacing)
     to_model = lambda pts: [model_crop.patient_to_index(p)[::-1] for p in pts]  # noqa: E731
     pos, neg = to_model(positives_mm), to_model(negatives_mm)
-    # The network's window: up to the bundle's patch size around the first click, inside the
-    # volume (it was trained on real voxels only), padded to its strides and cropped back.
-    patch_lower, patch_upper = window_bounds(model_crop.shape, pos[0], grid.patch_zyx)
-    box = tuple(slice(lo, hi) for lo, hi in zip(patch_lower, patch_upper))
-    patch = model_crop.array[box].astype(np.float32)
-    x = network_input(patch, [p - patch_lower for p in pos], [n - patch_lower for n in neg], grid.sigma_vox)
-    if cancelled and cancelled():
-        raise MedviewerError("segmentation cancelled")
-    if progress:
-        progress("inference", 0.3)
-    z, y, x_ = patch.shape
-    with torch.inference_mode():
-        logits = model.net(torch.from_numpy(pad_to_multiple(x))[None].to(model.device))
-        prob = torch.softmax(logits, 1)[0, 1, :z, :y, :x_].float().cpu().numpy()
+    windows = network_windows(model_crop.shape, pos, grid.patch_zyx)
+    # Each window sees every click that falls in it. Where windows overlap, their probabilities
+    # are averaged with Gaussian weights that favour each window's centre (as MONAI's sliding
+    # window does: a window knows least near its edges); outside every window it is 0.
+    total = np.zeros(model_crop.shape, np.float32)
+    weight = np.zeros(model_crop.shape, np.float32)
+    for k, (patch_lower, patch_upper) in enumerate(windows):
+        if cancelled and cancelled():
+            raise MedviewerError("segmentation cancelled")
+        if progress:
+            progress("inference", 0.3 + 0.5 * k / len(windows))
+        box = tuple(slice(lo, hi) for lo, hi in zip(patch_lower, patch_upper))
+        patch = model_crop.array[box].astype(np.float32)
+        x = network_input(patch, [p - patch_lower for p in pos], [n - patch_lower for n in neg], grid.sigma_vox)
+        z, y, x_ = patch.shape
+        with torch.inference_mode():
+            logits = model.net(torch.from_numpy(pad_to_multiple(x))[None].to(model.device))
+            prob = torch.softmax(logits, 1)[0, 1, :z, :y, :x_].float().cpu().numpy()
+        w = _centre_weights(patch.shape)
+        total[box] += w * prob
+        weight[box] += w
     if progress:
         progress("resampling", 0.8)
-    prob_volume = Volume(prob, spacing=grid.spacing, origin=tuple(model_crop.voxel_to_patient(patch_lower)),
-                         direction=model_crop.direction)
+    prob_volume = model_crop.with_array(np.divide(total, weight, out=np.zeros_like(total), where=weight > 0))
     reference = crop.to_sitk()
     back = sitk.Resample(prob_volume.to_sitk(), reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask_crop = sitk.GetArrayFromImage(back) > threshold

@@ -51,3 +51,29 @@ def test_one_click_on_a_validation_tumour(sts_cases):
         again = plugin.run(Request(volume, Prompts((tuple(click),), (tuple(neg),)), params),
                            lambda *a: None, CancelToken())
         assert (again.label_map.array > 0).sum() != mask.sum()
+
+
+class BrightNet:
+    """Stands in for the network: lesion where the CT channel is bright."""
+
+    def __call__(self, x):
+        lesion = (x[:, :1] > (100 / 300)).float()
+        return torch.cat([1 - lesion, lesion], 1) * 10
+
+
+def test_a_click_beyond_the_first_window_still_counts(monkeypatch):
+    from medviewer.core import Volume
+    from medviewer.segmentation.guidance import ModelGrid
+    from plugins.click_segment import learned
+
+    model = learned.LoadedModel(BrightNet(), ModelGrid((1.0, 1.0, 1.0), (16, 16, 16), 1.0), "cpu")
+    monkeypatch.setattr(learned, "load_model", lambda bundle, device: model)
+    ct = np.full((120, 32, 32), 20.0, np.float32)
+    ct[10:110, 12:20, 12:20] = 200.0  # a bar 100 mm long, far longer than the 16 mm window
+    volume = Volume(ct, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    near, far = (16.0, 16.0, 20.0), (16.0, 16.0, 90.0)  # LPS mm = (x, y, z) here
+    first = learned.segment_learned(volume, [near])
+    assert first[20].any() and not first[60:].any()  # one window around the click
+    both = learned.segment_learned(volume, [near, far])
+    assert both[20].any() and both[90].any()  # the far click got a window of its own
+    assert not both[ct < 100].any()

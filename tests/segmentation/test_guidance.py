@@ -3,8 +3,8 @@ import pytest
 
 from medviewer.core import Volume
 from medviewer.segmentation.guidance import (
-    click_map, corrective_click, deepest_point, dice, network_input, pad_to_multiple, resample_to_spacing,
-    window_bounds)
+    click_map, corrective_click, deepest_point, dice, network_input, network_windows, pad_to_multiple,
+    resample_to_spacing, window_bounds)
 
 
 def ball(shape, centre, radius):
@@ -17,6 +17,16 @@ def test_window_stays_inside_the_volume():
     assert tuple(lower) == (0, 4, 18) and tuple(upper) == (16, 36, 50)  # shifted in, not padded
     lower, upper = window_bounds((10, 40, 50), (5, 20, 25), (16, 32, 32))
     assert tuple(upper - lower) == (10, 32, 32)  # never larger than the volume
+
+
+def test_a_window_for_each_click_the_windows_so_far_do_not_see():
+    shape, size = (100, 40, 40), (16, 32, 32)
+    windows = network_windows(shape, [(20, 20, 20), (22, 18, 22), (80, 20, 20), (77, 20, 20)], size)
+    assert [tuple(lo) for lo, hi in windows] == [(12, 4, 4), (72, 4, 4)]  # the 2nd and 4th are seen
+    assert len(network_windows(shape, [(20, 20, 20), (26, 20, 20)], size, margin=0)) == 1
+    # 2 voxels from the first window's edge there is too little context: it gets its own window
+    assert len(network_windows(shape, [(20, 20, 20), (26, 20, 20)], size, margin=4)) == 2
+    assert all(np.all(hi - lo == size) for lo, hi in network_windows(shape, [(0, 0, 0), (99, 39, 39)], size))
 
 
 def test_pad_to_multiple_repeats_the_edge():

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.errors import MedviewerError
+from medviewer.core.resources import resource_path
 from medviewer.core.volume import Volume
 from medviewer.segmentation.guidance import (
     ModelGrid, keep_clicked, network_input, network_windows, pad_to_multiple, resample_to_spacing)
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "resources" / "click_segment_bundle"
+DEFAULT_BUNDLE = resource_path("click_segment_bundle")
 _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
 _LOCK = threading.Lock()
 

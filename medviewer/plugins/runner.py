@@ -309,8 +309,16 @@ class Runner:
         before the user runs it; after each run another is started. No-op for thread plugins."""
         if manifest.isolation != "process":
             return
-        self._keep_warm.add(manifest.id)
         with self._idle_lock:
+            self._keep_warm.add(manifest.id)
+        self._rewarm(manifest)
+
+    def _rewarm(self, manifest: Manifest) -> None:
+        """Have a live waiting worker for ``manifest`` if it is kept warm (checked under the lock,
+        so that a run ending during shutdown starts none)."""
+        with self._idle_lock:
+            if manifest.id not in self._keep_warm:
+                return
             worker = self._idle.get(manifest.id)
             if worker is not None and worker.proc.is_alive() and worker.manifest == manifest:
                 return
@@ -321,8 +329,8 @@ class Runner:
     def shutdown(self) -> None:
         """Cancel running jobs and end the waiting child processes."""
         self.cancel_all()
-        self._keep_warm.clear()
         with self._idle_lock:
+            self._keep_warm.clear()
             idle, self._idle = list(self._idle.values()), {}
         for worker in idle:
             self._retire(worker)
@@ -442,11 +450,10 @@ class Runner:
             for q in (worker.in_q, out_q):
                 q.close()
                 q.cancel_join_thread()
-            if job.manifest.id in self._keep_warm:
-                try:
-                    self.warm(job.manifest)
-                except Exception:
-                    pass
+            try:
+                self._rewarm(job.manifest)
+            except Exception:
+                pass
 
     def _handle(self, job: Job, msg: tuple) -> bool:
         kind = msg[0]

@@ -429,13 +429,19 @@ def export_bundle(work: str, weights: str, out: str) -> None:
 
     metadata = {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
-        "version": "0.2.0",
+        "version": "0.3.0",
+        "changelog": {
+            "0.3.0": "fine-tuned from 0.2.0 with synthetic lesions (training tumours pasted into other cases)",
+            "0.2.0": "windows inside the volume, reaching beyond the sts crops; weight averaging",
+            "0.1.0": "first release",
+        },
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
         "name": "medviewer click-to-segment (soft-tissue tumour)",
         "task": "Interactive 3D lesion segmentation from positive/negative clicks on CT",
-        "description": "DeepGrow/DeepEdit-style UNet trained on the Soft-tissue-Sarcoma CTs STS_001-018.",
+        "description": "DeepGrow/DeepEdit-style UNet trained on the Soft-tissue-Sarcoma CTs STS_001-018 "
+                       "(and synthetic lesions made from them).",
         "authors": "medviewer developers",
         "copyright": "medviewer developers; training data CC BY 3.0 (TCIA Soft-tissue-Sarcoma)",
         "network_data_format": {

@@ -74,8 +74,6 @@ def prepare(work: str) -> None:
 
 
 def load_cases(work: str, names: list[str]):
-    import SimpleITK as sitk
-
     cases = []
     for name in names:
         z = np.load(os.path.join(work, "cache", f"{name}.npz"))

@@ -42,9 +42,6 @@ MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(64, 96, 96), sigma_vo
 TRAIN_PATCH_ZYX = (48, 80, 80)
 # Share of training windows that reach beyond the crop (see _extended_window).
 EXTEND_FRACTION = 0.5
-# Share of training windows around a synthetic lesion: a training tumour pasted into another
-# training case's body (see paste_tumour). Set by --paste.
-PASTE_FRACTION = 0.0
 TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 19)]
 VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
 ROI_NAME = "GTV_Mass_CT"
@@ -273,10 +270,11 @@ def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None)
 
 
 # ---- training ----------------------------------------------------------------------------------
-def _training_case(cases, rng):
-    """A training case, or with probability PASTE_FRACTION a synthetic one (paste_tumour)."""
+def _training_case(cases, rng, paste: float):
+    """A training case, or with probability ``paste`` (--paste) a synthetic one: a training
+    tumour pasted into another training case's body (paste_tumour)."""
     case = cases[rng.integers(len(cases))]
-    if PASTE_FRACTION and rng.random() < PASTE_FRACTION:
+    if paste and rng.random() < paste:
         donor = cases[rng.integers(len(cases))]
         if donor is not case:
             return paste_tumour(case, donor, rng) or case
@@ -307,15 +305,14 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
         net.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["model"])
         state["init"] = os.path.basename(init)
         print(f"starting from the weights in {init}", flush=True)
-    global PASTE_FRACTION
-    PASTE_FRACTION = state["paste_fraction"] = paste
+    state["paste_fraction"] = paste
     deadline = time.time() + hours * 3600
     t0, losses = time.time(), []
     while time.time() < deadline and state["iteration"] < total_iters:
         it = state["iteration"]
         for group in opt.param_groups:  # cosine schedule over total_iters
             group["lr"] = 1e-5 + 0.5 * (lr - 1e-5) * (1 + math.cos(math.pi * it / total_iters))
-        samples = [sample(_training_case(train_cases, rng), rng) for _ in range(batch)]
+        samples = [sample(_training_case(train_cases, rng, paste), rng) for _ in range(batch)]
         pos = [[s[2]] for s in samples]
         neg = [[] for _ in samples]
         rounds = rng.choice([0, 0, 1, 1, 2])  # DeepEdit: some batches see corrective clicks

@@ -115,6 +115,16 @@ def test_exported_bundle_loads_in_the_plugin(tmp_path):
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
 
 
+def test_the_shipped_bundle_runs_on_the_training_window_and_grid():
+    """Instance norm ties the network's features to what its window holds: the plugin's window
+    must be the one the network was trained on (a larger one under-segmented large tumours)."""
+    from plugins.click_segment.learned import DEFAULT_BUNDLE, load_model
+
+    grid = load_model(DEFAULT_BUNDLE).grid
+    assert grid.patch_zyx == tuple(T.TRAIN_PATCH_ZYX)
+    assert grid == T.MODEL_GRID
+
+
 @pytest.mark.parametrize("shape", [(17, 33, 40), (16, 32, 32)])
 def test_predict_patch_returns_the_window_shape(shape):
     prob = T.predict_patch(ThresholdNet(), np.zeros(shape, np.float32), [np.array(shape) / 2], [])

@@ -102,6 +102,9 @@ def paste_tumour(recipient, donor, rng, tries: int = 20):
     hi = np.array([a.max() for a in nz]) + 1
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     t_ct, t_mask = donor["ct"][box], donor["mask"][box]
+    # The pasted tumour's density moves by up to +-15 HU: sarcomas differ from the muscle around
+    # them by 10-30 HU, so this varies the contrast the network must find the edge by.
+    t_ct = t_ct + np.float32(rng.uniform(-15, 15))
     for axis in (1, 2):
         if rng.random() < 0.5:
             t_ct, t_mask = np.flip(t_ct, axis), np.flip(t_mask, axis)
@@ -167,7 +170,10 @@ def sample(case, rng, augment: bool = True):
             if rng.random() < 0.5:
                 ct, mask = np.flip(ct, axis), np.flip(mask, axis)
                 click[axis] = ct.shape[axis] - 1 - click[axis]
-        ct = ct * rng.uniform(0.92, 1.08) + rng.uniform(-20, 20) + rng.normal(0, 8, ct.shape).astype(np.float32)
+        # Contrast about soft tissue (40 HU), a level shift, and noise of a random strength (the
+        # sts scans range from smooth to streaky).
+        ct = (40 + (ct - 40) * rng.uniform(0.85, 1.2) + rng.uniform(-20, 20)
+              + rng.normal(0, rng.uniform(0, 15), ct.shape).astype(np.float32))
     return np.ascontiguousarray(ct, dtype=np.float32), np.ascontiguousarray(mask), click
 
 

@@ -32,7 +32,8 @@ if [ "$run_demo" = 1 ]; then
   "$MV" demo demo-study --no-open
   "$MV" info demo-study
   # The classical engine: the phantom's lesions are smooth synthetic spheres, which region growing
-  # outlines (Dice 0.86); the learned default, trained on real sarcomas, under-segments them.
+  # outlines (Dice 0.86); the learned default, trained on real sarcomas, spills around the small
+  # lung sphere and from the liver lesion.
   echo "== click-to-segment lesion 1 (right lung) from one point, as a DICOM SEG"
   "$MV" segment demo-study --point=-80,-5,25 --engine classical --out demo-study/lesion1-seg.dcm
   "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --out demo-study/lesion1-report.csv --force

@@ -432,8 +432,9 @@ def export_bundle(work: str, weights: str, out: str) -> None:
 
     metadata = {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
-        "version": "0.3.1",
+        "version": "0.4.0",
         "changelog": {
+            "0.4.0": "fine-tuned from 0.3.0 with contrast and noise augmentation and more synthetic lesions (half the windows)",
             "0.3.1": "inference window 48 x 80 x 80, the training window (was 64 x 96 x 96); same weights",
             "0.3.0": "fine-tuned from 0.2.0 with synthetic lesions (training tumours pasted into other cases)",
             "0.2.0": "windows inside the volume, reaching beyond the sts crops; weight averaging",

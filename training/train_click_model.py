@@ -38,7 +38,7 @@ from medviewer.segmentation.guidance import (  # noqa: E402
 # (never padding: a network with instance norm learns the padding otherwise, and then fails on a
 # full field of view). Training and inference use the same window: instance norm makes the
 # network's features depend on what the window holds, so a larger window at inference than in
-# training (64 x 96 x 96 until v0.3.1) under-segments large tumours (on the validation cases the
+# training (64 x 96 x 96 until v0.3.0) under-segments large tumours (on the validation cases the
 # training size raised STS_020 from 0.66 to 0.72 and STS_021 from 0.46 to 0.50 after one click).
 MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(48, 80, 80), sigma_vox=2.0)
 TRAIN_PATCH_ZYX = MODEL_GRID.patch_zyx

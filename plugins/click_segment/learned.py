@@ -22,7 +22,8 @@ from medviewer.core.errors import MedviewerError
 from medviewer.core.resources import resource_path
 from medviewer.core.volume import Volume
 from medviewer.segmentation.guidance import (
-    ModelGrid, keep_clicked, network_input, network_windows, pad_to_multiple, resample_to_spacing)
+    ModelGrid, deepest_point, keep_clicked, network_input, network_windows, pad_to_multiple,
+    resample_to_spacing)
 
 DEFAULT_BUNDLE = resource_path("click_segment_bundle")
 _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
@@ -77,26 +78,87 @@ def _centre_weights(shape_zyx) -> np.ndarray:
 
 
 def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEFAULT_BUNDLE,
-                    device: str = "cpu", progress=None, cancelled=None, threshold: float = 0.5) -> np.ndarray:
-    """A boolean mask on ``volume``'s grid from clicks in LPS mm."""
-    import SimpleITK as sitk
-    import torch
+                    device: str = "cpu", progress=None, cancelled=None, threshold: float = 0.5,
+                    follow: bool = True) -> np.ndarray:
+    """A boolean mask on ``volume``'s grid from clicks in LPS mm.
 
+    ``follow``: a lesion larger than the network's window (192 mm across slices) is cut off at the
+    window's face. Where the first result fills the last ``FOLLOW_SLAB_MM`` before a face with at
+    least ``FOLLOW_MIN_ML`` and the volume goes on beyond it, the engine adds a positive point of
+    its own at the middle of that cut (the deepest point of the mask there: lesion, as far as the
+    network can tell) and runs once more, which gives that point a window of its own reaching past
+    the face. At most two such points, one round; the user's clicks are not changed. The network
+must be sure of the lesion at such a point (``FOLLOW_MIN_PROBABILITY``): a spill that reaches
+the face is not followed."""
     if not len(positives_mm):
         raise MedviewerError("click-to-segment needs at least one positive point")
     for p in list(positives_mm) + list(negatives_mm):
         if not volume.contains_point(p):
             raise MedviewerError(f"point {list(p)} mm lies outside the volume")
     model = load_model(bundle, device)
+    stages = (0.0, 0.5) if follow else (0.0, 1.0)
+    run = _probability(volume, positives_mm, negatives_mm, model, progress, cancelled, stages[0], stages[1])
+    if follow:
+        extra = _cut_lesion_points(volume, run, positives_mm, threshold)
+        if extra:
+            run = _probability(volume, list(positives_mm) + extra, negatives_mm, model, progress,
+                               cancelled, 0.5, 0.5)
+    crop, lower, upper, prob = run.crop, run.lower, run.upper, run.native_probability()
+    mask_crop = keep_clicked(prob > threshold, [crop.patient_to_voxel(p, clip=True) for p in positives_mm])
+    out = np.zeros(volume.shape, dtype=bool)
+    out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = mask_crop
+    if progress:
+        progress("done", 1.0)
+    return out
+
+
+# A lesion reaching the window's face: the slab before the face that is looked at, and how much
+# lesion it must hold for the engine to follow the lesion beyond (see segment_learned).
+FOLLOW_SLAB_MM = 12.0
+FOLLOW_MIN_ML = 5.0
+# ... and how sure the network must be of the lesion at the middle of the cut (a thin spill that
+# reaches the face sits at about 0.5; a lesion cut through, at 0.9).
+FOLLOW_MIN_PROBABILITY = 0.8
+FOLLOW_MAX_POINTS = 2
+
+
+@dataclass
+class _Run:
+    """One pass of the network: the native crop it covered and the probability on the model grid."""
+    crop: Volume
+    lower: np.ndarray
+    upper: np.ndarray
+    model_crop: Volume
+    windows: list
+    probability: np.ndarray  # on model_crop's grid
+
+    def native_probability(self) -> np.ndarray:
+        import SimpleITK as sitk
+
+        prob = self.model_crop.with_array(self.probability)
+        back = sitk.Resample(prob.to_sitk(), self.crop.to_sitk(), sitk.Transform(), sitk.sitkLinear,
+                             0.0, sitk.sitkFloat32)
+        return sitk.GetArrayFromImage(back)
+
+
+def _probability(volume: Volume, positives_mm, negatives_mm, model: LoadedModel, progress, cancelled,
+                 start: float, span: float) -> _Run:
+    import torch
+
     grid = model.grid
     if progress:
-        progress("cropping", 0.1)
+        progress("cropping", start + 0.1 * span)
     # Native crop covering a window around every positive click (plus a margin for resampling).
     half_mm = (np.asarray(grid.patch_zyx[::-1]) / 2.0 + 2) * np.asarray(grid.spacing)
     clicks_zyx = np.array([volume.patient_to_index(p)[::-1] for p in positives_mm])
     reach = np.ceil(half_mm[::-1] / np.asarray(volume.spacing)[::-1]).astype(int)
-    lower = np.maximum(np.floor(clicks_zyx.min(0)).astype(int) - reach, 0)
-    upper = np.minimum(np.ceil(clicks_zyx.max(0)).astype(int) + reach + 1, volume.shape)
+    lower = np.floor(clicks_zyx.min(0)).astype(int) - reach
+    upper = np.ceil(clicks_zyx.max(0)).astype(int) + reach + 1
+    # Near the volume's edge the crop is shifted inwards rather than cut, so that the network's
+    # window keeps the size it was trained on wherever the volume is large enough.
+    shape = np.asarray(volume.shape)
+    shift = np.maximum(0, -lower) - np.maximum(0, upper - shape)
+    lower, upper = np.clip(lower + shift, 0, shape), np.clip(upper + shift, 0, shape)
     crop = volume.crop(lower, upper)
     model_crop = resample_to_spacing(crop.with_array(crop.array.astype(np.float32)), grid.spacing)
     to_model = lambda pts: [model_crop.patient_to_index(p)[::-1] for p in pts]  # noqa: E731
@@ -111,7 +173,7 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
         if cancelled and cancelled():
             raise MedviewerError("segmentation cancelled")
         if progress:
-            progress("inference", 0.3 + 0.5 * k / len(windows))
+            progress("inference", start + span * (0.3 + 0.5 * k / len(windows)))
         box = tuple(slice(lo, hi) for lo, hi in zip(patch_lower, patch_upper))
         patch = model_crop.array[box].astype(np.float32)
         x = network_input(patch, [p - patch_lower for p in pos], [n - patch_lower for n in neg], grid.sigma_vox)
@@ -123,14 +185,42 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
         total[box] += w * prob
         weight[box] += w
     if progress:
-        progress("resampling", 0.8)
-    prob_volume = model_crop.with_array(np.divide(total, weight, out=np.zeros_like(total), where=weight > 0))
-    reference = crop.to_sitk()
-    back = sitk.Resample(prob_volume.to_sitk(), reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    mask_crop = sitk.GetArrayFromImage(back) > threshold
-    mask_crop = keep_clicked(mask_crop, [crop.patient_to_voxel(p, clip=True) for p in positives_mm])
-    out = np.zeros(volume.shape, dtype=bool)
-    out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = mask_crop
-    if progress:
-        progress("done", 1.0)
-    return out
+        progress("resampling", start + 0.8 * span)
+    probability = np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
+    return _Run(crop, lower, upper, model_crop, windows, probability)
+
+
+def _cut_lesion_points(volume: Volume, run: _Run, positives_mm, threshold: float) -> list[np.ndarray]:
+    """Points (LPS mm) in the middle of where the lesion mask is cut off by a window face beyond
+    which the volume goes on and no other window looks, largest cut first (see segment_learned)."""
+    grid = run.model_crop
+    spacing_zyx = np.asarray(grid.spacing)[::-1]
+    mask = keep_clicked(run.probability > threshold, [grid.patient_to_index(p)[::-1] for p in positives_mm])
+    voxel_ml = grid.voxel_volume_ml
+    cuts = []
+    for lo, hi in run.windows:
+        for axis in range(3):
+            depth = max(1, int(round(FOLLOW_SLAB_MM / spacing_zyx[axis])))
+            for side, (a, b) in ((-1, (lo[axis], lo[axis] + depth)), (1, (hi[axis] - depth, hi[axis]))):
+                box = [slice(l_, h_) for l_, h_ in zip(lo, hi)]
+                box[axis] = slice(a, b)
+                slab = np.zeros_like(mask)
+                slab[tuple(box)] = mask[tuple(box)]
+                amount = int(slab.sum())
+                if amount * voxel_ml < FOLLOW_MIN_ML:
+                    continue
+                found = deepest_point(slab, spacing_zyx)
+                if found is None or run.probability[tuple(found[0])] < FOLLOW_MIN_PROBABILITY:
+                    continue
+                point = grid.voxel_to_patient(found[0].astype(float))
+                # The volume must go on beyond the face (a window at the volume's edge has no more),
+                # and no other window may cover what lies there.
+                beyond = found[0].astype(float)
+                beyond[axis] = (b - 1 if side > 0 else a) + side * 2.0
+                if not volume.contains_point(grid.voxel_to_patient(beyond)):
+                    continue
+                if any(np.all(beyond >= w_lo) and np.all(beyond < w_hi) for w_lo, w_hi in run.windows):
+                    continue
+                cuts.append((amount, point))
+    cuts.sort(key=lambda c: -c[0])
+    return [p for _, p in cuts[:FOLLOW_MAX_POINTS]]

@@ -72,8 +72,82 @@ def test_a_click_beyond_the_first_window_still_counts(monkeypatch):
     ct[10:110, 12:20, 12:20] = 200.0  # a bar 100 mm long, far longer than the 16 mm window
     volume = Volume(ct, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
     near, far = (16.0, 16.0, 20.0), (16.0, 16.0, 90.0)  # LPS mm = (x, y, z) here
-    first = learned.segment_learned(volume, [near])
+    first = learned.segment_learned(volume, [near], follow=False)
     assert first[20].any() and not first[60:].any()  # one window around the click
     both = learned.segment_learned(volume, [near, far])
     assert both[20].any() and both[90].any()  # the far click got a window of its own
     assert not both[ct < 100].any()
+
+
+def _bar_volume(last_slice=110):
+    from medviewer.core import Volume
+
+    ct = np.full((120, 32, 32), 20.0, np.float32)
+    ct[10:last_slice, 12:20, 12:20] = 200.0  # a bar far longer than the 16 mm window
+    return Volume(ct, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+
+
+class UnsureNet:
+    """Lesion probability 0.6 where the CT channel is bright."""
+
+    def __call__(self, x):
+        lesion = (x[:, :1] > (100 / 300)).float()
+        return torch.cat([torch.zeros_like(lesion), lesion * float(np.log(1.5))], 1)
+
+
+def _use(monkeypatch, net):
+    """The learned engine with ``net`` on a 1 mm grid and a 16-voxel window; the follow rule
+    scaled to it (a 4 mm slab, 0.1 mL)."""
+    from medviewer.segmentation.guidance import ModelGrid
+    from plugins.click_segment import learned
+
+    model = learned.LoadedModel(net, ModelGrid((1.0, 1.0, 1.0), (16, 16, 16), 1.0), "cpu")
+    monkeypatch.setattr(learned, "load_model", lambda bundle, device: model)
+    monkeypatch.setattr(learned, "FOLLOW_SLAB_MM", 4.0)
+    monkeypatch.setattr(learned, "FOLLOW_MIN_ML", 0.1)
+    return learned
+
+
+def _z_range(mask):
+    z = np.nonzero(mask.any((1, 2)))[0]
+    return int(z.min()), int(z.max())
+
+
+def test_a_lesion_cut_by_the_window_is_followed_beyond_its_face(monkeypatch):
+    learned = _use(monkeypatch, BrightNet())
+    volume = _bar_volume()
+    click = (16.0, 16.0, 50.0)
+    once = learned.segment_learned(volume, [click], follow=False)
+    assert _z_range(once) == (42, 57)  # the 16-voxel window around the click
+    followed = learned.segment_learned(volume, [click])
+    low, high = _z_range(followed)
+    assert low < 42 - 4 and high > 57 + 4  # a window of its own beyond each face
+    assert low > 42 - 16 and high < 57 + 16  # one round only
+    assert not followed[volume.array < 100].any()
+    assert np.array_equal(once[42:58], followed[42:58])  # what the first window found stays
+
+
+def test_an_unsure_cut_is_not_followed(monkeypatch):
+    learned = _use(monkeypatch, UnsureNet())  # probability 0.6: above the threshold, not sure
+    volume = _bar_volume()
+    click = (16.0, 16.0, 50.0)
+    followed = learned.segment_learned(volume, [click])
+    assert _z_range(followed) == (42, 57)
+    assert np.array_equal(followed, learned.segment_learned(volume, [click], follow=False))
+
+
+def test_a_cut_at_the_volume_edge_is_not_followed(monkeypatch):
+    learned = _use(monkeypatch, BrightNet())
+    volume = _bar_volume(last_slice=120)  # the bar runs to the volume's last slice
+    followed = learned.segment_learned(volume, [(16.0, 16.0, 117.0)])
+    low, high = _z_range(followed)
+    assert high == 119  # the window was shifted inside the volume, its top at the last slice
+    assert 104 - 16 < low < 104 - 4  # followed downwards only
+
+
+def test_the_window_keeps_its_training_size_at_the_volume_edge(monkeypatch):
+    learned = _use(monkeypatch, BrightNet())
+    model = learned.load_model(None, "cpu")
+    run = learned._probability(_bar_volume(), [(16.0, 16.0, 2.0)], [], model, None, None, 0.0, 1.0)
+    assert [tuple(int(v) for v in hi - lo) for lo, hi in run.windows] == [(16, 16, 16)]
+    assert run.lower[0] == 0

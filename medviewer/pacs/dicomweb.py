@@ -128,11 +128,21 @@ class DicomWebClient:
                 filters[key] = value
         fields = ["PatientID", "PatientName", "StudyDate", "StudyDescription", "AccessionNumber",
                   "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
-        with self._errors("study query (QIDO-RS)"):
-            items = self._client.search_for_studies(search_filters=filters, fields=fields, limit=limit,
-                                                    get_remaining=False)
+        # Servers may cut long answers short (Orthanc's LimitFindResults, DCM4CHEE's page size):
+        # ask for the rest page by page (offset) until a page brings no study not seen yet.
+        found: dict[str, dict] = {}
+        while limit is None or len(found) < limit:
+            with self._errors("study query (QIDO-RS)"):
+                items = self._client.search_for_studies(
+                    search_filters=filters, fields=fields, get_remaining=False, offset=len(found) or None,
+                    limit=None if limit is None else limit - len(found))
+            before = len(found)
+            for it in items:
+                found.setdefault(str(_value(it, "0020000D")), it)
+            if len(found) == before:
+                break
         out = []
-        for it in items:
+        for it in list(found.values())[:limit]:
             modalities = tuple(it.get("00080061", {}).get("Value") or ())
             out.append(StudyResult(
                 study_instance_uid=str(_value(it, "0020000D")),

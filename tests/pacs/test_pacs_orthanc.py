@@ -286,6 +286,26 @@ def test_dicomweb_retrieve_pages_through_a_server_that_cuts_answers_short(orthan
     assert set(sts_study.sources) <= {f[:-4] for f in os.listdir(result.folder)}
 
 
+def test_dicomweb_study_query_pages_through_a_server_that_cuts_answers_short(orthanc, sts_study):
+    client = client_for(orthanc, "dicomweb")
+    everything = client.find_studies(StudyQuery())
+    assert sts_study.study_uid in {s.study_instance_uid for s in everything}
+    search = client._client.search_for_studies
+    calls = []
+
+    def one_at_a_time(**kw):
+        calls.append(kw.get("offset"))
+        return search(**kw)[:1]
+
+    client._client.search_for_studies = one_at_a_time
+    assert client.find_studies(StudyQuery()) == everything
+    n = len(everything)
+    assert calls == [None] + list(range(1, n + 1))  # the last page is empty: the end
+    calls.clear()
+    first = client.find_studies(StudyQuery(), limit=1)
+    assert len(first) == 1 and first[0] in everything and calls == [None]
+
+
 # ---- compressed files (JPEG 2000), and files a PACS refuses ------------------------------------
 
 def _j2k_copies(tmp_path, tag: str, n: int = 3) -> list[str]:

@@ -6,7 +6,8 @@ geometry (model spacing, patch size) are read through MONAI's own bundle ConfigP
 load with ``weights_only=True``. Inference: crop the volume around the positive clicks, resample
 the crop to the model grid, run the network on a window around the first click and on one more
 around each positive click that falls outside the windows so far (each window inside the volume:
-no padding), resample the probability back onto the source grid and threshold it.
+no padding), follow a lesion that the windows cut off (see segment_learned), resample the
+probability back onto the source grid and threshold it.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
     its own at the middle of that cut (the deepest point of the mask there: lesion, as far as the
     network can tell) and runs once more, which gives that point a window of its own reaching past
     the face. At most two such points, one round; the user's clicks are not changed. The network
-must be sure of the lesion at such a point (``FOLLOW_MIN_PROBABILITY``): a spill that reaches
-the face is not followed."""
+    must be sure of the lesion at such a point (``FOLLOW_MIN_PROBABILITY``): a spill that reaches
+    the face is not followed."""
     if not len(positives_mm):
         raise MedviewerError("click-to-segment needs at least one positive point")
     for p in list(positives_mm) + list(negatives_mm):

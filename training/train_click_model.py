@@ -171,19 +171,10 @@ def sample(case, rng, augment: bool = True):
                 ct, mask = np.flip(ct, axis), np.flip(mask, axis)
                 click[axis] = ct.shape[axis] - 1 - click[axis]
         # Contrast about soft tissue (40 HU), a level shift, and noise of a random strength (the
-        # sts scans range from smooth to streaky); sometimes a blur (a softer reconstruction kernel).
-        if rng.random() < 0.25:
-            ct = _blur(ct, rng.uniform(0.3, 1.0))
+        # sts scans range from smooth to streaky).
         ct = (40 + (ct - 40) * rng.uniform(0.85, 1.2) + rng.uniform(-20, 20)
               + rng.normal(0, rng.uniform(0, 15), ct.shape).astype(np.float32))
     return np.ascontiguousarray(ct, dtype=np.float32), np.ascontiguousarray(mask), click
-
-
-def _blur(ct: np.ndarray, sigma_vox: float) -> np.ndarray:
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(np.ascontiguousarray(ct, dtype=np.float32))
-    return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, sigma_vox))
 
 
 def _extended_window(case, centre, size):
@@ -204,14 +195,12 @@ def _extended_window(case, centre, size):
 
 
 def _rotate_scale(ct, mask, click, rng):
-    """Rotate in the axial plane (+-20 degrees), scale (0.8-1.25) about the window centre, and
-    bend the window by a smooth random displacement (elastic, about 1.5 voxels in-plane, 0.75
-    across slices: tumour shapes the 18 training cases do not have)."""
+    """Rotate in the axial plane (+-20 degrees) and scale (0.85-1.15) about the window centre."""
     import torch
     import torch.nn.functional as F
 
     angle = np.deg2rad(rng.uniform(-20, 20))
-    scale = rng.uniform(0.8, 1.25)
+    scale = rng.uniform(0.85, 1.15)
     zscale = scale * rng.uniform(0.95, 1.05)
     # in = A @ (out - c) + c in (z, y, x) voxels
     a = np.array([[zscale, 0, 0],
@@ -221,10 +210,6 @@ def _rotate_scale(ct, mask, click, rng):
     c = (shape - 1) / 2.0
     grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), -1)
     src = (grid - c) @ a.T.astype(np.float32) + c
-    coarse = torch.from_numpy(rng.normal(0, 1, (1, 3, 4, 5, 5)).astype(np.float32)
-                              * np.array([0.75, 1.5, 1.5], np.float32)[None, :, None, None, None])
-    bend = F.interpolate(coarse, size=tuple(int(n) for n in shape), mode="trilinear", align_corners=True)
-    src = src + bend[0].permute(1, 2, 3, 0).numpy()
     norm = 2 * src / np.maximum(shape - 1, 1) - 1  # to [-1, 1]
     g = torch.from_numpy(norm[..., ::-1].copy())[None].float()  # grid_sample wants (x, y, z)
     ct_t = torch.from_numpy(np.ascontiguousarray(ct, dtype=np.float32))[None, None]

@@ -46,7 +46,7 @@ def test_rotation_keeps_click_and_mask_together():
     for _ in range(10):
         ct, mask, click = T._rotate_scale(case["ct"], case["mask"], np.array([15.0, 25, 30]), rng)
         assert mask[tuple(np.rint(click).astype(int))]
-        assert 0.4 * case["mask"].sum() < mask.sum() < 2.3 * case["mask"].sum()
+        assert 0.5 * case["mask"].sum() < mask.sum() < 1.7 * case["mask"].sum()
 
 
 def test_a_pasted_tumour_lies_in_the_body_beside_the_recipients_own():

@@ -97,8 +97,7 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
         if not volume.contains_point(p):
             raise MedviewerError(f"point {list(p)} mm lies outside the volume")
     model = load_model(bundle, device)
-    stages = (0.0, 0.5) if follow else (0.0, 1.0)
-    run = _probability(volume, positives_mm, negatives_mm, model, progress, cancelled, stages[0], stages[1])
+    run = _probability(volume, positives_mm, negatives_mm, model, progress, cancelled, 0.0, 0.5 if follow else 1.0)
     if follow:
         extra = _cut_lesion_points(volume, run, positives_mm, threshold)
         if extra:

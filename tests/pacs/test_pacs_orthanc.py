@@ -269,16 +269,23 @@ def test_http_401_and_basic_authentication(tmp_path):
         httpd.server_close()
 
 
-def test_dicomweb_retrieve_pages_through_a_server_that_cuts_answers_short(orthanc, sts_study, tmp_path):
-    client = client_for(orthanc, "dicomweb")
-    search = client._client.search_for_instances
+def _cut_short(client, method: str, page: int) -> list:
+    """Make ``client``'s QIDO ``method`` answer at most ``page`` items a call, as servers with a
+    result limit do; returns the list of the offsets it is called with."""
+    search = getattr(client._client, method)
     calls = []
 
-    def at_most_20(**kw):
+    def cut(**kw):
         calls.append(kw.get("offset"))
-        return search(**kw)[:20]
+        return search(**kw)[:page]
 
-    client._client.search_for_instances = at_most_20
+    setattr(client._client, method, cut)
+    return calls
+
+
+def test_dicomweb_retrieve_pages_through_a_server_that_cuts_answers_short(orthanc, sts_study, tmp_path):
+    client = client_for(orthanc, "dicomweb")
+    calls = _cut_short(client, "search_for_instances", 20)
     n = client.find_studies(StudyQuery(study_instance_uid=sts_study.study_uid))[0].instance_count
     assert n == 49
     result = client.retrieve_study(sts_study.study_uid, tmp_path)
@@ -290,14 +297,7 @@ def test_dicomweb_study_query_pages_through_a_server_that_cuts_answers_short(ort
     client = client_for(orthanc, "dicomweb")
     everything = client.find_studies(StudyQuery())
     assert sts_study.study_uid in {s.study_instance_uid for s in everything}
-    search = client._client.search_for_studies
-    calls = []
-
-    def one_at_a_time(**kw):
-        calls.append(kw.get("offset"))
-        return search(**kw)[:1]
-
-    client._client.search_for_studies = one_at_a_time
+    calls = _cut_short(client, "search_for_studies", 1)
     assert client.find_studies(StudyQuery()) == everything
     n = len(everything)
     assert calls == [None] + list(range(1, n + 1))  # the last page is empty: the end

@@ -328,15 +328,20 @@ class PluginPanel(QWidget):
         prompts = Prompts()
         if self.use_cursor.isChecked():
             prompts = Prompts(positive=(tuple(self.document.cursor),))
+        # The plugin sees the image the views draw (a denoised layer on top, say) where it lies
+        # on the reference grid, which its label maps must share; else the reference image.
+        source = self.document.displayed_image
+        if source is None or not source.volume.same_grid(image.volume):
+            source = image
         try:
-            request = Request(image.volume, prompts, self.params(), "auto")
+            request = Request(source.volume, prompts, self.params(), "auto")
             self.job = self.runner.submit(manifest, request)
         except MedviewerError as exc:
             self._error(str(exc))
             return None
         self._job_image = image
         self.progress_row.reset()
-        self.status.setText(f"{manifest.title}: starting...")
+        self.status.setText(f"{manifest.title}: starting on {source.name!r}...")
         self._update_buttons()
         self._poller.watch(self.job)
         return self.job

@@ -156,6 +156,14 @@ def test_builtins_denoise_adds_an_image_layer_and_lesion_density_shows_scores(wi
     assert np.abs(capture(axial.render_window).astype(int) - denoised).mean() > 0.3
     window.document.update_layer(images[1], visible=True)
     assert np.abs(capture(axial.render_window).astype(int) - denoised).mean() < 0.05
+    # a plugin runs on the image drawn: denoising again smooths the denoised image further
+    with qtbot.waitSignal(panel.run_ended, timeout=60000) as blocker:
+        panel.run()
+        started = panel.status.text()
+    assert blocker.args[0] == "returned" and repr(images[1].name) in started
+    again = window.document.layers_of(ImageLayer)[2]
+    assert again.volume.array.std() < images[1].volume.array.std()
+    window.document.remove_layer(again)
     panel.select("lesion-density")
     assert panel.use_cursor.isChecked()                 # classification: the crosshair is the point
     assert run_and_wait(panel, qtbot) == "returned"

@@ -129,13 +129,19 @@ class DicomWebClient:
         fields = ["PatientID", "PatientName", "StudyDate", "StudyDescription", "AccessionNumber",
                   "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
         # Servers may cut long answers short (Orthanc's LimitFindResults, DCM4CHEE's page size):
-        # ask for the rest page by page (offset) until a page brings no study not seen yet.
+        # ask for the rest page by page (offset) until a page brings no study not seen yet. A
+        # server that refuses the offset keeps its first answer, as before paging.
         found: dict[str, dict] = {}
         while limit is None or len(found) < limit:
-            with self._errors("study query (QIDO-RS)"):
-                items = self._client.search_for_studies(
-                    search_filters=filters, fields=fields, get_remaining=False, offset=len(found) or None,
-                    limit=None if limit is None else limit - len(found))
+            try:
+                with self._errors("study query (QIDO-RS)"):
+                    items = self._client.search_for_studies(
+                        search_filters=filters, fields=fields, get_remaining=False,
+                        offset=len(found) or None, limit=None if limit is None else limit - len(found))
+            except MedviewerError:
+                if not found:
+                    raise
+                break
             before = len(found)
             for it in items:
                 found.setdefault(str(_value(it, "0020000D")), it)

@@ -306,6 +306,25 @@ def test_dicomweb_study_query_pages_through_a_server_that_cuts_answers_short(ort
     assert len(first) == 1 and first[0] in everything and calls == [None]
 
 
+def test_dicomweb_study_query_keeps_the_first_page_of_a_server_that_refuses_offsets(orthanc, sts_study):
+    import requests
+
+    client = client_for(orthanc, "dicomweb")
+    everything = client.find_studies(StudyQuery())
+    search = client._client.search_for_studies
+
+    def no_offsets(**kw):
+        if kw.get("offset"):
+            raise requests.HTTPError("400 Client Error: offset not supported")
+        return search(**kw)
+
+    client._client.search_for_studies = no_offsets
+    assert client.find_studies(StudyQuery()) == everything
+    client._client.search_for_studies = lambda **kw: no_offsets(offset=1)  # refuses everything
+    with pytest.raises(MedviewerError, match="study query"):
+        client.find_studies(StudyQuery())
+
+
 # ---- compressed files (JPEG 2000), and files a PACS refuses ------------------------------------
 
 def _j2k_copies(tmp_path, tag: str, n: int = 3) -> list[str]:

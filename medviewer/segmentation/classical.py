@@ -30,6 +30,8 @@ class ClassicalParams:
     max_sigma_hu: float = 60.0
     opening_mm: float = 2.0  # cuts bridges thinner than about twice this ...
     adaptive_opening: float = 0.5  # ... or than this fraction of the lesion's depth at the click
+    coarse_cut_voxels: int = 1_000_000  # a region larger than this is cut on a coarser grid ...
+    cut_grid_mm: float = 2.0  # ... of about this spacing
     start_radius_mm: float = 50.0
     max_radius_mm: float = 130.0
 
@@ -51,6 +53,10 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
         raise MedviewerError("click-to-segment needs at least one positive point")
     pos = np.array([volume.patient_to_voxel(p) for p in positives_mm])
     neg = np.array([volume.patient_to_voxel(p) for p in negatives_mm]).reshape(-1, 3)
+    if progress is not None:
+        progress("statistics", 0.05)
+    window = _seed_window(volume, pos, params)
+    # The crop grows (up to max_radius_mm) while the result reaches its border.
     radius = params.start_radius_mm
     while True:
         if cancelled is not None and cancelled():
@@ -59,12 +65,19 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
         crop = volume.crop(lower, upper)
         if progress is not None:
             progress("region growing", 0.2)
-        mask = _grow(crop, pos - lower, neg - lower, params)
-        touches = (mask[[0, -1]].any() or mask[:, [0, -1]].any() or mask[:, :, [0, -1]].any())
+        region = _grow(crop, pos - lower, window, params)
+        mask = None
+        if _touches_border(region):  # the result (a part of the region) may reach the border too
+            mask = _refine(region, pos - lower, neg - lower, np.asarray(crop.spacing)[::-1], params)
         at_volume_edge = np.all(lower == 0) and np.all(upper == volume.shape)
-        if not touches or radius >= params.max_radius_mm or at_volume_edge:
+        if mask is None or not _touches_border(mask) or radius >= params.max_radius_mm or at_volume_edge:
             break
-        radius = min(params.max_radius_mm, radius * 1.6)
+        # Grow by 1.6; a step that would stop short of the largest crop goes all the way.
+        radius = params.max_radius_mm if radius * 1.6 >= 0.75 * params.max_radius_mm else radius * 1.6
+    if mask is None:
+        if progress is not None:
+            progress("cutting leaks", 0.6)
+        mask = _refine(region, pos - lower, neg - lower, np.asarray(crop.spacing)[::-1], params)
     out = np.zeros(volume.shape, dtype=bool)
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = mask
     if progress is not None:
@@ -72,52 +85,176 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     return out
 
 
-def _grow(crop: Volume, pos: np.ndarray, neg: np.ndarray, params: ClassicalParams) -> np.ndarray:
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any() or mask[:, :, [0, -1]].any())
+
+
+def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tuple[float, float]:
+    """The intensity window (low, high HU): robust statistics in spheres around the positive
+    clicks, on a Gaussian-smoothed copy (CT noise would widen it). Computed once per request, on
+    small boxes around the clicks, whatever crop the growth needs."""
     import SimpleITK as sitk
 
-    image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
-    # Statistics on a Gaussian-smoothed copy (CT noise would widen the window); growth on an
-    # edge-preserving smoothing, so that small lesions keep their borders.
-    arr = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, params.smoothing_mm))
-    smooth = sitk.SmoothingRecursiveGaussian(image, params.growth_smoothing_mm)
-    spacing_zyx = np.asarray(crop.spacing)[::-1]
-    # Statistics in spheres around the positive clicks.
+    spacing_zyx = np.asarray(volume.spacing)[::-1]
     r = np.ceil(params.seed_radius_mm / spacing_zyx).astype(int)
+    margin = r + np.ceil(4 * params.smoothing_mm / spacing_zyx).astype(int)
     values = []
-    for p in pos:
-        lo, hi = np.maximum(p - r, 0), np.minimum(p + r + 1, arr.shape)
-        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        d2 = (((zz - p[0]) * spacing_zyx[0]) ** 2 + ((yy - p[1]) * spacing_zyx[1]) ** 2
-              + ((xx - p[2]) * spacing_zyx[2]) ** 2)
-        values.append(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][d2 <= params.seed_radius_mm ** 2])
+    for p in np.rint(pos).astype(int):
+        lo, hi = np.maximum(p - margin, 0), np.minimum(p + margin + 1, volume.shape)
+        box = volume.crop(lo, hi)
+        arr = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
+            sitk.Cast(box.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
+        zz, yy, xx = np.ogrid[:arr.shape[0], :arr.shape[1], :arr.shape[2]]
+        q = p - lo
+        d2 = (((zz - q[0]) * spacing_zyx[0]) ** 2 + ((yy - q[1]) * spacing_zyx[1]) ** 2
+              + ((xx - q[2]) * spacing_zyx[2]) ** 2)
+        values.append(arr[d2 <= params.seed_radius_mm ** 2])
     values = np.concatenate(values)
     mean = float(np.median(values))
     sigma = float(np.clip(1.4826 * np.median(np.abs(values - mean)), params.min_sigma_hu, params.max_sigma_hu))
+    return mean - params.window_sigmas * sigma, mean + params.window_sigmas * sigma
+
+
+def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: ClassicalParams) -> np.ndarray:
+    """Voxels connected to the positive clicks within the intensity window, on a light smoothing
+    (so that small lesions keep their borders)."""
+    import SimpleITK as sitk
+
+    image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
+    smooth = sitk.SmoothingRecursiveGaussian(image, params.growth_smoothing_mm)
     seeds = [tuple(int(v) for v in p[::-1]) for p in pos]
-    region = sitk.ConnectedThreshold(smooth, seedList=seeds, lower=mean - params.window_sigmas * sigma,
-                                     upper=mean + params.window_sigmas * sigma, replaceValue=1)
-    # Opening scaled to the lesion: the depth of the region at the clicks says how thick the
-    # lesion is; attachments thinner than about half of that (vessels, a contact with the chest
-    # wall or muscle) are cut, and what remains at the clicks is dilated back inside the region.
-    distance = sitk.SignedMaurerDistanceMap(region, insideIsPositive=True, squaredDistance=False,
-                                            useImageSpacing=True)
-    depth_map = sitk.GetArrayViewFromImage(distance)
-    depth = max(float(depth_map[tuple(p)]) for p in pos)
-    opening_mm = max(params.opening_mm, params.adaptive_opening * depth)
-    radius_vox = [max(1, int(round(opening_mm / s))) for s in crop.spacing]
-    opened = sitk.BinaryMorphologicalOpening(region, radius_vox, sitk.sitkBall)
-    core = _components_at(sitk.GetArrayFromImage(opened).astype(bool), pos)
-    if core.any():
-        grown = sitk.BinaryDilate(sitk.GetImageFromArray(core.astype(np.uint8)), radius_vox, sitk.sitkBall)
-        kept = sitk.GetArrayFromImage(region).astype(bool) & sitk.GetArrayFromImage(grown).astype(bool)
-        region = sitk.GetImageFromArray(kept.astype(np.uint8))
-    mask = sitk.GetArrayFromImage(region).astype(bool)
+    return sitk.GetArrayFromImage(sitk.ConnectedThreshold(
+        smooth, seedList=seeds, lower=window[0], upper=window[1], replaceValue=1)).astype(bool)
+
+
+def _refine(region: np.ndarray, pos: np.ndarray, neg: np.ndarray, spacing_zyx, params: ClassicalParams) -> np.ndarray:
+    """Leaks cut, negative clicks' parts removed, holes filled. The morphology works by distance
+    maps, whose cost does not grow with the radius."""
+    mask = region & _leak_cut(region, pos, spacing_zyx, params)
     if len(neg):
         mask &= ~_nearer_to(mask.shape, neg, pos, spacing_zyx)
     mask = _components_at(mask, pos)
-    filled = sitk.BinaryFillhole(sitk.GetImageFromArray(mask.astype(np.uint8)))
-    closed = sitk.BinaryMorphologicalClosing(filled, [1, 1, 1], sitk.sitkBall)
-    return sitk.GetArrayFromImage(closed).astype(bool) | mask
+    if not mask.any():
+        return mask
+    # Holes filled and a closing by one voxel, on the mask's bounding box.
+    nz = np.nonzero(mask)
+    lo = np.maximum([a.min() - 2 for a in nz], 0)
+    hi = np.minimum([a.max() + 3 for a in nz], mask.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    out = mask.copy()
+    out[box] |= _close_one_voxel(_fill_holes(mask[box]))
+    return out
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled: what a flood from outside (face-connected) cannot reach."""
+    import SimpleITK as sitk
+
+    padded = sitk.GetImageFromArray(np.pad(mask, 1).astype(np.uint8))
+    outside = sitk.GetArrayFromImage(sitk.ConnectedThreshold(padded, seedList=[(0, 0, 0)], lower=0, upper=0,
+                                                             replaceValue=1)).astype(bool)
+    return ~outside[1:-1, 1:-1, 1:-1]
+
+
+def _leak_cut(region: np.ndarray, pos: np.ndarray, spacing_zyx, params: ClassicalParams) -> np.ndarray:
+    """Where the region may stay after its leaks are cut: an opening scaled to the lesion (the
+    depth of the region at the clicks says how thick the lesion is; attachments thinner than
+    about half of that, such as vessels or a contact with the chest wall or muscle, are cut) whose
+    part at the clicks is dilated back. A large region (a leak into muscle) is cut on a grid of
+    about ``cut_grid_mm``: the cut needs no finer detail, and the lesion's border still comes from
+    the region itself."""
+    factor = np.ones(3, int)
+    if region.sum() > params.coarse_cut_voxels:
+        factor = np.maximum(1, np.floor(params.cut_grid_mm / np.asarray(spacing_zyx))).astype(int)
+    coarse, spacing = _pool(region, factor), np.asarray(spacing_zyx) * factor
+    cpos = np.minimum(np.rint(pos).astype(int) // factor, np.array(coarse.shape) - 1)
+    depth = max(float(v) for v in _depth_at(coarse, spacing, cpos))
+    opening_mm = max(params.opening_mm, params.adaptive_opening * depth)
+    # The structuring element: a ball of opening_mm, at least one voxel along each axis (so along
+    # thick slices it reaches the next slice); under the spacing ``unit`` it is the unit ball.
+    radius_vox = np.maximum(1, np.rint(opening_mm / spacing))
+    unit = 1.0 / (radius_vox + 0.5)
+    opened = _dilate(_distance_inside(coarse, unit) > 1.0, 1.0, unit)
+    core = _components_at(opened & coarse, cpos)
+    if not core.any():
+        return np.ones(region.shape, bool)
+    keep = _dilate(core, 1.0, unit)
+    for axis, f in enumerate(factor):
+        keep = np.repeat(keep, f, axis=axis)
+    return keep[:region.shape[0], :region.shape[1], :region.shape[2]]
+
+
+def _pool(mask: np.ndarray, factor) -> np.ndarray:
+    """``mask`` on a grid ``factor`` times coarser per axis (a coarse voxel is set when at least
+    half of the fine voxels it covers are)."""
+    if np.all(np.asarray(factor) == 1):
+        return mask
+    padded_shape = [int(np.ceil(n / f)) * f for n, f in zip(mask.shape, factor)]
+    padded = np.zeros(padded_shape, np.float32)
+    padded[:mask.shape[0], :mask.shape[1], :mask.shape[2]] = mask
+    blocks = padded.reshape(padded_shape[0] // factor[0], factor[0], padded_shape[1] // factor[1], factor[1],
+                            padded_shape[2] // factor[2], factor[2])
+    return blocks.mean(axis=(1, 3, 5)) >= 0.5
+
+
+# The 18-neighbourhood: a ball of radius one voxel (faces and edges of the cube, not its corners).
+_BALL_1 = [o for o in np.ndindex(3, 3, 3) if 0 < sum(abs(v - 1) for v in o) <= 2]
+
+
+def _shifted(mask: np.ndarray, offset, fill: bool) -> np.ndarray:
+    out = np.full(mask.shape, fill, dtype=bool)
+    dst = tuple(slice(max(0, d), mask.shape[a] + min(0, d)) for a, d in enumerate(offset))
+    src = tuple(slice(max(0, -d), mask.shape[a] + min(0, -d)) for a, d in enumerate(offset))
+    out[dst] = mask[src]
+    return out
+
+
+def _close_one_voxel(mask: np.ndarray) -> np.ndarray:
+    """Morphological closing by a ball of one voxel (dilate, then erode), by shifted copies."""
+    grown = mask.copy()
+    for o in _BALL_1:
+        grown |= _shifted(mask, np.subtract(o, 1), False)
+    closed = grown.copy()
+    for o in _BALL_1:
+        closed &= _shifted(grown, np.subtract(o, 1), True)
+    return closed
+
+
+def _depth_at(mask: np.ndarray, spacing_zyx, points) -> list[float]:
+    """The signed distance (mm, ITK's Maurer map, positive inside) of ``mask`` at ``points``."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in np.asarray(spacing_zyx)[::-1]))
+    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=True, squaredDistance=False,
+                                                                useImageSpacing=True))
+    return [float(d[tuple(p)]) for p in points]
+
+
+def _distance_inside(mask: np.ndarray, spacing_zyx) -> np.ndarray:
+    """For each voxel of ``mask``, its distance (mm) to the nearest voxel outside; 0 outside."""
+    import SimpleITK as sitk
+
+    if mask.all():
+        return np.full(mask.shape, np.inf, np.float32)
+    outside = sitk.GetImageFromArray((~mask).astype(np.uint8))
+    outside.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(outside, insideIsPositive=False,
+                                                            squaredDistance=False, useImageSpacing=True))
+    return np.where(mask, np.maximum(d, 0), 0).astype(np.float32)
+
+
+def _dilate(mask: np.ndarray, radius_mm: float, spacing_zyx) -> np.ndarray:
+    """``mask`` grown by a ball of ``radius_mm`` (voxels within that distance of it)."""
+    import SimpleITK as sitk
+
+    if not mask.any():
+        return mask.copy()
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False,
+                                                            squaredDistance=False, useImageSpacing=True))
+    return mask | (d <= radius_mm)
 
 
 def _nearer_to(shape, neg: np.ndarray, pos: np.ndarray, spacing_zyx) -> np.ndarray:

@@ -59,3 +59,49 @@ def test_lung_tumour_from_its_box_centre_stays_in_the_boxes(lung_series):
     annotated = [b.slice_index for b in boxes]
     assert m.sum() * np.prod(volume.spacing) > 5000  # more than 5 mL
     assert m[annotated].sum() > 0.6 * m.sum() and (m & inside)[annotated].sum() > 0.9 * m[annotated].sum()
+
+
+def _blob(shape=(24, 64, 64), sigma=2.0, level=0.0, seed=0):
+    import SimpleITK as sitk
+
+    noise = np.random.default_rng(seed).normal(0, 1, shape).astype(np.float32)
+    return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(noise), sigma)) > level
+
+
+def test_fast_morphology_matches_itks():
+    """The engine's morphology (shifted copies, a flood fill, distance maps: fast whatever the
+    radius) does what ITK's ball morphology does."""
+    import SimpleITK as sitk
+
+    from medviewer.segmentation.classical import _close_one_voxel, _dilate, _distance_inside, _fill_holes
+
+    mask = _blob()
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    closed = sitk.GetArrayFromImage(sitk.BinaryMorphologicalClosing(image, [1, 1, 1], sitk.sitkBall)).astype(bool)
+    inner = (slice(2, -2),) * 3
+    assert np.array_equal(_close_one_voxel(mask)[inner], closed[inner])
+    assert np.array_equal(_fill_holes(mask), sitk.GetArrayFromImage(sitk.BinaryFillhole(image)).astype(bool))
+    assert _fill_holes(mask).sum() > mask.sum()  # there were holes to fill
+    for radius in ([1, 1, 1], [3, 3, 1], [5, 5, 2]):  # x, y, z voxels, as ITK takes them
+        unit = 1.0 / (np.array(radius[::-1]) + 0.5)
+        opened = _dilate(_distance_inside(mask, unit) > 1.0, 1.0, unit)
+        want = sitk.GetArrayFromImage(sitk.BinaryMorphologicalOpening(image, radius, sitk.sitkBall)).astype(bool)
+        assert (opened != want)[inner].sum() < 0.02 * want.sum(), radius
+        assert want.sum() < 0.95 * mask.sum()  # the opening did remove something
+
+
+def test_a_leak_into_a_large_region_is_cut_on_a_coarser_grid_alike():
+    """A region past ``coarse_cut_voxels`` is cut on a ~2 mm grid: nearly what the fine grid gives."""
+    from medviewer.segmentation.classical import ClassicalParams, _leak_cut
+
+    region = np.zeros((40, 120, 120), bool)
+    zz, yy, xx = np.ogrid[:40, :120, :120]
+    region |= ((zz - 20) * 3.0) ** 2 + (yy - 40) ** 2 + (xx - 40) ** 2 <= 25 ** 2  # the lesion
+    region[18:23, 38:43, 40:110] = True  # a thin bridge ...
+    region |= ((zz - 20) * 3.0) ** 2 + (yy - 80) ** 2 + (xx - 95) ** 2 <= 22 ** 2  # ... to muscle
+    pos, spacing = np.array([[20, 40, 40]]), np.array([3.0, 0.8, 0.8])
+    fine = region & _leak_cut(region, pos, spacing, ClassicalParams())
+    coarse = region & _leak_cut(region, pos, spacing, ClassicalParams(coarse_cut_voxels=1000))
+    assert fine[20, 40, 40] and not fine[20, 80, 95]  # the bridge is cut
+    assert coarse[20, 40, 40] and not coarse[20, 80, 95]
+    assert (fine != coarse).sum() < 0.05 * fine.sum()

@@ -136,6 +136,71 @@ def paste_tumour(recipient, donor, rng, tries: int = 20):
     return None
 
 
+def synthetic_lesion(recipient, rng, tries: int = 20):
+    """A made-up lesion in ``recipient``'s body: a smooth random shape (an ellipsoid of 10 to
+    600 mL bent by low-frequency noise) of one density (the soft tissue it lies in, moved by 8 to
+    40 HU either way) carrying the recipient's own noise, with slow density variation inside and
+    sometimes a darker (necrotic) core; edges blended over about a voxel. Unlike a pasted training tumour (paste_tumour)
+    its shape and its contrast are new every time, so the network cannot recall the 18 training
+    tumours and must find the edge by the density step. The recipient's own tumour is background.
+    None when no spot keeps it in soft tissue beside the recipient's tumour."""
+    import SimpleITK as sitk
+
+    voxel_ml = float(np.prod(MODEL_GRID.spacing)) / 1000.0
+    volume_ml = math.exp(rng.uniform(math.log(10), math.log(600)))
+    axes = rng.uniform(0.6, 1.6, 3)
+    axes *= (volume_ml / voxel_ml / (4 / 3 * math.pi * np.prod(axes))) ** (1 / 3)  # radii in voxels
+    half = np.ceil(axes * 1.4).astype(int) + 2
+    size = 2 * half + 1
+    grid = np.stack(np.meshgrid(*[np.arange(n) - h for n, h in zip(size, half)], indexing="ij"), -1)
+    r = np.sqrt(((grid / axes) ** 2).sum(-1))
+
+    def smooth_noise(sigma):
+        field = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
+            sitk.GetImageFromArray(rng.normal(0, 1, size).astype(np.float32)), float(sigma)))
+        return field / max(float(field.std()), 1e-6)
+
+    shape_field = r + 0.18 * smooth_noise(max(2.0, float(axes.min()) / 2))
+    soft = np.clip((1.0 - shape_field) * max(2.0, float(axes.min())) / 1.5 + 0.5, 0, 1)  # ~1 voxel ramp
+    t_mask = soft > 0.5
+    if t_mask.sum() < 30:
+        return None
+    delta = rng.uniform(8, 40) * rng.choice([-1, 1], p=[0.3, 0.7])
+    inside = rng.uniform(0, 12) * smooth_noise(max(1.5, float(axes.min()) / 3))
+    if rng.random() < 0.3:  # a darker core
+        inside = inside - rng.uniform(15, 50) * np.clip((0.6 - r) / 0.2, 0, 1)
+    pads = [(int(n), int(n)) for n in half]
+    canvas = np.pad(recipient["ct"], pads, mode="symmetric")
+    occupied = np.pad(recipient["mask"], pads, mode="symmetric")
+    shape = np.asarray(canvas.shape)
+    if np.any(size > shape):
+        return None
+    for _ in range(tries):
+        at = np.array([rng.integers(0, n + 1) for n in shape - size])
+        place = tuple(slice(a, a + n) for a, n in zip(at, size))
+        under = canvas[place]
+        hu = under[t_mask]
+        # In soft tissue (muscle or fat), off air and off bone, beside the recipient's tumour.
+        if ((hu > -150) & (hu < 150)).mean() < 0.9 or (hu > 300).mean() > 0.005:
+            continue
+        if occupied[place][t_mask].any():
+            continue
+        # A tumour displaces what it grows in: inside, one density (that of the soft tissue
+        # under it, moved by delta) carrying the recipient's own noise and streaks (the CT minus
+        # its smoothed self), so the underlying anatomy's edges do not show through.
+        texture = under - sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
+            sitk.GetImageFromArray(under.astype(np.float32)), 1.5))
+        tissue = hu[(hu > -20) & (hu < 120)]
+        base = float(np.median(tissue)) if tissue.size > 20 else 50.0
+        ct = canvas.copy()
+        ct[place] = soft * (base + delta + inside + texture) + (1 - soft) * under
+        mask = np.zeros(canvas.shape, bool)
+        mask[place] = t_mask
+        return {"name": f"synthetic-in-{recipient['name']}", "ct": ct.astype(np.float32),
+                "mask": mask, "depth": _depth(mask)}
+    return None
+
+
 SPACING_ZYX = MODEL_GRID.spacing[::-1]
 
 
@@ -278,11 +343,15 @@ def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None)
 
 
 # ---- training ----------------------------------------------------------------------------------
-def _training_case(cases, rng, paste: float):
-    """A training case, or with probability ``paste`` (--paste) a synthetic one: a training
-    tumour pasted into another training case's body (paste_tumour)."""
+def _training_case(cases, rng, paste: float, synthetic: float = 0.0):
+    """A training case, or with probability ``synthetic`` (--synthetic) a made-up lesion in a
+    training case (synthetic_lesion), or with probability ``paste`` (--paste) a training tumour
+    pasted into another training case's body (paste_tumour)."""
     case = cases[rng.integers(len(cases))]
-    if paste and rng.random() < paste:
+    draw = rng.random()
+    if synthetic and draw < synthetic:
+        return synthetic_lesion(case, rng) or case
+    if paste and draw < synthetic + paste:
         donor = cases[rng.integers(len(cases))]
         if donor is not case:
             return paste_tumour(case, donor, rng) or case
@@ -290,7 +359,7 @@ def _training_case(cases, rng, paste: float):
 
 
 def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed: int,
-          init: str | None = None, val_every: int = 250, paste: float = 0.0) -> None:
+          init: str | None = None, val_every: int = 250, paste: float = 0.0, synthetic: float = 0.0) -> None:
     import torch
     from monai.losses import DiceCELoss
 
@@ -314,13 +383,14 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
         state["init"] = os.path.basename(init)
         print(f"starting from the weights in {init}", flush=True)
     state["paste_fraction"] = paste
+    state["synthetic_fraction"] = synthetic
     deadline = time.time() + hours * 3600
     t0, losses = time.time(), []
     while time.time() < deadline and state["iteration"] < total_iters:
         it = state["iteration"]
         for group in opt.param_groups:  # cosine schedule over total_iters
             group["lr"] = 1e-5 + 0.5 * (lr - 1e-5) * (1 + math.cos(math.pi * it / total_iters))
-        samples = [sample(_training_case(train_cases, rng, paste), rng) for _ in range(batch)]
+        samples = [sample(_training_case(train_cases, rng, paste, synthetic), rng) for _ in range(batch)]
         pos = [[s[2]] for s in samples]
         neg = [[] for _ in samples]
         rounds = rng.choice([0, 0, 1, 1, 2])  # DeepEdit: some batches see corrective clicks
@@ -491,6 +561,8 @@ def main() -> None:
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--paste", type=float, default=0.0,
                     help="train: share of windows around a training tumour pasted into another case")
+    ap.add_argument("--synthetic", type=float, default=0.0,
+                    help="train: share of windows around a made-up lesion (synthetic_lesion)")
     ap.add_argument("--patch", default=None, help="evaluate: window z,y,x (default: the model grid's)")
     ap.add_argument("--flips", action="store_true", help="test-time flips in evaluate")
     a = ap.parse_args()
@@ -498,7 +570,7 @@ def main() -> None:
     if a.step == "prepare":
         prepare(a.work)
     elif a.step == "train":
-        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed, a.init, a.val_every, a.paste)
+        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed, a.init, a.val_every, a.paste, a.synthetic)
     elif a.step == "average":
         average(a.work, a.from_iteration, a.weights or os.path.join(a.work, "averaged_model.pt"))
     elif a.step == "export-bundle":

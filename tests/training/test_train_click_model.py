@@ -74,6 +74,32 @@ def test_a_pasted_tumour_lies_in_the_body_beside_the_recipients_own():
     assert T.paste_tumour(air, donor, rng) is None  # no body to place it in
 
 
+def test_a_made_up_lesion_is_one_density_step_in_soft_tissue_beside_the_recipients_own():
+    recipient = synthetic_case(radius=6)
+    recipient["ct"] = np.full(recipient["ct"].shape, 40.0, np.float32)
+    recipient["ct"][recipient["mask"]] = 200.0  # the recipient's own tumour, easy to tell apart
+    rng = np.random.default_rng(7)
+    steps, sizes = [], []
+    for _ in range(12):
+        case = T.synthetic_lesion(recipient, rng)
+        assert case is not None
+        mask, ct = case["mask"], case["ct"]
+        assert mask.sum() >= 30
+        assert not (ct[mask] > 150).any()  # not on the recipient's tumour
+        assert case["depth"][mask].max() >= 1 and case["depth"][~mask].max() == 0
+        core = case["depth"] >= 2  # away from the blended edge
+        if core.any():
+            steps.append(np.median(ct[core]) - 40.0)
+        sizes.append(mask.sum() * np.prod(T.MODEL_GRID.spacing) / 1000)
+        window_ct, window_mask, click = T.sample(case, rng)
+        assert window_mask[tuple(np.rint(click).astype(int))]
+    steps = np.abs(steps)
+    assert len(steps) >= 6 and steps.min() >= 2 and steps.max() <= 40 + 50 + 12 * 3
+    assert len(set(np.round(sizes))) > 6  # a new shape and size each time
+    air = dict(recipient, ct=np.full(recipient["ct"].shape, -1000.0, np.float32))
+    assert T.synthetic_lesion(air, rng) is None  # no soft tissue to place it in
+
+
 class ThresholdNet:
     """Stands in for the network: lesion where the CT channel is bright and no negative click sits."""
 

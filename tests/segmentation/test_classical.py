@@ -105,3 +105,35 @@ def test_a_leak_into_a_large_region_is_cut_on_a_coarser_grid_alike():
     assert fine[20, 40, 40] and not fine[20, 80, 95]  # the bridge is cut
     assert coarse[20, 40, 40] and not coarse[20, 80, 95]
     assert (fine != coarse).sum() < 0.05 * fine.sum()
+
+
+def test_the_cut_on_the_regions_bounding_box_equals_the_cut_over_the_whole_crop():
+    """The leak cut works on the region's bounding box (with room for its dilations); the same
+    opening done over the whole crop gives the very same mask, on the fine and the coarse grid,
+    also where the region reaches the crop's edge."""
+    from medviewer.segmentation.classical import (
+        ClassicalParams, _components_at, _depth_at, _dilate, _distance_inside, _leak_cut, _pool)
+
+    region = np.zeros((60, 150, 170), bool)
+    zz, yy, xx = np.ogrid[:60, :150, :170]
+    region |= ((zz - 31) * 3.0) ** 2 + (yy - 61) ** 2 + (xx - 57) ** 2 <= 25 ** 2
+    region[29:34, 59:64, 57:125] = True
+    region |= ((zz - 31) * 3.0) ** 2 + (yy - 101) ** 2 + (xx - 150) ** 2 <= 26 ** 2  # cut by the crop's x edge
+    pos, spacing = np.array([[31, 61, 57]]), np.array([3.0, 0.8, 0.8])
+    for params in (ClassicalParams(), ClassicalParams(coarse_cut_voxels=1000)):
+        factor = np.ones(3, int)
+        if region.sum() > params.coarse_cut_voxels:
+            factor = np.maximum(1, np.floor(params.cut_grid_mm / spacing)).astype(int)
+        coarse, cspacing = _pool(region, factor), spacing * factor
+        cpos = pos // factor
+        depth = _depth_at(coarse, cspacing, cpos)[0]
+        radius = np.maximum(1, np.rint(max(params.opening_mm, params.adaptive_opening * depth) / cspacing))
+        unit = 1.0 / (radius + 0.5)
+        core = _components_at(_dilate(_distance_inside(coarse, unit) > 1.0, 1.0, unit) & coarse, cpos)
+        keep = _dilate(core, 1.0, unit)
+        for axis, f in enumerate(factor):
+            keep = np.repeat(keep, f, axis=axis)
+        want = region & keep[:60, :150, :170]
+        got = region & _leak_cut(region, pos, spacing, params)
+        assert got[31, 61, 57] and not got[31, 101, 150]  # the bridge is cut
+        assert np.array_equal(got, want), factor

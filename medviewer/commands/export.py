@@ -21,7 +21,7 @@ def register(sub) -> None:
                    help="what to write (default: from --out's suffix; .dcm writes a SEG)")
     p.add_argument("--out", required=True,
                    help="the file to write (stl: one file per segment, OUT-<label>.stl when several)")
-    p.add_argument("--series", help="which image series in PATH (number, UID or position)")
+    p.add_argument("--series", help="which image series in PATH (number, UID, position or folder)")
     p.add_argument("--deidentify", action="store_true",
                    help="remove names, IDs and dates (PS3.15 basic profile subset); DICOM outputs come with "
                         "a de-identified copy of the source series in OUT's folder")

@@ -8,7 +8,7 @@ from medviewer.core.errors import MedviewerError
 def register(sub) -> None:
     p = sub.add_parser("open", help="open a study (DICOM folder or file, NIfTI/NRRD/MHA) in the viewer")
     p.add_argument("path", help="folder or file to open")
-    p.add_argument("--series", help="which image series (number, UID or position) when there are several")
+    p.add_argument("--series", help="which image series (number, UID, position or folder) when there are several")
     p.add_argument("--seg", metavar="MASK",
                    help="also load a segmentation onto the series: a label map (.nii.gz/.nrrd/.mha) "
                         "or a DICOM SEG/RTSTRUCT (.dcm)")

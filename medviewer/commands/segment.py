@@ -38,7 +38,7 @@ def register(sub) -> None:
                    help=f"segmentation engine (default: {DEFAULT_ENGINE})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the learned engine runs (default: CUDA when present, else CPU)")
-    p.add_argument("--series", help="which image series in PATH (number, UID or position)")
+    p.add_argument("--series", help="which image series in PATH (number, UID, position or folder)")
     p.add_argument("--name", default="lesion 1", help="the segment's name (SEG)")
     p.set_defaults(func=run)
 

@@ -24,8 +24,9 @@ def describe_series(entry: SeriesEntry) -> str:
 def load_volume(path: str | os.PathLike, series: str | int | None = None, **kwargs) -> Volume:
     """Open ``path`` as one volume: an image file, or a DICOM folder/file holding one image series.
 
-    With several image series, ``series`` picks one by series number, Series Instance UID or
-    position in the listing (1-based, as `medviewer info` numbers them).
+    With several image series, ``series`` picks one by series number, Series Instance UID,
+    position in the listing (1-based, as `medviewer info` numbers them) or folder (relative to
+    ``path``, as the listing names it).
     """
     path = os.fspath(path)
     if image_suffix(path) is not None:
@@ -39,10 +40,19 @@ def load_volume(path: str | os.PathLike, series: str | int | None = None, **kwar
     elif len(candidates) == 1:
         chosen = candidates[0]
     else:
-        listing = "; ".join(f"{n}: {describe_series(s)}" for n, s in enumerate(candidates, 1))
+        listing = "; ".join(f"{n}: {describe_series(s)}{_where(s, path)}" for n, s in enumerate(candidates, 1))
         raise MedviewerError(f"holds {len(candidates)} image series, choose one with --series "
                              f"({listing})", path)
     return load_series(chosen, index.study_of(chosen), **kwargs)
+
+
+def _where(entry: SeriesEntry, root: str) -> str:
+    """`` in FOLDER`` (relative to the folder opened) where the series lies below it, so that series
+    with the same number and description can be told apart."""
+    if not os.path.isdir(root):
+        return ""
+    rel = os.path.relpath(entry.folder, root)
+    return "" if rel == "." else f" in {rel}"
 
 
 def _pick(candidates: list[SeriesEntry], series: str | int, path: str) -> SeriesEntry:
@@ -50,6 +60,10 @@ def _pick(candidates: list[SeriesEntry], series: str | int, path: str) -> Series
     for s in candidates:
         if text in (s.series_instance_uid, s.key):
             return s
+    if os.path.isdir(path):
+        in_folder = [s for s in candidates if os.path.normpath(os.path.relpath(s.folder, path)) == os.path.normpath(text)]
+        if len(in_folder) == 1:
+            return in_folder[0]
     if text.isdigit():
         n = int(text)
         by_number = [s for s in candidates if s.series_number == n]

@@ -103,3 +103,17 @@ def test_load_reports_progress_and_cancel(small_series):
     assert seen and seen[-1] == pytest.approx(1.0)
     with pytest.raises(MedviewerError, match="cancelled"):
         load_series(series, cancelled=lambda: True)
+
+
+def test_several_series_are_listed_with_their_folders_and_picked_by_folder(small_series, tmp_path):
+    """Two series that read alike (same number and description) are told apart by their folders,
+    and a folder picks one."""
+    small_series("day1", nz=5)
+    small_series("day2", nz=7)
+    with pytest.raises(MedviewerError, match="2 image series") as err:
+        load_volume(tmp_path)
+    assert " in day1" in str(err.value) and " in day2" in str(err.value)
+    assert load_volume(tmp_path, series="day2").shape[0] == 7
+    assert load_volume(tmp_path, series="day1/").shape[0] == 5
+    with pytest.raises(MedviewerError, match="no image series 'day3'"):
+        load_volume(tmp_path, series="day3")

@@ -90,6 +90,8 @@ def run(args) -> int:
           f"by the {args.engine} engine; {'replaced' if replacing else 'wrote'} {out}")
     if not mask.any():
         print("warning: the mask is empty")
+    if result.note:
+        print(f"warning: {result.note}")
     return 0
 
 

@@ -242,10 +242,12 @@ class Request:
 # ---- results -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LabelMapResult:
-    """An integer label map on the source grid; ``labels`` names its non-zero values."""
+    """An integer label map on the source grid; ``labels`` names its non-zero values; ``note`` is a
+    line for the user about the result (a warning), shown beside it."""
 
     label_map: Volume
     labels: tuple[Label, ...] = ()
+    note: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))

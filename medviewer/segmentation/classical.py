@@ -85,6 +85,24 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     return out
 
 
+def reached_reach(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequence[float]],
+                  negatives_mm: Sequence[Sequence[float]] = (), params: ClassicalParams = ClassicalParams()) -> bool:
+    """Whether ``mask`` reaches the border of the largest crop the engine looks at (``max_radius_mm``
+    around the clicks) where that border lies inside the volume: the region grew as far as the
+    engine looks, so it has most likely leaked beyond the lesion (a click in an organ or muscle)."""
+    points = [volume.patient_to_voxel(p) for p in list(positives_mm) + list(negatives_mm)]
+    if not points or not mask.any():
+        return False
+    lower, upper = _crop_bounds(volume, np.array(points), params.max_radius_mm)
+    for axis in range(3):
+        for face, inner in ((lower[axis], lower[axis] > 0), (upper[axis] - 1, upper[axis] < volume.shape[axis])):
+            box = [slice(lo, hi) for lo, hi in zip(lower, upper)]
+            box[axis] = slice(face, face + 1)
+            if inner and mask[tuple(box)].any():
+                return True
+    return False
+
+
 def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any() or mask[:, :, [0, -1]].any())
 

@@ -408,7 +408,8 @@ class PluginPanel(QWidget):
             self.layer_added.emit(layer)
             counts = {int(v): int(n) for v, n in zip(*np.unique(labels.array, return_counts=True)) if v}
             parts = [f"{layer.name_of(v)} {n * labels.voxel_volume_ml:.1f} mL" for v, n in counts.items()]
-            return "label layer added (" + ("; ".join(parts) or "empty") + ")"
+            return ("label layer added (" + ("; ".join(parts) or "empty") + ")"
+                    + (f"; {result.note}" if result.note else ""))
         if isinstance(result, BoxesResult):
             names = {l.value: l.name for l in result.labels}
             colors = [l.color for l in result.labels]

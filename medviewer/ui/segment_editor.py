@@ -513,13 +513,13 @@ class SegmentEditor(QWidget):
             self._say(f"segmenting: {event.stage}")
         elif event.kind == "returned":
             self.job = None
-            self._finish_click(event.result.label_map.array)
+            self._finish_click(event.result.label_map.array, event.result.note)
         elif event.kind in ("errored", "aborted"):
             self.job = None
             if event.kind == "errored":
                 self._click_failed(event.message)
 
-    def _finish_click(self, mask) -> None:
+    def _finish_click(self, mask, note: str = "") -> None:
         label, before, after = self.pending
         self.pending = None
         if label not in self.segments or self.layer is None:
@@ -536,7 +536,8 @@ class SegmentEditor(QWidget):
             self.segments[label] = Segment(
                 label, self.segments[label].name, self.segments[label].color,
                 algorithm=AlgorithmInfo("SEMIAUTOMATIC", "click-segment", "1"))
-            self._say(f"{self.segments[label].name}: {int((new == label).sum())} voxels")
+            self._say(f"{self.segments[label].name}: {int((new == label).sum())} voxels"
+                      + (f"; {note}" if note else ""))
         self.click_result.emit(change)
 
     def _click_failed(self, message: str) -> None:

@@ -12,6 +12,7 @@ class ClickSegment(Plugin):
         if not request.prompts.positive:
             raise PluginError("click inside the lesion first (a positive point)")
         engine = request.params["engine"]
+        note = ""
         report = lambda stage, f: progress(stage, f)  # noqa: E731
         if engine == "learned":
             from plugins.click_segment.learned import DEFAULT_BUNDLE, segment_learned
@@ -21,12 +22,16 @@ class ClickSegment(Plugin):
                                    bundle=bundle, device=self.resolve_device(request.device),
                                    progress=report, cancelled=cancel.is_set)
         elif engine == "classical":
-            from medviewer.segmentation.classical import segment_classical
+            from medviewer.segmentation.classical import ClassicalParams, reached_reach, segment_classical
 
             mask = segment_classical(request.volume, request.prompts.positive, request.prompts.negative,
                                      progress=report, cancelled=cancel.is_set)
+            if reached_reach(request.volume, mask, request.prompts.positive, request.prompts.negative):
+                note = (f"the mask grew as far as the classical engine looks ({ClassicalParams.max_radius_mm:g} mm "
+                        "around the clicks): it has probably leaked beyond the lesion; add a negative click "
+                        "where it spills, or try the learned engine")
         else:
             raise PluginError(f"unknown engine {engine!r} (classical or learned)")
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
-        return LabelMapResult(labels, self.manifest.labels)
+        return LabelMapResult(labels, self.manifest.labels, note=note)

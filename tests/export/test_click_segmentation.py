@@ -71,3 +71,18 @@ def test_run_writes_a_plugin_label_map_as_seg(demo_series, tmp_path, validate):
     assert seg.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"  # clicks guided it
     read = seg.get_pixels_by_source_instance(list(volume.source_sop_instance_uids), ignore_spatial_locations=True)
     assert np.array_equal(read[..., 0] > 0, read_image(outs["mask.nii.gz"]).array > 0)
+
+
+def test_segment_warns_when_the_classical_region_leaked_as_far_as_it_looks(demo_series, tmp_path):
+    """A click in the phantom's body (not a lesion): the classical engine's region grows to the
+    edge of what it looks at, and `medviewer segment` says so beside the volume."""
+    from medviewer.io import load_volume
+
+    volume = load_volume(demo_series)
+    centre = volume.voxel_to_patient(np.array(volume.shape) // 2)
+    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(demo_series),
+                        "--point=" + ",".join(f"{v:.2f}" for v in centre), "--engine", "classical",
+                        "--out", str(tmp_path / "body.nrrd")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "warning: the mask grew as far as the classical engine looks" in r.stdout
+    assert (tmp_path / "body.nrrd").is_file()

@@ -137,3 +137,19 @@ def test_the_cut_on_the_regions_bounding_box_equals_the_cut_over_the_whole_crop(
         got = region & _leak_cut(region, pos, spacing, params)
         assert got[31, 61, 57] and not got[31, 101, 150]  # the bridge is cut
         assert np.array_equal(got, want), factor
+
+
+def test_a_click_in_a_large_organ_is_told_it_leaked_a_lesion_is_not(demo_volume, demo_truth):
+    """A click in the phantom's body (soft tissue all around) grows as far as the engine looks:
+    reached_reach says so, which the plugin turns into a note for the user; the lesions do not."""
+    from medviewer.segmentation.classical import reached_reach
+
+    lesions, truth = demo_truth
+    for lesion in lesions:
+        mask = segment_classical(demo_volume, [lesion["center_mm"]])
+        assert not reached_reach(demo_volume, mask, [lesion["center_mm"]]), lesion["name"]
+    centre = demo_volume.voxel_to_patient(np.array(demo_volume.shape) // 2)
+    assert truth[tuple(np.array(demo_volume.shape) // 2)] == 0
+    body = segment_classical(demo_volume, [centre])
+    assert body.sum() * demo_volume.voxel_volume_ml > 1000
+    assert reached_reach(demo_volume, body, [centre])

@@ -124,6 +124,15 @@ def test_click_segments_a_lesion_negative_click_shrinks_undo_restores(window, qt
     view = window.grid.views["axial"]
     rgb = patch(window, "axial", np.asarray(les1["center_mm"]) + 0.4 * les1["radius_mm"] * (view.right + view.up))
     assert rgb[1] > rgb[0] + 40 and rgb[1] > rgb[2] + 40, rgb   # segment 2 is green
+    assert "leaked" not in editor.status.text()
+
+    # a click in the body (soft tissue all around, no lesion): the status says the region leaked
+    body = demo_volume.voxel_to_patient(np.array(demo_volume.shape) // 2)
+    editor.add_segment("not a lesion")
+    window.document.set_cursor(body)
+    with qtbot.waitSignal(editor.click_result, timeout=30000):
+        click(qtbot, window, "axial", body)
+    assert "probably leaked beyond the lesion" in editor.status.text()
 
 
 def test_brush_eraser_threshold_and_islands(window, qtbot, editor, demo_series, demo_volume):

@@ -140,8 +140,22 @@ def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: Cl
     image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
     smooth = sitk.SmoothingRecursiveGaussian(image, params.growth_smoothing_mm)
     seeds = [tuple(int(v) for v in p[::-1]) for p in pos]
+    low, high = _window_with_seeds(window, [smooth[s] for s in seeds], params)
     return sitk.GetArrayFromImage(sitk.ConnectedThreshold(
-        smooth, seedList=seeds, lower=window[0], upper=window[1], replaceValue=1)).astype(bool)
+        smooth, seedList=seeds, lower=low, upper=high, replaceValue=1)).astype(bool)
+
+
+def _window_with_seeds(window: tuple[float, float], seed_values, params: ClassicalParams) -> tuple[float, float]:
+    """The intensity window widened, where needed, to hold every click's own value (with a margin
+    of ``min_sigma_hu``): a click on a darker or brighter spot of a heterogeneous lesion than the
+    lesion around it (a necrotic centre) would otherwise grow nothing at all."""
+    low, high = window
+    for v in seed_values:
+        if v < low:
+            low = v - params.min_sigma_hu
+        if v > high:
+            high = v + params.min_sigma_hu
+    return low, high
 
 
 def _refine(region: np.ndarray, pos: np.ndarray, neg: np.ndarray, spacing_zyx, params: ClassicalParams) -> np.ndarray:

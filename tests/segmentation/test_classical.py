@@ -153,3 +153,20 @@ def test_a_click_in_a_large_organ_is_told_it_leaked_a_lesion_is_not(demo_volume,
     body = segment_classical(demo_volume, [centre])
     assert body.sum() * demo_volume.voxel_volume_ml > 1000
     assert reached_reach(demo_volume, body, [centre])
+
+
+def test_a_click_on_a_darker_centre_still_grows_the_lesion():
+    """A lesion with a necrotic (darker) centre: the statistics around the click say 'lesion', the
+    clicked voxel itself is darker; the window is widened to hold it instead of growing nothing."""
+    from medviewer.core.volume import Volume
+
+    rng = np.random.default_rng(0)
+    zz, yy, xx = np.ogrid[:40, :80, :80]
+    d = np.sqrt(((zz - 20) * 2.0) ** 2 + ((yy - 40) * 1.0) ** 2 + ((xx - 40) * 1.0) ** 2)  # mm
+    array = np.full((40, 80, 80), -100.0)  # fat
+    array[d <= 15] = 50.0  # the lesion ...
+    array[d <= 3] = -10.0  # ... and its darker centre
+    array += rng.normal(0, 5, array.shape)
+    volume = Volume(array.astype(np.int16), spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0))
+    mask = segment_classical(volume, [volume.voxel_to_patient((20, 40, 40))])
+    assert dice(mask, d <= 15) > 0.85

@@ -16,10 +16,25 @@ def display_available() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM"))
 
 
+def keep_triton_out() -> None:
+    """Hide triton (torch's kernel compiler) from the window's process, before torch is imported.
+
+    triton's library carries its own LLVM. Loaded after VTK has made an OpenGL context on Mesa
+    (llvmpipe, which links the system's LLVM: software rendering, VMs, remote desktops, Xvfb), it
+    crashes the process with a segmentation fault. torch imports it as soon as anything imports
+    ``torch._dynamo`` (torchvision, MONAI), which the learned click engine does on the first
+    click, in the window's process. The viewer never compiles kernels (no ``torch.compile``), and
+    torch runs eagerly without triton on CPU and CUDA alike, so it does without. Plugins in a
+    child process are not affected. Once triton is loaded (not in the window) this does nothing.
+    """
+    sys.modules.setdefault("triton", None)  # type: ignore[arg-type]  (import triton -> ImportError)
+
+
 def application():
     """The QApplication (created once)."""
     from PySide6.QtWidgets import QApplication
 
+    keep_triton_out()
     app = QApplication.instance()
     if app is None:
         app = QApplication(sys.argv[:1])

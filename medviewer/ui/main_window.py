@@ -19,6 +19,7 @@ from medviewer.core.presets import (
 )
 from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import save_png
+from medviewer.ui.app import keep_triton_out
 from medviewer.ui.docks import LayersPanel, StudyBrowser
 from medviewer.ui.tasks import Task
 from medviewer.ui.views import VIEW_NAMES, ViewGrid
@@ -42,6 +43,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, document: Document | None = None,
                  quiet: bool = False) -> None:
         """``quiet``: report errors in the status bar only (no message boxes; for automation)."""
+        keep_triton_out()  # before any VTK view makes a GL context (see there)
         super().__init__()
         self.quiet = quiet
         self.setWindowTitle("medviewer")

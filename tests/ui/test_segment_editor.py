@@ -262,3 +262,48 @@ def test_a_click_while_one_runs_supersedes_it_and_ctrl_z_undoes(window, qtbot, e
     assert count(editor) == 0 and len(editor.clicks[1]) == 0
     qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert count(editor) == shrunk and len(editor.clicks[1]) == 2
+
+
+LEARNED_CLICK_IN_A_FRESH_WINDOW = r"""
+import json, sys
+from PySide6.QtCore import QEventLoop, QSettings, QTimer
+from medviewer.io import load_volume
+from medviewer.ui.app import application
+from medviewer.ui.main_window import MainWindow
+
+app = application()
+window = MainWindow(settings=QSettings(sys.argv[2], QSettings.IniFormat), quiet=True)
+window.show()
+window.set_volume(load_volume(sys.argv[1]))
+app.processEvents()        # the views have rendered: VTK's OpenGL context exists
+assert "torch" not in sys.modules
+editor = window.segment_editor
+editor.engine_combo.setCurrentText("learned")
+loop = QEventLoop()
+outcome = {}
+editor.click_result.connect(lambda change: (outcome.setdefault("voxels", int((editor.layer.volume.array == 1).sum())), loop.quit()))
+editor.click_failed.connect(lambda message: (outcome.setdefault("failed", message), loop.quit()))
+QTimer.singleShot(240000, loop.quit)
+lesion = json.loads(open(sys.argv[3]).read())["lesions"][1]
+editor.add_click(lesion["center_mm"])
+loop.exec()
+print(json.dumps(outcome))
+"""
+
+
+def test_a_learned_click_in_a_fresh_window_does_not_crash_it(demo_series, tmp_path):
+    """The first learned click imports torch and MONAI in the window's process, after VTK made its
+    OpenGL context. Loading triton then (torch._dynamo imports it) crashed the window with a
+    segmentation fault on Mesa (Xvfb here). A fresh process, as a user's window would be: the click
+    returns a mask."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-c", LEARNED_CLICK_IN_A_FRESH_WINDOW, str(demo_series),
+                        str(tmp_path / "settings.ini"), str(demo_series / "lesions.json")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    outcome = json.loads(r.stdout.strip().splitlines()[-1])
+    assert outcome.get("voxels", 0) > 100, outcome

@@ -391,6 +391,13 @@ class Plugin:
     def prepare(self, device: str) -> None:
         """Load weights and move them to ``device`` ('cpu' or 'cuda'). Called once per run."""
 
+    def warm_up(self, params: Mapping[str, Any], device: str) -> None:
+        """Optional: do now, in the background, the slow part of a first run with ``params`` (the
+        manifest's parameters, resolved) on ``device`` -- import torch, load the weights -- and keep
+        it for the runs to come, so that the first run is as quick as the next ones. Called by
+        :meth:`Runner.warm` for thread plugins (a process plugin's warm child imports its module
+        instead). Default: nothing."""
+
     def run(self, request: Request, progress: ProgressFn, cancel: CancelToken) -> Result:
         raise NotImplementedError
 

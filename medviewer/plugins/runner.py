@@ -15,7 +15,8 @@ viewer carries on. Thread jobs cannot be killed: on cancel the job is ``aborted`
 time and a plugin that ignores the flag is left to finish on its own, its result discarded.
 
 ``Runner.warm(manifest)`` starts a process plugin's child ahead of time (its torch/MONAI imports
-done before the user presses Run; another is started after each run). A window would do::
+done before the user presses Run; another is started after each run); for a thread plugin it
+calls the plugin's ``warm_up`` (load the weights) in the background. A window would do::
 
     class PluginBridge(QObject):
         event = Signal(object)          # emitted from the runner thread, delivered queued
@@ -42,7 +43,9 @@ import threading
 import time
 import traceback
 import weakref
+from concurrent.futures import Future
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable
 
 from medviewer.core.errors import MedviewerError
@@ -259,6 +262,7 @@ class Runner:
                  cancel_grace_s: float = 0.3):
         self._idle: dict[str, _Worker] = {}
         self._keep_warm: set[str] = set()
+        self._warmups: dict[tuple, Future] = {}
         self._idle_lock = threading.Lock()
         self.force_cpu = force_cpu
         self.memory_limit = default_memory_limit() if memory_limit == "default" else memory_limit
@@ -304,14 +308,53 @@ class Runner:
         for job in list(self._jobs.values()):
             job.cancel()
 
-    def warm(self, manifest: Manifest) -> None:
-        """Start a child process for ``manifest`` now, so that its imports (torch, MONAI) are done
-        before the user runs it; after each run another is started. No-op for thread plugins."""
+    def warm(self, manifest: Manifest, params: dict[str, Any] | None = None,
+             device: str = "auto") -> Future | None:
+        """Get ``manifest``'s plugin ready before the user runs it.
+
+        A process plugin: start its child now, so that its imports (torch, MONAI) are done before
+        the user runs it; after each run another is started. Returns None.
+
+        A thread plugin: load it and call its :meth:`~medviewer.plugins.api.Plugin.warm_up` with
+        ``params`` (resolved as a run's are) in a background thread. Returns a
+        ``concurrent.futures.Future`` of the seconds that took, or of the error (a run reports it
+        again). Asking again for the same plugin, parameters and device gives the same future,
+        unless the last try failed.
+        """
         if manifest.isolation != "process":
-            return
+            return self._warm_thread(manifest, manifest.resolve_params(params), device)
         with self._idle_lock:
             self._keep_warm.add(manifest.id)
         self._rewarm(manifest)
+        return None
+
+    def _warm_thread(self, manifest: Manifest, params: dict[str, Any], device: str) -> Future:
+        if self.force_cpu:
+            device = "cpu"
+        key = (manifest.id, repr(sorted(params.items())), device)
+        with self._idle_lock:
+            future = self._warmups.get(key)
+            if future is not None and not (future.done() and future.exception() is not None):
+                return future
+            future = self._warmups[key] = Future()
+
+        def work() -> None:
+            from medviewer.plugins.registry import load_plugin
+
+            started = time.perf_counter()
+            try:
+                plugin = load_plugin(manifest)
+                available = plugin.is_available()
+                if not available:
+                    raise PluginError(f"plugin {manifest.id} cannot run here: {available.describe()}")
+                plugin.warm_up(MappingProxyType(dict(params)), plugin.resolve_device(device))
+            except Exception as exc:  # noqa: BLE001  (the run that follows reports it)
+                future.set_exception(exc)
+                return
+            future.set_result(time.perf_counter() - started)
+
+        threading.Thread(target=work, name=f"medviewer-warm-{manifest.id}", daemon=True).start()
+        return future
 
     def _rewarm(self, manifest: Manifest) -> None:
         """Have a live waiting worker for ``manifest`` if it is kept warm (checked under the lock,

@@ -56,6 +56,7 @@ class SegmentEditor(QWidget):
     click_result = Signal(object)     # a click-to-segment run ended: the Change, or None
     click_failed = Signal(str)
     measures_updated = Signal(object)  # list of LesionMeasures
+    engine_ready = Signal(str, object)  # an engine loaded ahead of the first click: seconds, or the error
 
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -121,6 +122,8 @@ class SegmentEditor(QWidget):
         self.engine_combo.addItems(engines)
         self.engine_combo.setCurrentText(default)
         self.engine_combo.setToolTip("click-segment engine (left click: inside, shift+left click: outside)")
+        self.engine_combo.currentTextChanged.connect(lambda _t: self.tool == "click" and self.warm_engine())
+        self.engine_ready.connect(self._engine_ready)
         form.addRow("Engine", self.engine_combo)
         self.radius = QDoubleSpinBox()
         self.radius.setRange(0.5, 100.0)
@@ -394,6 +397,46 @@ class SegmentEditor(QWidget):
     def _apply_tool(self) -> None:
         for view in self._slice_views():
             view.tool = None if self.tool == "navigate" else self
+        if self.tool == "click":
+            self.warm_engine()
+
+    def warm_engine(self) -> None:
+        """Load the chosen click-segment engine in the background now (the learned one needs
+        seconds to import torch and MONAI and read its network), so that the first click is as
+        quick as the next. A click made meanwhile waits for it."""
+        from medviewer.plugins.registry import get_manifest
+
+        engine = self.engine_combo.currentText() or "classical"
+        try:
+            future = self._runner().warm(get_manifest("click-segment"), {"engine": engine})
+        except Exception as exc:  # no plugin, a bad parameter: the click reports it again
+            self._say(f"could not load the {engine} engine: {exc}")
+            return
+        if future is None or future.done():
+            return
+        self._say(f"loading the {engine} engine...")
+        future.add_done_callback(lambda f: self._emit_ready(engine, f))
+
+    def _emit_ready(self, engine: str, future) -> None:
+        try:  # from the loading thread; the signal reaches the GUI thread queued
+            self.engine_ready.emit(engine, future.exception() or future.result())
+        except RuntimeError:  # the window closed meanwhile
+            pass
+
+    def _engine_ready(self, engine: str, outcome) -> None:
+        if self.busy() or self.pending is not None:
+            return  # a click is under way and says what it does
+        if isinstance(outcome, BaseException):
+            self._say(f"could not load the {engine} engine: {outcome}")
+        else:
+            self._say(f"the {engine} engine is ready (loaded in {outcome:.1f} s): left click inside a lesion")
+
+    def _runner(self):
+        from medviewer.plugins.runner import Runner
+
+        if self.runner is None:
+            self.runner = getattr(self.window, "runner", None) or Runner()
+        return self.runner
 
     def _slice_views(self):
         return [v for n, v in self.window.grid.views.items() if n != "3d"]
@@ -491,15 +534,13 @@ class SegmentEditor(QWidget):
     def _submit(self, label: int, clicks: Clicks) -> None:
         from medviewer.plugins.api import Prompts, Request
         from medviewer.plugins.registry import get_manifest
-        from medviewer.plugins.runner import Runner
 
-        if self.runner is None:
-            self.runner = getattr(self.window, "runner", None) or Runner()
         try:
             manifest = get_manifest("click-segment")
             request = Request(self.document.image.volume, Prompts(clicks.positive, clicks.negative),
-                              params={"engine": self.engine_combo.currentText() or "classical"})
-            self.job = self.runner.submit(manifest, request)
+                              params={"engine": self.engine_combo.currentText() or "classical"},
+                              device="auto")  # CUDA when there is a GPU, as the plugin panel does
+            self.job = self._runner().submit(manifest, request)
         except Exception as exc:  # MedviewerError/PluginError: a line for the user
             self._click_failed(str(exc))
             return

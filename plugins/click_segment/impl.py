@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import glob
+import sys
+
 import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 
 
+@functools.cache
+def _cuda_usable() -> bool:
+    """Whether torch sees a CUDA GPU. On Linux without an NVIDIA driver (no /proc/driver/nvidia,
+    no /dev/nvidia*) torch is not imported just to ask: a classical click stays light."""
+    driver = glob.glob("/proc/driver/nvidia/version") or glob.glob("/dev/nvidia[0-9]*")
+    if sys.platform.startswith("linux") and "torch" not in sys.modules and not driver:
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 class ClickSegment(Plugin):
+    def gpu_available(self) -> bool:
+        return _cuda_usable()
+
+    def warm_up(self, params, device):
+        """The learned engine: import torch and MONAI and load the network (seconds), so that the
+        first click is as quick as the next. The classical engine needs nothing."""
+        if params.get("engine") == "learned":
+            from plugins.click_segment.learned import DEFAULT_BUNDLE, load_model
+
+            load_model(params.get("bundle") or DEFAULT_BUNDLE, device)
+
     def run(self, request, progress, cancel):
         if not request.prompts.positive:
             raise PluginError("click inside the lesion first (a positive point)")

@@ -43,6 +43,11 @@ def bundle_available(bundle: str | os.PathLike = DEFAULT_BUNDLE) -> bool:
     return (b / "configs" / "inference.json").is_file() and (b / "models" / "model.pt").is_file()
 
 
+def model_loaded(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu") -> bool:
+    """Whether :func:`load_model` has this bundle's network on ``device`` already."""
+    return (str(Path(bundle).resolve()), device) in _CACHE
+
+
 def load_model(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu") -> LoadedModel:
     """The bundle's network with its weights (cached per bundle and device)."""
     key = (str(Path(bundle).resolve()), device)
@@ -96,6 +101,8 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
     for p in list(positives_mm) + list(negatives_mm):
         if not volume.contains_point(p):
             raise MedviewerError(f"point {list(p)} mm lies outside the volume")
+    if progress and not model_loaded(bundle, device):
+        progress("loading the network", 0.0)
     model = load_model(bundle, device)
     run = _probability(volume, positives_mm, negatives_mm, model, progress, cancelled, 0.0, 0.5 if follow else 1.0)
     if follow:

@@ -151,3 +151,61 @@ def test_the_window_keeps_its_training_size_at_the_volume_edge(monkeypatch):
     run = learned._probability(_bar_volume(), [(16.0, 16.0, 2.0)], [], model, None, None, 0.0, 1.0)
     assert [tuple(int(v) for v in hi - lo) for lo, hi in run.windows] == [(16, 16, 16)]
     assert run.lower[0] == 0
+
+
+def test_warming_the_plugin_loads_the_network_ahead_of_the_first_click(tmp_path):
+    """Runner.warm on the (thread) click-segment plugin loads the learned engine's network in the
+    background: the future holds the seconds it took; asking again gives the same future; a
+    failed load (a missing bundle) is an error in the future and is tried again when asked."""
+    from plugins.click_segment import learned
+
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+
+    manifest = get_manifest("click-segment")
+    runner = Runner()
+    learned._CACHE.clear()
+    future = runner.warm(manifest, {"engine": "learned"})
+    assert future is not None
+    assert future.result(timeout=120) > 0
+    assert learned.model_loaded(DEFAULT_BUNDLE, "cpu")
+    assert runner.warm(manifest, {"engine": "learned"}) is future
+    classical = runner.warm(manifest, {"engine": "classical"})   # needs nothing to load
+    assert classical is not future and classical.result(timeout=60) >= 0
+
+    missing = runner.warm(manifest, {"engine": "learned", "bundle": str(tmp_path / "nothing")})
+    with pytest.raises(Exception, match="bundle is missing"):
+        missing.result(timeout=60)
+    again = runner.warm(manifest, {"engine": "learned", "bundle": str(tmp_path / "nothing")})
+    assert again is not missing
+
+
+def test_the_learned_engine_runs_where_the_request_asks(monkeypatch):
+    """'auto' picks CUDA when the plugin sees a usable GPU (faked here: no GPU on the CI machine)
+    and the CPU otherwise; the device reaches the engine."""
+    from plugins.click_segment import impl, learned
+
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+
+    seen = []
+
+    def fake_engine(volume, positives, negatives, *, device, **_kw):
+        seen.append(device)
+        mask = np.zeros(volume.shape, bool)
+        mask[2:4, 2:4, 2:4] = True
+        return mask
+
+    monkeypatch.setattr(learned, "segment_learned", fake_engine)
+    from medviewer.core.volume import Volume
+
+    volume = Volume(np.zeros((6, 6, 6), np.int16), spacing=(1.0, 1.0, 1.0))
+    manifest = get_manifest("click-segment")
+    request = Request(volume, Prompts(((3.0, 3.0, 3.0),), ()), {"engine": "learned"}, device="auto")
+    Runner().run(manifest, request)
+    monkeypatch.setattr(impl, "_cuda_usable", lambda: True)
+    Runner().run(manifest, request)
+    Runner(force_cpu=True).run(manifest, request)
+    assert seen == ["cpu", "cuda", "cpu"]
+

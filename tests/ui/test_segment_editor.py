@@ -264,6 +264,31 @@ def test_a_click_while_one_runs_supersedes_it_and_ctrl_z_undoes(window, qtbot, e
     assert count(editor) == shrunk and len(editor.clicks[1]) == 2
 
 
+def test_choosing_the_click_tool_loads_the_learned_engine_ahead_of_the_first_click(window, qtbot, demo_volume):
+    """With the learned engine chosen, picking the click tool loads its network in the background
+    (seconds: torch, MONAI, the weights) and the status says so, then says it is ready; the first
+    click then finds it loaded."""
+    from plugins.click_segment import learned
+
+    window.resize(900, 700)
+    window.set_volume(demo_volume)
+    editor = window.segment_editor
+    editor.engine_combo.setCurrentText("learned")
+    learned._CACHE.clear()
+    with qtbot.waitSignal(editor.engine_ready, timeout=120000) as ready:
+        editor.set_tool("click")
+        assert editor.status.text() == "loading the learned engine..."
+    engine, seconds = ready.args
+    assert engine == "learned" and isinstance(seconds, float) and seconds > 0
+    assert editor.status.text().startswith("the learned engine is ready")
+    assert learned.model_loaded(learned.DEFAULT_BUNDLE, "cpu")
+    # picked again: already loaded, nothing to announce
+    editor.set_tool("navigate")
+    editor._say("")
+    editor.set_tool("click")
+    assert editor.status.text() == ""
+
+
 LEARNED_CLICK_IN_A_FRESH_WINDOW = r"""
 import json, sys
 from PySide6.QtCore import QEventLoop, QSettings, QTimer

@@ -18,6 +18,7 @@ import numpy as np
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
+from medviewer.segmentation.guidance import reaches_image_edge
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
             progress("region growing", 0.2)
         region = _grow(crop, pos - lower, window, params)
         at_volume_edge = np.all(lower == 0) and np.all(upper == volume.shape)
-        if not _touches_border(region) or radius >= params.max_radius_mm or at_volume_edge:
+        if not reaches_image_edge(region) or radius >= params.max_radius_mm or at_volume_edge:
             break
         # Grow by 1.6; a step that would stop short of the largest crop goes all the way.
         radius = params.max_radius_mm if radius * 1.6 >= 0.75 * params.max_radius_mm else radius * 1.6
@@ -100,10 +101,6 @@ def reached_reach(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Seque
             if inner and mask[tuple(box)].any():
                 return True
     return False
-
-
-def _touches_border(mask: np.ndarray) -> bool:
-    return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any() or mask[:, :, [0, -1]].any())
 
 
 def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tuple[float, float]:

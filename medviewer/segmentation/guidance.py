@@ -156,6 +156,12 @@ def keep_clicked(mask: np.ndarray, clicks_zyx) -> np.ndarray:
     return np.isin(labels, list(keep)) if keep else mask
 
 
+def reaches_image_edge(mask: np.ndarray) -> bool:
+    """Whether ``mask`` touches any face of its image: a lesion mask that does has either leaked
+    (into tissue that goes on beyond the scan) or belongs to a lesion the scan cuts off."""
+    return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any() or mask[:, :, [0, -1]].any())
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(bool), b.astype(bool)
     total = a.sum() + b.sum()

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
+from medviewer.segmentation.guidance import reaches_image_edge
 
 
 @functools.cache
@@ -61,6 +62,10 @@ class ClickSegment(Plugin):
                         "where it spills, or try the learned engine")
         else:
             raise PluginError(f"unknown engine {engine!r} (classical or learned)")
+        if not note and reaches_image_edge(mask):
+            note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "
+                    "beyond the scan, or the lesion is cut off by it; check it, and add a negative click "
+                    "where it spills")
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
         return LabelMapResult(labels, self.manifest.labels, note=note)

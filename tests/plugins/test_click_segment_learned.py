@@ -209,3 +209,29 @@ def test_the_learned_engine_runs_where_the_request_asks(monkeypatch):
     Runner(force_cpu=True).run(manifest, request)
     assert seen == ["cpu", "cuda", "cpu"]
 
+
+def test_a_mask_that_reaches_the_image_edge_comes_with_a_note(monkeypatch):
+    """A mask touching a face of the image has leaked beyond the scan or belongs to a lesion the
+    scan cuts off: the result says so (the CLI prints it, the editor shows it); one inside does not."""
+    from plugins.click_segment import learned
+
+    from medviewer.core.volume import Volume
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+
+    box = {"value": (slice(2, 4),) * 3}
+
+    def fake_engine(volume, positives, negatives, **_kw):
+        mask = np.zeros(volume.shape, bool)
+        mask[box["value"]] = True
+        return mask
+
+    monkeypatch.setattr(learned, "segment_learned", fake_engine)
+    volume = Volume(np.zeros((6, 6, 6), np.int16))
+    request = Request(volume, Prompts(((3.0, 3.0, 3.0),), ()), {"engine": "learned"})
+    manifest = get_manifest("click-segment")
+    assert Runner().run(manifest, request).note == ""
+    for edge in ((slice(2, 4), slice(2, 4), slice(3, 6)), (slice(0, 3), slice(2, 4), slice(2, 4))):
+        box["value"] = edge
+        assert "reaches the edge of the image" in Runner().run(manifest, request).note

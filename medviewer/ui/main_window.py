@@ -46,6 +46,7 @@ class MainWindow(QMainWindow):
         keep_triton_out()  # before any VTK view makes a GL context (see there)
         super().__init__()
         self.quiet = quiet
+        self._tab_groups: list[tuple[QDockWidget, QDockWidget]] = []  # tabified when first shown
         self.setWindowTitle("medviewer")
         self.settings = settings if settings is not None else QSettings("medviewer", "medviewer")
         self.document = document or Document()
@@ -421,6 +422,25 @@ class MainWindow(QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_path(paths[0])
+
+    # ---- docks -------------------------------------------------------------------------------
+    def tabify_docks(self, first: QDockWidget, second: QDockWidget) -> None:
+        """Put ``second`` as a tab behind ``first`` (``first`` stays in front).
+
+        Done when the window is first shown: Qt 6.11 gives the second tab group made before that
+        two tab bars, one of them a stray drawn across the dock above it."""
+        if self.isVisible():
+            self.tabifyDockWidget(first, second)
+            first.raise_()
+        else:
+            self._tab_groups.append((first, second))
+
+    def showEvent(self, event) -> None:
+        for first, second in self._tab_groups:
+            self.tabifyDockWidget(first, second)
+            first.raise_()
+        self._tab_groups.clear()
+        super().showEvent(event)
 
     def closeEvent(self, event) -> None:
         if self.task is not None and self.task.running:

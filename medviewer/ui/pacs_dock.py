@@ -266,6 +266,5 @@ def add_pacs_dock(window) -> tuple[PacsPanel, QDockWidget]:
     window.addDockWidget(Qt.RightDockWidgetArea, dock)
     other = getattr(window, "plugins_dock", None)
     if other is not None:
-        window.tabifyDockWidget(other, dock)
-        other.raise_()
+        window.tabify_docks(other, dock)
     return panel, dock

@@ -367,3 +367,46 @@ def test_open_folder_fills_the_browser_and_screenshots(window, qtbot, lung_serie
     assert (w, h) == (widget.width(), widget.height())
     with pytest.raises(MedviewerError, match="does not exist"):
         save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "no-such-folder" / "x.png")
+
+
+
+TAB_BARS_OF_A_FRESH_WINDOW = r"""
+import json, sys, time
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QTabBar
+from medviewer.ui.app import application
+from medviewer.ui.main_window import MainWindow
+
+app = application()
+w = MainWindow(settings=QSettings(sys.argv[1], QSettings.IniFormat))
+w.resize(1400, 950)
+w.show()
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    app.processEvents()
+    time.sleep(0.02)
+print(json.dumps({
+    "bars": sorted([b.tabText(i) for i in range(b.count())] for b in w.findChildren(QTabBar) if b.isVisible()),
+    "tabbed": [d.objectName() for d in w.tabifiedDockWidgets(w.layers_dock)],
+    "front": [not d.visibleRegion().isEmpty() for d in (w.layers_dock, w.segment_dock, w.plugins_dock, w.pacs_dock)],
+}))
+"""
+
+
+def test_each_group_of_tabbed_docks_has_one_tab_bar(tmp_path):
+    """Layers | Segment editor on the left, Plugins | PACS on the right: one tab bar each, the
+    first dock of each in front. Qt 6.11 drew a second, stray tab bar across the segment editor
+    when both groups were tabbed before the window was shown. A fresh process, as the app starts
+    (the stray did not show in a window made inside the test session)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-c", TAB_BARS_OF_A_FRESH_WINDOW, str(tmp_path / "settings.ini")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    assert seen["bars"] == [["Layers", "Segment editor"], ["Plugins", "PACS"]], seen
+    assert seen["tabbed"] == ["segment-editor-dock"]
+    assert seen["front"] == [True, False, True, False]

@@ -196,8 +196,7 @@ class SegmentEditor(QWidget):
         layers = getattr(window, "layers_dock", None)
         if layers is not None:  # a tab beside the layers: the views keep their width
             window.addDockWidget(Qt.LeftDockWidgetArea, self.dock)
-            window.tabifyDockWidget(layers, self.dock)
-            layers.raise_()
+            window.tabify_docks(layers, self.dock)
         else:
             window.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         menu = window.menuBar().addMenu("&Segment")
@@ -577,7 +576,9 @@ class SegmentEditor(QWidget):
             self.segments[label] = Segment(
                 label, self.segments[label].name, self.segments[label].color,
                 algorithm=AlgorithmInfo("SEMIAUTOMATIC", "click-segment", "1"))
-            self._say(f"{self.segments[label].name}: {int((new == label).sum())} voxels"
+            voxels = int((new == label).sum())
+            self._say(f"{self.segments[label].name}: {voxels * self.layer.volume.voxel_volume_ml:.1f} mL "
+                      f"({voxels:,} voxels)"
                       + (f"; {note}" if note else ""))
         self.click_result.emit(change)
 

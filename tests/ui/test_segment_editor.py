@@ -71,6 +71,8 @@ def test_click_segments_a_lesion_negative_click_shrinks_undo_restores(window, qt
     first = count(editor)
     expected = 4 / 3 * np.pi * r ** 3 / (np.prod(demo_volume.spacing))
     assert 0.8 * expected < first < 1.25 * expected, (first, expected)
+    ml = first * demo_volume.voxel_volume_ml
+    assert editor.status.text() == f"lesion 1: {ml:.1f} mL ({first:,} voxels)"   # what a reader wants: mL
     for name in views:
         rgb = patch(window, name, inside(name))
         assert rgb[0] > rgb[1] + 40 and rgb[0] > rgb[2] + 40, (name, rgb)           # red overlay

@@ -105,7 +105,17 @@ def segments_for(result, manifest) -> list:
 
 
 def write_result(result, manifest, volume, source_path: str, out: str, force: bool, *, seg: bool = False) -> str:
-    """Write ``result`` to ``out`` (kind by suffix, or a DICOM SEG with ``seg``); a one-line summary."""
+    """Write ``result`` to ``out`` (kind by suffix, or a DICOM SEG with ``seg``); a one-line summary,
+    and a second line, "warning: ...", when a label map comes with a note (it has probably leaked)."""
+    from medviewer.plugins.api import LabelMapResult
+
+    summary = _write_result(result, manifest, volume, source_path, out, force, seg=seg)
+    if isinstance(result, LabelMapResult) and result.note:
+        summary += f"\nwarning: {result.note}"
+    return summary
+
+
+def _write_result(result, manifest, volume, source_path: str, out: str, force: bool, *, seg: bool = False) -> str:
     import numpy as np
 
     from medviewer.io import image_suffix, write_image

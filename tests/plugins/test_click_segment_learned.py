@@ -235,3 +235,23 @@ def test_a_mask_that_reaches_the_image_edge_comes_with_a_note(monkeypatch):
     for edge in ((slice(2, 4), slice(2, 4), slice(3, 6)), (slice(0, 3), slice(2, 4), slice(2, 4))):
         box["value"] = edge
         assert "reaches the edge of the image" in Runner().run(manifest, request).note
+
+
+def test_run_prints_a_label_maps_note_as_a_warning(tmp_path):
+    """`medviewer run` / batch (write_result): a label map's note follows the summary line as
+    "warning: ..."; without a note the summary stays one line."""
+    from medviewer.core.volume import Volume
+    from medviewer.io import read_image
+    from medviewer.plugins.api import LabelMapResult
+    from medviewer.plugins.headless import write_result
+    from medviewer.plugins.registry import get_manifest
+
+    volume = Volume(np.zeros((4, 5, 6), np.int16))
+    labels = volume.with_array(np.ones((4, 5, 6), np.uint8))
+    manifest = get_manifest("click-segment")
+    plain = write_result(LabelMapResult(labels), manifest, volume, "x", str(tmp_path / "a.nii.gz"), False)
+    assert "\n" not in plain and plain.startswith("Wrote a label map")
+    warned = write_result(LabelMapResult(labels, note="it leaked"), manifest, volume, "x",
+                          str(tmp_path / "b.nii.gz"), False)
+    assert warned.splitlines()[1] == "warning: it leaked"
+    assert read_image(str(tmp_path / "b.nii.gz")).array.all()

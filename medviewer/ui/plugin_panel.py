@@ -176,9 +176,11 @@ class PluginPanel(QWidget):
         self.use_cursor.setChecked(manifest.kind in POINT_KINDS)
         self._update_trust()
         self._update_buttons()
-        if self.auto_warm and avail and manifest.isolation == "process" and self._blocked_folder() is None:
+        if self.auto_warm and avail and self._blocked_folder() is None:
             try:
-                self.runner.warm(manifest)   # its child imports torch/MONAI now, not at Run
+                # A process plugin's child imports torch/MONAI now, not at Run; a thread plugin
+                # loads its weights in the background (click-segment's learned engine).
+                self.runner.warm(manifest, self.params())
             except Exception as exc:  # a warm-up failure shows again, as a message, at Run
                 self.status.setText(f"could not start {manifest.id} ahead of time: {exc}")
 

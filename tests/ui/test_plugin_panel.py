@@ -208,3 +208,13 @@ def test_process_plugin_is_warmed_when_selected_and_runs(window, panel, qtbot):
     # poll, as joining it here too would race that thread (the loser sees the child alive).
     qtbot.waitUntil(lambda: not worker.proc.is_alive(), timeout=10000)
     assert not panel.runner._idle  # and no new warm worker was left behind
+
+
+def test_click_segment_loads_its_network_when_selected(window, panel, qtbot):
+    """A thread plugin is warmed too: selecting click-segment (learned engine, the default) loads
+    its network in the background, so its first run does not."""
+    from plugins.click_segment import learned
+
+    learned._CACHE.clear()
+    panel.select("click-segment")
+    qtbot.waitUntil(lambda: learned.model_loaded(learned.DEFAULT_BUNDLE, "cpu"), timeout=60000)

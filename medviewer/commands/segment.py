@@ -7,6 +7,7 @@ Points are DICOM patient LPS millimetres (the frame of Image Position Patient). 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from medviewer.commands.points import parse_point
@@ -44,6 +45,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if args.engine == "learned":
+        # MONAI imports torchvision when it is installed (for its detection networks), and
+        # torchvision imports torch._dynamo: 1.4 s of the 4 s this one-off process spends loading
+        # the engine. The click network is a plain UNet that needs neither; this process runs
+        # nothing else, so it goes without (MONAI takes torchvision as absent, as it is optional).
+        sys.modules.setdefault("torchvision", None)  # type: ignore[arg-type]
 
     from medviewer import __version__
     from medviewer.io import image_suffix, load_volume, write_image

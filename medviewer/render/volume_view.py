@@ -15,8 +15,7 @@ from typing import Callable
 import numpy as np
 from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPolyData
-from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkWindowedSincPolyDataFilter
-from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
+from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkSurfaceNets3D
 from vtkmodules.vtkImagingCore import vtkImageShrink3D
 from vtkmodules.vtkRenderingCore import (
     vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
@@ -31,6 +30,9 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
 from medviewer.core.presets import DEFAULT_VOLUME_PRESET, VOLUME_PRESETS
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
+
+# Constrained smoothing passes of the label surfaces in the 3D view (vtkSurfaceNets3D).
+SURFACE_SMOOTHING_ITERATIONS = 30
 
 
 class VolumeView:
@@ -216,22 +218,25 @@ class VolumeView:
         volume = layer.volume
         image = local_image(volume)
         top = max(1, int(volume.array.max()))
-        surf = vtkDiscreteFlyingEdges3D()
+        # Surface nets (made for label maps) with its constrained smoothing: a smooth surface
+        # that stays within a voxel of the label's boundary. Flying edges plus windowed-sinc
+        # smoothing left every slice step of a CT's thick slices visible.
+        surf = vtkSurfaceNets3D()
         surf.SetInputData(image)
-        surf.GenerateValues(top, 1, top)
-        smooth = vtkWindowedSincPolyDataFilter()
-        smooth.SetInputConnection(surf.GetOutputPort())
-        smooth.SetNumberOfIterations(15)
-        smooth.SetPassBand(0.1)
-        smooth.BoundarySmoothingOff()
-        smooth.NonManifoldSmoothingOn()
-        smooth.NormalizeCoordinatesOn()
-        normals = vtkPolyDataNormals()
-        normals.SetInputConnection(smooth.GetOutputPort())
+        surf.GenerateLabels(top, 1, top)
+        surf.SetBackgroundLabel(0)
+        surf.SetOutputMeshTypeToTriangles()
+        surf.SmoothingOn()
+        surf.SetNumberOfIterations(SURFACE_SMOOTHING_ITERATIONS)
+        normals = vtkPolyDataNormals()  # also makes the polygons' order consistent
+        normals.SetInputConnection(surf.GetOutputPort())
         normals.SplittingOff()
         mapper = vtkPolyDataMapper()
         mapper.SetInputConnection(normals.GetOutputPort())
-        mapper.SetScalarModeToUsePointData()
+        # Each polygon carries the two labels it separates, the segment's first (the background,
+        # 0, last): colour by that.
+        mapper.SetScalarModeToUseCellFieldData()
+        mapper.ColorByArrayComponent("BoundaryLabels", 0)
         actor = vtkActor()
         actor.SetMapper(mapper)
         actor.SetUserMatrix(vtk_matrix(local_to_patient(volume)))

@@ -410,3 +410,41 @@ def test_each_group_of_tabbed_docks_has_one_tab_bar(tmp_path):
     assert seen["bars"] == [["Layers", "Segment editor"], ["Plugins", "PACS"]], seen
     assert seen["tabbed"] == ["segment-editor-dock"]
     assert seen["front"] == [True, False, True, False]
+
+
+def test_label_surfaces_in_3d_are_smooth_and_take_each_segments_colour(window, qtbot, demo_volume):
+    """Two segments in one label layer (the second touching the first): the 3D view draws each
+    in its own colour; the surface of a sphere is smooth (surface nets with constrained
+    smoothing), not a stack of slice steps: its normals turn gradually."""
+    window.set_volume(demo_volume)
+    window.apply_volume_preset("CT MIP")
+    labels = np.zeros(demo_volume.shape, np.uint8)
+    zz, yy, xx = np.indices(demo_volume.shape)
+    centre = np.array(demo_volume.shape) // 2
+    spacing = np.asarray(demo_volume.spacing)[::-1]
+    d = np.sqrt((((np.stack([zz, yy, xx], -1) - centre) * spacing) ** 2).sum(-1))
+    labels[d < 30] = 1
+    labels[(d < 30) & (xx > centre[2] + 8)] = 2      # the right-hand part: segment 2
+    layer = LabelLayer(name="two", volume=demo_volume.with_array(labels),
+                       label_colors={1: (1.0, 0.0, 0.0), 2: (0.0, 1.0, 0.0)})
+    window.document.add_layer(layer)
+    view = window.grid.views["3d"]
+    image = capture(view.render_window).astype(int)
+    red = (image[..., 0] > image[..., 1] + 60) & (image[..., 0] > image[..., 2] + 60)
+    green = (image[..., 1] > image[..., 0] + 60) & (image[..., 1] > image[..., 2] + 60)
+    assert red.sum() > 200 and green.sum() > 100, (red.sum(), green.sum())
+
+    actor = view._surfaces[layer.id][1]
+    mesh = actor.GetMapper().GetInputAlgorithm().GetOutputDataObject(0)
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    points = vtk_to_numpy(mesh.GetPoints().GetData())
+    normals = vtk_to_numpy(mesh.GetPointData().GetNormals())
+    # on a smooth sphere the normal at each point is close to the radial direction
+    radial = points - points.mean(axis=0)
+    radial /= np.linalg.norm(radial, axis=1, keepdims=True)
+    # the sphere's own surface, clear of the flat wall where the two segments meet (local frame: mm)
+    outer = points[:, 0] < (centre[2] + 8) * demo_volume.spacing[0] - 4
+    agreement = np.abs((radial * normals).sum(axis=1))[outer]
+    # 10th percentile: 0.998 (flying edges and windowed-sinc smoothing, before: 0.857)
+    assert np.percentile(agreement, 10) > 0.97, np.percentile(agreement, 10)

@@ -436,10 +436,13 @@ class MainWindow(QMainWindow):
             self._tab_groups.append((first, second))
 
     def showEvent(self, event) -> None:
-        for first, second in self._tab_groups:
-            self.tabifyDockWidget(first, second)
-            first.raise_()
-        self._tab_groups.clear()
+        if self._tab_groups:  # the first show
+            for first, second in self._tab_groups:
+                self.tabifyDockWidget(first, second)
+                first.raise_()
+            self._tab_groups.clear()
+            # the study list needs less height than the layers and the segment editor below it
+            self.resizeDocks([self.browser_dock, self.layers_dock], [1, 3], Qt.Vertical)
         super().showEvent(event)
 
     def closeEvent(self, event) -> None:

@@ -67,6 +67,10 @@ def run(args) -> int:
     if os.path.isdir(out):
         raise MedviewerError("is a folder; give a file name", out)
     volume = load_volume(args.path, series=args.series)
+    if is_seg:  # a series a SEG cannot reference fails now, not after the segmentation
+        from medviewer.export.sources import source_datasets
+
+        source_datasets(volume)
     for p in args.point + args.negative:
         if not volume.contains_point(p):
             raise MedviewerError(f"point {','.join(f'{v:g}' for v in p)} mm lies outside the image "

@@ -37,7 +37,18 @@ def source_datasets(volume: Volume, *, pixels: bool = False) -> list:
     out = []
     for path in source_paths(volume):
         try:
-            out.append(pydicom.dcmread(path, stop_before_pixels=not pixels))
+            ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
         except Exception as exc:
             raise MedviewerError(f"source image unreadable ({exc})", path) from None
+        missing = [k for k in REFERENCE_UIDS if not str(getattr(ds, k, "") or "").strip()]
+        if missing:
+            raise MedviewerError(
+                f"source image has no {', '.join(missing)} (anonymised without its UIDs): a DICOM SEG, "
+                "RTSTRUCT or SR references its source images by them; export a label map "
+                "(.nii.gz or .nrrd) instead", path)
+        out.append(ds)
     return out
+
+
+# What a derived object (SEG, RTSTRUCT, SR) needs of each source image to reference it.
+REFERENCE_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")

@@ -124,3 +124,35 @@ def test_seg_placed_by_position_on_a_copy_with_other_uids(demo_volume, demo_labe
     shifted = copy.with_array(copy.array, origin=tuple(np.add(copy.origin, (0, 0, 1.0))))
     with pytest.raises(MedviewerError, match="slices"):
         read_seg(out, shifted)
+
+
+def test_a_series_anonymised_without_its_uids_gets_a_clear_refusal(demo_series, tmp_path):
+    """Source images with empty SOP Class/Instance, Study and Series UIDs (the shared JPEG 2000
+    series is so; imitated here on a copy of the demo): no SEG can reference them. write_seg, and
+    segment --out X.dcm before it segments, say which file and what to do; nothing is written."""
+    import shutil
+    import subprocess
+    import sys
+
+    from medviewer.io import load_volume
+    from tests.conftest import ROOT
+
+    copy = tmp_path / "anon"
+    shutil.copytree(demo_series, copy, ignore=shutil.ignore_patterns("*.json", "*.nii.gz"))
+    for path in copy.iterdir():
+        ds = pydicom.dcmread(path)
+        for key in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+            setattr(ds, key, "")
+        ds.save_as(path)
+    volume = load_volume(copy)
+    labels = volume.with_array((volume.array > 100).astype(np.uint8))
+    out = tmp_path / "out" / "seg.dcm"
+    out.parent.mkdir()
+    with pytest.raises(MedviewerError, match="anonymised without its UIDs.*label map"):
+        write_seg(volume, labels, None, out)
+    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(copy), "--point=-60,0,-75",
+                        "--engine", "classical", "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 1 and "anonymised without its UIDs" in r.stderr and "Traceback" not in r.stderr
+    assert "segmented" not in r.stdout   # refused before segmenting
+    assert not os.listdir(out.parent)

@@ -208,6 +208,7 @@ class SegmentEditor(QWidget):
             a.triggered.connect(lambda _=False, k=key: self.set_tool(k))
         menu.addSeparator()
         menu.addAction("Add segment", lambda: self.add_segment())
+        menu.addAction("Import a loaded segmentation", lambda: self.import_layer())
         menu.addAction("Remove islands", lambda: self.remove_islands())
         menu.addSeparator()
         menu.addAction(self.dock.toggleViewAction())
@@ -302,6 +303,59 @@ class SegmentEditor(QWidget):
         if self.current is not None:
             self.select_segment(self.current)
         self._update_markers()
+
+    def import_layer(self, layer: LabelLayer | None = None) -> list[Segment]:
+        """Take a label layer's segments into the editor (a loaded SEG or RTSTRUCT, a plugin's
+        result), to correct them with clicks, the brush and the other tools, and export them.
+
+        ``layer``: default, the Layers panel's current label layer, else the topmost one that is
+        not the editor's. Each of its values becomes a new segment with its name and colour, on
+        voxels no segment holds yet; each import is undoable (undo takes the segment back out).
+        The source layer is left as it was, and hidden."""
+        if layer is None:
+            layer = self._importable_layer()
+        if layer is None:
+            self._say("no segmentation to import: load one (File > Load segmentation) or run a plugin")
+            return []
+        image = self.document.image
+        if image is None or not layer.volume.same_grid(image.volume):
+            self._say(f"{layer.name} is not on the open image's grid: it cannot be edited here")
+            return []
+        from medviewer.ui.annotations_ui import segments_of
+
+        incoming = segments_of(layer)
+        if not incoming:
+            self._say(f"{layer.name} is empty")
+            return []
+        if self.ensure_layer() is None:
+            return []
+        self._cancel_job()
+        source = layer.volume.array
+        added = []
+        for seg in incoming:
+            new_segment = self.add_segment(seg.name, seg.color)
+            if new_segment is None:
+                break
+            old = self.layer.volume.array
+            new = old.copy()
+            new[(source == seg.label) & (old == 0)] = new_segment.label
+            change = diff(old, new, new_segment.label, "import segment")
+            if change is not None:
+                self.stack.push(change)
+            self._set_labels(new)
+            added.append(new_segment)
+        self.document.update_layer(layer, visible=False)
+        self._update_markers()
+        names = ", ".join(s.name for s in added)
+        self._say(f"imported {len(added)} segment(s) from {layer.name} ({names}); that layer is hidden")
+        return added
+
+    def _importable_layer(self) -> LabelLayer | None:
+        current = getattr(getattr(self.window, "layers", None), "current_layer", lambda: None)()
+        if isinstance(current, LabelLayer) and current is not self.layer:
+            return current
+        others = [l for l in self.document.layers_of(LabelLayer) if l is not self.layer]
+        return others[-1] if others else None
 
     def rename_dialog(self) -> None:
         if self.current is None:
@@ -615,8 +669,10 @@ class SegmentEditor(QWidget):
         change = move(array)
         if change is None:
             return
-        if change.description == "delete segment":  # the segment's entry comes and goes with it
-            if move == self.stack.undo:
+        # A deleted or imported segment's entry comes and goes with its voxels.
+        if change.description in ("delete segment", "import segment"):
+            restores = (move == self.stack.undo) == (change.description == "delete segment")
+            if restores:
                 segment, _ = self._deleted.pop(change.label)
                 self.segments[change.label] = segment
                 self.segments = dict(sorted(self.segments.items()))

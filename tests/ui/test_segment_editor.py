@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from medviewer.core.document import LabelLayer
 from medviewer.core.label_edit import disc_region
+from medviewer.ui.segment_editor import _rgb255
 from tests.ui.pixels import patch
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
@@ -334,3 +335,45 @@ def test_a_learned_click_in_a_fresh_window_does_not_crash_it(demo_series, tmp_pa
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     outcome = json.loads(r.stdout.strip().splitlines()[-1])
     assert outcome.get("voxels", 0) > 100, outcome
+
+
+def test_a_loaded_segmentation_is_imported_for_editing_and_undo_takes_it_back(window, qtbot, editor, demo_series,
+                                                                             demo_volume):
+    """Segment > Import a loaded segmentation: a loaded label map's lesions become editor segments
+    (names, colours, voxels), on top of one drawn already and never over it; the source layer is
+    hidden; the brush edits them; undo takes an import back out, segment entry and all."""
+    from medviewer.io import read_image
+
+    truth = read_image(str(demo_series / "lesions.nii.gz")).array
+    values = sorted(int(v) for v in np.unique(truth) if v)
+    les = lesion(demo_series, 2)
+    editor.radius.setValue(6.0)
+    editor.paint_disc("axial", les["center_mm"], tool="brush")    # lesion 1, drawn by hand inside lesion 3
+    drawn = editor.layer.volume.array == 1
+    loaded = window.load_segmentation(str(demo_series / "lesions.nii.gz"))
+    window.layers.tree.setCurrentItem(window.layers.item_of(loaded))
+    added = editor.import_layer()
+
+    assert [s.label for s in added] == [2, 3, 4] and len(values) == 3
+    assert [s.color for s in added] == [_rgb255(loaded.color_of(v)) for v in values]
+    assert [editor.segment_list.item(i).text() for i in range(4)][1:] == [s.name for s in added]
+    array = editor.layer.volume.array
+    assert np.array_equal(array == 1, drawn)                               # the drawn one untouched
+    for seg, v in zip(added, values):
+        assert np.array_equal(array == seg.label, (truth == v) & ~drawn)
+    assert not loaded.visible and "imported 3 segment(s)" in editor.status.text()
+
+    editor.select_segment(4)
+    editor.set_tool("eraser")
+    editor.radius.setValue(30.0)
+    editor.paint_disc("axial", les["center_mm"], tool="eraser")
+    assert count(editor, 4) < int(((truth == values[2]) & ~drawn).sum())
+    editor.undo()                                                         # the erasing
+    editor.undo()                                                         # the last import
+    assert 4 not in editor.segments and count(editor, 4) == 0 and editor.segment_list.count() == 3
+    editor.redo()
+    assert editor.segments[4].name == added[2].name and count(editor, 4) > 0
+
+    # a layer on another grid is refused with a message
+    other = LabelLayer(name="elsewhere", volume=demo_volume.with_array(truth, spacing=(2.0, 2.0, 2.0)))
+    assert editor.import_layer(other) == [] and "not on the open image's grid" in editor.status.text()

@@ -39,9 +39,9 @@ if [ "$run_demo" = 1 ]; then
   "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --out demo-study/lesion1-report.csv --force
   echo "== a screenshot of the viewer window"
   if [ -n "${DISPLAY:-}" ]; then
-    "$MV" open demo-study --screenshot demo-study/screenshot.png
+    "$MV" open demo-study --seg demo-study/lesion1-seg.dcm --screenshot demo-study/screenshot.png
   else
-    xvfb-run -a -s "-screen 0 1600x1200x24" "$MV" open demo-study --screenshot demo-study/screenshot.png
+    xvfb-run -a -s "-screen 0 1600x1200x24" "$MV" open demo-study --seg demo-study/lesion1-seg.dcm --screenshot demo-study/screenshot.png
   fi
   echo "== done: demo-study/ holds the series, lesion1-seg.dcm, lesion1-report.csv and screenshot.png"
   echo "   Open the window with: $VENV/bin/medviewer demo demo-study"

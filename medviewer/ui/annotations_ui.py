@@ -134,6 +134,7 @@ class AnnotationsBar(QToolBar):
             except MedviewerError as exc:
                 self.window._fail(str(exc))
                 return
+            self.window.bring_into_view(layer)
             note = f" ({'; '.join(read.warnings)})" if read.warnings else ""
             self.window.status_label.setText(f"Loaded {ref.kind} {layer.name}{note}")
             self.hide()

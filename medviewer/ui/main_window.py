@@ -340,13 +340,33 @@ class MainWindow(QMainWindow):
         if image_suffix(path) is None:
             from medviewer.io.annotations import read_annotation
             from medviewer.ui.annotations_ui import label_layer_from_annotation
-            return self.document.add_layer(label_layer_from_annotation(read_annotation(path, image.volume), name))
-        try:
-            labels = labels_onto_grid(read_image(path), image.volume)
-        except MedviewerError as exc:
-            raise MedviewerError(exc.message, path) from None
-        name = name or os.path.basename(path).split(".")[0]
-        return self.document.add_layer(LabelLayer(name=name, volume=labels))
+            layer = self.document.add_layer(label_layer_from_annotation(read_annotation(path, image.volume), name))
+        else:
+            try:
+                labels = labels_onto_grid(read_image(path), image.volume)
+            except MedviewerError as exc:
+                raise MedviewerError(exc.message, path) from None
+            name = name or os.path.basename(path).split(".")[0]
+            layer = self.document.add_layer(LabelLayer(name=name, volume=labels))
+        self.bring_into_view(layer)
+        return layer
+
+    def bring_into_view(self, layer: LabelLayer) -> None:
+        """Move the crosshair into ``layer``'s largest segment (its voxel nearest the segment's
+        centre), unless it is in a segment of the layer already: a segmentation just loaded shows
+        in all three slices."""
+        array = layer.volume.array
+        volume = layer.volume
+        z, y, x = np.clip(np.round(volume.patient_to_voxel(self.document.cursor)).astype(int), 0,
+                          np.asarray(array.shape) - 1)
+        if array[z, y, x]:
+            return
+        values, counts = np.unique(array[array > 0], return_counts=True)
+        if not len(values):
+            return
+        voxels = np.argwhere(array == values[np.argmax(counts)])
+        nearest = voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
+        self.document.set_cursor(volume.voxel_to_patient(nearest.astype(float)))
 
     # ---- presets ----------------------------------------------------------------------------
     def apply_window_preset(self, name: str) -> None:

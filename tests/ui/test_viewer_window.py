@@ -448,3 +448,24 @@ def test_label_surfaces_in_3d_are_smooth_and_take_each_segments_colour(window, q
     agreement = np.abs((radial * normals).sum(axis=1))[outer]
     # 10th percentile: 0.998 (flying edges and windowed-sinc smoothing, before: 0.857)
     assert np.percentile(agreement, 10) > 0.97, np.percentile(agreement, 10)
+
+
+def test_a_loaded_segmentation_is_brought_into_view(window, demo_series, demo_volume):
+    """Loading a segmentation moves the crosshair into its largest segment (the demo's liver
+    lesion), so that all three slices show it; a crosshair inside a segment already stays."""
+    from medviewer.io import read_image
+
+    lesions = json.loads((demo_series / "lesions.json").read_text())["lesions"]
+    window.set_volume(demo_volume)
+    window.document.set_cursor(demo_volume.voxel_to_patient(np.array([2.0, 2.0, 2.0])))   # a corner
+    layer = window.load_segmentation(str(demo_series / "lesions.nii.gz"))
+    truth = read_image(str(demo_series / "lesions.nii.gz")).array
+    largest = max(lesions, key=lambda les: les["radius_mm"])
+    assert np.linalg.norm(window.document.cursor - np.asarray(largest["center_mm"])) < 3.0
+    z, y, x = np.round(demo_volume.patient_to_voxel(window.document.cursor)).astype(int)
+    assert truth[z, y, x] and layer.volume.array[z, y, x]
+
+    inside = np.asarray(lesions[0]["center_mm"])     # in another lesion: stays there
+    window.document.set_cursor(inside)
+    window.load_segmentation(str(demo_series / "lesions.nii.gz"), name="again")
+    assert np.allclose(window.document.cursor, inside)

@@ -154,21 +154,29 @@ def export_layer(window, layer: LabelLayer, path: str, fmt: str, *, force: bool 
     if image is None:
         raise MedviewerError("open an image first")
     check_target(path, force)
-    segments = segments_of(layer)
+    editor = getattr(window, "segment_editor", None)
+    ours = editor is not None and layer is editor.layer
+    # The editor's own segments carry how each was made (clicks: semi-automatic; brush: manual).
+    segments = (editor.segments_for_export() or (None, []))[1] if ours else segments_of(layer)
     if not segments:
         raise MedviewerError(f"the layer {layer.name!r} is empty")
-    return write_export(fmt, image.volume, layer.volume, segments, path, force=force,
-                        provenance={"segmentation_file": layer.name, "notes": []})
+    lines = write_export(fmt, image.volume, layer.volume, segments, path, force=force,
+                         provenance={"segmentation_file": layer.name, "notes": []})
+    if ours:
+        editor.mark_exported()
+    return lines
 
 
-def choose_export(window) -> None:
-    """File > Export segmentation...: the current (else the top) label layer, to a chosen file."""
+def choose_export(window, layer: LabelLayer | None = None) -> None:
+    """File > Export segmentation...: ``layer``, else the current (else the top) label layer, to a
+    chosen file."""
     layers = window.document.layers_of(LabelLayer)
     if not layers:
         window._fail("there is no segmentation (label layer) to export")
         return
-    current = window.layers.current_layer()
-    layer = current if isinstance(current, LabelLayer) else layers[-1]
+    if layer is None:
+        current = window.layers.current_layer()
+        layer = current if isinstance(current, LabelLayer) else layers[-1]
     filters = ";;".join(f for f, _, _ in EXPORT_FILTERS)
     path, chosen = QFileDialog.getSaveFileName(window, f"Export {layer.name}", layer.name + ".dcm", filters)
     if not path:

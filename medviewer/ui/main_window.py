@@ -216,6 +216,8 @@ class MainWindow(QMainWindow):
         if not os.path.exists(path):
             self._fail(f"{path}: no such file or folder")
             return
+        if not self.confirm_discard_segments("opening another study"):
+            return
         self._remember(path)
         self.index = None
         if image_suffix(path) is not None:
@@ -238,12 +240,16 @@ class MainWindow(QMainWindow):
                 from medviewer.io import nothing_found_message
                 self._fail(f"{path}: {nothing_found_message(idx)}")
                 return
-            self.load_series(chosen, idx.study_of(chosen))
+            self.load_series(chosen, idx.study_of(chosen), ask=False)
         self._start(Task(index, "index"), f"Indexing {path}", indexed)
 
-    def load_series(self, entry, study=None) -> Task:
-        """Read a series in the background (progress bar, cancel); show it when done."""
+    def load_series(self, entry, study=None, ask: bool = True) -> Task | None:
+        """Read a series in the background (progress bar, cancel); show it when done. With
+        ``ask``, unexported segments are offered for export first (None: the user cancelled)."""
         from medviewer.io import load_series
+
+        if ask and not self.confirm_discard_segments("opening another series"):
+            return None
 
         def run(progress, cancelled):
             return load_series(entry, study, progress=progress, cancelled=cancelled)
@@ -465,7 +471,29 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self.browser_dock, self.layers_dock], [1, 3], Qt.Vertical)
         super().showEvent(event)
 
+    def confirm_discard_segments(self, action: str) -> bool:
+        """Whether to go on with ``action``, which replaces the image and with it the segment
+        editor's segments: yes when nothing of them is unexported, else as the user answers
+        (Export first, Discard, or Cancel). Quiet windows (automation) do not ask."""
+        editor = self.segment_editor
+        if self.quiet or not editor.has_unexported_edits():
+            return True
+        answer = QMessageBox.question(
+            self, "medviewer", f"The segments have changes that are not exported. Export them before {action}?",
+            QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        if answer == QMessageBox.Cancel:
+            return False
+        if answer == QMessageBox.Save:
+            from medviewer.ui.annotations_ui import choose_export
+
+            choose_export(self, editor.layer)
+            return not editor.has_unexported_edits()   # the export dialog cancelled or failed: stay
+        return True
+
     def closeEvent(self, event) -> None:
+        if not self.confirm_discard_segments("closing"):
+            event.ignore()
+            return
         if self.task is not None and self.task.running:
             self.task.cancel()
             self.task.wait(5)

@@ -78,6 +78,7 @@ class SegmentEditor(QWidget):
         self._measure_again = False
         self._stroke: tuple | None = None
         self._markers: dict = {}
+        self._unexported = False   # edits since the last export (see has_unexported_edits)
         self._build()
 
         self._poller = JobPoller(self._on_job_event, self, POLL_MS)
@@ -406,6 +407,7 @@ class SegmentEditor(QWidget):
     def _on_layer_removed(self, layer) -> None:
         if layer is self.layer:
             self._cancel_job()
+            self._unexported = False
             self.layer = None
             self.segments.clear()
             self.clicks.clear()
@@ -423,8 +425,16 @@ class SegmentEditor(QWidget):
         if isinstance(layer, ImageLayer) and layer is self.document.image:
             self._apply_tool()
 
+    def has_unexported_edits(self) -> bool:
+        """Whether the segments hold voxels changed since they were last exported (or ever)."""
+        return self._unexported and self.layer is not None and bool(self.layer.volume.array.any())
+
+    def mark_exported(self) -> None:
+        self._unexported = False
+
     def _set_labels(self, array: np.ndarray) -> None:
         """Show ``array`` as the segments' voxels (a new Volume: every view updates)."""
+        self._unexported = True
         self.document.update_layer(self.layer, volume=self.layer.volume.with_array(array))
         self._update_buttons()
         self._measure_timer.start()

@@ -377,3 +377,51 @@ def test_a_loaded_segmentation_is_imported_for_editing_and_undo_takes_it_back(wi
     # a layer on another grid is refused with a message
     other = LabelLayer(name="elsewhere", volume=demo_volume.with_array(truth, spacing=(2.0, 2.0, 2.0)))
     assert editor.import_layer(other) == [] and "not on the open image's grid" in editor.status.text()
+
+
+def test_unexported_segments_are_offered_for_export_before_they_are_lost(window, qtbot, editor, demo_series,
+                                                                        demo_volume, tmp_path, monkeypatch):
+    """Closing the window or opening another study replaces the segments: with edits not exported
+    the window asks (Export / Discard / Cancel). Cancel keeps everything; Export writes them through
+    the export dialog, each segment saying how it was made (clicks: SEMIAUTOMATIC, brush: MANUAL)."""
+    import highdicom as hd
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    les = lesion(demo_series, 2)
+    window.document.set_cursor(les["center_mm"])
+    editor.set_tool("click")
+    with qtbot.waitSignal(editor.click_result, timeout=30000):
+        click(qtbot, window, "axial", np.asarray(les["center_mm"]))
+    editor.add_segment("drawn")
+    editor.paint_disc("axial", np.asarray(les["center_mm"]) + np.array([60.0, 0.0, 0.0]), tool="brush")
+    assert editor.has_unexported_edits()
+
+    monkeypatch.setattr(window, "quiet", False)   # a user's window asks; the answers come from here
+    answers = []
+    asked = []
+    # (Discard when no answer is queued: the window closes at the test's end, and a failure
+    # inside closeEvent would take the test process down.)
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or (answers.pop(0) if answers else QMessageBox.Discard))
+    answers.append(QMessageBox.Cancel)
+    before = editor.layer.volume.array.copy()
+    window.open_path(str(demo_series))               # cancelled: nothing is loaded, nothing lost
+    assert not answers and (window.task is None or not window.task.running)
+    answers.append(QMessageBox.Cancel)
+    assert not window.close() and window.isVisible() and not answers
+    assert asked == ["The segments have changes that are not exported. Export them before opening another study?",
+                     "The segments have changes that are not exported. Export them before closing?"]
+    assert np.array_equal(editor.layer.volume.array, before) and editor.has_unexported_edits()
+
+    out = tmp_path / "lesions.dcm"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "DICOM SEG (*.dcm)"))
+    answers.append(QMessageBox.Save)
+    assert window.confirm_discard_segments("closing")
+    assert out.is_file() and not editor.has_unexported_edits()
+    seg = hd.seg.segread(out)
+    kinds = {s.SegmentLabel: s.SegmentAlgorithmType for s in seg.SegmentSequence}
+    assert kinds == {"lesion 1": "SEMIAUTOMATIC", "drawn": "MANUAL"}
+
+    editor.paint_disc("axial", np.asarray(les["center_mm"]) + np.array([60.0, 20.0, 0.0]), tool="brush")
+    answers.append(QMessageBox.Discard)              # an edit after the export: asked again
+    assert window.confirm_discard_segments("closing") and not answers

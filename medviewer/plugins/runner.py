@@ -88,14 +88,8 @@ def _describe_memory(limit: int | None) -> str:
 def _execute(manifest: Manifest, request: Request, progress, cancel: CancelToken,
              plugin: Plugin | None = None) -> Result:
     """Load, check, prepare and run one plugin; used by both the thread and the child process."""
-    from medviewer.plugins.registry import load_plugin
-
     progress("loading plugin", None)
-    if plugin is None:
-        plugin = load_plugin(manifest)
-    available = plugin.is_available()
-    if not available:
-        raise PluginError(f"plugin {manifest.id} cannot run here: {available.describe()}")
+    plugin = _available_plugin(manifest, plugin)
     device = plugin.resolve_device(request.device)
     request = dataclasses.replace(request, device=device)
     cancel.check()
@@ -103,6 +97,17 @@ def _execute(manifest: Manifest, request: Request, progress, cancel: CancelToken
     plugin.prepare(device)
     cancel.check()
     return plugin.run(request, progress, cancel)
+
+
+def _available_plugin(manifest: Manifest, plugin: Plugin | None = None) -> Plugin:
+    """``manifest``'s plugin (loaded unless given), or PluginError when it cannot run here."""
+    from medviewer.plugins.registry import load_plugin
+
+    plugin = plugin if plugin is not None else load_plugin(manifest)
+    available = plugin.is_available()
+    if not available:
+        raise PluginError(f"plugin {manifest.id} cannot run here: {available.describe()}")
+    return plugin
 
 
 def _error_message(manifest: Manifest, exc: BaseException, memory_limit: int | None) -> str:
@@ -339,14 +344,9 @@ class Runner:
             future = self._warmups[key] = Future()
 
         def work() -> None:
-            from medviewer.plugins.registry import load_plugin
-
             started = time.perf_counter()
             try:
-                plugin = load_plugin(manifest)
-                available = plugin.is_available()
-                if not available:
-                    raise PluginError(f"plugin {manifest.id} cannot run here: {available.describe()}")
+                plugin = _available_plugin(manifest)
                 plugin.warm_up(MappingProxyType(dict(params)), plugin.resolve_device(device))
             except Exception as exc:  # noqa: BLE001  (the run that follows reports it)
                 future.set_exception(exc)

@@ -70,7 +70,7 @@ def run(args) -> int:
     if is_seg:  # a series a SEG cannot reference fails now, not after the segmentation
         from medviewer.export.sources import source_datasets
 
-        source_datasets(volume)
+        sources = source_datasets(volume)   # read once: the SEG below references them
     for p in args.point + args.negative:
         if not volume.contains_point(p):
             raise MedviewerError(f"point {','.join(f'{v:g}' for v in p)} mm lies outside the image "
@@ -101,7 +101,7 @@ def run(args) -> int:
 
         algorithm = AlgorithmInfo("SEMIAUTOMATIC", f"medviewer click-to-segment ({args.engine})", __version__)
         write_seg(volume, labels, [Segment(1, args.name, (255, 80, 80), algorithm=algorithm)], out,
-                  force=True)
+                  force=True, source_images=sources)
     else:
         write_image(labels, out, force=True)
     ml = float(mask.sum()) * volume.voxel_volume_ml

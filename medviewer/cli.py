@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from medviewer import __version__
@@ -36,8 +37,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose value is a point X,Y,Z in mm. Patient coordinates are often negative, and argparse
+# takes "-21,-78,-157" after a space for an option ("expected one argument").
+POINT_OPTIONS = ("--point", "--negative", "--negative-point")
+_POINT_VALUE = re.compile(r"^-[0-9.]")
+
+
+def join_point_values(argv: list[str]) -> list[str]:
+    """``--point -21,-78,-157`` -> ``--point=-21,-78,-157`` (what argparse can read)."""
+    out: list[str] = []
+    k = 0
+    while k < len(argv):
+        if argv[k] in POINT_OPTIONS and k + 1 < len(argv) and _POINT_VALUE.match(argv[k + 1]):
+            out.append(f"{argv[k]}={argv[k + 1]}")
+            k += 2
+            continue
+        if argv[k] == "--":
+            out.extend(argv[k:])
+            break
+        out.append(argv[k])
+        k += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = join_point_values(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.debug:  # library warnings (pydicom, highdicom) are for developers, not users

@@ -77,3 +77,22 @@ def test_core_imports_no_qt_vtk_or_torch():
     r = subprocess.run([lint], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "BROKEN" not in r.stdout and "KEPT" in r.stdout
+
+
+def test_point_options_take_negative_coordinates_after_a_space():
+    from medviewer.cli import join_point_values
+
+    argv = ["segment", "CT", "--point", "-21,-78.5,-157", "--negative", "-.5,2,3", "--point", "4,5,6",
+            "--out", "-x.nii.gz", "--", "--point", "-1,2,3"]
+    assert join_point_values(argv) == ["segment", "CT", "--point=-21,-78.5,-157", "--negative=-.5,2,3",
+                                       "--point", "4,5,6", "--out", "-x.nii.gz", "--", "--point", "-1,2,3"]
+
+
+def test_segment_reads_a_negative_point_written_after_a_space(demo_series, tmp_path):
+    """LPS points are often negative: `--point -60,0,-75` (no '=') used to stop with argparse's
+    "expected one argument"."""
+    out = tmp_path / "lesion.nrrd"
+    r = medviewer("segment", demo_series, "--point", "-60,0,-75", "--negative", "-100,0,-75",
+                  "--engine", "classical", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "lesion 1:" in r.stdout and out.is_file()

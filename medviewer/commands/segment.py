@@ -1,7 +1,7 @@
 """`medviewer segment PATH --point X,Y,Z ... --out OUT`: click-to-segment from the command line.
 
-Points are DICOM patient LPS millimetres (the frame of Image Position Patient). Write them as
-``--point=X,Y,Z`` (with '=') when X is negative.
+Points are DICOM patient LPS millimetres (the frame of Image Position Patient); a negative X may
+follow the option after a space (``--point -21,-78,-157``: the command line joins it).
 """
 
 from __future__ import annotations

@@ -115,6 +115,9 @@ class SliceView:
         self.reslice = self._make_reslice(linear=True)
         self.image_actor = vtkImageActor()
         self.image_actor.GetMapper().SetInputConnection(self.reslice.GetOutputPort())
+        # Draw each voxel's full width: without the border the outer half voxels are cut, and a
+        # single slice seen from the side (one row) has no height at all.
+        self.image_actor.GetMapper().BorderOn()
         self.image_actor.GetProperty().SetInterpolationTypeToLinear()
         self.image_actor.VisibilityOff()
         self.renderer.AddViewProp(self.image_actor)
@@ -384,6 +387,7 @@ class SliceView:
         r.SetInputData(local_image(layer.volume))
         actor = vtkImageActor()
         actor.GetMapper().SetInputConnection(r.GetOutputPort())
+        actor.GetMapper().BorderOn()
         actor.GetProperty().SetInterpolationTypeToNearest()
         actor.GetProperty().UseLookupTableScalarRangeOn()
         actor.SetPosition(0, 0, 0.1 * (1 + len(self._labels)))

@@ -16,7 +16,7 @@ import numpy as np
 from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkSurfaceNets3D
-from vtkmodules.vtkImagingCore import vtkImageShrink3D
+from vtkmodules.vtkImagingCore import vtkImageConstantPad, vtkImageShrink3D
 from vtkmodules.vtkRenderingCore import (
     vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
 )
@@ -222,7 +222,15 @@ class VolumeView:
         # that stays within a voxel of the label's boundary. Flying edges plus windowed-sinc
         # smoothing left every slice step of a CT's thick slices visible.
         surf = vtkSurfaceNets3D()
-        surf.SetInputData(image)
+        dims = image.GetDimensions()
+        if min(dims) == 1:  # a single slice: surface nets needs 3D data; an empty slice each side
+            pad = vtkImageConstantPad()
+            pad.SetInputData(image)
+            pad.SetConstant(0)
+            pad.SetOutputWholeExtent(*[e for n in dims for e in ((0, n - 1) if n > 1 else (-1, 1))])
+            surf.SetInputConnection(pad.GetOutputPort())
+        else:
+            surf.SetInputData(image)
         surf.GenerateLabels(top, 1, top)
         surf.SetBackgroundLabel(0)
         surf.SetOutputMeshTypeToTriangles()

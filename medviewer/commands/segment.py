@@ -77,6 +77,12 @@ def run(args) -> int:
                                  f"(which spans {_extent(volume)})", args.path)
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
+    from medviewer.segmentation.guidance import too_thin_for_learned
+
+    thin = too_thin_for_learned(volume) if args.engine == "learned" else ""
+    if thin:  # the plugin would do the same; deciding here spares loading the network
+        args.engine = "classical"
+        print(f"note: {thin}: the classical engine outlines this lesion")
     from medviewer.plugins.runner import Runner
 
     manifest = get_manifest("click-segment")

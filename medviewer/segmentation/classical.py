@@ -116,8 +116,7 @@ def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tu
     for p in np.rint(pos).astype(int):
         lo, hi = np.maximum(p - margin, 0), np.minimum(p + margin + 1, volume.shape)
         box = volume.crop(lo, hi)
-        arr = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
-            sitk.Cast(box.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
+        arr = sitk.GetArrayFromImage(_smooth(sitk.Cast(box.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
         zz, yy, xx = np.ogrid[:arr.shape[0], :arr.shape[1], :arr.shape[2]]
         q = p - lo
         d2 = (((zz - q[0]) * spacing_zyx[0]) ** 2 + ((yy - q[1]) * spacing_zyx[1]) ** 2
@@ -135,11 +134,24 @@ def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: Cl
     import SimpleITK as sitk
 
     image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
-    smooth = sitk.SmoothingRecursiveGaussian(image, params.growth_smoothing_mm)
+    smooth = _smooth(image, params.growth_smoothing_mm)
     seeds = [tuple(int(v) for v in p[::-1]) for p in pos]
     low, high = _window_with_seeds(window, [smooth[s] for s in seeds], params)
     return sitk.GetArrayFromImage(sitk.ConnectedThreshold(
         smooth, seedList=seeds, lower=low, upper=high, replaceValue=1)).astype(bool)
+
+
+def _smooth(image, sigma_mm: float):
+    """Gaussian smoothing of a SimpleITK image, also on one only a few voxels thick (a single
+    slice, a thin slab, a crop at the volume's edge): ITK's recursive Gaussian needs at least 4
+    voxels along every axis, so a thinner axis is padded by repeating its edge, then cut back."""
+    import SimpleITK as sitk
+
+    short = [max(0, 4 - n) for n in image.GetSize()]
+    if not any(short):
+        return sitk.SmoothingRecursiveGaussian(image, sigma_mm)
+    padded = sitk.ZeroFluxNeumannPad(image, [0, 0, 0], short)
+    return sitk.Crop(sitk.SmoothingRecursiveGaussian(padded, sigma_mm), [0, 0, 0], short)
 
 
 def _window_with_seeds(window: tuple[float, float], seed_values, params: ClassicalParams) -> tuple[float, float]:

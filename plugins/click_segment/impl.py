@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
-from medviewer.segmentation.guidance import reaches_image_edge
+from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 
 
 @functools.cache
@@ -44,6 +44,9 @@ class ClickSegment(Plugin):
         engine = request.params["engine"]
         note = ""
         report = lambda stage, f: progress(stage, f)  # noqa: E731
+        thin = too_thin_for_learned(request.volume) if engine == "learned" else ""
+        if thin:  # a slice or a thin slab: the classical engine outlines it better
+            engine = "classical"
         if engine == "learned":
             from plugins.click_segment.learned import DEFAULT_BUNDLE, segment_learned
 
@@ -59,13 +62,15 @@ class ClickSegment(Plugin):
             if reached_reach(request.volume, mask, request.prompts.positive, request.prompts.negative):
                 note = (f"the mask grew as far as the classical engine looks ({ClassicalParams.max_radius_mm:g} mm "
                         "around the clicks): it has probably leaked beyond the lesion; add a negative click "
-                        "where it spills, or try the learned engine")
+                        "where it spills" + ("" if thin else ", or try the learned engine"))
         else:
             raise PluginError(f"unknown engine {engine!r} (classical or learned)")
-        if not note and reaches_image_edge(mask):
+        if not note and reaches_image_edge(mask, np.asarray(request.volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "
                     "beyond the scan, or the lesion is cut off by it; check it, and add a negative click "
                     "where it spills")
+        if thin:
+            note = f"{thin}: the classical engine outlined this lesion" + (f"; {note}" if note else "")
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
         return LabelMapResult(labels, self.manifest.labels, note=note)

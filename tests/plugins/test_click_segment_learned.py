@@ -200,9 +200,9 @@ def test_the_learned_engine_runs_where_the_request_asks(monkeypatch):
     monkeypatch.setattr(learned, "segment_learned", fake_engine)
     from medviewer.core.volume import Volume
 
-    volume = Volume(np.zeros((6, 6, 6), np.int16), spacing=(1.0, 1.0, 1.0))
+    volume = Volume(np.zeros((6, 6, 6), np.int16), spacing=(4.0, 4.0, 4.0))  # thick enough for it
     manifest = get_manifest("click-segment")
-    request = Request(volume, Prompts(((3.0, 3.0, 3.0),), ()), {"engine": "learned"}, device="auto")
+    request = Request(volume, Prompts(((12.0, 12.0, 12.0),), ()), {"engine": "learned"}, device="auto")
     Runner().run(manifest, request)
     monkeypatch.setattr(impl, "_cuda_usable", lambda: True)
     Runner().run(manifest, request)
@@ -228,8 +228,8 @@ def test_a_mask_that_reaches_the_image_edge_comes_with_a_note(monkeypatch):
         return mask
 
     monkeypatch.setattr(learned, "segment_learned", fake_engine)
-    volume = Volume(np.zeros((6, 6, 6), np.int16))
-    request = Request(volume, Prompts(((3.0, 3.0, 3.0),), ()), {"engine": "learned"})
+    volume = Volume(np.zeros((6, 6, 6), np.int16), spacing=(4.0, 4.0, 4.0))
+    request = Request(volume, Prompts(((12.0, 12.0, 12.0),), ()), {"engine": "learned"})
     manifest = get_manifest("click-segment")
     assert Runner().run(manifest, request).note == ""
     for edge in ((slice(2, 4), slice(2, 4), slice(3, 6)), (slice(0, 3), slice(2, 4), slice(2, 4))):
@@ -255,3 +255,78 @@ def test_run_prints_a_label_maps_note_as_a_warning(tmp_path):
                           str(tmp_path / "b.nii.gz"), False)
     assert warned.splitlines()[1] == "warning: it leaked"
     assert read_image(str(tmp_path / "b.nii.gz")).array.all()
+
+
+def _disc_slab(slices: int, spacing_z: float = 3.0):
+    """A CT slab of ``slices`` slices: a disc of 60 HU (radius 20 mm) in fat (-100 HU), with noise."""
+    from medviewer.core.volume import Volume
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:100, :100]
+    disc = (yy - 50) ** 2 + (xx - 50) ** 2 <= 20 ** 2
+    one = np.where(disc, 60, -100) + rng.normal(0, 8, (100, 100))
+    array = np.repeat(one[None], slices, axis=0).astype(np.int16)
+    return Volume(array, spacing=(1.0, 1.0, spacing_z)), np.repeat(disc[None], slices, axis=0)
+
+
+@pytest.mark.parametrize("slices", [1, 2, 3, 4])
+def test_a_slice_or_a_thin_slab_is_left_to_the_classical_engine(slices, monkeypatch):
+    """The network never saw an image a few model voxels deep (a single slice, a slab under
+    16 mm): the learned engine hands it to the classical one and says so. The classical engine
+    used to fail on it (ITK's Gaussian needs 4 voxels along each axis); the edge warning does
+    not fire for the slab's own faces, which any lesion in it touches."""
+    from plugins.click_segment import learned
+
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+    from medviewer.segmentation.guidance import dice
+
+    def no_network(*_a, **_kw):
+        raise AssertionError("the network ran on a thin slab")
+
+    monkeypatch.setattr(learned, "segment_learned", no_network)
+    volume, disc = _disc_slab(slices)
+    request = Request(volume, Prompts(((50.0, 50.0, 0.0),), ()), {"engine": "learned"})
+    result = Runner().run(get_manifest("click-segment"), request)
+    assert dice(result.label_map.array > 0, disc) > 0.9
+    what = "a single slice" if slices == 1 else f"{slices} slices ({3.0 * slices:.1f} mm)"
+    assert result.note == f"the image is {what} thick, and the learned engine needs 16 mm: " \
+                          "the classical engine outlined this lesion"
+
+
+def test_a_slab_16_mm_thick_goes_to_the_network(monkeypatch):
+    from plugins.click_segment import learned
+
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+
+    volume, disc = _disc_slab(6, spacing_z=16.0 / 6)
+    monkeypatch.setattr(learned, "segment_learned", lambda v, *_a, **_kw: disc.copy())
+    result = Runner().run(get_manifest("click-segment"), Request(volume, Prompts(((50.0, 50.0, 0.0),), ()),
+                                                                 {"engine": "learned"}))
+    assert result.note.startswith("the mask reaches the edge of the image")
+
+
+def test_segment_on_a_single_slice_says_which_engine_ran(tmp_path):
+    """The CLI decides before loading the network: no seconds spent loading it for nothing, and
+    the line names the engine that outlined the lesion."""
+    import subprocess
+    import sys
+
+    from medviewer.io import read_image, write_image
+    from tests.conftest import ROOT
+
+    volume, disc = _disc_slab(1)
+    write_image(volume, str(tmp_path / "slice.nrrd"))
+    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(tmp_path / "slice.nrrd"),
+                        "--point", "50,50,0", "--out", str(tmp_path / "m.nrrd")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == ("note: the image is a single slice thick, and the learned engine needs 16 mm: "
+                        "the classical engine outlines this lesion")
+    assert "by the classical engine;" in lines[1] and "loading" not in lines[1] and len(lines) == 2
+    assert (read_image(str(tmp_path / "m.nrrd")).array > 0).sum() > 0.9 * disc.sum()
+

@@ -64,9 +64,9 @@ def prepare(work: str) -> None:
         folder = os.path.join(data_root(), "sts", case)
         image = load_volume(os.path.join(folder, "image"))
         labels = read_rtstruct(os.path.join(folder, "RS.dcm"), image, roi_names=ROI_NAME)
-        ct = resample_to_spacing(image.with_array(image.array.astype(np.float32)), MODEL_GRID.spacing)
+        ct = resample_to_spacing(image.with_array(image.array.astype(np.float32)), MODEL_GRID.spacing, axial=True)
         mask = resample_to_spacing(labels.with_array((labels.array > 0).astype(np.uint8)),
-                                   MODEL_GRID.spacing, labels=True)
+                                   MODEL_GRID.spacing, labels=True, axial=True)
         np.savez_compressed(os.path.join(cache, f"{case}.npz"), ct=ct.array.astype(np.float32),
                             mask=mask.array.astype(bool))
         print(f"{case}: {ct.shape} tumour {mask.array.sum() * np.prod(MODEL_GRID.spacing) / 1000:.1f} mL", flush=True)

@@ -30,13 +30,35 @@ class ModelGrid:
     sigma_vox: float = 2.5  # Gaussian radius of a click blob, in model voxels
 
 
-def resample_to_spacing(volume: Volume, spacing, *, labels: bool = False) -> Volume:
-    """``volume`` on a grid of ``spacing`` (x, y, z) mm covering the same extent and direction."""
+def axial_axes(direction) -> tuple[np.ndarray, np.ndarray]:
+    """The source's index axes reordered and flipped to run as near as they can to L, P and S:
+    ``(order, signs)`` such that grid axis a is ``signs[a]`` times source axis ``order[a]``. A
+    sagittal, coronal or feet-first series gets the axial frame the network learned in; the grid
+    stays in the source's own planes (a tilted gantry stays tilted, no corners of padding)."""
+    d = np.abs(np.asarray(direction, dtype=float))
+    order = np.full(3, -1)
+    for _ in range(3):  # greedy on the strongest remaining alignment
+        d_left = d.copy()
+        d_left[:, order[order >= 0]] = -1
+        d_left[order >= 0, :] = -1
+        a, j = np.unravel_index(int(np.argmax(d_left)), d.shape)
+        order[a] = j
+    signs = np.sign(np.asarray(direction, dtype=float)[np.arange(3), order])
+    return order, np.where(signs == 0, 1.0, signs)
+
+
+def resample_to_spacing(volume: Volume, spacing, *, labels: bool = False, axial: bool = False) -> Volume:
+    """``volume`` on a grid of ``spacing`` (x, y, z) mm covering the same extent and direction.
+    With ``axial``, the grid's axes are the source's in the order and sense of L, P, S (see
+    :func:`axial_axes`; the same grid for a series that is axial already)."""
     import SimpleITK as sitk
 
     spacing = np.asarray(spacing, dtype=float)
     extent = np.asarray(volume.size_xyz) * np.asarray(volume.spacing)
     direction = np.asarray(volume.direction, dtype=float)
+    if axial:
+        order, signs = axial_axes(direction)
+        extent, direction = extent[order], direction[:, order] * signs
     size = np.maximum(1, np.round(extent / spacing)).astype(int)
     # Keep the grid centred on the same physical centre.
     centre_ijk = (np.asarray(volume.size_xyz) - 1) / 2.0

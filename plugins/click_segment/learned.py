@@ -167,7 +167,9 @@ def _probability(volume: Volume, positives_mm, negatives_mm, model: LoadedModel,
     shift = np.maximum(0, -lower) - np.maximum(0, upper - shape)
     lower, upper = np.clip(lower + shift, 0, shape), np.clip(upper + shift, 0, shape)
     crop = volume.crop(lower, upper)
-    model_crop = resample_to_spacing(crop.with_array(crop.array.astype(np.float32)), grid.spacing)
+    # The model grid runs along L, P, S whatever the series' own order (sagittal, coronal, feet
+    # first): the network learned on axial head-first arrays.
+    model_crop = resample_to_spacing(crop.with_array(crop.array.astype(np.float32)), grid.spacing, axial=True)
     to_model = lambda pts: [model_crop.patient_to_index(p)[::-1] for p in pts]  # noqa: E731
     pos, neg = to_model(positives_mm), to_model(negatives_mm)
     windows = network_windows(model_crop.shape, pos, grid.patch_zyx)

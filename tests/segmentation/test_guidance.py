@@ -79,3 +79,29 @@ def test_keep_clicked_drops_parts_without_a_click():
     kept = keep_clicked(mask, [(10.2, 9.8, 8.4)])
     assert kept.sum() == mask.sum() // 2 and kept[10, 10, 8] and not kept[10, 10, 30]
     assert np.array_equal(keep_clicked(mask, [(0, 0, 0)]), mask)  # no click inside: all of it
+
+
+def test_an_axial_grid_for_a_sagittal_or_feet_first_series():
+    """The learned engine's model grid runs along L, P, S whatever the source's own order: a
+    sagittal series (index axes P, S, L) or a feet-first one (flipped S) resamples onto the same
+    grid as the axial original, voxel for voxel."""
+    import SimpleITK as sitk
+
+    from medviewer.segmentation.guidance import axial_axes
+
+    rng = np.random.default_rng(1)
+    axial = Volume(rng.normal(0, 100, (12, 30, 40)).astype(np.float32), spacing=(1.0, 1.5, 3.0),
+                   origin=(5.0, -3.0, 100.0))
+    want = resample_to_spacing(axial, (3.0, 3.0, 4.0), axial=True)
+    assert np.array_equal(want.array, resample_to_spacing(axial, (3.0, 3.0, 4.0)).array)  # axial: same
+    for image in (sitk.PermuteAxes(axial.to_sitk(), [1, 2, 0]), sitk.Flip(axial.to_sitk(), [True, False, True])):
+        other = Volume.from_sitk(image)
+        got = resample_to_spacing(other, (3.0, 3.0, 4.0), axial=True)
+        assert got.shape == want.shape and np.allclose(got.direction, np.eye(3))
+        assert np.allclose(got.origin, want.origin, atol=1e-6)
+        assert np.allclose(got.array, want.array, atol=1e-3)
+    # a gantry tilted by 10 degrees stays in its own planes (no padding), axes in L, P, S order
+    tilt = np.radians(10)
+    d = np.array([[0, 0, -1], [np.cos(tilt), np.sin(tilt), 0], [-np.sin(tilt), np.cos(tilt), 0]])  # P, S, R
+    order, signs = axial_axes(d)
+    assert list(order) == [2, 0, 1] and list(signs) == [-1, 1, 1]

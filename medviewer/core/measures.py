@@ -2,7 +2,9 @@
 
 Per segment: voxel count, volume (mL), mean/std/min/max of the image (HU for CT), centroid and
 bounding box (voxel indices and LPS mm), and the longest axial diameter with its perpendicular
-(RECIST style), measured on the slice (index plane k) where the long axis is largest.
+(RECIST style), measured on the axial slice where the long axis is largest: the slices across the
+index axis nearest the patient's head-foot axis, whatever order the series is stored in (a
+sagittal or coronal series is measured in its axial planes, not its own).
 
 Diameters are measured between pixel *corners* (the outline of the voxels), so a single voxel
 has a diameter of one pixel diagonal; the perpendicular is the lesion's extent across the long
@@ -35,7 +37,7 @@ class LesionMeasures:
     bbox_max_mm: tuple[float, float, float]
     long_axis_mm: float  # longest in-plane diameter over all slices
     short_axis_mm: float  # extent perpendicular to it, same slice
-    long_axis_slice: int  # index k of that slice
+    long_axis_slice: int  # that slice's index along the axial axis (k for an axial series)
     long_axis_endpoints_mm: tuple[tuple[float, float, float], tuple[float, float, float]]
 
     def to_dict(self) -> dict:
@@ -111,15 +113,24 @@ def measure_segments(image: Volume, labels: Volume, label_values=None) -> list[L
         corners = np.array([[a, b, c] for a in (lo[0] - 0.5, hi[0] + 0.5) for b in (lo[1] - 0.5, hi[1] + 0.5)
                             for c in (lo[2] - 0.5, hi[2] + 0.5)])
         corners_mm = image.voxel_to_patient(corners)
-        best = (0.0, 0.0, int(lo[0]), np.zeros((2, 2)))
-        for k in range(int(lo[0]), int(hi[0]) + 1):
-            plane = mask[k, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
+        # The axial planes: across the array axis nearest S (axis 0, k, for an axial series).
+        axis = 2 - int(np.argmax(np.abs(np.asarray(image.direction)[2])))
+        rows_axis, cols_axis = [a for a in range(3) if a != axis]
+        spacing_zyx = np.asarray(image.spacing)[::-1]
+        best = (0.0, 0.0, int(lo[axis]), np.zeros((2, 2)))
+        for k in range(int(lo[axis]), int(hi[axis]) + 1):
+            box = [slice(int(a), int(b) + 1) for a, b in zip(lo, hi)]
+            box[axis] = k
+            plane = mask[tuple(box)]  # [rows, cols] in array order of the other two axes
             if not plane.any():
                 continue
-            long_axis, short_axis, ends = slice_diameters(plane, (image.spacing[0], image.spacing[1]))
+            long_axis, short_axis, ends = slice_diameters(plane, (spacing_zyx[cols_axis], spacing_zyx[rows_axis]))
             if long_axis > best[0]:
-                best = (long_axis, short_axis, k, ends + np.array([lo[2], lo[1]]))
-        ends_mm = image.index_to_patient(np.column_stack([best[3], np.full(2, best[2])]))
+                best = (long_axis, short_axis, k, ends + np.array([lo[cols_axis], lo[rows_axis]]))
+        ends_zyx = np.zeros((2, 3))
+        ends_zyx[:, axis] = best[2]
+        ends_zyx[:, cols_axis], ends_zyx[:, rows_axis] = best[3][:, 0], best[3][:, 1]
+        ends_mm = image.voxel_to_patient(ends_zyx)
         out.append(LesionMeasures(
             label=int(value), voxel_count=count, volume_ml=count * image.voxel_volume_ml,
             mean=float(vox.mean()), std=float(vox.std()), minimum=float(vox.min()), maximum=float(vox.max()),

@@ -51,3 +51,24 @@ def test_two_labels_and_empty_label():
 def test_grid_mismatch_is_refused():
     with pytest.raises(MedviewerError):
         measure_segments(_grid(np.zeros((3, 10, 10))), _grid(np.zeros((3, 10, 11))))
+
+
+def test_the_axial_diameter_of_a_sagittal_or_coronal_series():
+    """RECIST's long axis is axial. A lesion long from head to foot, stored as a sagittal or a
+    coronal series, is measured in its axial planes as in the axial original: it was measured in
+    the series' own planes, where its head-foot length (30 mm here) came out as the long axis."""
+    import SimpleITK as sitk
+
+    zz, yy, xx = np.mgrid[:20, :30, :30]
+    lesion = ((zz - 10) / 7.5) ** 2 + ((yy - 15) / 6) ** 2 + ((xx - 14) / 10) ** 2 <= 1  # 30 x 12 x 20 mm
+    axial = Volume(lesion.astype(np.uint8), spacing=(1.0, 1.0, 2.0), origin=(-10.0, 5.0, 30.0))
+    (want,) = measure_segments(axial, axial)
+    assert want.long_axis_mm == pytest.approx(20, abs=1.5) and want.short_axis_mm == pytest.approx(12, abs=1.5)
+    for order in ([1, 2, 0], [2, 0, 1]):  # index axes (P, S, L): sagittal; (S, L, P)
+        other = Volume.from_sitk(sitk.PermuteAxes(axial.to_sitk(), order))
+        (got,) = measure_segments(other, other)
+        assert got.volume_ml == pytest.approx(want.volume_ml)
+        assert got.long_axis_mm == pytest.approx(want.long_axis_mm)
+        assert got.short_axis_mm == pytest.approx(want.short_axis_mm)
+        assert np.allclose(sorted(got.long_axis_endpoints_mm), sorted(want.long_axis_endpoints_mm))
+        assert got.bbox_min_mm == pytest.approx(want.bbox_min_mm)

@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True,
                    help="the file to write (stl: one file per segment, OUT-<label>.stl when several)")
     p.add_argument("--series", help="which image series in PATH (number, UID, position or folder)")
+    p.add_argument("--stl-surface", choices=("smooth", "voxels"), default="smooth",
+                   help="stl: a smoothed surface (default; as the 3D view shows it) or the exact outline "
+                        "of the voxels (blocky, enclosing exactly the segment's volume)")
     p.add_argument("--deidentify", action="store_true",
                    help="remove names, IDs and dates (PS3.15 basic profile subset); DICOM outputs come with "
                         "a de-identified copy of the source series in OUT's folder")
@@ -101,7 +104,7 @@ def _run(args) -> int:
         deidentifier = Deidentifier()
     provenance = {"segmentation_file": os.path.basename(args.seg), "notes": notes}
     for line in write_export(fmt, volume, labels, segments, args.out, force=args.force,
-                             deidentifier=deidentifier, provenance=provenance):
+                             deidentifier=deidentifier, provenance=provenance, stl_surface=args.stl_surface):
         print(line)
     n = len([s for s in segments if np.any(labels.array == s.label)])
     print(f"wrote {args.out} ({fmt}, {n} segment{'s' if n != 1 else ''})")
@@ -109,9 +112,10 @@ def _run(args) -> int:
 
 
 def write_export(fmt: str, volume, labels, segments, out: str, *, force: bool = False,
-                 deidentifier=None, provenance: dict | None = None) -> list[str]:
+                 deidentifier=None, provenance: dict | None = None, stl_surface: str = "smooth") -> list[str]:
     """Write ``labels`` (on ``volume``'s grid) with ``segments`` as ``fmt`` (one of FORMATS) to
-    ``out``; the lines to show the user. Used by this command and by the window's export."""
+    ``out``; the lines to show the user. Used by this command and by the window's export.
+    ``stl_surface``: "smooth" (the 3D view's surface nets mesh) or "voxels" (the voxels' faces)."""
     import numpy as np
 
     provenance = provenance or {}
@@ -135,14 +139,22 @@ def write_export(fmt: str, volume, labels, segments, out: str, *, force: bool = 
             lines.append(f"de-identified source series: {folder} (patient {deidentifier.pseudonym}, "
                          f"dates shifted {deidentifier.date_shift.days} days)")
     elif fmt == "stl":
-        from medviewer.export.mesh import write_stl
+        from medviewer.core.atomic import check_target
+        from medviewer.export.mesh import enclosed_volume_ml, voxel_surface, write_stl
 
+        if stl_surface == "smooth":
+            from medviewer.render.surface import smooth_surface  # VTK (no window, no rendering)
         present = [s for s in segments if np.any(labels.array == s.label)]
         stem = out[:-4] if out.lower().endswith(".stl") else out
-        for s in present:
-            path = out if len(present) == 1 else f"{stem}-{s.label}.stl"
-            write_stl(labels, s.label, path, force=force, name=s.name)
-            lines.append(f"  {s.label:>3} {s.name:<24} -> {path}")
+        paths = [out if len(present) == 1 else f"{stem}-{s.label}.stl" for s in present]
+        for path in paths:  # every file checked before any is written
+            check_target(path, force)
+        for s, path in zip(present, paths):
+            triangles = (smooth_surface(labels, s.label) if stl_surface == "smooth"
+                         else voxel_surface(labels.array == s.label, labels))
+            write_stl(labels, s.label, path, force=force, name=s.name, triangles=triangles)
+            lines.append(f"  {s.label:>3} {s.name:<24} -> {path} ({stl_surface} surface, "
+                         f"{len(triangles):,} triangles, {enclosed_volume_ml(triangles):.2f} mL enclosed)")
     elif fmt in ("nifti", "nrrd"):
         from medviewer.export.labelmap import sidecar_path, write_labelmap
 

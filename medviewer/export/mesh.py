@@ -1,9 +1,9 @@
-"""STL surface of a segment, without VTK: the outer faces of its voxels (numpy only).
+"""STL surfaces of a segment: writing them, and the exact outline of its voxels (numpy only).
 
-The surface is the exact boundary of the voxels (blocky, watertight, outward-facing, in patient
-LPS millimetres), so its enclosed volume equals the segment's voxel volume. It is meant for 3D
-printing or planning tools that import STL; a smoothed marching-cubes mesh needs VTK or
-scikit-image, which the export layer does not use.
+``voxel_surface`` is the exact boundary of the voxels (blocky, watertight, outward-facing, in
+patient LPS millimetres), so its enclosed volume equals the segment's voxel volume. The smoothed
+surface the export writes by default (the 3D view's) comes from the render layer
+(``medviewer.render.surface``, VTK), which this core module does not import.
 """
 
 from __future__ import annotations
@@ -53,9 +53,11 @@ def enclosed_volume_ml(triangles: np.ndarray) -> float:
 
 
 def write_stl(labels: Volume, label: int, out: str | os.PathLike, *, force: bool = False,
-              name: str = "medviewer segment") -> str:
-    """Write the surface of segment ``label`` as binary STL (atomic)."""
-    triangles = voxel_surface(np.asarray(labels.array) == label, labels)
+              name: str = "medviewer segment", triangles: np.ndarray | None = None) -> str:
+    """Write segment ``label``'s surface as binary STL (atomic): ``triangles`` (n, 3, 3) in LPS
+    mm, outward-facing, or else the outline of its voxels."""
+    if triangles is None:
+        triangles = voxel_surface(np.asarray(labels.array) == label, labels)
     if len(triangles) == 0:
         raise MedviewerError(f"segment {label} is empty: no surface to write", out)
     records = np.zeros(len(triangles), dtype=_STL_TRIANGLE)

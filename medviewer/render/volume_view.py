@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPolyData
-from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkSurfaceNets3D
-from vtkmodules.vtkImagingCore import vtkImageConstantPad, vtkImageShrink3D
+from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
+from vtkmodules.vtkImagingCore import vtkImageShrink3D
 from vtkmodules.vtkRenderingCore import (
     vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
 )
@@ -29,11 +29,8 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
 from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
 from medviewer.core.presets import DEFAULT_VOLUME_PRESET, VOLUME_PRESETS
+from medviewer.render.surface import surface_nets
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
-
-# Constrained smoothing passes of the label surfaces in the 3D view (vtkSurfaceNets3D).
-SURFACE_SMOOTHING_ITERATIONS = 30
-
 
 class VolumeView:
     """3D rendering of the Document's displayed image, label layers and box layers."""
@@ -216,26 +213,8 @@ class VolumeView:
     # ---- labels -------------------------------------------------------------------------------
     def _add_surface(self, layer: LabelLayer) -> None:
         volume = layer.volume
-        image = local_image(volume)
         top = max(1, int(volume.array.max()))
-        # Surface nets (made for label maps) with its constrained smoothing: a smooth surface
-        # that stays within a voxel of the label's boundary. Flying edges plus windowed-sinc
-        # smoothing left every slice step of a CT's thick slices visible.
-        surf = vtkSurfaceNets3D()
-        dims = image.GetDimensions()
-        if min(dims) == 1:  # a single slice: surface nets needs 3D data; an empty slice each side
-            pad = vtkImageConstantPad()
-            pad.SetInputData(image)
-            pad.SetConstant(0)
-            pad.SetOutputWholeExtent(*[e for n in dims for e in ((0, n - 1) if n > 1 else (-1, 1))])
-            surf.SetInputConnection(pad.GetOutputPort())
-        else:
-            surf.SetInputData(image)
-        surf.GenerateLabels(top, 1, top)
-        surf.SetBackgroundLabel(0)
-        surf.SetOutputMeshTypeToTriangles()
-        surf.SmoothingOn()
-        surf.SetNumberOfIterations(SURFACE_SMOOTHING_ITERATIONS)
+        surf = surface_nets(volume, 1, top)
         normals = vtkPolyDataNormals()  # also makes the polygons' order consistent
         normals.SetInputConnection(surf.GetOutputPort())
         normals.SplittingOff()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from vtkmodules.util import numpy_support
+from vtkmodules.util.vtkAlgorithm import VTKPythonAlgorithmBase
+from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkSurfaceNets3D, vtkWindowedSincPolyDataFilter
 from vtkmodules.vtkImagingCore import vtkImageConstantPad
 
@@ -49,15 +51,36 @@ def surface_nets(volume: Volume, first: int, last: int, iterations: int = SURFAC
     surf.SmoothingOff()
     if iterations <= 0:
         return surf
-    smooth = vtkWindowedSincPolyDataFilter()
+    smooth = _Smooth(iterations)
     smooth.SetInputConnection(surf.GetOutputPort())
-    smooth.SetNumberOfIterations(iterations)
-    smooth.SetPassBand(SURFACE_PASS_BAND)
-    smooth.NormalizeCoordinatesOn()   # the pass band then means the same at any scale
-    smooth.BoundarySmoothingOff()
-    smooth.FeatureEdgeSmoothingOff()
-    smooth.NonManifoldSmoothingOn()   # the walls where two segments meet move with the rest
     return smooth
+
+
+class _Smooth(VTKPythonAlgorithmBase):
+    """Windowed-sinc smoothing that passes an empty surface through (a segment not drawn yet, or
+    erased), where VTK's filter would log "No data to smooth!"."""
+
+    def __init__(self, iterations: int) -> None:
+        super().__init__(nInputPorts=1, inputType="vtkPolyData", nOutputPorts=1, outputType="vtkPolyData")
+        self.sinc = vtkWindowedSincPolyDataFilter()
+        self.sinc.SetNumberOfIterations(iterations)
+        self.sinc.SetPassBand(SURFACE_PASS_BAND)
+        self.sinc.NormalizeCoordinatesOn()   # the pass band then means the same at any scale
+        self.sinc.BoundarySmoothingOff()
+        self.sinc.FeatureEdgeSmoothingOff()
+        self.sinc.NonManifoldSmoothingOn()   # the walls where two segments meet move with the rest
+
+    def RequestData(self, request, in_info, out_info) -> int:  # noqa: N802 (VTK's name)
+        surface = vtkPolyData.GetData(in_info[0])
+        out = vtkPolyData.GetData(out_info)
+        if surface.GetNumberOfPoints() == 0:
+            out.ShallowCopy(surface)
+            return 1
+        self.sinc.SetInputData(surface)
+        self.sinc.Update()
+        out.ShallowCopy(self.sinc.GetOutput())
+        self.sinc.SetInputData(None)
+        return 1
 
 
 def smooth_surface(labels: Volume, label: int, iterations: int = SURFACE_SMOOTHING_ITERATIONS) -> np.ndarray:

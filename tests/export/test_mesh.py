@@ -102,3 +102,16 @@ def read_image_labels(path):
     from medviewer.io import read_image
 
     return read_image(path)
+
+
+def test_an_empty_segment_has_an_empty_surface_and_no_vtk_warning(capfd):
+    """The editor adds its label layer before any voxel is drawn: the 3D view's pipeline runs on
+    nothing, and VTK's smoothing filter logged "No data to smooth!" to the terminal."""
+    from medviewer.render.surface import smooth_surface, surface_nets
+
+    empty = Volume(np.zeros((6, 6, 6), np.uint8))
+    nets = surface_nets(empty, 1, 1)
+    nets.Update()
+    assert nets.GetOutputDataObject(0).GetNumberOfPolys() == 0
+    assert smooth_surface(empty, 1).shape == (0, 3, 3)
+    assert "No data" not in capfd.readouterr().err

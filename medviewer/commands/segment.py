@@ -51,6 +51,8 @@ def run(args) -> int:
         # the engine. The click network is a plain UNet that needs neither; this process runs
         # nothing else, so it goes without (MONAI takes torchvision as absent, as it is optional).
         sys.modules.setdefault("torchvision", None)  # type: ignore[arg-type]
+        # Likewise matplotlib's pyplot, which MONAI imports for its notebook helpers: 0.3-0.5 s.
+        sys.modules.setdefault("matplotlib.pyplot", None)  # type: ignore[arg-type]
 
     from medviewer import __version__
     from medviewer.io import image_suffix, load_volume, write_image

@@ -178,6 +178,9 @@ class SegmentEditor(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.setToolTip("double-click a lesion to go to its longest axial diameter")
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.jump_to_segment(self._table_labels[row]))
+        self._table_labels: list[int] = []
         box.addWidget(self.table, 1)
         self._update_buttons()
 
@@ -211,6 +214,9 @@ class SegmentEditor(QWidget):
         menu.addAction("Add segment", lambda: self.add_segment())
         menu.addAction("Import a loaded segmentation", lambda: self.import_layer())
         menu.addAction("Remove islands", lambda: self.remove_islands())
+        go = menu.addAction("Go to segment")
+        go.setShortcut(QKeySequence("Ctrl+J"))
+        go.triggered.connect(lambda _=False: self.jump_to_segment())
         menu.addSeparator()
         menu.addAction(self.dock.toggleViewAction())
 
@@ -268,6 +274,26 @@ class SegmentEditor(QWidget):
             if item.data(Qt.UserRole) == label:
                 self.segment_list.setCurrentItem(item)
         self._update_markers()
+
+    def jump_to_segment(self, label: int | None = None) -> None:
+        """Select segment ``label`` (the current one by default) and move the crosshair onto it: to
+        the middle of its longest axial diameter, on the slice where it is longest (RECIST's),
+        else to its voxel nearest its centre (measures not in yet)."""
+        label = self.current if label is None else label
+        if label is None or self.layer is None or label not in self.segments:
+            return
+        self.select_segment(label)
+        measured = next((m for m in self.measures if m.label == label), None)
+        if measured is not None and measured.long_axis_mm > 0:
+            point = np.mean(np.asarray(measured.long_axis_endpoints_mm), axis=0)
+        else:
+            voxels = np.argwhere(self.layer.volume.array == label)
+            if not len(voxels):
+                self._say(f"{self.segments[label].name} is empty")
+                return
+            nearest = voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
+            point = self.layer.volume.voxel_to_patient(nearest.astype(float))
+        self.window.document.set_cursor(point)
 
     def rename_segment(self, label: int, name: str) -> None:
         from dataclasses import replace
@@ -760,6 +786,7 @@ class SegmentEditor(QWidget):
 
     def _fill_table(self) -> None:
         rows = [m for m in self.measures if m.label in self.segments]
+        self._table_labels = [m.label for m in rows]
         self.table.setRowCount(len(rows))
         for r, m in enumerate(rows):
             size = np.asarray(m.bbox_max_mm) - np.asarray(m.bbox_min_mm)

@@ -425,3 +425,40 @@ def test_unexported_segments_are_offered_for_export_before_they_are_lost(window,
     editor.paint_disc("axial", np.asarray(les["center_mm"]) + np.array([60.0, 20.0, 0.0]), tool="brush")
     answers.append(QMessageBox.Discard)              # an edit after the export: asked again
     assert window.confirm_discard_segments("closing") and not answers
+
+
+def test_double_clicking_a_lesion_in_the_measures_table_goes_to_it(window, qtbot, editor, demo_series,
+                                                                   demo_volume):
+    """Two lesions: double-clicking the second one's row puts the crosshair on its longest axial
+    diameter (the middle of it, on that slice) and selects it; Ctrl+J goes to the current one."""
+    editor.set_tool("click")
+    for index in (0, 2):
+        c = np.asarray(lesion(demo_series, index)["center_mm"])
+        window.document.set_cursor(c)
+        if index:
+            editor.add_segment()
+        editor.add_click(c)
+        qtbot.waitUntil(lambda: not editor.busy(), timeout=20000)
+    qtbot.waitUntil(lambda: editor.table.rowCount() == 2, timeout=20000)
+    second = next(m for m in editor.measures if m.label == 2)
+    window.document.set_cursor(np.asarray(lesion(demo_series, 1)["center_mm"]))   # elsewhere
+    editor.select_segment(1)
+    row = editor._table_labels.index(2)
+    cell = editor.table.visualItemRect(editor.table.item(row, 0)).center()
+    qtbot.mouseClick(editor.table.viewport(), Qt.LeftButton, pos=cell)   # as a mouse does: press first
+    qtbot.mouseDClick(editor.table.viewport(), Qt.LeftButton, pos=cell)
+    assert editor.current == 2
+    cursor = window.document.cursor
+    assert np.allclose(cursor, np.mean(second.long_axis_endpoints_mm, axis=0))
+    assert round(demo_volume.patient_to_voxel(cursor)[0]) == second.long_axis_slice
+    z, y, x = np.round(demo_volume.patient_to_voxel(cursor)).astype(int)
+    assert editor.layer.volume.array[z, y, x] == 2
+    # Segment > Go to segment (Ctrl+J): the current segment (now lesion 1)
+    from PySide6.QtGui import QAction, QKeySequence
+
+    go = next(a for a in window.menuBar().findChildren(QAction) if a.text() == "Go to segment")
+    assert go.shortcut() == QKeySequence("Ctrl+J")
+    editor.select_segment(1)
+    go.trigger()
+    z, y, x = np.round(demo_volume.patient_to_voxel(window.document.cursor)).astype(int)
+    assert editor.layer.volume.array[z, y, x] == 1

@@ -198,3 +198,38 @@ def remove_islands(labels: np.ndarray, label: int, spacing_xyz: Sequence[float],
     sub = out[box]
     sub[drop] = 0
     return out
+
+
+def margin_radius(spacing_xyz: Sequence[float], mm: float) -> tuple[int, int, int]:
+    """The margin's reach in voxels along x, y, z: ``|mm|`` over each spacing, rounded (as 3D
+    Slicer's Margin effect does: 2 mm on 3.27 mm slices is one slice, on 0.98 mm pixels two)."""
+    return tuple(int(np.floor(abs(mm) / float(s) + 0.5)) for s in spacing_xyz)  # type: ignore[return-value]
+
+
+def margin(labels: np.ndarray, label: int, spacing_xyz: Sequence[float], mm: float) -> np.ndarray:
+    """A copy of ``labels`` with segment ``label`` grown (``mm`` > 0) or shrunk (``mm`` < 0) by
+    ``|mm|`` millimetres: dilated or eroded by an ellipsoid of :func:`margin_radius` voxels.
+    Growing fills background only, never another segment."""
+    import SimpleITK as sitk
+
+    mask = labels == label
+    out = labels.copy()
+    radius = margin_radius(spacing_xyz, mm)
+    if not mask.any() or not any(radius):
+        return out
+    reach = np.asarray(radius[::-1]) + 1
+    where = np.nonzero(mask)
+    lower = np.maximum([int(w.min()) for w in where] - reach, 0)
+    upper = np.minimum(np.array([int(w.max()) + 1 for w in where]) + reach, labels.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
+    image = sitk.GetImageFromArray(mask[box].astype(np.uint8))
+    op = sitk.BinaryDilate if mm > 0 else sitk.BinaryErode
+    # ITK's erosion takes what lies beyond the image as foreground: a segment cut off by the
+    # volume's edge is not eaten from there (the crop leaves background around it elsewhere).
+    changed = sitk.GetArrayFromImage(op(image, list(radius), sitk.sitkBall, 0, 1)).astype(bool)
+    sub = out[box]
+    if mm > 0:
+        sub[changed & (sub == 0)] = label
+    else:
+        sub[~changed & (sub == label)] = 0
+    return out

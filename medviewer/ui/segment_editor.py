@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer
 from medviewer.core.label_edit import (
-    Clicks, EditStack, diff, disc_region, erase, paint, remove_islands, replace_segment,
+    Clicks, EditStack, diff, disc_region, erase, margin, margin_radius, paint, remove_islands, replace_segment,
 )
 from medviewer.core.segments import AlgorithmInfo, Segment
 from medviewer.ui.tasks import JobPoller, Task
@@ -150,6 +150,17 @@ class SegmentEditor(QWidget):
         islands.addWidget(self.island_ml)
         islands.addWidget(b)
         form.addRow("Islands", islands)
+        grow = QHBoxLayout()
+        self.margin_mm = QDoubleSpinBox()
+        self.margin_mm.setRange(-50.0, 50.0)
+        self.margin_mm.setValue(1.0)
+        self.margin_mm.setSuffix(" mm")
+        self.margin_mm.setToolTip("positive: grow the segment (into background only); negative: shrink it")
+        b = QPushButton("Grow / shrink")
+        b.clicked.connect(lambda: self.apply_margin())
+        grow.addWidget(self.margin_mm)
+        grow.addWidget(b)
+        form.addRow("Margin", grow)
         box.addLayout(form)
 
         row = QHBoxLayout()
@@ -598,6 +609,23 @@ class SegmentEditor(QWidget):
         new = remove_islands(old, label, self.layer.volume.spacing, min_ml or None)
         change = self._commit(old, new, label, "remove islands")
         self._say(f"removed {change.voxels_changed if change else 0} voxels")
+
+    def apply_margin(self, mm: float | None = None, label: int | None = None) -> None:
+        """Grow (``mm`` > 0) or shrink the segment by ``mm`` (the spin box's value by default), as
+        one undoable edit; growing never covers another segment."""
+        label = self.current if label is None else label
+        if label is None or self.layer is None:
+            return
+        mm = self.margin_mm.value() if mm is None else mm
+        spacing = self.layer.volume.spacing
+        if not any(margin_radius(spacing, mm)):
+            self._say(f"a margin of {mm:g} mm is under half a voxel ({min(spacing):.2f} mm): nothing to do")
+            return
+        old = self.layer.volume.array
+        change = self._commit(old, margin(old, label, spacing, mm), label, f"margin {mm:+g} mm")
+        n = change.voxels_changed if change else 0
+        self._say(f"{'grew' if mm > 0 else 'shrank'} {self.segments[label].name} by {abs(mm):g} mm "
+                  f"({n:,} voxels, {n * self.layer.volume.voxel_volume_ml:.1f} mL)")
 
     # ---- click to segment -------------------------------------------------------------------
     def add_click(self, point, positive: bool = True) -> None:

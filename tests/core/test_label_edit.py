@@ -81,3 +81,28 @@ def test_undo_redo_restores_voxels_and_clicks():
     stack.push(only_clicks)
     assert stack.undo(work) is only_clicks and np.array_equal(work, b)
     assert not stack.can_redo() or stack.undone == [only_clicks]
+
+
+def test_margin_grows_and_shrinks_in_millimetres_and_spares_other_segments():
+    from medviewer.core.label_edit import margin, margin_radius
+
+    labels = np.zeros((20, 40, 40), np.uint8)
+    labels[8:12, 10:30, 10:30] = 1
+    labels[8:12, 30:35, 10:30] = 2            # a neighbour touching segment 1 along y
+    spacing = (1.0, 1.0, 3.0)                  # x, y, z mm
+    assert margin_radius(spacing, 2.0) == (2, 2, 1) and margin_radius(spacing, 1.0) == (1, 1, 0)
+    grown = margin(labels, 1, spacing, 2.0)
+    zyx = np.argwhere(grown == 1)
+    assert zyx.min(axis=0).tolist() == [7, 8, 8] and zyx.max(axis=0).tolist() == [12, 31, 31]
+    assert np.argwhere(grown[8:12, :, 10:30] == 1)[:, 1].max() == 29   # stopped by the neighbour
+    assert np.array_equal(grown == 2, labels == 2)       # the neighbour keeps every voxel
+    shrunk = margin(labels, 1, spacing, -2.0)
+    zyx = np.argwhere(shrunk == 1)
+    assert zyx.min(axis=0).tolist() == [9, 12, 12] and zyx.max(axis=0).tolist() == [10, 27, 27]
+    assert np.array_equal(shrunk == 2, labels == 2) and set(np.unique(shrunk)) == {0, 1, 2}
+    assert np.array_equal(margin(labels, 1, spacing, 0.4), labels)   # under half a voxel: nothing
+    # a segment cut off by the volume's edge is not eaten from there
+    edge = np.zeros((6, 10, 10), np.uint8)
+    edge[:, :, :5] = 1
+    eroded = margin(edge, 1, (1.0, 1.0, 1.0), -1.0)
+    assert eroded[:, :, :4].all() and not eroded[:, :, 4].any() and eroded[0, 0, 0] == 1

@@ -462,3 +462,31 @@ def test_double_clicking_a_lesion_in_the_measures_table_goes_to_it(window, qtbot
     go.trigger()
     z, y, x = np.round(demo_volume.patient_to_voxel(window.document.cursor)).astype(int)
     assert editor.layer.volume.array[z, y, x] == 1
+
+
+def test_margin_grows_and_shrinks_the_current_segment_and_undo_restores(window, qtbot, editor, demo_series,
+                                                                        demo_volume):
+    from PySide6.QtWidgets import QPushButton
+
+    c = np.asarray(lesion(demo_series, 2)["center_mm"])
+    window.document.set_cursor(c)
+    editor.radius.setValue(8.0)
+    editor.paint_disc("axial", c, tool="brush")
+    before = editor.layer.volume.array.copy()
+    editor.margin_mm.setValue(3.0)   # 3 mm: two pixels of 1.4 mm in plane, one 2.5 mm slice
+    button = next(b for b in editor.findChildren(QPushButton) if b.text() == "Grow / shrink")
+    button.click()   # the dock may sit behind the Layers tab
+    grown = editor.layer.volume.array == 1
+    assert grown.sum() > (before == 1).sum() and grown[before == 1].all()
+    slices = np.unique(np.argwhere(grown)[:, 0])
+    assert len(slices) == 3                       # the disc's slice and one each side
+    assert editor.status.text().startswith("grew lesion 1 by 3 mm")
+    editor.apply_margin(-3.0)
+    assert (editor.layer.volume.array == 1).sum() < grown.sum()
+    editor.undo()
+    assert np.array_equal(editor.layer.volume.array == 1, grown)
+    editor.undo()
+    assert np.array_equal(editor.layer.volume.array, before)
+    editor.apply_margin(0.5)                      # under half a pixel: nothing, and it says so
+    assert np.array_equal(editor.layer.volume.array, before)
+    assert "under half a voxel" in editor.status.text()

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkSurfaceNets2D
 from vtkmodules.vtkImagingCore import vtkImageReslice
 from vtkmodules.vtkRenderingCore import (
     vtkActor, vtkActor2D, vtkImageActor, vtkPolyDataMapper, vtkPolyDataMapper2D, vtkRenderer,
@@ -54,6 +55,8 @@ SCROLL_DIRECTION: dict[str, tuple[float, float, float]] = {
 }
 
 _LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
+# Width of a segment's outline on the slices, in screen pixels.
+OUTLINE_WIDTH = 2.0
 
 
 def direction_letter(v: np.ndarray) -> str:
@@ -123,6 +126,9 @@ class SliceView:
         self.renderer.AddViewProp(self.image_actor)
 
         self._labels: dict[int, tuple[LabelLayer, vtkImageReslice, vtkImageActor]] = {}
+        # Each label layer's outline on the slice (as Slicer draws a segment: a translucent fill
+        # and an opaque outline, so that the CT at the segment's edge stays visible).
+        self._outlines: dict[int, tuple[vtkSurfaceNets2D, vtkActor]] = {}
         #: per box layer: the layer, its rectangles, their actor, and a pool of caption actors
         self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor, list[vtkTextActor]]] = {}
 
@@ -296,6 +302,7 @@ class SliceView:
         elif layer.id in self._labels:
             _, _, actor = self._labels.pop(layer.id)
             self.renderer.RemoveViewProp(actor)
+            self.renderer.RemoveActor(self._outlines.pop(layer.id)[1])
         elif layer.id in self._boxes:
             _, _, actor, texts = self._boxes.pop(layer.id)
             self.renderer.RemoveActor(actor)
@@ -393,6 +400,26 @@ class SliceView:
         actor.SetPosition(0, 0, 0.1 * (1 + len(self._labels)))
         self.renderer.AddViewProp(actor)
         self._labels[layer.id] = (layer, r, actor)
+        # The boundaries between label values on the slice, along the pixels' edges; each line
+        # carries the two labels it separates (the segment's first), and is coloured by it.
+        outline = vtkSurfaceNets2D()
+        outline.SetInputConnection(r.GetOutputPort())
+        outline.SetBackgroundLabel(0)
+        outline.SmoothingOff()
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputConnection(outline.GetOutputPort())
+        mapper.SetScalarModeToUseCellFieldData()
+        mapper.ColorByArrayComponent("BoundaryLabels", 0)
+        mapper.SetColorModeToMapScalars()
+        mapper.UseLookupTableScalarRangeOn()
+        line = vtkActor()
+        line.SetMapper(mapper)
+        line.GetProperty().SetLineWidth(OUTLINE_WIDTH)
+        line.GetProperty().LightingOff()
+        line.SetPosition(0, 0, 0.1 * len(self._labels) + 0.05)   # just above its fill
+        line.PickableOff()
+        self.renderer.AddActor(line)
+        self._outlines[layer.id] = (outline, line)
         if self._volume is not None:
             self._configure_reslice(r)
             self._update_axes(r, layer.volume)
@@ -400,9 +427,17 @@ class SliceView:
 
     def _apply_label_props(self, layer: LabelLayer) -> None:
         _, _, actor = self._labels[layer.id]
-        actor.GetProperty().SetLookupTable(label_lookup_table(layer))
+        lut = label_lookup_table(layer)
+        actor.GetProperty().SetLookupTable(lut)
         actor.GetProperty().SetOpacity(layer.opacity)
         actor.SetVisibility(layer.visible)
+        outline, line = self._outlines[layer.id]
+        top = lut.GetNumberOfTableValues() - 1
+        outline.GenerateLabels(top, 1, top)
+        line.GetMapper().SetLookupTable(lut)
+        # opaque at the default fill of 0.5; a fill made fainter fades its outline along
+        line.GetProperty().SetOpacity(min(1.0, 2.0 * layer.opacity))
+        line.SetVisibility(layer.visible and layer.opacity > 0)
 
     def _add_boxes(self, layer: BoxLayer) -> None:
         data = vtkPolyData()

@@ -470,3 +470,58 @@ def test_a_loaded_segmentation_is_brought_into_view(window, demo_series, demo_vo
     window.document.set_cursor(inside)
     window.load_segmentation(str(demo_series / "lesions.nii.gz"), name="again")
     assert np.allclose(window.document.cursor, inside)
+
+
+def test_a_segment_is_drawn_with_an_opaque_outline_over_its_translucent_fill(window, qtbot, demo_volume):
+    """As Slicer draws a segment: inside, the CT shows through the fill (opacity 0.5); along its
+    edge, an outline in the segment's full colour, in every view. A fill made fainter fades the
+    outline with it; a hidden layer hides it."""
+    from medviewer.render.vtk_util import capture
+
+    window.set_volume(demo_volume)
+    labels = np.zeros(demo_volume.shape, np.uint8)
+    c = np.array(demo_volume.shape) // 2
+    labels[c[0] - 6:c[0] + 6, c[1] - 12:c[1] + 12, c[2] - 12:c[2] + 12] = 1
+    layer = LabelLayer(name="box", volume=demo_volume.with_array(labels), label_colors={1: (1.0, 0.0, 0.0)})
+    window.document.add_layer(layer)
+    centre = demo_volume.voxel_to_patient(c.astype(float))
+    window.document.set_cursor(centre)
+
+    def redness(view_name, point):
+        view = window.grid.views[view_name]
+        image = capture(view.render_window).astype(int)
+        x, y = view.patient_to_display(point)
+        row, col = view.render_window.GetSize()[1] - 1 - int(round(y)), int(round(x))
+        near = image[row - 2:row + 3, col - 2:col + 3].reshape(-1, 3)
+        return (near[:, 0] - np.maximum(near[:, 1], near[:, 2])).max()   # the reddest pixel nearby
+
+    for name in ("axial", "coronal", "sagittal"):
+        view = window.grid.views[name]
+        # the box's face along the view's right-hand axis, half a voxel beyond the last voxel inside
+        axis = int(np.argmax(np.abs(demo_volume.direction.T @ view.right)))   # x, y or z index axis
+        edge_index = c.astype(float)
+        edge_index[2 - axis] += 11.5 if (demo_volume.direction[:, axis] @ view.right) > 0 else -12.5
+        edge = demo_volume.voxel_to_patient(edge_index) + 4.0 * view.up   # off the crosshair line
+        inside = centre + 0.5 * (edge - centre) + 4.0 * view.up
+        assert redness(name, edge) > 200, name               # the outline: pure red
+        assert 30 < redness(name, inside) < 170, name        # the fill: red over the grey CT
+    axial = window.grid.views["axial"]
+    right_edge = demo_volume.voxel_to_patient(c + np.array([0.0, 0.0, 11.5])) + 4.0 * axial.up
+    assert redness("axial", right_edge) > 200
+    # a second segment's outline takes its own colour (not the last label's)
+    more = labels.copy()
+    more[c[0] - 6:c[0] + 6, c[1] - 12:c[1] + 12, c[2] + 20:c[2] + 30] = 2
+    more[c[0] - 6:c[0] + 6, c[1] - 12:c[1] + 12, c[2] + 40:c[2] + 50] = 3
+    window.document.update_layer(layer, volume=demo_volume.with_array(more),
+                                 label_colors={1: (1.0, 0.0, 0.0), 2: (0.0, 1.0, 0.0), 3: (0.0, 0.0, 1.0)})
+    assert redness("axial", right_edge) > 200
+    image = capture(axial.render_window).astype(int)
+    x, y = axial.patient_to_display(demo_volume.voxel_to_patient(c + np.array([0.0, 0.0, 29.5])) + 4.0 * axial.up)
+    row, col = axial.render_window.GetSize()[1] - 1 - int(round(y)), int(round(x))
+    near = image[row - 2:row + 3, col - 2:col + 3].reshape(-1, 3)
+    assert (near[:, 1] - np.maximum(near[:, 0], near[:, 2])).max() > 200   # segment 2's edge: green
+    window.document.update_layer(layer, opacity=0.2)
+    assert redness("axial", right_edge) < 200
+    window.document.update_layer(layer, visible=False)
+    outline = window.grid.views["axial"]._outlines[layer.id][1]
+    assert not outline.GetVisibility()

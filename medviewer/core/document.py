@@ -9,6 +9,8 @@ Layers (all dataclasses; change them through :meth:`Document.update_layer` so li
 * :class:`LabelLayer` - a Volume of integer labels on the reference image's grid (0 = background),
   with a name and an RGB colour per label value.
 * :class:`BoxLayer` - axis-aligned boxes in patient LPS millimetres, each with a label and score.
+* :class:`RulerLayer` - line segments in patient LPS millimetres with a caption (e.g. the segment
+  editor's RECIST long axes), drawn on the slices that hold them.
 
 Every layer has ``name``, ``visible``, ``opacity`` (0..1) and ``color`` (RGB 0..1; for label layers
 the colour of labels without their own colour).
@@ -146,6 +148,27 @@ class BoxLayer(Layer):
 
     boxes: list[Box] = field(default_factory=list)
     color: RGB = (1.0, 1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Ruler:
+    """A line segment in patient LPS mm from ``start`` to ``end``, with a caption."""
+
+    start: tuple[float, float, float]
+    end: tuple[float, float, float]
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", tuple(float(v) for v in self.start))
+        object.__setattr__(self, "end", tuple(float(v) for v in self.end))
+
+
+@dataclass(eq=False, kw_only=True)
+class RulerLayer(Layer):
+    """Rulers drawn, with their captions, on the 2D slices that hold both of their ends."""
+
+    rulers: list[Ruler] = field(default_factory=list)
+    color: RGB = (1.0, 0.85, 0.0)
 
 
 class Document:

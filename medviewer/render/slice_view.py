@@ -36,7 +36,7 @@ import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL backend)
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text)
 import vtkmodules.vtkInteractionStyle  # noqa: F401
 
-from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
+from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer, RulerLayer
 from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
 
@@ -292,7 +292,7 @@ class SliceView:
             self._sync_images()
         elif isinstance(layer, LabelLayer):
             self._add_label(layer)
-        elif isinstance(layer, BoxLayer):
+        elif isinstance(layer, (BoxLayer, RulerLayer)):
             self._add_boxes(layer)
         self.request_render()
 
@@ -484,9 +484,29 @@ class SliceView:
                 out.append((t.GetInput(), tuple(float(c) for c in self.plane_to_patient(u, v))))
         return out
 
-    def _update_boxes(self, layer: BoxLayer) -> None:
-        """Rectangles of the boxes that the current slice crosses, each with its caption."""
+    def _update_boxes(self, layer: BoxLayer | RulerLayer) -> None:
+        """Rectangles of the boxes that the current slice crosses, each with its caption; or the
+        rulers that lie on the current slice, each with its caption beyond its right-hand end."""
         _, data, _, texts = self._boxes[layer.id]
+        if isinstance(layer, RulerLayer):
+            points, segments, captions = self._ruler_lines(layer)
+        else:
+            points, segments, captions = self._box_lines(layer)
+        while len(texts) < len(captions):
+            texts.append(self._caption_actor(layer))
+        for i, t in enumerate(texts):
+            if i < len(captions):
+                text, u, v = captions[i]
+                t.SetInput(text)
+                t.GetPositionCoordinate().SetValue(u, v, 0.4)
+            t.SetVisibility(layer.visible and i < len(captions))
+        pts, cells = lines_polydata_arrays(np.asarray(points, dtype=float).reshape(-1, 3),
+                                           np.asarray(segments, dtype=np.int64).reshape(-1, 2))
+        data.SetPoints(pts)
+        data.SetLines(cells)
+        data.Modified()
+
+    def _box_lines(self, layer: BoxLayer):
         half = self._half_slab()
         points, segments, captions = [], [], []
         for box in ([] if self._volume is None else layer.boxes):
@@ -505,19 +525,23 @@ class SliceView:
             text = box.caption
             if text:
                 captions.append((text, float(u.min()), float(v.max())))
-        while len(texts) < len(captions):
-            texts.append(self._caption_actor(layer))
-        for i, t in enumerate(texts):
-            if i < len(captions):
-                text, u, v = captions[i]
-                t.SetInput(text)
-                t.GetPositionCoordinate().SetValue(u, v, 0.4)
-            t.SetVisibility(layer.visible and i < len(captions))
-        pts, cells = lines_polydata_arrays(np.asarray(points, dtype=float).reshape(-1, 3),
-                                           np.asarray(segments, dtype=np.int64).reshape(-1, 2))
-        data.SetPoints(pts)
-        data.SetLines(cells)
-        data.Modified()
+        return points, segments, captions
+
+    def _ruler_lines(self, layer: RulerLayer):
+        half = self._half_slab()
+        points, segments, captions = [], [], []
+        for ruler in ([] if self._volume is None else layer.rulers):
+            ends = np.array([ruler.start, ruler.end]) - self.center
+            if np.abs(ends @ self.normal - self.offset).max() > half:
+                continue   # not on this slice
+            u, v = ends @ self.right, ends @ self.up
+            base = len(points)
+            points += [(u[0], v[0], 0), (u[1], v[1], 0)]
+            segments.append((base, base + 1))
+            if ruler.caption:
+                right = int(np.argmax(u))
+                captions.append((ruler.caption, float(u[right]) + 2.0, float(v[right])))
+        return points, segments, captions
 
     def _half_slab(self) -> float:
         if self._volume is None:

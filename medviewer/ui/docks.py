@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
+from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer, RulerLayer
 from medviewer.io.dicom_index import DicomIndex, SeriesEntry, StudyEntry
 
 
@@ -67,7 +67,8 @@ class StudyBrowser(QTreeWidget):
 
 
 def _kind(layer: Layer) -> str:
-    return {ImageLayer: "image", LabelLayer: "labels", BoxLayer: "boxes"}.get(type(layer), "layer")
+    return {ImageLayer: "image", LabelLayer: "labels", BoxLayer: "boxes", RulerLayer: "rulers"}.get(
+        type(layer), "layer")
 
 
 class LayersPanel(QWidget):

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer
+from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
 from medviewer.core.label_edit import (
     Clicks, EditStack, diff, disc_region, erase, margin, margin_radius, paint, remove_islands, replace_segment,
 )
@@ -61,6 +61,7 @@ class SegmentEditor(QWidget):
     def __init__(self, window) -> None:
         super().__init__(window)
         self.window = window
+        self.rulers_layer: RulerLayer | None = None
         self.document = window.document
         self.layer: LabelLayer | None = None
         self.segments: dict[int, Segment] = {}
@@ -812,9 +813,26 @@ class SegmentEditor(QWidget):
         self._fill_table()
         self.measures_updated.emit(self.measures)
 
+    def _show_rulers(self, rows) -> None:
+        """Each segment's longest axial diameter (RECIST) as a ruler on its slice, in a layer of
+        its own ("RECIST long axes": the layers panel hides it), there while there are any."""
+        rulers = [Ruler(m.long_axis_endpoints_mm[0], m.long_axis_endpoints_mm[1],
+                        f"{self.segments[m.label].name}: {m.long_axis_mm:.1f} mm")
+                  for m in rows if m.long_axis_mm > 0]
+        layer = self.rulers_layer if self.rulers_layer in self.document.layers else None
+        if layer is None:
+            if rulers and self.document.image is not None:
+                self.rulers_layer = self.document.add_layer(RulerLayer(name="RECIST long axes", rulers=rulers))
+        elif rulers:
+            self.document.update_layer(layer, rulers=rulers)
+        else:
+            self.document.remove_layer(layer)
+            self.rulers_layer = None
+
     def _fill_table(self) -> None:
         rows = [m for m in self.measures if m.label in self.segments]
         self._table_labels = [m.label for m in rows]
+        self._show_rulers(rows)
         self.table.setRowCount(len(rows))
         for r, m in enumerate(rows):
             size = np.asarray(m.bbox_max_mm) - np.asarray(m.bbox_min_mm)

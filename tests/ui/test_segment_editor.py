@@ -490,3 +490,38 @@ def test_margin_grows_and_shrinks_the_current_segment_and_undo_restores(window, 
     editor.apply_margin(0.5)                      # under half a pixel: nothing, and it says so
     assert np.array_equal(editor.layer.volume.array, before)
     assert "under half a voxel" in editor.status.text()
+
+
+def test_each_lesions_recist_long_axis_is_drawn_on_its_slice(window, qtbot, editor, demo_series, demo_volume):
+    """The measures' longest axial diameter of each segment shows as a ruler with its length in
+    a "RECIST long axes" layer, on the slice where it was measured only; it goes with the segment."""
+    from medviewer.core.document import RulerLayer
+    from medviewer.render.vtk_util import capture
+
+    c = np.asarray(lesion(demo_series, 2)["center_mm"])
+    window.document.set_cursor(c)
+    editor.set_tool("click")
+    editor.add_click(c)
+    qtbot.waitUntil(lambda: editor.table.rowCount() == 1, timeout=20000)
+    (m,) = editor.measures
+    layer = editor.rulers_layer
+    assert isinstance(layer, RulerLayer) and layer in window.document.layers
+    (ruler,) = layer.rulers
+    assert ruler.caption == f"lesion 1: {m.long_axis_mm:.1f} mm"
+    assert np.allclose([ruler.start, ruler.end], m.long_axis_endpoints_mm)
+    editor.jump_to_segment(1)   # onto the RECIST slice
+    axial = window.grid.views["axial"]
+    assert [text for text, _ in axial.box_captions(layer)] == [ruler.caption]
+    assert window.grid.views["coronal"].box_captions(layer) == []
+    # drawn: the ruler's colour (yellow) a quarter of the way along it, off the crosshair
+    quarter = 0.75 * np.asarray(ruler.start) + 0.25 * np.asarray(ruler.end)
+    image = capture(axial.render_window).astype(int)
+    x, y = axial.patient_to_display(quarter)
+    row, col = axial.render_window.GetSize()[1] - 1 - int(round(y)), int(round(x))
+    near = image[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3)
+    assert ((near[:, 0] > 200) & (near[:, 1] > 170) & (near[:, 2] < 80)).any(), near
+    window.document.set_cursor(np.asarray(window.document.cursor) + np.array([0.0, 0.0, 3 * demo_volume.spacing[2]]))
+    assert axial.box_captions(layer) == []      # another slice
+    editor.delete_segment(1)
+    qtbot.waitUntil(lambda: editor.rulers_layer is None, timeout=10000)
+    assert layer not in window.document.layers

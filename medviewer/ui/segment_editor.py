@@ -140,28 +140,12 @@ class SegmentEditor(QWidget):
             spin.setValue(value)
             hu.addWidget(spin)
         form.addRow("Threshold HU", hu)
-        islands = QHBoxLayout()
-        self.island_ml = QDoubleSpinBox()
-        self.island_ml.setRange(0.0, 10000.0)
-        self.island_ml.setDecimals(2)
-        self.island_ml.setSuffix(" mL")
-        self.island_ml.setToolTip("0: keep only the largest piece; else remove pieces smaller than this")
-        b = QPushButton("Remove islands")
-        b.clicked.connect(lambda: self.remove_islands())
-        islands.addWidget(self.island_ml)
-        islands.addWidget(b)
-        form.addRow("Islands", islands)
-        grow = QHBoxLayout()
-        self.margin_mm = QDoubleSpinBox()
-        self.margin_mm.setRange(-50.0, 50.0)
-        self.margin_mm.setValue(1.0)
-        self.margin_mm.setSuffix(" mm")
-        self.margin_mm.setToolTip("positive: grow the segment (into background only); negative: shrink it")
-        b = QPushButton("Grow / shrink")
-        b.clicked.connect(lambda: self.apply_margin())
-        grow.addWidget(self.margin_mm)
-        grow.addWidget(b)
-        form.addRow("Margin", grow)
+        self.island_ml = self._spin_with_button(
+            form, "Islands", (0.0, 10000.0), 0.0, " mL", "Remove islands", lambda: self.remove_islands(),
+            "0: keep only the largest piece; else remove pieces smaller than this")
+        self.margin_mm = self._spin_with_button(
+            form, "Margin", (-50.0, 50.0), 1.0, " mm", "Grow / shrink", lambda: self.apply_margin(),
+            "positive: grow the segment (into background only); negative: shrink it")
         box.addLayout(form)
 
         row = QHBoxLayout()
@@ -195,6 +179,24 @@ class SegmentEditor(QWidget):
         self._table_labels: list[int] = []
         box.addWidget(self.table, 1)
         self._update_buttons()
+
+    @staticmethod
+    def _spin_with_button(form, label: str, limits, value: float, suffix: str, button: str, slot,
+                          tip: str) -> QDoubleSpinBox:
+        """A form row: a spin box (its value) and a button that acts with it."""
+        row = QHBoxLayout()
+        spin = QDoubleSpinBox()
+        spin.setRange(*limits)
+        spin.setDecimals(2)
+        spin.setValue(value)
+        spin.setSuffix(suffix)
+        spin.setToolTip(tip)
+        b = QPushButton(button)
+        b.clicked.connect(slot)
+        row.addWidget(spin)
+        row.addWidget(b)
+        form.addRow(label, row)
+        return spin
 
     @staticmethod
     def _engines() -> tuple[list[str], str]:

@@ -200,6 +200,15 @@ def remove_islands(labels: np.ndarray, label: int, spacing_xyz: Sequence[float],
     return out
 
 
+def central_voxel(mask: np.ndarray) -> np.ndarray | None:
+    """The voxel (z, y, x) of ``mask`` nearest its centre of mass (inside the mask even where the
+    centre is not, as for a ring), or None for an empty mask: where to put the crosshair."""
+    voxels = np.argwhere(mask)
+    if not len(voxels):
+        return None
+    return voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
+
+
 def margin_radius(spacing_xyz: Sequence[float], mm: float) -> tuple[int, int, int]:
     """The margin's reach in voxels along x, y, z: ``|mm|`` over each spacing, rounded (as 3D
     Slicer's Margin effect does: 2 mm on 3.27 mm slices is one slice, on 0.98 mm pixels two)."""

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import Document, ImageLayer, LabelLayer
 from medviewer.core.errors import MedviewerError
+from medviewer.core.label_edit import central_voxel
 from medviewer.core.presets import (
     DEFAULT_VOLUME_PRESET, DEFAULT_WINDOW_PRESET, VOLUME_PRESETS, WINDOW_PRESETS,
 )
@@ -370,8 +371,7 @@ class MainWindow(QMainWindow):
         values, counts = np.unique(array[array > 0], return_counts=True)
         if not len(values):
             return
-        voxels = np.argwhere(array == values[np.argmax(counts)])
-        nearest = voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
+        nearest = central_voxel(array == values[np.argmax(counts)])
         self.document.set_cursor(volume.voxel_to_patient(nearest.astype(float)))
 
     # ---- presets ----------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
 from medviewer.core.label_edit import (
-    Clicks, EditStack, diff, disc_region, erase, margin, margin_radius, paint, remove_islands, replace_segment,
+    Clicks, EditStack, central_voxel, diff, disc_region, erase, margin, margin_radius, paint, remove_islands,
+    replace_segment,
 )
 from medviewer.core.segments import AlgorithmInfo, Segment
 from medviewer.ui.tasks import JobPoller, Task
@@ -301,11 +302,10 @@ class SegmentEditor(QWidget):
         if measured is not None and measured.long_axis_mm > 0:
             point = np.mean(np.asarray(measured.long_axis_endpoints_mm), axis=0)
         else:
-            voxels = np.argwhere(self.layer.volume.array == label)
-            if not len(voxels):
+            nearest = central_voxel(self.layer.volume.array == label)
+            if nearest is None:
                 self._say(f"{self.segments[label].name} is empty")
                 return
-            nearest = voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
             point = self.layer.volume.voxel_to_patient(nearest.astype(float))
         self.window.document.set_cursor(point)
 

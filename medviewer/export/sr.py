@@ -85,15 +85,26 @@ def build_detection_sr(volume: Volume, boxes: Sequence[DetectionBox], *, algorit
             finding_type=hd.sr.CodedConcept(b.finding.value, b.finding.scheme, b.finding.meaning),
             measurements=measurements or None,
         ))
+    return measurement_report_sr(groups, list(used.values()),
+                                 hd.sr.ObservationContext(observer_device_context=observer),
+                                 description="medviewer detections", series_number=series_number)
+
+
+def measurement_report_sr(groups, evidence, observation_context, *, description: str, series_number: int):
+    """A Comprehensive 3D SR document: a TID 1500 measurement report of ``groups`` (planar ROI
+    measurement groups) on the CT images ``evidence`` (pydicom headers)."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
     report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        observation_context=observation_context,
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
         imaging_measurements=groups,
     )
     sr = hd.sr.Comprehensive3DSR(
-        evidence=list(used.values()), content=report,
+        evidence=evidence, content=report,
         series_instance_uid=hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(),
-        instance_number=1, manufacturer="medviewer", series_description="medviewer detections",
+        instance_number=1, manufacturer="medviewer", series_description=description,
         is_complete=True, is_final=False, is_verified=False,
     )
     tidy_copied_attributes(sr)

@@ -543,6 +543,10 @@ class SliceView:
                 captions.append((ruler.caption, float(u[right]) + 2.0, float(v[right])))
         return points, segments, captions
 
+    def on_slice(self, point) -> bool:
+        """Whether ``point`` (LPS mm) lies on the slice shown (within half a voxel of its plane)."""
+        return self._volume is not None and abs(self.patient_to_plane(point)[2] - self.offset) <= self._half_slab()
+
     def _half_slab(self) -> float:
         if self._volume is None:
             return 0.0

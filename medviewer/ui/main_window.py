@@ -98,6 +98,9 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.segment_editor.install(self)
+        from medviewer.ui.length_tool import LengthTool
+        self.length_tool = LengthTool(self)
+        self.length_tool.install(self)
         self.index = None   # the DicomIndex of the folder open, if any
         from medviewer.ui.annotations_ui import add_annotations_bar
         self.annotations = add_annotations_bar(self)
@@ -154,6 +157,7 @@ class MainWindow(QMainWindow):
         tb = QToolBar("View")
         tb.setObjectName("view-toolbar")
         self.addToolBar(tb)
+        self.view_toolbar = tb
         tb.addAction("2x2", lambda: self.set_layout("2x2"))
         tb.addAction("1x1", lambda: self.set_layout("1x1"))
         tb.addAction("Reset", self.grid.reset_cameras)
@@ -217,7 +221,7 @@ class MainWindow(QMainWindow):
         if not os.path.exists(path):
             self._fail(f"{path}: no such file or folder")
             return
-        if not self.confirm_discard_segments("opening another study"):
+        if not self.confirm_discard("opening another study"):
             return
         self._remember(path)
         self.index = None
@@ -249,7 +253,7 @@ class MainWindow(QMainWindow):
         ``ask``, unexported segments are offered for export first (None: the user cancelled)."""
         from medviewer.io import load_series
 
-        if ask and not self.confirm_discard_segments("opening another series"):
+        if ask and not self.confirm_discard("opening another series"):
             return None
 
         def run(progress, cancelled):
@@ -490,8 +494,13 @@ class MainWindow(QMainWindow):
             return not editor.has_unexported_edits()   # the export dialog cancelled or failed: stay
         return True
 
+    def confirm_discard(self, action: str) -> bool:
+        """Whether to go on with ``action``, which replaces the image and with it the segments and
+        the lengths measured: each is offered for export first if it has unexported changes."""
+        return self.confirm_discard_segments(action) and self.length_tool.confirm_discard(action)
+
     def closeEvent(self, event) -> None:
-        if not self.confirm_discard_segments("closing"):
+        if not self.confirm_discard("closing"):
             event.ignore()
             return
         if self.task is not None and self.task.running:

@@ -58,6 +58,7 @@ class SegmentEditor(QWidget):
     click_failed = Signal(str)
     measures_updated = Signal(object)  # list of LesionMeasures
     engine_ready = Signal(str, object)  # an engine loaded ahead of the first click: seconds, or the error
+    tool_changed = Signal(str)        # a tool was chosen (also Navigate)
 
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -496,10 +497,14 @@ class SegmentEditor(QWidget):
         if self.tool_combo.currentIndex() != index:
             self.tool_combo.setCurrentIndex(index)
         self._apply_tool()
+        self.tool_changed.emit(tool)
 
     def _apply_tool(self) -> None:
         for view in self._slice_views():
-            view.tool = None if self.tool == "navigate" else self
+            if self.tool != "navigate":
+                view.tool = self
+            elif view.tool is self:   # another tool (the length tool) may hold the button
+                view.tool = None
         if self.tool == "click":
             self.warm_engine()
 

@@ -1,0 +1,118 @@
+"""The length tool under Xvfb: rulers drawn with real mouse events through the VTK interactor,
+their captions and pixels, moving an end, the segment editor's tools, export (CSV, DICOM SR)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from medviewer.core.document import RulerLayer
+from medviewer.render.vtk_util import capture
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def tool(window, demo_volume):
+    window.resize(900, 700)
+    window.set_volume(demo_volume)
+    window.length_tool.set_active(True)
+    return window.length_tool
+
+
+def drag(window, view_name, a, b, steps=4):
+    """Left press at patient point ``a``, moves, release at ``b``, as the mouse does (through the
+    view's VTK interactor; display y from the bottom)."""
+    view = window.grid.views[view_name]
+    iren = window.grid.widgets[view_name]
+    (x0, y0), (x1, y1) = view.patient_to_display(a), view.patient_to_display(b)
+    iren.SetEventInformation(int(round(x0)), int(round(y0)), 0, 0)
+    iren.InvokeEvent("LeftButtonPressEvent")
+    for t in np.linspace(0, 1, steps + 1)[1:]:
+        iren.SetEventInformation(int(round(x0 + t * (x1 - x0))), int(round(y0 + t * (y1 - y0))), 0, 0)
+        iren.InvokeEvent("MouseMoveEvent")
+    iren.InvokeEvent("LeftButtonReleaseEvent")
+
+
+def yellow_at(view, point) -> bool:
+    image = capture(view.render_window).astype(int)
+    x, y = view.patient_to_display(point)
+    row, col = view.render_window.GetSize()[1] - 1 - int(round(y)), int(round(x))
+    near = image[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3)
+    return bool(((near[:, 0] > 200) & (near[:, 1] > 170) & (near[:, 2] < 80)).any())
+
+
+def test_a_drag_draws_a_ruler_with_its_length_on_its_slice_only(window, tool, demo_volume):
+    c = window.document.cursor
+    cursor_before = c.copy()
+    a, b = c + [-30.0, -10.0, 0.0], c + [20.0, 25.0, 0.0]
+    drag(window, "axial", a, b)
+    layer = tool.layer
+    assert isinstance(layer, RulerLayer) and layer in window.document.layers and layer.name == "Measurements"
+    (ruler,) = layer.rulers
+    # the ends land where the mouse was, to within a screen pixel
+    px = demo_volume.spacing[0] * 2
+    assert np.allclose(ruler.start, a, atol=px) and np.allclose(ruler.end, b, atol=px)
+    length = np.linalg.norm(np.subtract(ruler.end, ruler.start))
+    assert abs(length - np.linalg.norm(b - a)) < 2 * px
+    assert ruler.caption == f"{length:.1f} mm"
+    assert np.allclose(window.document.cursor, cursor_before)   # the tool took the button, not the crosshair
+    axial = window.grid.views["axial"]
+    assert [text for text, _ in axial.box_captions(layer)] == [ruler.caption]
+    assert yellow_at(axial, 0.7 * np.asarray(ruler.start) + 0.3 * np.asarray(ruler.end))
+    assert window.grid.views["coronal"].box_captions(layer) == []
+    assert ruler.caption in window.status_label.text()
+    # another slice does not show it
+    window.document.set_cursor(c + [0.0, 0.0, 3 * demo_volume.spacing[2]])
+    assert axial.box_captions(layer) == []
+
+
+def test_pressing_near_an_end_moves_it_and_a_click_draws_nothing(window, tool):
+    c = window.document.cursor
+    a, b = c + [-30.0, 0.0, 0.0], c + [10.0, 0.0, 0.0]
+    drag(window, "axial", a, b)
+    (first,) = tool.rulers
+    drag(window, "axial", first.end, c + [10.0, 30.0, 0.0])      # grab the end, move it
+    (moved,) = tool.rulers
+    assert np.allclose(moved.start, first.start)
+    assert np.linalg.norm(np.subtract(moved.end, c + [10.0, 30.0, 0.0])) < 2.0
+    assert moved.caption == f"{np.linalg.norm(np.subtract(moved.end, moved.start)):.1f} mm" != first.caption
+    drag(window, "axial", c + [40.0, 40.0, 0.0], c + [40.0, 40.0, 0.0])   # a click: nothing
+    assert len(tool.rulers) == 1
+    drag(window, "coronal", c + [-20.0, 0.0, -20.0], c + [20.0, 0.0, 20.0])   # another view, another plane
+    assert len(tool.rulers) == 2
+    tool.delete_last()
+    assert len(tool.rulers) == 1
+    tool.clear()
+    assert tool.layer is None and not window.document.layers_of(RulerLayer)
+
+
+def test_the_segment_editors_tools_and_the_length_tool_take_turns(window, tool):
+    editor = window.segment_editor
+    views = [v for n, v in window.grid.views.items() if n != "3d"]
+    assert editor.tool == "navigate" and all(v.tool is tool for v in views)
+    editor.set_tool("brush")
+    assert not tool.active and all(v.tool is editor for v in views)
+    tool.set_active(True)
+    assert editor.tool == "navigate" and all(v.tool is tool for v in views)
+    tool.set_active(False)
+    assert all(v.tool is None for v in views)
+    # a new image keeps the tool on
+    tool.set_active(True)
+    window.set_volume(window.document.image.volume)
+    assert all(v.tool is tool for v in views)
+
+
+def test_the_tool_exports_its_lengths_and_knows_when_they_are_exported(window, tool, tmp_path):
+    """The format itself is tested in tests/export/test_lengths.py."""
+    c = window.document.cursor
+    drag(window, "axial", c + [-30.0, -10.0, 0.0], c + [20.0, 25.0, 0.0])
+    assert tool.has_unexported() and window.confirm_discard("closing")   # a quiet window does not ask
+    rows = list(csv.DictReader(open(tool.export(str(tmp_path / "lengths.csv")))))
+    assert [(r["measurement"], r["plane"]) for r in rows] == [("1", "axial")]
+    assert float(rows[0]["length_mm"]) == pytest.approx(float(tool.rulers[0].caption.split()[0]), abs=0.05)
+    assert not tool.has_unexported()
+    drag(window, "axial", c + [30.0, 30.0, 0.0], c + [40.0, 40.0, 0.0])
+    assert tool.has_unexported()

@@ -30,7 +30,7 @@ def register(sub) -> None:
     p = sub.add_parser("segment", help="segment a lesion from clicks (points in patient LPS mm)")
     p.add_argument("path", help="the image: a DICOM series folder/file or a NIfTI/NRRD/MHA volume")
     p.add_argument("--point", type=_point, action="append", default=[], metavar="X,Y,Z",
-                   help="a positive click inside the lesion (repeatable; --point=X,Y,Z when X < 0)")
+                   help="a positive click inside the lesion (repeatable; X,Y,Z may be negative)")
     p.add_argument("--negative", type=_point, action="append", default=[], metavar="X,Y,Z",
                    help="a negative click outside the lesion (repeatable)")
     p.add_argument("--out", required=True,

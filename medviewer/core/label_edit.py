@@ -242,3 +242,76 @@ def margin(labels: np.ndarray, label: int, spacing_xyz: Sequence[float], mm: flo
     else:
         sub[~changed & (sub == label)] = 0
     return out
+
+
+def gap_axis(mask: np.ndarray) -> int | None:
+    """The array axis (0 = z, 1 = y, 2 = x) along which ``mask`` has the most empty slices between
+    its first and last drawn ones (the axis it was drawn slice by slice along), None without gaps."""
+    best, best_gaps = None, 0
+    for axis in range(3):
+        drawn = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        gaps = int(drawn[-1] - drawn[0] + 1 - len(drawn)) if len(drawn) else 0
+        if gaps > best_gaps:
+            best, best_gaps = axis, gaps
+    return best
+
+
+def _signed_distance(section: np.ndarray, spacing_2d: Sequence[float]) -> np.ndarray:
+    """In-plane signed distance (mm) of each pixel centre to the nearest pixel of the other kind:
+    negative inside a 2D mask, positive outside (the pixels either side of its edge: -1 and +1
+    pixel), so that ``< 0`` gives the mask back."""
+    import SimpleITK as sitk
+
+    def distance_to(pixels: np.ndarray) -> np.ndarray:
+        image = sitk.GetImageFromArray(pixels.astype(np.uint8))
+        image.SetSpacing(tuple(float(s) for s in spacing_2d[::-1]))   # (x, y) for ITK
+        return sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+            image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True))
+
+    return np.where(section, -distance_to(~section), distance_to(section))
+
+
+def fill_between_slices(labels: np.ndarray, label: int, spacing_xyz: Sequence[float],
+                        axis: int | None = None) -> tuple[np.ndarray, int | None]:
+    """Segment ``label`` drawn on some slices (every third one, say), filled in on the empty slices
+    between them, as 3D Slicer's "Fill between slices" and ITK-SNAP's interpolation do.
+
+    Shape-based interpolation: on each empty slice between two drawn ones, the segment is where
+    the in-plane signed distances to the two drawn outlines, weighted by nearness, are negative; a
+    shape that moves or grows between them moves or grows smoothly. Drawn slices do not change, nor
+    do the slices beyond the first and last drawn one; only background is filled (never another
+    segment). ``axis`` (0 = z, 1 = y, 2 = x): the slices to fill across; by default the axis with
+    the most empty slices between drawn ones (:func:`gap_axis`). Returns the new labels (a copy)
+    and the axis used (None: no empty slices between drawn ones, nothing filled)."""
+    mask = labels == label
+    out = labels.copy()
+    if axis is None:
+        axis = gap_axis(mask)
+        if axis is None:
+            return out, None
+    # work in the segment's in-plane bounding box, with a background border for the distances
+    where = np.nonzero(mask)
+    if not len(where[0]):
+        return out, None
+    lower = [max(0, int(w.min()) - 1) for w in where]
+    upper = [min(n, int(w.max()) + 2) for w, n in zip(where, labels.shape)]
+    box = [slice(a, b) for a, b in zip(lower, upper)]
+    sub_mask = np.moveaxis(mask[tuple(box)], axis, 0)
+    sub_out = np.moveaxis(out[tuple(box)], axis, 0)        # a view into ``out``
+    spacing_zyx = np.asarray(spacing_xyz, dtype=float)[::-1]
+    plane_spacing = [s for a, s in enumerate(spacing_zyx) if a != axis]
+    padded = lambda s: np.pad(s, 1)  # noqa: E731  (a shape touching the box's edge still has an edge)
+    drawn = np.flatnonzero(sub_mask.any(axis=(1, 2)))
+    filled_any = False
+    for k0, k1 in zip(drawn[:-1], drawn[1:]):
+        if k1 - k0 < 2:
+            continue
+        d0 = _signed_distance(padded(sub_mask[k0]), plane_spacing)[1:-1, 1:-1]
+        d1 = _signed_distance(padded(sub_mask[k1]), plane_spacing)[1:-1, 1:-1]
+        for k in range(k0 + 1, k1):
+            t = (k - k0) / (k1 - k0)
+            inside = (1 - t) * d0 + t * d1 < 0
+            target = sub_out[k]
+            target[inside & (target == 0)] = label
+            filled_any = True
+    return out, (axis if filled_any else None)

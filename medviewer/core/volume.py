@@ -192,6 +192,12 @@ class Volume:
             letters.append(("L", "P", "S")[a] if v[a] > 0 else ("R", "A", "I")[a])
         return "".join(letters)
 
+    def slice_plane(self, index_axis: int) -> str:
+        """'axial', 'coronal' or 'sagittal': the slices across index axis ``index_axis`` (x=0,
+        y=1, z=2), named by the patient axis it runs nearest (S, P, L)."""
+        a = int(np.argmax(np.abs(self.direction[:, index_axis])))
+        return ("sagittal", "coronal", "axial")[a]
+
     def __repr__(self) -> str:
         return (
             f"Volume(shape_zyx={self.shape}, dtype={self.array.dtype}, spacing={self.spacing}, "

@@ -26,7 +26,6 @@ from medviewer.core.document import Ruler
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
-PLANE_OF_AXIS = {0: "sagittal", 1: "coronal", 2: "axial"}   # LPS axis nearest a slice's normal
 CSV_COLUMNS = ("measurement", "length_mm", "plane", "slice", "start_x_mm", "start_y_mm", "start_z_mm",
                "end_x_mm", "end_y_mm", "end_z_mm", "sop_instance_uid")
 
@@ -62,8 +61,7 @@ def lengths(volume: Volume, rulers: Sequence[Ruler]) -> list[Length]:
             plane = "oblique"
         else:
             slice_index = int(round(ends[0, axis]))
-            normal = np.asarray(volume.direction)[:, axis]
-            plane = PLANE_OF_AXIS[int(np.argmax(np.abs(normal)))]
+            plane = volume.slice_plane(axis)
             uids = volume.source_sop_instance_uids
             if axis == 2 and uids and 0 <= slice_index < len(uids):
                 uid = uids[slice_index]

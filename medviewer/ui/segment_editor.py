@@ -1,5 +1,5 @@
 """The Segment Editor dock: lesions as segments of one label layer, click-to-segment, brush, eraser,
-threshold brush, remove islands, undo/redo, and a table of lesion measures.
+threshold brush, remove islands, margin, fill between slices, undo/redo, and a table of lesion measures.
 
 Segments live in a :class:`~medviewer.core.document.LabelLayer` named "segments" on the open image
 (label value = segment; names and colours from :class:`~medviewer.core.segments.Segment`). The
@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
 from medviewer.core.label_edit import (
-    Clicks, EditStack, central_voxel, diff, disc_region, erase, margin, margin_radius, paint, remove_islands,
-    replace_segment,
+    Clicks, EditStack, central_voxel, diff, disc_region, erase, fill_between_slices, margin,
+    margin_radius, paint, remove_islands, replace_segment,
 )
 from medviewer.core.segments import AlgorithmInfo, Segment
 from medviewer.ui.tasks import JobPoller, Task
@@ -148,6 +148,11 @@ class SegmentEditor(QWidget):
         self.margin_mm = self._spin_with_button(
             form, "Margin", (-50.0, 50.0), 1.0, " mm", "Grow / shrink", lambda: self.apply_margin(),
             "positive: grow the segment (into background only); negative: shrink it")
+        fill = QPushButton("Fill between slices")
+        fill.setToolTip("draw the segment on every few slices (brush, clicks), then fill the slices "
+                        "between: the outline changes smoothly from one drawn slice to the next")
+        fill.clicked.connect(lambda: self.fill_between_slices())
+        form.addRow("Interpolate", fill)
         box.addLayout(form)
 
         row = QHBoxLayout()
@@ -230,6 +235,7 @@ class SegmentEditor(QWidget):
         menu.addAction("Add segment", lambda: self.add_segment())
         menu.addAction("Import a loaded segmentation", lambda: self.import_layer())
         menu.addAction("Remove islands", lambda: self.remove_islands())
+        menu.addAction("Fill between slices", lambda: self.fill_between_slices())
         go = menu.addAction("Go to segment")
         go.setShortcut(QKeySequence("Ctrl+J"))
         go.triggered.connect(lambda _=False: self.jump_to_segment())
@@ -634,6 +640,24 @@ class SegmentEditor(QWidget):
         n = change.voxels_changed if change else 0
         self._say(f"{'grew' if mm > 0 else 'shrank'} {self.segments[label].name} by {abs(mm):g} mm "
                   f"({n:,} voxels, {n * self.layer.volume.voxel_volume_ml:.1f} mL)")
+
+    def fill_between_slices(self, label: int | None = None, axis: int | None = None) -> None:
+        """Fill the segment's empty slices between the slices drawn (see
+        :func:`medviewer.core.label_edit.fill_between_slices`), as one undoable edit."""
+        label = self.current if label is None else label
+        if label is None or self.layer is None:
+            return
+        old = self.layer.volume.array
+        new, axis = fill_between_slices(old, label, self.layer.volume.spacing, axis)
+        name = self.segments[label].name
+        if axis is None:
+            self._say(f"{name} has no empty slices between drawn ones: draw it on every few slices first")
+            return
+        change = self._commit(old, new, label, "fill between slices")
+        n = change.voxels_changed if change else 0
+        plane = self.layer.volume.slice_plane(2 - axis)   # array axis (z, y, x) -> index axis
+        self._say(f"filled {name} between its {plane} slices ({n:,} voxels, "
+                  f"{n * self.layer.volume.voxel_volume_ml:.1f} mL)")
 
     # ---- click to segment -------------------------------------------------------------------
     def add_click(self, point, positive: bool = True) -> None:

@@ -106,3 +106,51 @@ def test_margin_grows_and_shrinks_in_millimetres_and_spares_other_segments():
     edge[:, :, :5] = 1
     eroded = margin(edge, 1, (1.0, 1.0, 1.0), -1.0)
     assert eroded[:, :, :4].all() and not eroded[:, :, 4].any() and eroded[0, 0, 0] == 1
+
+
+def _tilted_ball(shape=(40, 60, 60)):
+    """A ball that moves along x as z goes (3 mm slices, 1 mm pixels): not a stack of equal discs."""
+    z, y, x = np.mgrid[:shape[0], :shape[1], :shape[2]]
+    return ((z - 20) * 3) ** 2 + (y - 30) ** 2 + (x - 30 - (z - 20)) ** 2 < 20 ** 2
+
+
+def test_fill_between_slices_interpolates_a_shape_drawn_on_every_few_slices():
+    from medviewer.core.label_edit import fill_between_slices, gap_axis
+
+    ball = _tilted_ball()
+    spacing = (1.0, 1.0, 3.0)
+    for step, at_least in ((2, 0.97), (4, 0.95)):
+        labels = np.zeros(ball.shape, np.uint8)
+        labels[::step][ball[::step]] = 1
+        assert gap_axis(labels == 1) == 0
+        filled, axis = fill_between_slices(labels, 1, spacing)
+        assert axis == 0
+        drawn = np.flatnonzero(labels.any(axis=(1, 2)))
+        truth = ball.copy()
+        truth[:drawn[0]] = truth[drawn[-1] + 1:] = False   # nothing is made up beyond the drawn slices
+        f = filled == 1
+        assert 2 * (f & truth).sum() / (f.sum() + truth.sum()) >= at_least
+        assert not f[:drawn[0]].any() and not f[drawn[-1] + 1:].any()
+        assert np.array_equal(filled[drawn], labels[drawn])          # drawn slices unchanged
+        assert labels.sum() < f.sum() and set(np.unique(filled)) == {0, 1}
+
+
+def test_fill_between_slices_spares_other_segments_and_follows_the_drawing_axis():
+    from medviewer.core.label_edit import fill_between_slices
+
+    ball = _tilted_ball()
+    labels = np.zeros(ball.shape, np.uint8)
+    labels[:, :, :25] = 2                              # a neighbour over part of the ball
+    labels[:, ::3][ball[:, ::3]] = 1                   # drawn on every third coronal slice (y)
+    filled, axis = fill_between_slices(labels, 1, (1.0, 1.0, 3.0))
+    assert axis == 1
+    assert np.array_equal(filled == 2, labels == 2)     # the neighbour keeps every voxel
+    assert (filled == 1).sum() > 2 * (labels == 1).sum()
+    assert not ((filled == 1) & ~ball).sum() > 0.05 * ball.sum()
+    # no gaps (or no segment): nothing to do
+    solid = ball.astype(np.uint8)
+    same, axis = fill_between_slices(solid, 1, (1.0, 1.0, 3.0))
+    assert axis is None and np.array_equal(same, solid)
+    assert fill_between_slices(solid, 5, (1.0, 1.0, 3.0))[1] is None
+    # an axis forced: along x there is nothing between drawn slices here
+    assert fill_between_slices(labels, 1, (1.0, 1.0, 3.0), axis=2)[1] is None

@@ -69,6 +69,9 @@ def test_orientation_code_and_volume_ml():
     flipped = Volume(np.zeros((1, 1, 1)), direction=np.diag([-1.0, -1.0, 1.0]))
     assert flipped.orientation_code() == "RAS"
     assert Volume(np.zeros((1, 1, 1)), spacing=(1, 2, 5)).voxel_volume_ml == pytest.approx(0.01)
+    assert [Volume(np.zeros((1, 1, 1))).slice_plane(a) for a in range(3)] == ["sagittal", "coronal", "axial"]
+    sagittal = Volume(np.zeros((1, 1, 1)), direction=np.array([[0, 0, 1], [1, 0, 0], [0, -1, 0]], float))  # PIL
+    assert [sagittal.slice_plane(a) for a in range(3)] == ["coronal", "axial", "sagittal"]
 
 
 def test_meta_is_read_only():

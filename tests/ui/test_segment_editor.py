@@ -525,3 +525,25 @@ def test_each_lesions_recist_long_axis_is_drawn_on_its_slice(window, qtbot, edit
     editor.delete_segment(1)
     qtbot.waitUntil(lambda: editor.rulers_layer is None, timeout=10000)
     assert layer not in window.document.layers
+
+
+def test_fill_between_slices_fills_a_lesion_brushed_on_every_third_slice_and_undo_restores(
+        window, qtbot, editor, demo_series, demo_volume):
+    c = np.asarray(lesion(demo_series, 2)["center_mm"])
+    dz = demo_volume.spacing[2]
+    editor.radius.setValue(8.0)
+    for k in (-3, 0, 3):
+        window.document.set_cursor(c + [0.0, 0.0, k * dz])
+        editor.paint_disc("axial", c + [0.0, 0.0, k * dz], tool="brush")
+    drawn = count(editor)
+    slices = lambda: sorted(set(np.argwhere(editor.layer.volume.array == 1)[:, 0].tolist()))  # noqa: E731
+    assert len(slices()) == 3
+    editor.fill_between_slices()
+    assert len(slices()) == 7 and slices() == list(range(slices()[0], slices()[0] + 7))
+    assert count(editor) == pytest.approx(7 / 3 * drawn, rel=0.1)   # equal discs: equal slices between
+    assert "axial" in editor.status.text()
+    editor.undo()
+    assert count(editor) == drawn and len(slices()) == 3
+    editor.redo()
+    editor.fill_between_slices()                         # nothing left between: says so, changes nothing
+    assert len(slices()) == 7 and "no empty slices" in editor.status.text()

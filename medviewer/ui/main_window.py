@@ -26,6 +26,9 @@ from medviewer.ui.tasks import Task
 from medviewer.ui.views import VIEW_NAMES, ViewGrid
 
 MAX_RECENT = 10
+#: the toolbar's slab choices: (mode, thickness mm) for SliceView.set_slab, None: the slice alone
+SLAB_CHOICES = {"slice": None, "MIP 5 mm": ("max", 5.0), "MIP 10 mm": ("max", 10.0),
+                "MIP 20 mm": ("max", 20.0), "MinIP 10 mm": ("min", 10.0), "Mean 5 mm": ("mean", 5.0)}
 IMAGE_FILTER = "Images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
 
 
@@ -174,6 +177,14 @@ class MainWindow(QMainWindow):
         self.vr_combo.setCurrentText(DEFAULT_VOLUME_PRESET)
         self.vr_combo.textActivated.connect(self.apply_volume_preset)
         tb.addWidget(self.vr_combo)
+        tb.addWidget(QLabel(" Slab "))
+        self.slab_combo = QComboBox()
+        self.slab_combo.setToolTip("draw the 2D views' image as the maximum (MIP), minimum or mean of a "
+                                   "slab centred on the slice")
+        for text, slab in SLAB_CHOICES.items():
+            self.slab_combo.addItem(text, slab)
+        self.slab_combo.currentIndexChanged.connect(lambda _i: self.set_slab(*(self.slab_combo.currentData() or (None,))))
+        tb.addWidget(self.slab_combo)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         a = QAction(text, self)
@@ -389,6 +400,16 @@ class MainWindow(QMainWindow):
     def apply_volume_preset(self, name: str) -> None:
         self.vr_combo.setCurrentText(name)
         self.grid.views["3d"].set_preset(name)
+
+    def set_slab(self, mode: str | None, thickness_mm: float = 10.0) -> None:
+        """Draw the 2D views' image as a slab (see SliceView.set_slab); None: the slice alone."""
+        for name, view in self.grid.views.items():
+            if name != "3d":
+                view.set_slab(mode, thickness_mm)
+        choice = next((i for i in range(self.slab_combo.count())
+                       if self.slab_combo.itemData(i) == ((mode, float(thickness_mm)) if mode else None)), None)
+        if choice is not None and choice != self.slab_combo.currentIndex():
+            self.slab_combo.setCurrentIndex(choice)
 
     def set_layout(self, mode: str, active: str | None = None) -> None:
         self.grid.set_layout(mode, active)

@@ -525,3 +525,44 @@ def test_a_segment_is_drawn_with_an_opaque_outline_over_its_translucent_fill(win
     window.document.update_layer(layer, visible=False)
     outline = window.grid.views["axial"]._outlines[layer.id][1]
     assert not outline.GetVisibility()
+
+
+def test_slab_mip_minip_and_mean_show_what_lies_off_the_slice(window, qtbot):
+    """A bright block 4 mm above the axial slice and a dark one 4 mm below it, in grey tissue:
+    the slice alone shows neither; MIP 10 mm shows the bright one, MinIP the dark one, a 5 mm
+    slab neither; the mean lies between. Segments stay those of the slice."""
+    array = np.full((21, 64, 64), 40.0, np.float32)      # soft tissue (the window's level)
+    array[12, 10:20, 10:20] = 1000.0                       # slice 10 + 2 (2 mm slices): 4 mm above
+    array[8, 40:50, 40:50] = -1000.0                       # 4 mm below
+    volume = Volume(array, spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0), modality="CT")
+    window.set_volume(volume)
+    window.document.set_cursor(volume.index_to_patient([32, 32, 10]))
+    labels = np.zeros(array.shape, np.uint8)
+    labels[12, 10:20, 10:20] = 1                           # a segment on the bright block's slice
+    window.document.add_layer(LabelLayer(name="seg", volume=volume.with_array(labels)))
+    bright, dark = volume.index_to_patient([14.5, 14.5, 10]), volume.index_to_patient([44.5, 44.5, 10])
+    grey = lambda p: patch(window, "axial", p).mean()      # noqa: E731
+    axial = window.grid.views["axial"]
+    base_bright, base_dark = grey(bright), grey(dark)
+    assert abs(base_bright - base_dark) < 10                # the slice alone: both grey
+
+    window.set_slab("max", 10.0)
+    assert window.slab_combo.currentText() == "MIP 10 mm" and "MIP 10 mm" in axial._title.GetInput()
+    rgb = patch(window, "axial", bright)
+    assert rgb.min() > 240 and abs(grey(dark) - base_dark) < 10   # white, not red: no segment drawn there
+    window.set_slab("min", 10.0)
+    assert grey(dark) < 15 and abs(grey(bright) - base_bright) < 10
+    window.set_slab("max", 5.0)                              # +-2.5 mm: the blocks lie beyond
+    assert abs(grey(bright) - base_bright) < 10
+    image = window.document.image
+    window.document.update_layer(image, window=3000.0, level=0.0)   # wide: the mean is not clipped
+    tissue = grey(bright)                                    # the 5 mm slab: grey
+    window.set_slab("max", 10.0)
+    mip = grey(bright)
+    window.set_slab("mean", 10.0)
+    assert tissue + 8 < grey(bright) < mip - 30             # the block's share of the slab
+    window.slab_combo.setCurrentText("slice")                # the toolbar turns it off
+    assert axial.slab is None and abs(grey(bright) - tissue) < 5
+    assert "MIP" not in axial._title.GetInput()
+    with pytest.raises(ValueError):
+        axial.set_slab("median", 10.0)

@@ -15,7 +15,8 @@ Mouse: left click/drag moves the crosshair; right drag changes window (horizonta
 (vertical); middle drag or shift+left drag pans; ctrl+left/right drag or ctrl+wheel zooms; wheel,
 shift+right drag or alt+left drag scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll
 (with shift: 10 slices); r resets the view. While an editing ``tool`` is set (the segment
-editor's click/brush tools), the left button (with or without shift) goes to the tool instead.
+editor's click/brush tools, the length tool), the left button (with or without shift) goes to the
+tool instead, and Delete or Backspace to its ``delete_selected()`` if it has one.
 
 Slab: the image can be drawn as the maximum (MIP), minimum (MinIP) or mean of a slab of so many
 mm centred on the slice (:meth:`SliceView.set_slab`), sampled every millimetre; segments, boxes,
@@ -543,6 +544,13 @@ class SliceView:
             base = len(points)
             points += [(u[0], v[0], 0), (u[1], v[1], 0)]
             segments.append((base, base + 1))
+            # a caliper's ticks across each end (RULER_TICK_MM either side)
+            along = np.array([u[1] - u[0], v[1] - v[0]])
+            if np.linalg.norm(along) > 0:
+                across = np.array([-along[1], along[0]]) / np.linalg.norm(along) * RULER_TICK_MM
+                for k in range(2):
+                    points += [(u[k] - across[0], v[k] - across[1], 0), (u[k] + across[0], v[k] + across[1], 0)]
+                    segments.append((len(points) - 2, len(points) - 1))
             if ruler.caption:
                 right = int(np.argmax(u))
                 captions.append((ruler.caption, float(u[right]) + 2.0, float(v[right])))
@@ -822,8 +830,12 @@ class SliceView:
         elif key.lower() == "r":
             self.reset_camera()
             self.request_render()
+        elif key in ("Delete", "BackSpace") and self.tool is not None and hasattr(self.tool, "delete_selected"):
+            self.tool.delete_selected()
 
 
+#: half the length of the tick drawn across each end of a ruler (mm)
+RULER_TICK_MM = 2.0
 #: slab modes: their caption and the vtkImageReslice call that sets them
 SLAB_MODES = {"max": ("MIP", "SetSlabModeToMax"), "min": ("MinIP", "SetSlabModeToMin"),
               "mean": ("Mean", "SetSlabModeToMean")}

@@ -3,7 +3,7 @@
 While it is on (Measure > Length, Ctrl+L, or the toolbar), the left button of a 2D view draws a
 ruler: press at one end, drag, release at the other; its caption is its length in mm. Pressing
 near an end of a ruler on the slice shown moves that end instead. A press without a drag draws
-nothing. The rulers live in a "Measurements" :class:`~medviewer.core.document.RulerLayer` (the
+nothing. Delete (or Backspace) in a 2D view removes the ruler last drawn or moved. The rulers live in a "Measurements" :class:`~medviewer.core.document.RulerLayer` (the
 Layers panel shows, hides and removes it); the Measure menu deletes the last one, clears them,
 and exports them as CSV or as a DICOM SR measurement report (:mod:`medviewer.export.lengths`).
 
@@ -40,6 +40,7 @@ class LengthTool:
         self.layer: RulerLayer | None = None
         self.exported: tuple = ()      # the rulers as last exported (nothing to lose when unchanged)
         self._edit: tuple | None = None   # (view, ruler index, end 0/1, press position)
+        self.selected: int | None = None   # the ruler last drawn or moved: Delete removes it
         self._switching = False
         self.action = QAction("&Length", window)
         self.action.setCheckable(True)
@@ -55,6 +56,7 @@ class LengthTool:
         menu.addAction(self.action)
         menu.addSeparator()
         menu.addAction("Delete the last length", self.delete_last)
+        menu.addAction("Delete the selected length (Delete in a 2D view)", self.delete_selected)
         menu.addAction("Clear lengths", self.clear)
         menu.addAction("Export lengths...", self.choose_export)
         toolbar = getattr(window, "view_toolbar", None)
@@ -118,14 +120,28 @@ class LengthTool:
 
     def delete_last(self) -> None:
         self._set_rulers(self.rulers[:-1])
+        self.selected = None
+
+    def delete_selected(self) -> None:
+        """Remove the ruler last drawn or moved (Delete or Backspace in a 2D view)."""
+        rulers = self.rulers
+        if self.selected is None or not 0 <= self.selected < len(rulers):
+            self.window.status_label.setText("Length: no length selected (draw one, or drag one of its ends)")
+            return
+        removed = rulers.pop(self.selected)
+        self.selected = None
+        self._set_rulers(rulers)
+        self.window.status_label.setText(f"Deleted the length of {removed.caption}")
 
     def clear(self) -> None:
         self._set_rulers([])
+        self.selected = None
 
     def _on_layer_removed(self, layer) -> None:
         if layer is self.layer:
             self.layer = None
             self._edit = None
+            self.selected = None
 
     def has_unexported(self) -> bool:
         return bool(self.rulers) and tuple(self.rulers) != self.exported
@@ -172,7 +188,9 @@ class LengthTool:
         if np.linalg.norm(a - b) < MIN_PX:   # a click, or an end dragged onto the other
             del rulers[index]
             self._set_rulers(rulers)
+            self.selected = None
             return
+        self.selected = index
         self.window.status_label.setText(f"Length {index + 1}: {ruler.caption}")
 
     def _end_near(self, view, x, y, rulers) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from medviewer.core.document import RulerLayer
 from medviewer.render.vtk_util import capture
@@ -69,7 +70,7 @@ def test_a_drag_draws_a_ruler_with_its_length_on_its_slice_only(window, tool, de
     assert axial.box_captions(layer) == []
 
 
-def test_pressing_near_an_end_moves_it_and_a_click_draws_nothing(window, tool):
+def test_pressing_near_an_end_moves_it_and_a_click_draws_nothing(window, qtbot, tool):
     c = window.document.cursor
     a, b = c + [-30.0, 0.0, 0.0], c + [10.0, 0.0, 0.0]
     drag(window, "axial", a, b)
@@ -83,8 +84,15 @@ def test_pressing_near_an_end_moves_it_and_a_click_draws_nothing(window, tool):
     assert len(tool.rulers) == 1
     drag(window, "coronal", c + [-20.0, 0.0, -20.0], c + [20.0, 0.0, 20.0])   # another view, another plane
     assert len(tool.rulers) == 2
+    coronal = tool.rulers[1]
+    drag(window, "axial", moved.end, np.add(moved.end, [0.0, 5.0, 0.0]))   # moving the first selects it
+    qtbot.keyClick(window.grid.widgets["axial"], Qt.Key_Delete)     # Delete removes it
+    assert tool.rulers == [coronal] and "Deleted" in window.status_label.text()
+    qtbot.keyClick(window.grid.widgets["axial"], Qt.Key_Backspace)  # nothing selected now
+    assert tool.rulers == [coronal]
+    drag(window, "axial", a, b)
     tool.delete_last()
-    assert len(tool.rulers) == 1
+    assert tool.rulers == [coronal]
     tool.clear()
     assert tool.layer is None and not window.document.layers_of(RulerLayer)
 

@@ -1,5 +1,5 @@
 """Length measurements (the window's length tool): a table as CSV, and a DICOM SR measurement
-report (TID 1500, highdicom), the form in which OHIF reads measurements.
+report (TID 1500 with TID 1410 planar ROI groups, written by highdicom).
 
 A ruler is a line segment in patient LPS mm drawn on one slice of the series. Its plane is the
 index axis along which both of its ends agree (the slice it lies on), named by the patient axis

@@ -120,7 +120,7 @@ def build_lengths_sr(volume: Volume, rulers: Sequence[Ruler], *, observer_name: 
         groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"length {m.number}"),
             referenced_region=region,
-            measurements=[hd.sr.Measurement(name=codes.SCT.Length, value=round(m.length_mm, 2),
+            measurements=[hd.sr.Measurement(name=codes.SCT.Length, value=round(m.length_mm, 3),
                                             unit=codes.UCUM.Millimeter)],
         ))
     observer = hd.sr.ObserverContext(

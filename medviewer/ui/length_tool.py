@@ -3,9 +3,10 @@
 While it is on (Measure > Length, Ctrl+L, or the toolbar), the left button of a 2D view draws a
 ruler: press at one end, drag, release at the other; its caption is its length in mm. Pressing
 near an end of a ruler on the slice shown moves that end instead. A press without a drag draws
-nothing. Delete (or Backspace) in a 2D view removes the ruler last drawn or moved. The rulers live in a "Measurements" :class:`~medviewer.core.document.RulerLayer` (the
-Layers panel shows, hides and removes it); the Measure menu deletes the last one, clears them,
-and exports them as CSV or as a DICOM SR measurement report (:mod:`medviewer.export.lengths`).
+nothing. Delete (or Backspace) in a 2D view removes the ruler last drawn or moved. The rulers
+live in a "Measurements" :class:`~medviewer.core.document.RulerLayer` (the Layers panel shows,
+hides and removes it); the Measure menu deletes the last one, clears them, exports them as CSV or as a DICOM SR measurement report (:mod:`medviewer.export.lengths`), and
+loads the lengths of such a report, ours or OHIF's (:mod:`medviewer.io.lengths_sr`).
 
 The segment editor's tools take the same button: choosing one of them turns this tool off, and
 turning this tool on sets the editor to Navigate.
@@ -59,6 +60,7 @@ class LengthTool:
         menu.addAction("Delete the selected length (Delete in a 2D view)", self.delete_selected)
         menu.addAction("Clear lengths", self.clear)
         menu.addAction("Export lengths...", self.choose_export)
+        menu.addAction("Load lengths (DICOM SR)...", self.choose_load)
         toolbar = getattr(window, "view_toolbar", None)
         if toolbar is not None:
             toolbar.addSeparator()
@@ -205,7 +207,35 @@ class LengthTool:
                     best, best_d = (i, end), d
         return best
 
-    # ---- export -------------------------------------------------------------------------------
+    # ---- load and export ----------------------------------------------------------------------
+    def choose_load(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Load lengths from a DICOM SR", "",
+                                              "DICOM SR (*.dcm);;All files (*)")
+        if path:
+            try:
+                self.load(path)
+            except MedviewerError as exc:
+                self.window._fail(str(exc))
+
+    def load(self, path: str) -> list[Ruler]:
+        """Add the lengths of a DICOM SR measurement report (ours, OHIF's) that lie on the open
+        series (see :func:`medviewer.io.lengths_sr.read_lengths_sr`); returns them."""
+        from medviewer.io.lengths_sr import read_lengths_sr
+
+        image = self.document.image
+        if image is None:
+            raise MedviewerError("open the series the lengths were measured on first", path)
+        read = read_lengths_sr(path, image.volume)
+        had = self.rulers
+        unexported = self.has_unexported()
+        self._set_rulers(had + read.rulers)
+        if not unexported:   # what was read is in a file already: nothing to lose
+            self.exported = tuple(self.rulers)
+        note = f" ({'; '.join(read.warnings)})" if read.warnings else ""
+        self.window.status_label.setText(f"Loaded {len(read.rulers)} length(s) from {os.path.basename(path)}{note}")
+        return read.rulers
+
+
     def choose_export(self) -> None:
         if not self.rulers:
             self.window._fail("no lengths to export: draw one with Measure > Length first")

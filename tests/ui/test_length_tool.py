@@ -124,3 +124,20 @@ def test_the_tool_exports_its_lengths_and_knows_when_they_are_exported(window, t
     assert not tool.has_unexported()
     drag(window, "axial", c + [30.0, 30.0, 0.0], c + [40.0, 40.0, 0.0])
     assert tool.has_unexported()
+
+
+def test_lengths_saved_as_sr_load_back_onto_the_series(window, tool, tmp_path):
+    c = window.document.cursor
+    drag(window, "axial", c + [-30.0, -10.0, 0.0], c + [20.0, 25.0, 0.0])
+    drag(window, "coronal", c + [-20.0, 0.0, -15.0], c + [25.0, 0.0, 20.0])
+    drawn = tool.rulers
+    path = tool.export(str(tmp_path / "lengths.dcm"))
+    tool.clear()
+    loaded = tool.load(path)
+    assert len(loaded) == 2 and tool.rulers == loaded and not tool.has_unexported()
+    for got, want in zip(loaded, drawn):
+        assert np.allclose([got.start, got.end], [want.start, want.end], atol=1e-3)
+        assert float(got.caption.split()[0]) == pytest.approx(float(want.caption.split()[0]), abs=0.11)
+    assert "Loaded 2 length(s)" in window.status_label.text()
+    axial = window.grid.views["axial"]
+    assert [text for text, _ in axial.box_captions(tool.layer)] == [loaded[0].caption]

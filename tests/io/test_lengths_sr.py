@@ -1,0 +1,108 @@
+"""Lengths read back from DICOM SR: our own export (highdicom, TID 1410 groups) round trips, and an
+SR shaped as OHIF's length tool writes it (dcmjs: the line under its Length measurement)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
+
+from medviewer.core.errors import MedviewerError
+from medviewer.core.volume import Volume
+from medviewer.export.lengths import write_lengths
+from medviewer.io.lengths_sr import read_lengths_sr
+from tests.export.test_lengths import rulers_on
+
+
+def test_our_sr_round_trips_to_the_same_rulers(demo_volume, tmp_path):
+    rulers = rulers_on(demo_volume)
+    out = write_lengths(demo_volume, rulers, tmp_path / "lengths.dcm")
+    read = read_lengths_sr(out, demo_volume)
+    assert read.warnings == [] and len(read.rulers) == 4
+    for got, want in zip(read.rulers, rulers):
+        assert np.allclose(got.start, want.start, atol=1e-3) and np.allclose(got.end, want.end, atol=1e-3)
+        assert float(got.caption.split()[0]) == pytest.approx(np.linalg.norm(np.subtract(want.end, want.start)),
+                                                              abs=0.051)
+
+
+def _code(value, scheme, meaning):
+    c = Dataset()
+    c.CodeValue, c.CodingSchemeDesignator, c.CodeMeaning = value, scheme, meaning
+    return Sequence([c])
+
+
+def ohif_style_sr(volume: Volume, k: int, cols_rows, length_mm: float, other_series_uid: str | None = None) -> Dataset:
+    """A Comprehensive SR as OHIF's length tool exports it: a measurement group holding a NUM
+    Length, which is inferred from an open SCOORD polyline selected from the image."""
+    image = Dataset()
+    image.RelationshipType, image.ValueType = "SELECTED FROM", "IMAGE"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ref.ReferencedSOPInstanceUID = other_series_uid or volume.source_sop_instance_uids[k]
+    image.ReferencedSOPSequence = Sequence([ref])
+    scoord = Dataset()
+    scoord.RelationshipType, scoord.ValueType, scoord.GraphicType = "INFERRED FROM", "SCOORD", "POLYLINE"
+    scoord.GraphicData = [float(v) for v in np.ravel(cols_rows)]
+    scoord.ContentSequence = Sequence([image])
+    num = Dataset()
+    num.RelationshipType, num.ValueType = "CONTAINS", "NUM"
+    num.ConceptNameCodeSequence = _code("410668003", "SCT", "Length")
+    value = Dataset()
+    value.NumericValue = f"{length_mm:.3f}"
+    value.MeasurementUnitsCodeSequence = _code("mm", "UCUM", "mm")
+    num.MeasuredValueSequence = Sequence([value])
+    num.ContentSequence = Sequence([scoord])
+    tracking = Dataset()
+    tracking.RelationshipType, tracking.ValueType = "HAS OBS CONTEXT", "TEXT"
+    tracking.ConceptNameCodeSequence = _code("112039", "DCM", "Tracking Identifier")
+    tracking.TextValue = "Cornerstone3DTools@^0.1.0:Length"
+    group = Dataset()
+    group.RelationshipType, group.ValueType = "CONTAINS", "CONTAINER"
+    group.ConceptNameCodeSequence = _code("125007", "DCM", "Measurement Group")
+    group.ContentSequence = Sequence([tracking, num])
+    measurements = Dataset()
+    measurements.RelationshipType, measurements.ValueType = "CONTAINS", "CONTAINER"
+    measurements.ConceptNameCodeSequence = _code("126010", "DCM", "Imaging Measurements")
+    measurements.ContentSequence = Sequence([group])
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.33"
+    ds.SOPInstanceUID = generate_uid()
+    ds.Modality, ds.ValueType = "SR", "CONTAINER"
+    ds.ConceptNameCodeSequence = _code("126000", "DCM", "Imaging Measurement Report")
+    ds.ContentSequence = Sequence([measurements])
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    return ds
+
+
+def test_an_ohif_length_is_read_onto_its_slice(demo_volume, tmp_path):
+    k = demo_volume.shape[0] // 2
+    cols_rows = np.array([[100.5, 120.5], [140.5, 150.5]])
+    path = tmp_path / "ohif.dcm"
+    pydicom.dcmwrite(path, ohif_style_sr(demo_volume, k, cols_rows, 37.31), enforce_file_format=True)
+    (ruler,) = read_lengths_sr(path, demo_volume).rulers
+    want = demo_volume.index_to_patient(np.array([[100, 120, k], [140, 150, k]], dtype=float))
+    assert np.allclose([ruler.start, ruler.end], want, atol=1e-6)
+    assert ruler.caption == "37.3 mm"   # the SR's own value (37.31), not the distance of the ends
+    assert abs(np.linalg.norm(np.subtract(ruler.end, ruler.start)) - 37.25) > 1
+
+
+def test_lengths_of_another_series_or_a_non_sr_are_refused_with_the_file_named(demo_volume, demo_series,
+                                                                             tmp_path):
+    path = tmp_path / "other.dcm"
+    pydicom.dcmwrite(path, ohif_style_sr(demo_volume, 0, [[1, 1], [5, 5]], 5.7, other_series_uid=generate_uid()),
+                     enforce_file_format=True)
+    with pytest.raises(MedviewerError, match="no length measurements on this series.*another series") as e:
+        read_lengths_sr(path, demo_volume)
+    assert str(path) in str(e.value)
+    (tmp_path / "junk.dcm").write_bytes(b"not dicom")
+    with pytest.raises(MedviewerError, match="junk.dcm"):
+        read_lengths_sr(tmp_path / "junk.dcm", demo_volume)
+    a_ct_slice = next(p for p in sorted(demo_series.rglob("*")) if p.is_file() and p.suffix in ("", ".dcm")
+                      and pydicom.misc.is_dicom(p))
+    with pytest.raises(MedviewerError, match="not a DICOM SR"):
+        read_lengths_sr(a_ct_slice, demo_volume)

@@ -109,6 +109,9 @@ class SliceView:
         #: (display pixels, y from the bottom). None: the left button moves the crosshair.
         self.tool = None
         self.slab: tuple[str, float] | None = None   # (mode, thickness in mm), None: the slice alone
+        self.show_crosshair = True
+        self.show_annotations = True
+        self._has_image = False
 
         # VTK asks for 8x multisampling by default: on software GL (llvmpipe) that costs 5x a
         # frame, and flat image slices gain nothing from it
@@ -223,9 +226,22 @@ class SliceView:
         return actor
 
     def _set_annotations_visible(self, on: bool) -> None:
+        self._has_image = on
         for t in (*self._letters.values(), self._title, self._wl_text, self._readout,
-                  self._scale_label, self._scale_actor, self._cross_actor):
-            t.SetVisibility(on)
+                  self._scale_label, self._scale_actor):
+            t.SetVisibility(on and self.show_annotations)
+        self._cross_actor.SetVisibility(on and self.show_crosshair)
+
+    def set_overlays(self, crosshair: bool | None = None, annotations: bool | None = None) -> None:
+        """Show or hide the crosshair lines, and the annotations (orientation letters, slice
+        title, window/level, readout, scale bar), e.g. for a clean screenshot. The crosshair
+        still links the views while hidden."""
+        if crosshair is not None:
+            self.show_crosshair = bool(crosshair)
+        if annotations is not None:
+            self.show_annotations = bool(annotations)
+        self._set_annotations_visible(self._has_image)
+        self.request_render()
 
     # ---- geometry -----------------------------------------------------------------------------
     def plane_origin(self) -> np.ndarray:

@@ -144,6 +144,13 @@ class MainWindow(QMainWindow):
             self._action(single, name.capitalize() if name != "3d" else "3D",
                          lambda _=False, n=name: self.set_layout("1x1", n))
         self._action(view, "&Reset views", self.grid.reset_cameras, "Ctrl+R")
+        self.overlay_actions = {}
+        for key, text, shortcut in (("crosshair", "&Crosshair", "Ctrl+Shift+X"),
+                                    ("annotations", "&Annotations (letters, W/L, scale)", "Ctrl+Shift+A")):
+            a = self._action(view, text, lambda on, k=key: self.set_overlays(**{k: on}), shortcut)
+            a.setCheckable(True)
+            a.setChecked(True)
+            self.overlay_actions[key] = a
         view.addSeparator()
         view.addAction(self.browser_dock.toggleViewAction())
         view.addAction(self.layers_dock.toggleViewAction())
@@ -410,6 +417,15 @@ class MainWindow(QMainWindow):
                        if self.slab_combo.itemData(i) == ((mode, float(thickness_mm)) if mode else None)), None)
         if choice is not None and choice != self.slab_combo.currentIndex():
             self.slab_combo.setCurrentIndex(choice)
+
+    def set_overlays(self, crosshair: bool | None = None, annotations: bool | None = None) -> None:
+        """Show or hide the 2D views' crosshair lines and annotations (see SliceView.set_overlays)."""
+        for name, view in self.grid.views.items():
+            if name != "3d":
+                view.set_overlays(crosshair, annotations)
+        for key, on in (("crosshair", crosshair), ("annotations", annotations)):
+            if on is not None and self.overlay_actions[key].isChecked() != on:
+                self.overlay_actions[key].setChecked(on)
 
     def set_layout(self, mode: str, active: str | None = None) -> None:
         self.grid.set_layout(mode, active)

@@ -566,3 +566,32 @@ def test_slab_mip_minip_and_mean_show_what_lies_off_the_slice(window, qtbot):
     assert "MIP" not in axial._title.GetInput()
     with pytest.raises(ValueError):
         axial.set_slab("median", 10.0)
+
+
+def test_the_crosshair_and_annotations_can_be_hidden_and_shown(window, demo_volume):
+    window.set_volume(demo_volume)
+    c = window.document.cursor
+    axial = window.grid.views["axial"]
+    on_line = c + np.array([25.0, 0.0, 0.0])            # on the crosshair's horizontal line
+
+    def bluish():   # some pixel across the 1-pixel line, within 2 rows of where it should be
+        image = capture(axial.render_window).astype(int)
+        row, col = screen_rc(window, "axial", on_line)
+        near = image[row - 2:row + 3, col]
+        return bool((near[:, 2] > near[:, 0] + 60).any())
+
+    assert bluish()
+    window.overlay_actions["crosshair"].trigger()        # View > Crosshair, as the menu does
+    assert not window.overlay_actions["crosshair"].isChecked() and not bluish()
+    assert axial._title.GetVisibility()                   # the annotations stay
+    window.set_overlays(annotations=False)
+    assert not axial._title.GetVisibility() and not axial._scale_actor.GetVisibility()
+    assert not window.overlay_actions["annotations"].isChecked()
+    window.set_volume(demo_volume)                         # a new image keeps the choice
+    assert not bluish() and not axial._title.GetVisibility()
+    k = axial.slice_index()[0]
+    window.document.set_cursor(c + np.array([0.0, 0.0, 2 * demo_volume.spacing[2]]))   # it still links the views
+    assert axial.slice_index()[0] == k + 2
+    window.document.set_cursor(c)
+    window.set_overlays(crosshair=True, annotations=True)
+    assert bluish() and axial._title.GetVisibility() and window.overlay_actions["crosshair"].isChecked()

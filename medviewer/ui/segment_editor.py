@@ -1,5 +1,6 @@
 """The Segment Editor dock: lesions as segments of one label layer, click-to-segment, brush, eraser,
-threshold brush, remove islands, margin, fill between slices, undo/redo, and a table of lesion measures.
+threshold brush, remove islands, margin, smoothing, fill between slices, undo/redo, and a table of
+lesion measures.
 
 Segments live in a :class:`~medviewer.core.document.LabelLayer` named "segments" on the open image
 (label value = segment; names and colours from :class:`~medviewer.core.segments.Segment`). The
@@ -28,8 +29,8 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
 from medviewer.core.label_edit import (
-    Clicks, EditStack, central_voxel, diff, disc_region, erase, fill_between_slices, margin,
-    margin_radius, paint, remove_islands, replace_segment,
+    SMOOTHING_METHODS, Clicks, EditStack, central_voxel, diff, disc_region, erase, fill_between_slices, margin,
+    margin_radius, paint, remove_islands, replace_segment, smooth, smoothing_radius,
 )
 from medviewer.core.segments import AlgorithmInfo, Segment
 from medviewer.ui.tasks import JobPoller, Task
@@ -148,6 +149,21 @@ class SegmentEditor(QWidget):
         self.margin_mm = self._spin_with_button(
             form, "Margin", (-50.0, 50.0), 1.0, " mm", "Grow / shrink", lambda: self.apply_margin(),
             "positive: grow the segment (into background only); negative: shrink it")
+        row = QHBoxLayout()
+        self.smooth_mm = QDoubleSpinBox()
+        self.smooth_mm.setRange(0.5, 50.0)
+        self.smooth_mm.setValue(3.0)
+        self.smooth_mm.setSuffix(" mm")
+        self.smooth_mm.setToolTip("the smoothing kernel's size")
+        self.smooth_method = QComboBox()
+        for method, what in SMOOTHING_METHODS.items():
+            self.smooth_method.addItem(method, method)
+            self.smooth_method.setItemData(self.smooth_method.count() - 1, what, Qt.ToolTipRole)
+        smooth_button = QPushButton("Smooth")
+        smooth_button.clicked.connect(lambda: self.apply_smoothing())
+        for w in (self.smooth_mm, self.smooth_method, smooth_button):
+            row.addWidget(w)
+        form.addRow("Smoothing", row)
         fill = QPushButton("Fill between slices")
         fill.setToolTip("draw the segment on every few slices (brush, clicks), then fill the slices "
                         "between: the outline changes smoothly from one drawn slice to the next")
@@ -236,6 +252,7 @@ class SegmentEditor(QWidget):
         menu.addAction("Import a loaded segmentation", lambda: self.import_layer())
         menu.addAction("Remove islands", lambda: self.remove_islands())
         menu.addAction("Fill between slices", lambda: self.fill_between_slices())
+        menu.addAction("Smooth", lambda: self.apply_smoothing())
         go = menu.addAction("Go to segment")
         go.setShortcut(QKeySequence("Ctrl+J"))
         go.triggered.connect(lambda _=False: self.jump_to_segment())
@@ -640,6 +657,23 @@ class SegmentEditor(QWidget):
         n = change.voxels_changed if change else 0
         self._say(f"{'grew' if mm > 0 else 'shrank'} {self.segments[label].name} by {abs(mm):g} mm "
                   f"({n:,} voxels, {n * self.layer.volume.voxel_volume_ml:.1f} mL)")
+
+    def apply_smoothing(self, mm: float | None = None, method: str | None = None, label: int | None = None) -> None:
+        """Smooth the segment (the row's kernel and method by default; see
+        :func:`medviewer.core.label_edit.smooth`), as one undoable edit."""
+        label = self.current if label is None else label
+        if label is None or self.layer is None:
+            return
+        mm = self.smooth_mm.value() if mm is None else mm
+        method = self.smooth_method.currentData() if method is None else method
+        spacing = self.layer.volume.spacing
+        if not any(smoothing_radius(spacing, mm)):
+            self._say(f"a {mm:g} mm kernel is under two voxels ({min(spacing):.2f} mm): nothing to smooth")
+            return
+        old = self.layer.volume.array
+        change = self._commit(old, smooth(old, label, spacing, mm, method), label, f"{method} {mm:g} mm")
+        n = change.voxels_changed if change else 0
+        self._say(f"smoothed {self.segments[label].name} ({method}, {mm:g} mm): {n:,} voxels changed")
 
     def fill_between_slices(self, label: int | None = None, axis: int | None = None) -> None:
         """Fill the segment's empty slices between the slices drawn (see

@@ -154,3 +154,38 @@ def test_fill_between_slices_spares_other_segments_and_follows_the_drawing_axis(
     assert fill_between_slices(solid, 5, (1.0, 1.0, 3.0))[1] is None
     # an axis forced: along x there is nothing between drawn slices here
     assert fill_between_slices(labels, 1, (1.0, 1.0, 3.0), axis=2)[1] is None
+
+
+def test_smoothing_methods_do_what_they_say_and_spare_other_segments():
+    from medviewer.core.label_edit import smooth
+
+    z, y, x = np.mgrid[:20, :60, :60]
+    ball = ((z - 10) * 3) ** 2 + (y - 30) ** 2 + (x - 30) ** 2 < 18 ** 2
+    labels = ball.astype(np.uint8)
+    labels[10, 30, 48:56] = 1                  # a strand one voxel thick out of the ball
+    labels[10, 29:32, 29:32] = 0               # a small hole inside it
+    labels[:, :, 55:] = np.where(labels[:, :, 55:] == 0, 2, labels[:, :, 55:])   # a neighbour
+    rough = labels.copy()
+    edge = np.abs(np.sqrt(((z - 10) * 3) ** 2 + (y - 30) ** 2 + (x - 30) ** 2) - 18) < 1.5
+    flip = edge & (np.random.default_rng(0).random(labels.shape) < 0.3) & (labels != 2)
+    rough[flip] = np.where(rough[flip] == 1, 0, 1)
+    spacing = (1.0, 1.0, 3.0)
+    dice = lambda m: 2 * (m & ball).sum() / (m.sum() + ball.sum())   # noqa: E731
+    out = {m: smooth(rough, 1, spacing, 4.0, m) for m in ("median", "closing", "opening", "gaussian")}
+    for result in out.values():
+        assert np.array_equal(result == 2, rough == 2)          # the neighbour keeps every voxel
+    assert dice(out["median"] == 1) > dice(rough == 1) + 0.04     # a ragged edge made smooth
+    assert dice(out["gaussian"] == 1) > dice(rough == 1) + 0.03
+    for m in ("median", "opening", "gaussian"):
+        assert not (out[m][10, 30, 50:55] == 1).any(), m          # the thin strand is cut
+    assert (out["closing"][10, 29:32, 29:32] == 1).all()          # the hole is filled
+    assert (out["median"][10, 29:32, 29:32] == 1).all()
+    assert (out["opening"] == 1).sum() < (rough == 1).sum() < (out["closing"] == 1).sum()
+    assert np.array_equal(smooth(rough, 1, spacing, 1.5, "median"), rough)   # under two voxels: nothing
+    from medviewer.core.label_edit import smoothing_radius
+    assert smoothing_radius(spacing, 4.0) == (2, 2, 0) and smoothing_radius((0.98, 0.98, 3.27), 3.0) == (1, 1, 0)
+    one_slice = np.zeros_like(rough)
+    one_slice[10][ball[10]] = 1                                            # drawn on one slice
+    assert (smooth(one_slice, 1, spacing, 4.0, "opening") == 1).sum() > 0.95 * one_slice.sum()
+    with pytest.raises(ValueError):
+        smooth(rough, 1, spacing, 4.0, "bilateral")

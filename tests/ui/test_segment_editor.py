@@ -547,3 +547,25 @@ def test_fill_between_slices_fills_a_lesion_brushed_on_every_third_slice_and_und
     editor.redo()
     editor.fill_between_slices()                         # nothing left between: says so, changes nothing
     assert len(slices()) == 7 and "no empty slices" in editor.status.text()
+
+
+def test_smoothing_the_current_segment_is_one_undoable_edit(window, qtbot, editor, demo_series, demo_volume):
+    c = np.asarray(lesion(demo_series, 2)["center_mm"])
+    window.document.set_cursor(c)
+    editor.radius.setValue(8.0)
+    editor.paint_disc("axial", c, tool="brush")
+    editor.radius.setValue(1.0)
+    editor.paint_disc("axial", c + [9.5, 0.0, 0.0])          # a small bump on the disc's edge
+    before = count(editor)
+    editor.smooth_mm.setValue(4.0)
+    editor.smooth_method.setCurrentText("opening")
+    editor.apply_smoothing()
+    assert count(editor) < before and "opening" in editor.status.text()
+    z, y, x = demo_volume.patient_to_voxel(c + [9.5, 0.0, 0.0])
+    assert editor.layer.volume.array[z, y, x] == 0                # the bump is gone
+    z, y, x = demo_volume.patient_to_voxel(c)                     # the disc is not: its slice stays
+    assert editor.layer.volume.array[z, y, x] == 1 and count(editor) > 0.8 * before
+    editor.undo()
+    assert count(editor) == before
+    editor.apply_smoothing(mm=0.2)                                 # under a voxel: says so
+    assert count(editor) == before and "under two voxels" in editor.status.text()

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import pydicom
 
 from medviewer.core.document import Ruler
 from medviewer.core.errors import MedviewerError
@@ -41,20 +42,22 @@ def _walk(items):
         yield from _walk(item.get("ContentSequence", []))
 
 
-def _referenced_uid(scoord) -> str | None:
-    """The SOP Instance UID of the image a SCOORD lies on (its 'selected from' IMAGE item)."""
+def _referenced_image(scoord) -> tuple[str, int | None] | None:
+    """The SOP Instance UID (and frame number, for a multi-frame image) of the image a SCOORD
+    lies on: its 'selected from' IMAGE item."""
     for child in scoord.get("ContentSequence", []):
         refs = child.get("ReferencedSOPSequence")
         if child.get("ValueType") == "IMAGE" and refs:
-            return str(refs[0].ReferencedSOPInstanceUID)
+            frames = refs[0].get("ReferencedFrameNumber")
+            frame = int(frames[0] if isinstance(frames, (list, tuple, pydicom.multival.MultiValue)) else frames) \
+                if frames not in (None, "") else None
+            return str(refs[0].ReferencedSOPInstanceUID), frame
     return None
 
 
 def read_lengths_sr(path: str | os.PathLike, volume: Volume) -> LengthsRead:
     """The two-point polylines of the SR's measurement groups that lie on ``volume`` (a DICOM
     series: its slices' SOP Instance UIDs, its frame of reference), as rulers in LPS mm."""
-    import pydicom
-
     path = os.fspath(path)
     try:
         ds = pydicom.dcmread(path)
@@ -62,7 +65,9 @@ def read_lengths_sr(path: str | os.PathLike, volume: Volume) -> LengthsRead:
         raise MedviewerError(f"not a readable DICOM file ({exc})", path) from None
     if str(ds.get("Modality", "")) != "SR" or "ContentSequence" not in ds:
         raise MedviewerError("not a DICOM SR document", path)
-    slices = {uid: k for k, uid in enumerate(volume.source_sop_instance_uids)}
+    multiframe = volume.source_frame_numbers is not None   # slices are frames of one image: keyed by frame
+    frames = volume.source_frame_numbers if multiframe else (None,) * len(volume.source_sop_instance_uids)
+    slices = {(uid, frame): k for k, (uid, frame) in enumerate(zip(volume.source_sop_instance_uids, frames))}
     rulers: list[Ruler] = []
     elsewhere = skipped = 0
     for group in _walk(ds.ContentSequence):
@@ -76,7 +81,8 @@ def read_lengths_sr(path: str | os.PathLike, volume: Volume) -> LengthsRead:
         line = lines[0]
         values = [float(v) for v in line.GraphicData]
         if line.ValueType == "SCOORD" and len(values) == 4:
-            k = slices.get(_referenced_uid(line) or "")
+            uid, frame = _referenced_image(line) or ("", None)
+            k = slices.get((uid, frame if multiframe else None))
             if k is None:
                 elsewhere += 1
                 continue

@@ -34,7 +34,8 @@ def _code(value, scheme, meaning):
     return Sequence([c])
 
 
-def ohif_style_sr(volume: Volume, k: int, cols_rows, length_mm: float, other_series_uid: str | None = None) -> Dataset:
+def ohif_style_sr(volume: Volume, k: int, cols_rows, length_mm: float, other_series_uid: str | None = None,
+                  frame: int | None = None) -> Dataset:
     """A Comprehensive SR as OHIF's length tool exports it: a measurement group holding a NUM
     Length, which is inferred from an open SCOORD polyline selected from the image."""
     image = Dataset()
@@ -42,6 +43,8 @@ def ohif_style_sr(volume: Volume, k: int, cols_rows, length_mm: float, other_ser
     ref = Dataset()
     ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
     ref.ReferencedSOPInstanceUID = other_series_uid or volume.source_sop_instance_uids[k]
+    if frame is not None:
+        ref.ReferencedFrameNumber = frame
     image.ReferencedSOPSequence = Sequence([ref])
     scoord = Dataset()
     scoord.RelationshipType, scoord.ValueType, scoord.GraphicType = "INFERRED FROM", "SCOORD", "POLYLINE"
@@ -106,3 +109,14 @@ def test_lengths_of_another_series_or_a_non_sr_are_refused_with_the_file_named(d
                       and pydicom.misc.is_dicom(p))
     with pytest.raises(MedviewerError, match="not a DICOM SR"):
         read_lengths_sr(a_ct_slice, demo_volume)
+
+
+def test_a_length_on_a_frame_of_a_multiframe_image_lands_on_that_frames_slice(tmp_path):
+    uid = generate_uid()
+    frames = (3, 1, 2)   # slice k holds frame frames[k]
+    volume = Volume(np.zeros((3, 20, 20), np.int16), spacing=(0.5, 0.5, 2.0), source_sop_instance_uids=(uid,) * 3,
+                    source_frame_numbers=frames)
+    path = tmp_path / "mf.dcm"
+    pydicom.dcmwrite(path, ohif_style_sr(volume, 0, [[2.5, 3.5], [10.5, 3.5]], 4.0, frame=1), enforce_file_format=True)
+    (ruler,) = read_lengths_sr(path, volume).rulers
+    assert np.allclose(volume.patient_to_index(ruler.start), [2, 3, 1]) and ruler.caption == "4.0 mm"

@@ -628,11 +628,20 @@ class SegmentEditor(QWidget):
         self._dab(view, np.asarray(point, dtype=float))
         self.release(view, 0, 0)
 
+    def _edited_label(self, label: int | None, action: str) -> int | None:
+        """The segment an effect acts on: ``label``, else the current one; None (and a message
+        saying so) when there is none."""
+        label = self.current if label is None else label
+        if label is None or self.layer is None or label not in self.segments:
+            self._say(f"no segment to {action}: click on a lesion or paint one first")
+            return None
+        return label
+
     def remove_islands(self, label: int | None = None, min_ml: float | None = None) -> None:
         """Keep the largest piece of the segment (``min_ml`` 0 or None, the spin box's default),
         or drop the pieces smaller than ``min_ml``."""
-        label = self.current if label is None else label
-        if label is None or self.layer is None:
+        label = self._edited_label(label, "remove islands from")
+        if label is None:
             return
         if min_ml is None:
             min_ml = self.island_ml.value()
@@ -644,8 +653,8 @@ class SegmentEditor(QWidget):
     def apply_margin(self, mm: float | None = None, label: int | None = None) -> None:
         """Grow (``mm`` > 0) or shrink the segment by ``mm`` (the spin box's value by default), as
         one undoable edit; growing never covers another segment."""
-        label = self.current if label is None else label
-        if label is None or self.layer is None:
+        label = self._edited_label(label, "grow or shrink")
+        if label is None:
             return
         mm = self.margin_mm.value() if mm is None else mm
         spacing = self.layer.volume.spacing
@@ -661,8 +670,8 @@ class SegmentEditor(QWidget):
     def apply_smoothing(self, mm: float | None = None, method: str | None = None, label: int | None = None) -> None:
         """Smooth the segment (the row's kernel and method by default; see
         :func:`medviewer.core.label_edit.smooth`), as one undoable edit."""
-        label = self.current if label is None else label
-        if label is None or self.layer is None:
+        label = self._edited_label(label, "smooth")
+        if label is None:
             return
         mm = self.smooth_mm.value() if mm is None else mm
         method = self.smooth_method.currentData() if method is None else method
@@ -678,8 +687,8 @@ class SegmentEditor(QWidget):
     def fill_between_slices(self, label: int | None = None, axis: int | None = None) -> None:
         """Fill the segment's empty slices between the slices drawn (see
         :func:`medviewer.core.label_edit.fill_between_slices`), as one undoable edit."""
-        label = self.current if label is None else label
-        if label is None or self.layer is None:
+        label = self._edited_label(label, "fill")
+        if label is None:
             return
         old = self.layer.volume.array
         new, axis = fill_between_slices(old, label, self.layer.volume.spacing, axis)

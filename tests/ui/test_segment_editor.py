@@ -550,6 +550,9 @@ def test_fill_between_slices_fills_a_lesion_brushed_on_every_third_slice_and_und
 
 
 def test_smoothing_the_current_segment_is_one_undoable_edit(window, qtbot, editor, demo_series, demo_volume):
+    for effect in (editor.apply_smoothing, editor.fill_between_slices, editor.apply_margin, editor.remove_islands):
+        effect()                                                   # no segment yet: says so
+        assert editor.status.text().startswith("no segment to ")
     c = np.asarray(lesion(demo_series, 2)["center_mm"])
     window.document.set_cursor(c)
     editor.radius.setValue(8.0)

@@ -369,3 +369,41 @@ def fill_between_slices(labels: np.ndarray, label: int, spacing_xyz: Sequence[fl
             target[inside & (target == 0)] = label
             filled_any = True
     return out, (axis if filled_any else None)
+
+
+SCISSORS_MODES = {"erase inside": "erase_inside", "erase outside": "erase_outside", "fill inside": "fill_inside"}
+
+
+def scissors(labels: np.ndarray, label: int, volume: Volume, outline_mm, index_axis: int, mode: str = "erase_inside",
+             slice_index: int | None = None) -> np.ndarray:
+    """A copy of ``labels`` with segment ``label`` cut by a closed outline drawn on a slice, as 3D
+    Slicer's Scissors effect: the outline (points in LPS mm on a slice across ``index_axis``, x=0,
+    y=1, z=2) is extruded along that axis through every slice (``slice_index`` None) or kept on
+    one slice; "erase_inside" clears the segment within it, "erase_outside" beyond it, and
+    "fill_inside" paints the segment within it over background (never over another segment).
+    Pixel centres on the outline count as inside."""
+    from medviewer.core.polygon import polygon_mask
+
+    if mode not in SCISSORS_MODES.values():
+        raise ValueError(f"unknown scissors mode {mode!r}")
+    out = labels.copy()
+    ijk = volume.patient_to_index(np.asarray(outline_mm, dtype=float).reshape(-1, 3))
+    if len(ijk) < 3:
+        return out
+    array_axis = 2 - index_axis                          # zyx
+    in_plane = [a for a in (0, 1, 2) if a != index_axis]   # index axes of the slice: (col, row) order
+    inside, edge = polygon_mask(ijk[:, in_plane], tuple(volume.shape[2 - a] for a in in_plane[::-1]))
+    region = np.expand_dims(inside | edge, array_axis)      # broadcast along the cut axis
+    if slice_index is not None:
+        keep = np.zeros(labels.shape[array_axis], dtype=bool)
+        if 0 <= slice_index < len(keep):
+            keep[slice_index] = True
+        region = region & np.expand_dims(keep, tuple(a for a in (0, 1, 2) if a != array_axis))
+    region = np.broadcast_to(region, labels.shape)
+    if mode == "erase_inside":
+        out[region & (labels == label)] = 0
+    elif mode == "erase_outside":
+        out[~region & (labels == label)] = 0
+    else:
+        out[region & (labels == 0)] = label
+    return out

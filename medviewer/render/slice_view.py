@@ -141,6 +141,11 @@ class SliceView:
         #: per box layer: the layer, its rectangles, their actor, and a pool of caption actors
         self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor, list[vtkTextActor]]] = {}
 
+        # an outline being drawn (the segment editor's scissors), closed back to its start
+        self._sketch_data = vtkPolyData()
+        self._sketch_actor = self._line_actor(self._sketch_data, (1.0, 1.0, 1.0), z=0.45, width=2.0)
+        self._sketch_actor.VisibilityOff()
+
         self._cross_data = vtkPolyData()
         self._cross_actor = self._line_actor(self._cross_data, (0.2, 0.8, 1.0), z=0.5, width=1.0)
         self._cross_actor.GetProperty().SetOpacity(0.7)
@@ -571,6 +576,27 @@ class SliceView:
                 right = int(np.argmax(u))
                 captions.append((ruler.caption, float(u[right]) + 2.0, float(v[right])))
         return points, segments, captions
+
+    def set_sketch(self, points_mm=None) -> None:
+        """Draw a closed outline through ``points_mm`` (LPS mm, on this slice) in white; None
+        removes it."""
+        if points_mm is None or len(points_mm) < 2:
+            self._sketch_actor.VisibilityOff()
+        else:
+            d = np.asarray(points_mm, dtype=float).reshape(-1, 3) - self.center
+            n = len(d)
+            pts, cells = lines_polydata_arrays(np.c_[d @ self.right, d @ self.up, np.zeros(n)],
+                                               np.c_[np.arange(n), (np.arange(n) + 1) % n])
+            self._sketch_data.SetPoints(pts)
+            self._sketch_data.SetLines(cells)
+            self._sketch_data.Modified()
+            self._sketch_actor.VisibilityOn()
+        self.request_render()
+
+    @property
+    def slice_axis(self) -> int | None:
+        """The index axis (x=0, y=1, z=2) across which this view cuts the image, None without one."""
+        return None if self._volume is None else self._normal_axis(self._volume)[0]
 
     def on_slice(self, point) -> bool:
         """Whether ``point`` (LPS mm) lies on the slice shown (within half a voxel of its plane)."""

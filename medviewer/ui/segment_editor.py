@@ -1,6 +1,6 @@
 """The Segment Editor dock: lesions as segments of one label layer, click-to-segment, brush, eraser,
-threshold brush, remove islands, margin, smoothing, fill between slices, undo/redo, and a table of
-lesion measures.
+threshold brush, scissors, remove islands, margin, smoothing, fill between slices, undo/redo, and a
+table of lesion measures.
 
 Segments live in a :class:`~medviewer.core.document.LabelLayer` named "segments" on the open image
 (label value = segment; names and colours from :class:`~medviewer.core.segments.Segment`). The
@@ -10,6 +10,8 @@ tools take the left button of the 2D views (``SliceView.tool``) while they are s
   reruns the ``click-segment`` plugin on all the segment's clicks (in the background, through
   :class:`~medviewer.plugins.runner.Runner`); its mask replaces the segment's voxels.
 * brush / eraser / threshold brush: a disc of the brush radius in the slice, dragged.
+* scissors: drag an outline around a part (a spill, say); on release it is erased (or what lies
+  outside it, or it is filled) through every slice along the view's axis, or on that slice only.
 
 Edits never overwrite another segment. Ctrl+Z undoes, Ctrl+Shift+Z (or Ctrl+Y) redoes; an undone
 click also takes its marker back. The measures (volume, HU, RECIST axes, bounding box) are
@@ -30,14 +32,15 @@ from PySide6.QtWidgets import (
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
 from medviewer.core.label_edit import (
     SMOOTHING_METHODS, Clicks, EditStack, central_voxel, diff, disc_region, erase, fill_between_slices, margin,
-    margin_radius, paint, remove_islands, replace_segment, smooth, smoothing_radius,
+    margin_radius, paint, remove_islands, replace_segment, scissors, SCISSORS_MODES, smooth, smoothing_radius,
 )
 from medviewer.core.segments import AlgorithmInfo, Segment
 from medviewer.ui.tasks import JobPoller, Task
 
 LAYER_NAME = "segments"
 TOOLS = {"navigate": "Navigate", "click": "Click segment", "brush": "Brush", "eraser": "Eraser",
-         "threshold": "Threshold brush"}
+         "threshold": "Threshold brush", "scissors": "Scissors"}
+SCISSORS_EXTENTS = ("all slices", "this slice")
 POSITIVE_RGB = (40, 230, 40)
 NEGATIVE_RGB = (240, 40, 40)
 MEASURE_COLUMNS = ("Segment", "mL", "Mean HU", "Min", "Max", "Long mm", "Short mm", "Box mm (x y z)")
@@ -81,6 +84,7 @@ class SegmentEditor(QWidget):
         self._measure_task: Task | None = None
         self._measure_again = False
         self._stroke: tuple | None = None
+        self._outline: tuple | None = None   # scissors: (view, [LPS mm points]) while dragging
         self._markers: dict = {}
         self._unexported = False   # edits since the last export (see has_unexported_edits)
         self._build()
@@ -164,6 +168,15 @@ class SegmentEditor(QWidget):
         for w in (self.smooth_mm, self.smooth_method, smooth_button):
             row.addWidget(w)
         form.addRow("Smoothing", row)
+        row = QHBoxLayout()
+        self.scissors_mode = QComboBox()
+        self.scissors_mode.addItems(list(SCISSORS_MODES))
+        self.scissors_extent = QComboBox()
+        self.scissors_extent.addItems(list(SCISSORS_EXTENTS))
+        self.scissors_extent.setToolTip("cut through every slice along the view's axis, or only the slice drawn on")
+        row.addWidget(self.scissors_mode)
+        row.addWidget(self.scissors_extent)
+        form.addRow("Scissors", row)
         fill = QPushButton("Fill between slices")
         fill.setToolTip("draw the segment on every few slices (brush, clicks), then fill the slices "
                         "between: the outline changes smoothly from one drawn slice to the next")
@@ -581,6 +594,10 @@ class SegmentEditor(QWidget):
         if self.tool == "click":
             self.add_click(point, positive=not shift)
             return True
+        if self.tool == "scissors":
+            self._outline = (view, [point])
+            view.set_sketch([point])
+            return True
         label = self._current_or_new()
         if label is None:
             return True
@@ -589,10 +606,23 @@ class SegmentEditor(QWidget):
         return True
 
     def drag(self, view, x, y) -> None:
-        if self._stroke is not None and view is self._stroke[0]:
+        if self._outline is not None and view is self._outline[0]:
+            points = self._outline[1]
+            point = view.display_to_patient(x, y)
+            if np.linalg.norm(point - points[-1]) >= 0.5 * min(self.document.image.volume.spacing):
+                points.append(point)
+                view.set_sketch(points)
+        elif self._stroke is not None and view is self._stroke[0]:
             self._dab(view, view.display_to_patient(x, y))
 
     def release(self, view, x, y) -> None:
+        if self._outline is not None:
+            self.drag(view, x, y)
+            view, points = self._outline
+            self._outline = None
+            view.set_sketch(None)
+            self.cut(view.orientation, points)
+            return
         if self._stroke is None:
             return
         _, before, label = self._stroke
@@ -627,6 +657,34 @@ class SegmentEditor(QWidget):
         self._stroke = (view, self.layer.volume.array.copy(), label)
         self._dab(view, np.asarray(point, dtype=float))
         self.release(view, 0, 0)
+
+    def cut(self, view_name: str, outline_mm, mode: str | None = None, extent: str | None = None,
+            label: int | None = None) -> None:
+        """Scissors: cut the segment with a closed outline drawn in a 2D view (LPS mm points on its
+        slice), as one undoable edit: erase inside or outside it, or fill inside it, through every
+        slice or on the view's slice only (the row's choices by default; see
+        :func:`medviewer.core.label_edit.scissors`)."""
+        mode = mode or self.scissors_mode.currentText()
+        extent = extent or self.scissors_extent.currentText()
+        if len(outline_mm) < 3:
+            self._say("scissors: drag around the part to cut (a click draws no outline)")
+            return
+        if mode == "fill inside" and label is None and self.current is None:
+            label = self._current_or_new()
+        label = self._edited_label(label, "cut")
+        if label is None:
+            return
+        view = self.window.grid.views[view_name]
+        volume = self.layer.volume
+        axis = view.slice_axis
+        k = None
+        if extent == "this slice":
+            k = int(round(volume.patient_to_index(view.plane_origin())[axis]))
+        old = volume.array
+        new = scissors(old, label, volume, outline_mm, axis, SCISSORS_MODES[mode], k)
+        change = self._commit(old, new, label, f"scissors: {mode}")
+        n = change.voxels_changed if change else 0
+        self._say(f"scissors ({mode}, {extent}): {n:,} voxels of {self.segments[label].name} changed")
 
     def _edited_label(self, label: int | None, action: str) -> int | None:
         """The segment an effect acts on: ``label``, else the current one; None (and a message

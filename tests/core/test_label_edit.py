@@ -189,3 +189,30 @@ def test_smoothing_methods_do_what_they_say_and_spare_other_segments():
     assert (smooth(one_slice, 1, spacing, 4.0, "opening") == 1).sum() > 0.95 * one_slice.sum()
     with pytest.raises(ValueError):
         smooth(rough, 1, spacing, 4.0, "bilateral")
+
+
+def test_scissors_cut_through_every_slice_or_one_along_the_views_axis():
+    from medviewer.core.label_edit import scissors
+    from medviewer.core.volume import Volume
+
+    volume = Volume(np.zeros((10, 20, 30)), spacing=(1.0, 1.0, 2.0), origin=(5.0, -3.0, 7.0))
+    labels = np.ones((10, 20, 30), np.uint8)
+    labels[:, :, 25:] = 2                                  # another segment
+    at = lambda *ijk: volume.index_to_patient(np.array(ijk, float))  # noqa: E731
+    square = [at(5, 5, 3), at(27, 5, 3), at(27, 8, 3), at(5, 8, 3)]   # axial; reaches into segment 2
+    cut = scissors(labels, 1, volume, square, 2, "erase_inside")
+    gone = np.argwhere((labels == 1) & (cut == 0))
+    assert len(gone) == 20 * 4 * 10 and gone.min(0).tolist() == [0, 5, 5] and gone.max(0).tolist() == [9, 8, 24]
+    assert np.array_equal(cut == 2, labels == 2)           # the other segment untouched
+    one = scissors(labels, 1, volume, square, 2, "erase_inside", slice_index=3)
+    assert set(np.argwhere(one == 0)[:, 0].tolist()) == {3} and (one == 0).sum() == 80
+    coronal = [at(5, 7, 2), at(10, 7, 2), at(10, 7, 6), at(5, 7, 6)]   # drawn across y
+    kept = scissors(labels, 1, volume, coronal, 1, "erase_outside")
+    assert np.argwhere(kept == 1).min(0).tolist() == [2, 0, 5] and np.argwhere(kept == 1).max(0).tolist() == [6, 19, 10]
+    assert np.array_equal(kept == 2, labels == 2)
+    empty = np.where(labels == 2, 2, 0).astype(np.uint8)
+    filled = scissors(empty, 3, volume, square, 2, "fill_inside", slice_index=4)
+    assert (filled == 3).sum() == 20 * 4 and np.array_equal(filled == 2, empty == 2)   # never over segment 2
+    assert np.array_equal(scissors(labels, 1, volume, square[:2], 2), labels)   # two points: no outline
+    with pytest.raises(ValueError):
+        scissors(labels, 1, volume, square, 2, "cut")

@@ -11,7 +11,8 @@ from medviewer.core.segments import Segment
 from medviewer.core.volume import Volume
 from medviewer.export.rtstruct import write_rtstruct
 from medviewer.io import load_volume
-from medviewer.io.annotations import polygon_mask, rasterize_contours, read_rtstruct, read_rtstruct_layer
+from medviewer.core.polygon import polygon_mask
+from medviewer.io.annotations import rasterize_contours, read_rtstruct, read_rtstruct_layer
 
 DICE_FIGURES: dict[str, float] = {}
 

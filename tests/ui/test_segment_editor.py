@@ -572,3 +572,42 @@ def test_smoothing_the_current_segment_is_one_undoable_edit(window, qtbot, edito
     assert count(editor) == before
     editor.apply_smoothing(mm=0.2)                                 # under a voxel: says so
     assert count(editor) == before and "under two voxels" in editor.status.text()
+
+
+def test_scissors_drawn_with_the_mouse_cut_a_spill_through_all_slices_and_undo_restores(
+        window, qtbot, editor, demo_series, demo_volume):
+    c = np.asarray(lesion(demo_series, 2)["center_mm"])
+    dz = demo_volume.spacing[2]
+    editor.radius.setValue(10.0)
+    for k in (-1, 0, 1):
+        editor.paint_disc("axial", c + [0.0, 0.0, k * dz], tool="brush")
+    window.document.set_cursor(c)
+    before = editor.layer.volume.array.copy()
+    editor.set_tool("scissors")
+    axial = window.grid.views["axial"]
+    iren = window.grid.widgets["axial"]
+    corners = [c + d for d in ([2.0, -15.0, 0.0], [15.0, -15.0, 0.0], [15.0, 15.0, 0.0], [2.0, 15.0, 0.0])]
+    path = [corners[0] + t * (corners[1] - corners[0]) for t in np.linspace(0, 1, 6)]
+    path += [corners[1] + t * (corners[2] - corners[1]) for t in np.linspace(0, 1, 6)[1:]]
+    path += [corners[2] + t * (corners[3] - corners[2]) for t in np.linspace(0, 1, 6)[1:]]
+    for i, p in enumerate(path):
+        x, y = axial.patient_to_display(p)
+        iren.SetEventInformation(int(round(x)), int(round(y)), 0, 0)
+        iren.InvokeEvent("LeftButtonPressEvent" if i == 0 else "MouseMoveEvent")
+    assert axial._sketch_actor.GetVisibility()                # the outline shows while drawn
+    iren.InvokeEvent("LeftButtonReleaseEvent")
+    assert not axial._sketch_actor.GetVisibility()
+    after = editor.layer.volume.array
+    mm = demo_volume.voxel_to_patient(np.argwhere(before == 1))
+    lost = demo_volume.voxel_to_patient(np.argwhere((before == 1) & (after == 0)))
+    assert len(lost) > 0 and (lost[:, 0] - c[0] > 1.0).all()  # only the part right of x + 2 mm (LPS x: left)
+    slices = lambda a: set(np.argwhere(a)[:, 0].tolist())   # noqa: E731
+    assert len(slices(before == 1)) == 3 and slices((before == 1) & (after == 0)) == slices(before == 1)   # every slice
+    assert count(editor) == (before == 1).sum() - len(lost) and (mm[:, 0] - c[0] > 3.0).sum() <= len(lost)
+    assert "scissors" in editor.status.text()
+    editor.undo()
+    assert np.array_equal(editor.layer.volume.array, before)
+    editor.scissors_extent.setCurrentText("this slice")
+    editor.cut("axial", corners)
+    lost = np.argwhere((before == 1) & (editor.layer.volume.array == 0))
+    assert set(lost[:, 0].tolist()) == {int(demo_volume.patient_to_voxel(c)[0])}

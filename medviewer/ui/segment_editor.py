@@ -517,6 +517,11 @@ class SegmentEditor(QWidget):
         self._measure_timer.start()
         self.edited.emit()
 
+    def _apply(self, old: np.ndarray, new: np.ndarray, label: int, description: str) -> int:
+        """An effect's result as one undoable edit; returns how many voxels it changed."""
+        change = self._commit(old, new, label, description)
+        return change.voxels_changed if change else 0
+
     def _commit(self, old: np.ndarray, new: np.ndarray, label: int, description: str, **clicks) -> object:
         change = diff(old, new, label, description, **clicks)
         if change is not None:
@@ -682,8 +687,7 @@ class SegmentEditor(QWidget):
             k = int(round(volume.patient_to_index(view.plane_origin())[axis]))
         old = volume.array
         new = scissors(old, label, volume, outline_mm, axis, SCISSORS_MODES[mode], k)
-        change = self._commit(old, new, label, f"scissors: {mode}")
-        n = change.voxels_changed if change else 0
+        n = self._apply(old, new, label, f"scissors: {mode}")
         self._say(f"scissors ({mode}, {extent}): {n:,} voxels of {self.segments[label].name} changed")
 
     def _edited_label(self, label: int | None, action: str) -> int | None:
@@ -705,8 +709,7 @@ class SegmentEditor(QWidget):
             min_ml = self.island_ml.value()
         old = self.layer.volume.array
         new = remove_islands(old, label, self.layer.volume.spacing, min_ml or None)
-        change = self._commit(old, new, label, "remove islands")
-        self._say(f"removed {change.voxels_changed if change else 0} voxels")
+        self._say(f"removed {self._apply(old, new, label, 'remove islands')} voxels")
 
     def apply_margin(self, mm: float | None = None, label: int | None = None) -> None:
         """Grow (``mm`` > 0) or shrink the segment by ``mm`` (the spin box's value by default), as
@@ -720,8 +723,7 @@ class SegmentEditor(QWidget):
             self._say(f"a margin of {mm:g} mm is under half a voxel ({min(spacing):.2f} mm): nothing to do")
             return
         old = self.layer.volume.array
-        change = self._commit(old, margin(old, label, spacing, mm), label, f"margin {mm:+g} mm")
-        n = change.voxels_changed if change else 0
+        n = self._apply(old, margin(old, label, spacing, mm), label, f"margin {mm:+g} mm")
         self._say(f"{'grew' if mm > 0 else 'shrank'} {self.segments[label].name} by {abs(mm):g} mm "
                   f"({n:,} voxels, {n * self.layer.volume.voxel_volume_ml:.1f} mL)")
 
@@ -738,8 +740,7 @@ class SegmentEditor(QWidget):
             self._say(f"a {mm:g} mm kernel is under two voxels ({min(spacing):.2f} mm): nothing to smooth")
             return
         old = self.layer.volume.array
-        change = self._commit(old, smooth(old, label, spacing, mm, method), label, f"{method} {mm:g} mm")
-        n = change.voxels_changed if change else 0
+        n = self._apply(old, smooth(old, label, spacing, mm, method), label, f"{method} {mm:g} mm")
         self._say(f"smoothed {self.segments[label].name} ({method}, {mm:g} mm): {n:,} voxels changed")
 
     def fill_between_slices(self, label: int | None = None, axis: int | None = None) -> None:
@@ -754,8 +755,7 @@ class SegmentEditor(QWidget):
         if axis is None:
             self._say(f"{name} has no empty slices between drawn ones: draw it on every few slices first")
             return
-        change = self._commit(old, new, label, "fill between slices")
-        n = change.voxels_changed if change else 0
+        n = self._apply(old, new, label, "fill between slices")
         plane = self.layer.volume.slice_plane(2 - axis)   # array axis (z, y, x) -> index axis
         self._say(f"filled {name} between its {plane} slices ({n:,} voxels, "
                   f"{n * self.layer.volume.voxel_volume_ml:.1f} mL)")

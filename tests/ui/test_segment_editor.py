@@ -34,6 +34,16 @@ def click(qtbot, window, view_name, point, shift=False):
                      Qt.ShiftModifier if shift else Qt.NoModifier, screen_pos(window, view_name, point))
 
 
+def brush_slices(editor, demo_series, demo_volume, offsets, radius_mm):
+    """Brush a disc of ``radius_mm`` at the demo's third lesion on the axial slices ``offsets``
+    slices from its centre; returns the centre (LPS mm)."""
+    c = np.asarray(lesion(demo_series, 2)["center_mm"])
+    editor.radius.setValue(radius_mm)
+    for k in offsets:
+        editor.paint_disc("axial", c + [0.0, 0.0, k * demo_volume.spacing[2]], tool="brush")
+    return c
+
+
 def count(editor, label=1):
     return int((editor.layer.volume.array == label).sum())
 
@@ -529,12 +539,7 @@ def test_each_lesions_recist_long_axis_is_drawn_on_its_slice(window, qtbot, edit
 
 def test_fill_between_slices_fills_a_lesion_brushed_on_every_third_slice_and_undo_restores(
         window, qtbot, editor, demo_series, demo_volume):
-    c = np.asarray(lesion(demo_series, 2)["center_mm"])
-    dz = demo_volume.spacing[2]
-    editor.radius.setValue(8.0)
-    for k in (-3, 0, 3):
-        window.document.set_cursor(c + [0.0, 0.0, k * dz])
-        editor.paint_disc("axial", c + [0.0, 0.0, k * dz], tool="brush")
+    c = brush_slices(editor, demo_series, demo_volume, (-3, 0, 3), 8.0)
     drawn = count(editor)
     slices = lambda: sorted(set(np.argwhere(editor.layer.volume.array == 1)[:, 0].tolist()))  # noqa: E731
     assert len(slices()) == 3
@@ -576,11 +581,7 @@ def test_smoothing_the_current_segment_is_one_undoable_edit(window, qtbot, edito
 
 def test_scissors_drawn_with_the_mouse_cut_a_spill_through_all_slices_and_undo_restores(
         window, qtbot, editor, demo_series, demo_volume):
-    c = np.asarray(lesion(demo_series, 2)["center_mm"])
-    dz = demo_volume.spacing[2]
-    editor.radius.setValue(10.0)
-    for k in (-1, 0, 1):
-        editor.paint_disc("axial", c + [0.0, 0.0, k * dz], tool="brush")
+    c = brush_slices(editor, demo_series, demo_volume, (-1, 0, 1), 10.0)
     window.document.set_cursor(c)
     before = editor.layer.volume.array.copy()
     editor.set_tool("scissors")

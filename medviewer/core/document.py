@@ -81,12 +81,14 @@ class ImageLayer(Layer):
 class LabelLayer(Layer):
     """Integer labels on the reference image's grid; 0 is background and never drawn.
 
-    ``label_names`` and ``label_colors`` map label values to a name and an RGB colour (0..1).
+    ``label_names`` and ``label_colors`` map label values to a name and an RGB colour (0..1);
+    ``hidden_labels`` are not drawn (in 2D nor in 3D), though they stay in the layer.
     """
 
     volume: Volume
     label_names: dict[int, str] = field(default_factory=dict)
     label_colors: dict[int, RGB] = field(default_factory=dict)
+    hidden_labels: frozenset[int] = frozenset()
     opacity: float = 0.5
     color: RGB = LABEL_PALETTE[0]
 
@@ -108,6 +110,10 @@ class LabelLayer(Layer):
         if value == 1:
             return self.color
         return LABEL_PALETTE[(int(value) - 1) % len(LABEL_PALETTE)]
+
+    def shows(self, value: int) -> bool:
+        """Whether label ``value`` is drawn (not background, not hidden)."""
+        return value != 0 and value not in self.hidden_labels
 
     def name_of(self, value: int) -> str:
         return self.label_names.get(value, f"label {value}")

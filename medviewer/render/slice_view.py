@@ -884,7 +884,7 @@ SLAB_MODES = {"max": ("MIP", "SetSlabModeToMax"), "min": ("MinIP", "SetSlabModeT
 
 
 def label_lookup_table(layer: LabelLayer) -> vtkLookupTable:
-    """RGBA for label values 0..max (0 transparent), in the layer's colours."""
+    """RGBA for label values 0..max (0 and hidden labels transparent), in the layer's colours."""
     top = max(1, int(layer.volume.array.max()))
     lut = vtkLookupTable()
     lut.SetNumberOfTableValues(top + 1)
@@ -892,6 +892,6 @@ def label_lookup_table(layer: LabelLayer) -> vtkLookupTable:
     lut.SetTableValue(0, 0, 0, 0, 0)
     for v in range(1, top + 1):
         r, g, b = layer.color_of(v)
-        lut.SetTableValue(v, r, g, b, 1.0)
+        lut.SetTableValue(v, r, g, b, 1.0 if layer.shows(v) else 0.0)
     lut.Build()
     return lut

@@ -107,7 +107,7 @@ class VolumeView:
                 return  # window/level belong to the 2D views
             self._sync_image()
         elif layer.id in self._surfaces:
-            if "volume" in changed:
+            if changed & {"volume", "hidden_labels"}:
                 self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
                 self._add_surface(layer)
             else:
@@ -214,6 +214,9 @@ class VolumeView:
     def _add_surface(self, layer: LabelLayer) -> None:
         volume = layer.volume
         top = max(1, int(volume.array.max()))
+        if layer.hidden_labels:   # hidden segments become background: a neighbour's wall is its own
+            array = volume.array
+            volume = volume.with_array(np.where(np.isin(array, list(layer.hidden_labels)), 0, array).astype(array.dtype))
         surf = surface_nets(volume, 1, top)
         normals = vtkPolyDataNormals()  # also makes the polygons' order consistent
         normals.SetInputConnection(surf.GetOutputPort())

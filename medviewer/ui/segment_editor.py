@@ -26,7 +26,7 @@ from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout,
     QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem, QPushButton,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
@@ -73,6 +73,7 @@ class SegmentEditor(QWidget):
         self.segments: dict[int, Segment] = {}
         self.current: int | None = None
         self.clicks: dict[int, Clicks] = {}
+        self.hidden: set[int] = set()   # segments not drawn (see set_segment_visible)
         self._deleted: dict[int, tuple[Segment, Clicks]] = {}  # for undoing a delete
         self._next_label = 1  # label values are never reused while the layer lives
         self.stack = EditStack()
@@ -100,7 +101,13 @@ class SegmentEditor(QWidget):
 
         self.dock = QDockWidget("Segment editor", window)
         self.dock.setObjectName("segment-editor-dock")
-        self.dock.setWidget(self)
+        # in a scroll area: the editor's rows need more height than a small window's dock has, and
+        # a dock's minimum height would otherwise make the whole window taller than the screen
+        scroll = QScrollArea()
+        scroll.setWidget(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        self.dock.setWidget(scroll)
 
     # ---- widgets ----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -109,6 +116,9 @@ class SegmentEditor(QWidget):
         self.segment_list = QListWidget()
         self.segment_list.setMaximumHeight(110)
         self.segment_list.currentItemChanged.connect(self._on_current_item)
+        self.segment_list.itemChanged.connect(self._on_item_checked)
+        self.segment_list.setToolTip("tick: shown in the views (an unticked segment is kept and exported, "
+                                     "only not drawn); double-click: rename")
         self.segment_list.itemDoubleClicked.connect(lambda _item: self.rename_dialog())
         box.addWidget(QLabel("Segments"))
         box.addWidget(self.segment_list)
@@ -454,7 +464,8 @@ class SegmentEditor(QWidget):
             return
         self.document.update_layer(
             self.layer, label_names={k: s.name for k, s in self.segments.items()},
-            label_colors={k: tuple(c / 255.0 for c in s.color) for k, s in self.segments.items()})
+            label_colors={k: tuple(c / 255.0 for c in s.color) for k, s in self.segments.items()},
+            hidden_labels=frozenset(self.hidden & set(self.segments)))
 
     def _fill_list(self) -> None:
         self.segment_list.blockSignals(True)
@@ -464,10 +475,25 @@ class SegmentEditor(QWidget):
             pix.fill(QColor(*segment.color))
             item = QListWidgetItem(QIcon(pix), segment.name)
             item.setData(Qt.UserRole, label)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Unchecked if label in self.hidden else Qt.Checked)
             self.segment_list.addItem(item)
             if label == self.current:
                 self.segment_list.setCurrentItem(item)
         self.segment_list.blockSignals(False)
+
+    def set_segment_visible(self, label: int, visible: bool) -> None:
+        """Show or hide a segment in the views (it stays in the layer, its measures and exports)."""
+        if label not in self.segments or (label not in self.hidden) == visible:
+            return
+        (self.hidden.discard if visible else self.hidden.add)(label)
+        self._sync_layer()
+        self._fill_list()
+
+    def _on_item_checked(self, item) -> None:
+        label = item.data(Qt.UserRole)
+        if label is not None:
+            self.set_segment_visible(int(label), item.checkState() == Qt.Checked)
 
     def _on_current_item(self, item, _previous) -> None:
         if item is not None:
@@ -478,6 +504,7 @@ class SegmentEditor(QWidget):
         if self.current is None or self.current not in self.segments:
             segment = self.add_segment()
             return None if segment is None else segment.label
+        self.set_segment_visible(self.current, True)   # an edit shows what it edits
         return self.current
 
     # ---- document ---------------------------------------------------------------------------
@@ -488,6 +515,7 @@ class SegmentEditor(QWidget):
             self.layer = None
             self.segments.clear()
             self.clicks.clear()
+            self.hidden.clear()
             self._deleted.clear()
             self._next_label = 1
             self.current = None
@@ -697,6 +725,7 @@ class SegmentEditor(QWidget):
         if label is None or self.layer is None or label not in self.segments:
             self._say(f"no segment to {action}: click on a lesion or paint one first")
             return None
+        self.set_segment_visible(label, True)   # an edit shows what it edits
         return label
 
     def remove_islands(self, label: int | None = None, min_ml: float | None = None) -> None:

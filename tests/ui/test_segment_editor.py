@@ -612,3 +612,42 @@ def test_scissors_drawn_with_the_mouse_cut_a_spill_through_all_slices_and_undo_r
     editor.cut("axial", corners)
     lost = np.argwhere((before == 1) & (editor.layer.volume.array == 0))
     assert set(lost[:, 0].tolist()) == {int(demo_volume.patient_to_voxel(c)[0])}
+
+
+def test_unticking_a_segment_hides_it_in_2d_and_3d_and_editing_it_shows_it_again(
+        window, qtbot, editor, demo_series, demo_volume):
+    from vtkmodules.util import numpy_support
+
+    a = brush_slices(editor, demo_series, demo_volume, (0,), 8.0)
+    editor.add_segment("second")
+    b = a + np.array([30.0, 0.0, 0.0])
+    editor.paint_disc("axial", b)
+    window.document.set_cursor(a)
+    seg_a, seg_b = patch(window, "axial", a), patch(window, "axial", b)
+    editor.set_segment_visible(1, False)
+    editor.set_segment_visible(2, False)
+    ct_a, ct_b = patch(window, "axial", a), patch(window, "axial", b)       # the CT alone
+    edge = a + np.array([0.0, 8.0, 0.0])                      # on lesion 1's outline
+    ct_edge = patch(window, "axial", edge, radius=1)
+    assert np.abs(seg_a - ct_a).max() > 30 and np.abs(seg_b - ct_b).max() > 30
+    editor.set_segment_visible(2, True)
+
+    item = editor.segment_list.item(0)                         # "lesion 1" is unticked in the list
+    assert item.text() == "lesion 1" and item.checkState() == Qt.Unchecked
+    item.setCheckState(Qt.Checked)                             # ticking shows it
+    assert editor.layer.hidden_labels == frozenset()
+    assert np.allclose(patch(window, "axial", a), seg_a, atol=3)
+    assert np.abs(patch(window, "axial", edge, radius=1) - ct_edge).max() > 30   # its outline drawn
+    editor.segment_list.item(0).setCheckState(Qt.Unchecked)    # unticking hides it
+    assert editor.layer.hidden_labels == frozenset({1})
+    assert np.allclose(patch(window, "axial", a), ct_a, atol=3)          # hidden in 2D: fill
+    assert np.allclose(patch(window, "axial", edge, radius=1), ct_edge, atol=3)   # and outline
+    assert np.allclose(patch(window, "axial", b), seg_b, atol=3)         # the other still drawn
+    _, actor = window.grid.views["3d"]._surfaces[editor.layer.id]
+    actor.GetMapper().Update()
+    cells = actor.GetMapper().GetInput().GetCellData().GetArray("BoundaryLabels")
+    assert set(numpy_support.vtk_to_numpy(cells)[:, 0].astype(int).tolist()) == {2}   # hidden in 3D
+    assert editor.layer.volume.array[tuple(demo_volume.patient_to_voxel(a))] == 1    # kept in the layer
+    editor.select_segment(1)
+    editor.paint_disc("axial", a + [0.0, 5.0, 0.0])            # editing it shows it again
+    assert editor.layer.hidden_labels == frozenset() and editor.segment_list.item(0).checkState() == Qt.Checked

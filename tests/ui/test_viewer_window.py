@@ -595,3 +595,14 @@ def test_the_crosshair_and_annotations_can_be_hidden_and_shown(window, demo_volu
     window.document.set_cursor(c)
     window.set_overlays(crosshair=True, annotations=True)
     assert bluish() and axial._title.GetVisibility() and window.overlay_actions["crosshair"].isChecked()
+
+
+def test_the_window_with_all_its_docks_fits_a_small_screen(window, qtbot):
+    """Docks scroll rather than force their height on the window (the segment editor's rows made
+    the window taller than 650 pixels: screenshots came out stretched)."""
+    for dock in (window.browser_dock, window.layers_dock, window.segment_dock, window.plugins_dock):
+        dock.show()
+    window.segment_dock.raise_()
+    window.resize(1000, 600)
+    qtbot.waitUntil(lambda: window.height() <= 600 and window.width() <= 1000, timeout=3000)
+    assert window.minimumSizeHint().height() <= 600

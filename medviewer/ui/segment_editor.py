@@ -107,6 +107,9 @@ class SegmentEditor(QWidget):
         scroll.setWidget(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.NoFrame)
+        # it scrolls up and down only: as wide as its rows need, beside a vertical scroll bar
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         self.dock.setWidget(scroll)
 
     # ---- widgets ----------------------------------------------------------------------------

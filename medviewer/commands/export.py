@@ -1,5 +1,6 @@
 """`medviewer export PATH --seg MASK --format ... --out OUT`: a segmentation as DICOM SEG,
-RTSTRUCT, NIfTI/NRRD label map, or lesion report (CSV/JSON)."""
+RTSTRUCT, a DICOM SR of its lesion measures (with the SEG it refers to), NIfTI/NRRD label map,
+lesion report (CSV/JSON) or STL surfaces."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 from medviewer.core.errors import MedviewerError
 
-FORMATS = ("seg", "rtstruct", "nifti", "nrrd", "csv", "json", "stl")
+FORMATS = ("seg", "rtstruct", "sr", "nifti", "nrrd", "csv", "json", "stl")
 _BY_SUFFIX = ((".dcm", "seg"), (".seg.nrrd", "nrrd"), (".nrrd", "nrrd"), (".nii.gz", "nifti"), (".nii", "nifti"),
               (".csv", "csv"), (".json", "json"), (".stl", "stl"))
 
@@ -18,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--seg", required=True, metavar="MASK",
                    help="the segmentation: a label map (.nii.gz/.nrrd) on the series, or a DICOM SEG/RTSTRUCT (.dcm)")
     p.add_argument("--format", choices=FORMATS,
-                   help="what to write (default: from --out's suffix; .dcm writes a SEG)")
+                   help="what to write (default: from --out's suffix; .dcm writes a SEG); sr: the lesion "
+                        "measures as a DICOM SR (TID 1500) at OUT, and the SEG it refers to at OUT-seg.dcm")
     p.add_argument("--out", required=True,
                    help="the file to write (stl: one file per segment, OUT-<label>.stl when several)")
     p.add_argument("--series", help="which image series in PATH (number, UID, position or folder)")
@@ -43,7 +45,8 @@ def _format(args) -> str:
     for suffix, fmt in _BY_SUFFIX:
         if out.endswith(suffix):
             return fmt
-    raise MedviewerError("say what to write with --format (seg, rtstruct, nifti, nrrd, csv, json)", args.out)
+    raise MedviewerError("say what to write with --format (seg, rtstruct, sr, nifti, nrrd, csv, json, stl)",
+                         args.out)
 
 
 def _segments_with_algorithm(segments, args):
@@ -120,7 +123,7 @@ def write_export(fmt: str, volume, labels, segments, out: str, *, force: bool = 
 
     provenance = provenance or {}
     lines: list[str] = []
-    if fmt in ("seg", "rtstruct"):
+    if fmt in ("seg", "rtstruct", "sr"):
         from medviewer.export.sources import source_datasets
 
         images = None
@@ -130,6 +133,11 @@ def write_export(fmt: str, volume, labels, segments, out: str, *, force: bool = 
             from medviewer.export.seg import write_seg
 
             write_seg(volume, labels, segments, out, force=force, source_images=images)
+        elif fmt == "sr":
+            from medviewer.export.measures_sr import write_measures_sr
+
+            _, seg_out = write_measures_sr(volume, labels, segments, out, force=force, source_images=images)
+            lines.append(f"the SEG it refers to: {seg_out}")
         else:
             from medviewer.export.rtstruct import write_rtstruct
 

@@ -19,6 +19,7 @@ from medviewer.ui.tasks import Task
 EXPORT_FILTERS = (
     ("DICOM SEG (*.dcm)", "seg", ".dcm"),
     ("DICOM RTSTRUCT (*.dcm)", "rtstruct", ".dcm"),
+    ("DICOM SR of the lesion measures, with its SEG (*.dcm)", "sr", ".dcm"),
     ("NIfTI label map (*.nii.gz)", "nifti", ".nii.gz"),
     ("NRRD label map (*.nrrd)", "nrrd", ".nrrd"),
     ("Lesion report CSV (*.csv)", "csv", ".csv"),

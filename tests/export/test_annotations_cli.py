@@ -84,10 +84,12 @@ def test_dates_shift_and_uids_map_consistently():
 def test_cli_export_all_formats(demo_series, tmp_path, capsys):
     mask = os.path.join(demo_series, "lesions.nii.gz")
     for fmt, name in (("seg", "a.dcm"), ("rtstruct", "b.dcm"), ("nifti", "c.nii.gz"), ("nrrd", "d.seg.nrrd"),
-                      ("csv", "e.csv"), ("json", "f.json")):
+                      ("csv", "e.csv"), ("json", "f.json"), ("sr", "h.dcm")):
         assert main(["export", str(demo_series), "--seg", mask, "--format", fmt, "--out", str(tmp_path / name)]) == 0
     out = capsys.readouterr().out
     assert "lesion 3" in out and "mL" in out
+    assert f"the SEG it refers to: {tmp_path / 'h-seg.dcm'}" in out and (tmp_path / "h-seg.dcm").exists()
+    assert pydicom.dcmread(tmp_path / "h.dcm").Modality == "SR"
     # the SEG as input of another export, and the existing file refused without --force
     assert main(["export", str(demo_series), "--seg", str(tmp_path / "a.dcm"), "--out", str(tmp_path / "g.json")]) == 0
     report = json.loads((tmp_path / "g.json").read_text())

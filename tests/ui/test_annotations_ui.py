@@ -83,6 +83,9 @@ def test_seg_in_the_study_is_offered_and_loads_in_its_colours_at_the_right_place
     again = window.load_segmentation(str(seg))
     assert np.array_equal(again.volume.array, layer.volume.array)
     assert again.label_colors == layer.label_colors
+    # the measures as an SR, with the SEG it refers to beside it
+    lines = export_layer(window, layer, str(tmp_path / "measures.dcm"), "sr")
+    assert (tmp_path / "measures-seg.dcm").exists() and "measures-seg.dcm" in lines[0]
 
 
 def test_export_errors_are_messages(window, qtbot, demo_volume, tmp_path):

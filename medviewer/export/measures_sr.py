@@ -1,6 +1,6 @@
-"""Lesion measures as a DICOM SR measurement report (TID 1500) about a DICOM SEG: the form in
-which 3D Slicer's Quantitative Reporting, dcmqi and the Imaging Data Commons store measurements
-of segmentations.
+"""Lesion measures as a DICOM SR measurement report (TID 1500) about a DICOM SEG: the template
+that 3D Slicer's Quantitative Reporting, dcmqi and the Imaging Data Commons use for measurements
+of segmentations (not yet opened in Slicer itself).
 
 Each segment with voxels becomes one "Volumetric ROI measurements" group (TID 1411) that
 references its segment in the SEG (and the SEG's source series), with the segment's type as its

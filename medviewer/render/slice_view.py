@@ -493,7 +493,8 @@ class SliceView:
         t.GetPositionCoordinate().SetCoordinateSystemToWorld()
         prop = t.GetTextProperty()
         prop.SetFontSize(12)
-        prop.SetJustificationToLeft()
+        # a box's caption starts at its top-left corner; a ruler's is centred over it
+        prop.SetJustificationToCentered() if isinstance(layer, RulerLayer) else prop.SetJustificationToLeft()
         prop.SetVerticalJustificationToBottom()
         prop.ShadowOn()
         t.PickableOff()
@@ -513,7 +514,7 @@ class SliceView:
 
     def _update_boxes(self, layer: BoxLayer | RulerLayer) -> None:
         """Rectangles of the boxes that the current slice crosses, each with its caption; or the
-        rulers that lie on the current slice, each with its caption beyond its right-hand end."""
+        rulers that lie on the current slice, each with its caption centred above its middle."""
         _, data, _, texts = self._boxes[layer.id]
         if isinstance(layer, RulerLayer):
             points, segments, captions = self._ruler_lines(layer)
@@ -572,9 +573,8 @@ class SliceView:
                 for k in range(2):
                     points += [(u[k] - across[0], v[k] - across[1], 0), (u[k] + across[0], v[k] + across[1], 0)]
                     segments.append((len(points) - 2, len(points) - 1))
-            if ruler.caption:
-                right = int(np.argmax(u))
-                captions.append((ruler.caption, float(u[right]) + 2.0, float(v[right])))
+            if ruler.caption:   # centred above the ruler's middle: on screen wherever the ruler is
+                captions.append((ruler.caption, float(u.mean()), float(v.max()) + 2.0))
         return points, segments, captions
 
     def set_sketch(self, points_mm=None) -> None:

@@ -13,7 +13,8 @@ def register(sub) -> None:
                    help="also load a segmentation onto the series: a label map (.nii.gz/.nrrd/.mha) "
                         "or a DICOM SEG/RTSTRUCT (.dcm)")
     p.add_argument("--screenshot", metavar="FILE.png",
-                   help="render the views (2x2: axial, coronal, sagittal, 3D), save a PNG and exit")
+                   help="render the views (2x2: axial, coronal, sagittal, 3D), save a PNG (or, as FILE.dcm, "
+                        "a DICOM key image in the study) and exit")
     p.add_argument("--size", default="1280x900", help="window size WxH (default 1280x900)")
     p.add_argument("--layout", choices=("2x2", "1x1"), default="2x2", help="view layout (default 2x2)")
     p.set_defaults(func=run)

@@ -80,7 +80,11 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
         def shoot(_volume):
             def save():
                 window.grid.render_all()
-                written = window.save_views_screenshot(screenshot)
+                try:
+                    written = window.save_views_screenshot(screenshot)
+                except MedviewerError as exc:   # e.g. a DICOM key image of a NIfTI: say so, and exit
+                    failed(str(exc))
+                    return
                 print(f"Wrote {written}")
                 app.exit(0)
             QTimer.singleShot(200, save)

@@ -26,6 +26,7 @@ from medviewer.ui.tasks import Task
 from medviewer.ui.views import VIEW_NAMES, ViewGrid
 
 MAX_RECENT = 10
+SCREENSHOT_FILTERS = "PNG (*.png);;DICOM key image, in the study (*.dcm)"
 #: the toolbar's slab choices: (mode, thickness mm) for SliceView.set_slab, None: the slice alone
 SLAB_CHOICES = {"slice": None, "MIP 5 mm": ("max", 5.0), "MIP 10 mm": ("max", 10.0),
                 "MIP 20 mm": ("max", 20.0), "MinIP 10 mm": ("min", 10.0), "Mean 5 mm": ("mean", 5.0)}
@@ -442,10 +443,12 @@ class MainWindow(QMainWindow):
     def choose_view_screenshot(self, name: str | None = None) -> None:
         """Ask where, then save one view (``name``) or the visible views (None) to a PNG."""
         what = f"the {name} view" if name else "the views"
-        path, _ = QFileDialog.getSaveFileName(self, f"Save a screenshot of {what}",
-                                              f"{name or 'views'}.png", "PNG (*.png)")
+        path, chosen = QFileDialog.getSaveFileName(self, f"Save a screenshot of {what}",
+                                                   f"{name or 'views'}.png", SCREENSHOT_FILTERS)
         if not path:
             return
+        if not os.path.splitext(path)[1]:
+            path += ".dcm" if "DICOM" in chosen else ".png"
         try:
             if name:
                 self.save_view_screenshot(name, path)
@@ -464,12 +467,25 @@ class MainWindow(QMainWindow):
                 self._fail(str(exc))
 
     def save_view_screenshot(self, name: str, path: str) -> str:
-        """One view (axial, coronal, sagittal or 3d) to a PNG."""
-        return save_png(self.grid.capture_view(name), path)
+        """One view (axial, coronal, sagittal or 3d) to a PNG, or (``.dcm``) a DICOM key image."""
+        return self._save_picture(self.grid.capture_view(name), path, name)
 
     def save_views_screenshot(self, path: str) -> str:
-        """The visible views, as laid out, to a PNG."""
-        return save_png(self.grid.capture_grid(), path)
+        """The visible views, as laid out, to a PNG or (``.dcm``) a DICOM key image."""
+        views = self.grid.visible_views()
+        return self._save_picture(self.grid.capture_grid(), path, views[0] if len(views) == 1 else None)
+
+    def _save_picture(self, pixels, path: str, view: str | None = None) -> str:
+        """A PNG, or for ``.dcm`` a DICOM Secondary Capture in the open study (see
+        :mod:`medviewer.export.key_image`; replaces the file: the dialogs ask first)."""
+        if not os.fspath(path).lower().endswith(".dcm"):
+            return save_png(pixels, path)
+        from medviewer.export.key_image import write_key_image
+
+        image = self.document.image
+        if image is None:
+            raise MedviewerError("no image open", path)
+        return write_key_image(pixels, image.volume, path, view=view, force=True)
 
     def save_window_screenshot(self, path: str) -> str:
         """The whole window (menus, docks and views) to a PNG."""

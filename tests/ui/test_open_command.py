@@ -77,3 +77,34 @@ def test_demo_writes_without_a_display(tmp_path):
     result = subprocess.run([sys.executable, "-m", "medviewer", "demo", str(tmp_path / "d"), "--no-open"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=100)
     assert result.returncode == 0 and "already in" in result.stdout and "No display" not in result.stdout
+
+
+def test_a_screenshot_saved_as_dcm_is_a_key_image_in_the_study(lung_series, tmp_path):
+    import pydicom
+
+    from medviewer.io import load_volume
+    from tests.export.conftest import dciodvfy
+
+    lung_volume = load_volume(lung_series)
+
+    out = tmp_path / "key.dcm"
+    result = run_cli("open", str(lung_series), "--screenshot", str(out), "--size", "800x650", "--layout", "1x1")
+    assert result.returncode == 0, result.stderr
+    errors, _ = dciodvfy(out)
+    assert errors == []
+    ds = pydicom.dcmread(out)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"          # Secondary Capture Image Storage
+    assert ds.StudyInstanceUID == lung_volume.meta["study_instance_uid"]
+    assert ds.SeriesInstanceUID != lung_volume.meta["series_instance_uid"]
+    assert ds.PatientID == lung_volume.meta["patient_id"] and ds.BurnedInAnnotation == "YES"
+    assert list(ds.PatientOrientation) == ["L", "P"]                 # one axial view, radiological
+    pixels = ds.pixel_array
+    assert ds.PhotometricInterpretation == "RGB" and pixels.shape[2] == 3 and min(pixels.shape[:2]) > 300
+    lum = pixels.mean(axis=2)
+    assert (lum < 30).mean() > 0.1 and ((lum > 70) & (lum < 200)).mean() > 0.08   # air and body: a CT slice
+
+
+def test_a_key_image_of_an_image_file_is_refused_and_nothing_written(tmp_path, demo_series):
+    out = tmp_path / "key.dcm"
+    result = run_cli("open", str(demo_series / "lesions.nii.gz"), "--screenshot", str(out), "--size", "640x480")
+    assert result.returncode != 0 and "not read from DICOM" in result.stderr and not out.exists()

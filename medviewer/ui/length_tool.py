@@ -20,7 +20,7 @@ import numpy as np
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from medviewer.core.document import Ruler, RulerLayer
+from medviewer.core.document import ImageLayer, Ruler, RulerLayer
 from medviewer.core.errors import MedviewerError
 
 LAYER_NAME = "Measurements"
@@ -42,6 +42,9 @@ class LengthTool:
         self.exported: tuple = ()      # the rulers as last exported (nothing to lose when unchanged)
         self._edit: tuple | None = None   # (view, ruler index, end 0/1, press position)
         self.selected: int | None = None   # the ruler last drawn or moved: Delete removes it
+        self._undo: list[tuple[Ruler, ...]] = []   # the rulers before each change, for Ctrl+Z
+        self._redo: list[tuple[Ruler, ...]] = []
+        self._removing = False
         self._switching = False
         self.action = QAction("&Length", window)
         self.action.setCheckable(True)
@@ -49,6 +52,7 @@ class LengthTool:
         self.action.setStatusTip("Measure a distance: drag from one end to the other in a 2D view")
         self.action.toggled.connect(self._toggled)
         self.document.events.connect("layer_removed", self._on_layer_removed)
+        self.document.events.connect("layer_added", self._on_layer_added)
         window.segment_editor.tool_changed.connect(self._editor_tool_changed)
 
     def install(self, window) -> None:
@@ -112,16 +116,50 @@ class LengthTool:
             self.document.update_layer(self.layer, rulers=rulers)
         else:
             layer, self.layer = self.layer, None
-            self.document.remove_layer(layer)
+            self._removing = True
+            try:
+                self.document.remove_layer(layer)
+            finally:
+                self._removing = False
+
+    # ---- undo ---------------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        """Remember the rulers before a change (Ctrl+Z goes back to them while the tool is on)."""
+        self._undo.append(tuple(self.rulers))
+        self._redo.clear()
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> None:
+        if self._undo:
+            self._redo.append(tuple(self.rulers))
+            self._restore(self._undo.pop(), "Undid a length change")
+
+    def redo(self) -> None:
+        if self._redo:
+            self._undo.append(tuple(self.rulers))
+            self._restore(self._redo.pop(), "Redid a length change")
+
+    def _restore(self, rulers, message: str) -> None:
+        self.selected = None
+        self._set_rulers(list(rulers))
+        self.window.status_label.setText(f"{message} ({len(rulers)} length(s))")
 
     def add(self, start, end) -> Ruler:
         """A ruler from ``start`` to ``end`` (LPS mm, on one slice), as if drawn."""
         ruler = Ruler(start, end, caption(start, end))
+        self._checkpoint()
         self._set_rulers(self.rulers + [ruler])
         return ruler
 
     def delete_last(self) -> None:
-        self._set_rulers(self.rulers[:-1])
+        if self.rulers:
+            self._checkpoint()
+            self._set_rulers(self.rulers[:-1])
         self.selected = None
 
     def delete_selected(self) -> None:
@@ -130,13 +168,16 @@ class LengthTool:
         if self.selected is None or not 0 <= self.selected < len(rulers):
             self.window.status_label.setText("Length: no length selected (draw one, or drag one of its ends)")
             return
+        self._checkpoint()
         removed = rulers.pop(self.selected)
         self.selected = None
         self._set_rulers(rulers)
         self.window.status_label.setText(f"Deleted the length of {removed.caption}")
 
     def clear(self) -> None:
-        self._set_rulers([])
+        if self.rulers:
+            self._checkpoint()
+            self._set_rulers([])
         self.selected = None
 
     def _on_layer_removed(self, layer) -> None:
@@ -144,6 +185,16 @@ class LengthTool:
             self.layer = None
             self._edit = None
             self.selected = None
+            if not self._removing:   # removed from the Layers panel, or with the image: history goes too
+                self._forget_history()
+
+    def _on_layer_added(self, layer) -> None:
+        if isinstance(layer, ImageLayer) and layer is self.document.image:   # a new image: new lengths
+            self._forget_history()
+
+    def _forget_history(self) -> None:
+        self._undo.clear()
+        self._redo.clear()
 
     def has_unexported(self) -> bool:
         return bool(self.rulers) and tuple(self.rulers) != self.exported
@@ -155,6 +206,7 @@ class LengthTool:
         if image is None or not image.volume.contains_point(point):
             return True   # swallowed: no crosshair jump while the tool is on
         rulers = self.rulers
+        self._checkpoint()   # taken back on release if the press changed nothing
         near = self._end_near(view, x, y, rulers)
         if near is None:
             rulers.append(Ruler(point, point))
@@ -191,6 +243,8 @@ class LengthTool:
             del rulers[index]
             self._set_rulers(rulers)
             self.selected = None
+            if self._undo and self._undo[-1] == tuple(self.rulers):
+                self._undo.pop()   # nothing changed: nothing to undo
             return
         self.selected = index
         self.window.status_label.setText(f"Length {index + 1}: {ruler.caption}")
@@ -226,6 +280,7 @@ class LengthTool:
         if image is None:
             raise MedviewerError("open the series the lengths were measured on first", path)
         read = read_lengths_sr(path, image.volume)
+        self._checkpoint()
         had = self.rulers
         unexported = self.has_unexported()
         self._set_rulers(had + read.rulers)

@@ -131,6 +131,13 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.Quit)
 
+        edit = mb.addMenu("&Edit")
+        # Ctrl+Z / Ctrl+Shift+Z: the lengths' changes while the length tool is on and has one to
+        # undo, else the segments' edits (see undo, redo)
+        self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence("Ctrl+Z"))
+        self.redo_action = self._action(edit, "&Redo", self.redo, None)
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+
         view = mb.addMenu("&View")
         group = QActionGroup(self)
         self.layout_actions = {}
@@ -408,6 +415,14 @@ class MainWindow(QMainWindow):
     def apply_volume_preset(self, name: str) -> None:
         self.vr_combo.setCurrentText(name)
         self.grid.views["3d"].set_preset(name)
+
+    def undo(self) -> None:
+        tool = self.length_tool
+        (tool.undo if tool.active and tool.can_undo() else self.segment_editor.undo)()
+
+    def redo(self) -> None:
+        tool = self.length_tool
+        (tool.redo if tool.active and tool.can_redo() else self.segment_editor.redo)()
 
     def set_slab(self, mode: str | None, thickness_mm: float = 10.0) -> None:
         """Draw the 2D views' image as a slab (see SliceView.set_slab); None: the slice alone."""

@@ -205,11 +205,11 @@ class SegmentEditor(QWidget):
         row.addWidget(self.undo_button)
         row.addWidget(self.redo_button)
         box.addLayout(row)
+        # Ctrl+Z and Ctrl+Shift+Z belong to the window's Edit menu, which sends them here unless
+        # the length tool has a change to undo
         self.undo_action = QAction("&Undo segment edit", self)
-        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
         self.undo_action.triggered.connect(self.undo)
         self.redo_action = QAction("&Redo segment edit", self)
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.redo_action.triggered.connect(self.redo)
 
         self.status = QLabel("")

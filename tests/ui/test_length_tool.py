@@ -141,3 +141,39 @@ def test_lengths_saved_as_sr_load_back_onto_the_series(window, tool, tmp_path):
     assert "Loaded 2 length(s)" in window.status_label.text()
     axial = window.grid.views["axial"]
     assert [text for text, _ in axial.box_captions(tool.layer)] == [loaded[0].caption]
+
+
+def test_ctrl_z_undoes_length_changes_while_the_tool_is_on_and_segment_edits_otherwise(window, qtbot, tool):
+    from PySide6.QtWidgets import QApplication
+
+    c = window.document.cursor
+    axial = window.grid.widgets["axial"]
+    window.activateWindow()      # shortcuts reach the active window (Xvfb has no window manager)
+    axial.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=2000)
+    drag(window, "axial", c + [-30.0, 0.0, 0.0], c + [10.0, 0.0, 0.0])
+    drag(window, "axial", c + [-30.0, 20.0, 0.0], c + [10.0, 20.0, 0.0])
+    first, second = tool.rulers
+    drag(window, "axial", c + [40.0, 40.0, 0.0], c + [40.0, 40.0, 0.0])   # a click: no change to undo
+    drag(window, "axial", second.end, np.add(second.end, [0.0, 10.0, 0.0]))   # move an end
+    moved = tool.rulers[1]
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
+    assert tool.rulers == [first, second]                  # the move undone
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
+    assert tool.rulers == [first]                          # then the second length
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert tool.rulers == [first, moved]                   # and redone
+    tool.clear()
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
+    assert tool.rulers == [first, moved]                   # clearing is undone too
+    # with the tool off, Ctrl+Z is the segments' again
+    editor = window.segment_editor
+    editor.paint_disc("axial", c, tool="brush")
+    assert not tool.active and editor.layer.volume.array.any()
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
+    assert not editor.layer.volume.array.any() and tool.rulers == [first, moved]
+    # a new image starts a new history
+    tool.set_active(True)
+    window.set_volume(window.document.image.volume)
+    assert not tool.can_undo() and tool.rulers == []

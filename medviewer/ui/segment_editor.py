@@ -41,6 +41,8 @@ LAYER_NAME = "segments"
 TOOLS = {"navigate": "Navigate", "click": "Click segment", "brush": "Brush", "eraser": "Eraser",
          "threshold": "Threshold brush", "scissors": "Scissors"}
 SCISSORS_EXTENTS = ("all slices", "this slice")
+#: keys that pick a tool, as Slicer's segment editor numbers its effects (Escape: back to navigating)
+TOOL_SHORTCUTS = {"navigate": "Esc", "click": "1", "brush": "2", "eraser": "3", "threshold": "4", "scissors": "5"}
 POSITIVE_RGB = (40, 230, 40)
 NEGATIVE_RGB = (240, 40, 40)
 MEASURE_COLUMNS = ("Segment", "mL", "Mean HU", "Min", "Max", "Long mm", "Short mm", "Box mm (x y z)")
@@ -259,7 +261,7 @@ class SegmentEditor(QWidget):
             return ["classical"], "classical"
 
     def install(self, window) -> None:
-        """Put the dock, a Segment menu and the undo/redo shortcuts into ``window``."""
+        """Put the dock and a Segment menu (its tools on the keys of TOOL_SHORTCUTS) into ``window``."""
         layers = getattr(window, "layers_dock", None)
         if layers is not None:  # a tab beside the layers: the views keep their width
             window.addDockWidget(Qt.LeftDockWidgetArea, self.dock)
@@ -272,6 +274,7 @@ class SegmentEditor(QWidget):
         menu.addSeparator()
         for key, text in TOOLS.items():
             a = menu.addAction(text)
+            a.setShortcut(QKeySequence(TOOL_SHORTCUTS[key]))
             a.triggered.connect(lambda _=False, k=key: self.set_tool(k))
         menu.addSeparator()
         menu.addAction("Add segment", lambda: self.add_segment())

@@ -651,3 +651,21 @@ def test_unticking_a_segment_hides_it_in_2d_and_3d_and_editing_it_shows_it_again
     editor.select_segment(1)
     editor.paint_disc("axial", a + [0.0, 5.0, 0.0])            # editing it shows it again
     assert editor.layer.hidden_labels == frozenset() and editor.segment_list.item(0).checkState() == Qt.Checked
+
+
+def test_number_keys_pick_the_tools_and_escape_navigates(window, qtbot, editor):
+    from PySide6.QtWidgets import QApplication
+
+    axial = window.grid.widgets["axial"]
+    window.activateWindow()
+    axial.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=2000)
+    for key, tool in ((Qt.Key_2, "brush"), (Qt.Key_3, "eraser"), (Qt.Key_4, "threshold"), (Qt.Key_5, "scissors")):
+        qtbot.keyClick(axial, key)
+        assert editor.tool == tool and editor.tool_combo.currentData() == tool
+    window.length_tool.set_active(True)
+    assert editor.tool == "navigate"
+    qtbot.keyClick(axial, Qt.Key_2)                       # a tool key turns the length tool off
+    assert editor.tool == "brush" and not window.length_tool.active
+    qtbot.keyClick(axial, Qt.Key_Escape)
+    assert editor.tool == "navigate" and window.grid.views["axial"].tool is None

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "medviewer.commands.demo",
     "medviewer.commands.open",
     "medviewer.commands.export",
+    "medviewer.commands.compare",
     "medviewer.commands.segment",
     "medviewer.commands.pacs",
     "medviewer.commands.plugins",

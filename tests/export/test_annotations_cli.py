@@ -141,3 +141,28 @@ def test_detections_json_and_sr(lung_volume, lung_series, tmp_path, validate):
     assert data["series_instance_uid"] == lung_volume.meta["series_instance_uid"]
     first = groups[0].roi
     np.testing.assert_allclose(first.value[0], [boxes[0].xmin, boxes[0].ymin])
+
+
+def test_cli_compare_a_segmentation_with_a_reference(demo_series, demo_volume, demo_labels, tmp_path, capsys):
+    from medviewer.core.label_edit import margin
+    from medviewer.core.segments import Segment
+    from medviewer.export.labelmap import write_labelmap
+
+    reference = tmp_path / "reference.nii.gz"
+    write_labelmap(demo_labels, [Segment(n, f"lesion {n}") for n in (1, 2, 3)], reference)
+    grown = demo_labels.with_array(margin(demo_labels.array, 3, demo_volume.spacing, 2.5))
+    seg = tmp_path / "grown.nii.gz"
+    write_labelmap(grown, [Segment(n, f"lesion {n}") for n in (1, 2, 3)], seg)
+    assert main(["compare", str(demo_series), "--seg", str(seg), "--reference", str(reference),
+                 "--segment", "lesion 3", "--reference-segment", "3", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["segment"] == "3: lesion 3" and figures["reference_segment"] == "3: lesion 3"
+    assert 0.6 < figures["dice"] < 0.95 and figures["volume_difference_pct"] > 10
+    # grown by an ellipsoid of 2 x 2 x 1 voxels (1.4 mm pixels, 2.5 mm slices): 2.5 to 3.2 mm out
+    assert 2.5 <= figures["hausdorff_mm"] <= 3.2 and 0.5 < figures["mean_surface_mm"] < figures["hd95_mm"]
+    assert main(["compare", str(demo_series), "--seg", str(reference), "--reference", str(reference)]) == 0
+    out = capsys.readouterr().out
+    assert "Dice 1.0000" in out and "Hausdorff 0.00 mm" in out
+    assert main(["compare", str(demo_series), "--seg", str(seg), "--reference", str(reference),
+                 "--segment", "lesion 9"]) == 1
+    assert "no segment 'lesion 9'" in capsys.readouterr().err

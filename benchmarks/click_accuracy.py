@@ -5,7 +5,8 @@
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
 expert contour (GTV_Mass_CT), each next one at the deepest point of the larger error (missed ->
 positive, spilled -> negative). Dice against the contour on the source grid after each click,
-and the latency of each click through the click-segment plugin (model already loaded, as in the
+the mean and 95th-percentile distance (mm) between the last mask's surface and the contour's
+(medviewer.core.compare), and the latency of each click through the click-segment plugin (model already loaded, as in the
 window; the first call of the learned engine, which loads the network, is reported apart).
 Validation cases: STS_019..STS_024 (the learned engine trained on STS_001..STS_018).
 """
@@ -30,6 +31,7 @@ def main() -> None:
     from medviewer.io.annotations import read_rtstruct
     from medviewer.plugins.api import CancelToken, Prompts, Request
     from medviewer.plugins.registry import get_manifest, load_plugin
+    from medviewer.core.compare import compare_masks
     from medviewer.segmentation.guidance import corrective_click, deepest_point, dice
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,8 +53,9 @@ def main() -> None:
     for engine in a.engines.split(","):
         params = manifest.resolve_params({"engine": engine, "bundle": a.bundle})
         print(f"\nengine {engine}")
-        print(f"{'case':9s} {'mL':>7s}  " + "  ".join(f"dice@{k + 1}" for k in range(a.clicks)) + "  s/click")
-        rows, latencies, first_call = [], [], None
+        print(f"{'case':9s} {'mL':>7s}  " + "  ".join(f"dice@{k + 1}" for k in range(a.clicks)) +
+              f"  msd@{a.clicks}  hd95@{a.clicks}  s/click")
+        rows, latencies, first_call, surfaces = [], [], None, []
         for name, volume, truth in cases:
             spacing_zyx = volume.spacing[::-1]
             positives = [volume.voxel_to_patient(deepest_point(truth, spacing_zyx)[0])]
@@ -77,13 +80,17 @@ def main() -> None:
             scores += [scores[-1]] * (a.clicks - len(scores))
             latencies += times
             rows.append(scores)
+            last = compare_masks(pred, truth, volume.spacing)   # the final mask's surface against the expert's
+            surfaces.append((last.mean_surface_mm, last.hd95_mm))
             ml = truth.sum() * volume.voxel_volume_ml
             print(f"{name:9s} {ml:7.1f}  " + "  ".join(f"{s:6.3f}" for s in scores) +
+                  f"  {last.mean_surface_mm:5.1f}mm {last.hd95_mm:6.1f}mm"
                   f"  {statistics.median(times) if times else first_call:.2f}", flush=True)
         med = np.median(np.array(rows), axis=0)
         summary[engine] = (med, statistics.median(latencies) if latencies else float("nan"), first_call)
+        msd, hd95 = np.median(np.array(surfaces), axis=0)
         print(f"{'median':9s} {'':7s}  " + "  ".join(f"{s:6.3f}" for s in med) +
-              f"  {summary[engine][1]:.2f}  (first call {first_call:.2f} s)")
+              f"  {msd:5.1f}mm {hd95:6.1f}mm  {summary[engine][1]:.2f}  (first call {first_call:.2f} s)")
     print("\nsummary (median over cases; latency: median per click, warm)")
     for engine, (med, lat, first) in summary.items():
         print(f"  {engine:9s} dice@1 {med[0]:.3f}  dice@{a.clicks} {med[-1]:.3f}  latency {lat:.2f} s"

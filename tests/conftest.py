@@ -23,7 +23,10 @@ def pytest_configure(config):
     import shutil
     import subprocess
     import sys
+    import tempfile
 
+    # the segment editor's recovery copies go to a folder of this run, not the user's cache
+    os.environ.setdefault("MEDVIEWER_RECOVERY_DIR", tempfile.mkdtemp(prefix="medviewer-recovery-"))
     if os.environ.get("DISPLAY") or not sys.platform.startswith("linux") or not shutil.which("Xvfb"):
         return
     read_fd, write_fd = os.pipe()

@@ -560,6 +560,7 @@ class MainWindow(QMainWindow):
 
             choose_export(self, editor.layer)
             return not editor.has_unexported_edits()   # the export dialog cancelled or failed: stay
+        editor.forget_recovery_copy()   # discarded on purpose: nothing to offer back later
         return True
 
     def confirm_discard(self, action: str) -> bool:

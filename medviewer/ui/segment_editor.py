@@ -20,16 +20,20 @@ recomputed in the background after each edit.
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout,
+    QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout, QMessageBox,
     QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem, QPushButton,
     QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
+from medviewer.core.errors import MedviewerError
 from medviewer.core.label_edit import (
     SMOOTHING_METHODS, Clicks, EditStack, central_voxel, diff, disc_region, erase, fill_between_slices, margin,
     margin_radius, paint, remove_islands, replace_segment, scissors, SCISSORS_MODES, smooth, smoothing_radius,
@@ -50,6 +54,7 @@ MEASURE_TIPS = ("", "volume in millilitres", "mean HU in the segment", "lowest H
                 "longest axial diameter (RECIST), on its slice",
                 "longest extent perpendicular to it, same slice", "bounding box size (LPS x, y, z)")
 POLL_MS = 25
+RECOVERY_DELAY_MS = 1500
 
 
 def _rgb255(color) -> tuple[int, int, int]:
@@ -97,6 +102,15 @@ class SegmentEditor(QWidget):
         self._measure_timer.setSingleShot(True)
         self._measure_timer.setInterval(100)
         self._measure_timer.timeout.connect(self._start_measures)
+        # a recovery copy on disk a moment after the last edit (medviewer.io.recovery)
+        self._recovery_timer = QTimer(self)
+        self._recovery_timer.setSingleShot(True)
+        self._recovery_timer.setInterval(RECOVERY_DELAY_MS)
+        self._recovery_timer.timeout.connect(self._keep_recovery_copy)
+        self._recovery_lock = threading.Lock()
+        # the folder of the last recovery copy; a plain dict, as the saving thread writes it and
+        # must not touch the widget (which may be gone by then)
+        self._recovery_state: dict = {"saved": None, "generation": 0}
 
         self.document.events.connect("layer_removed", self._on_layer_removed)
         self.document.events.connect("layer_added", self._on_layer_added)
@@ -277,6 +291,8 @@ class SegmentEditor(QWidget):
             a.setShortcut(QKeySequence(TOOL_SHORTCUTS[key]))
             a.triggered.connect(lambda _=False, k=key: self.set_tool(k))
         menu.addSeparator()
+        self.recover_action = menu.addAction("Recover kept segments", lambda: self.recover())
+        self.recover_action.setEnabled(False)
         menu.addAction("Add segment", lambda: self.add_segment())
         menu.addAction("Import a loaded segmentation", lambda: self.import_layer())
         menu.addAction("Remove islands", lambda: self.remove_islands())
@@ -535,6 +551,7 @@ class SegmentEditor(QWidget):
     def _on_layer_added(self, layer) -> None:
         if isinstance(layer, ImageLayer) and layer is self.document.image:
             self._apply_tool()
+            QTimer.singleShot(0, self.offer_recovery)   # once the image shows
 
     def has_unexported_edits(self) -> bool:
         """Whether the segments hold voxels changed since they were last exported (or ever)."""
@@ -542,6 +559,7 @@ class SegmentEditor(QWidget):
 
     def mark_exported(self) -> None:
         self._unexported = False
+        self.forget_recovery_copy()
 
     def _set_labels(self, array: np.ndarray) -> None:
         """Show ``array`` as the segments' voxels (a new Volume: every view updates)."""
@@ -549,7 +567,101 @@ class SegmentEditor(QWidget):
         self.document.update_layer(self.layer, volume=self.layer.volume.with_array(array))
         self._update_buttons()
         self._measure_timer.start()
+        self._recovery_timer.start()
         self.edited.emit()
+
+    # ---- recovery copies ----------------------------------------------------------------------
+    def _keep_recovery_copy(self) -> None:
+        """Save the segments for recovery after a crash, in a background thread."""
+        from medviewer.io.recovery import save_recovery
+
+        image = self.document.image
+        if self.layer is None or image is None or not self._unexported:
+            return
+        volume, labels, segments = image.volume, self.layer.volume.array.copy(), list(self.segments.values())
+        lock, state = self._recovery_lock, self._recovery_state
+        generation = state["generation"]
+
+        def save():
+            with lock:
+                if state["generation"] != generation:
+                    return   # exported or discarded meanwhile: this copy is not wanted
+                try:
+                    state["saved"] = save_recovery(volume, labels, segments)
+                except Exception as exc:   # a full disk must not stop the editing
+                    state["saved"] = None
+                    print(f"medviewer: no recovery copy of the segments ({exc})", file=sys.stderr)
+        threading.Thread(target=save, name="medviewer-recovery", daemon=True).start()
+
+    def forget_recovery_copy(self) -> None:
+        """The segments are exported, or the user let them go: no recovery copy any more."""
+        from medviewer.io.recovery import discard_recovery
+
+        self._recovery_timer.stop()
+        image = self.document.image
+        if image is not None:
+            with self._recovery_lock:
+                self._recovery_state["generation"] += 1
+                discard_recovery(image.volume)
+                self._recovery_state["saved"] = None
+
+    def offer_recovery(self) -> None:
+        """On opening an image: if segments of it were kept and never exported (the window closed
+        without saving), offer them back (quiet windows: say so in the status)."""
+        from medviewer.io.recovery import find_recovery
+
+        image = self.document.image
+        found = find_recovery(image.volume) if image is not None else None
+        self.recover_action.setEnabled(found is not None)
+        if found is None or self.segments:
+            return
+        text = (f"{len(found.segments)} segment(s) of this image from {found.age_text} were kept but never "
+                "exported (the window closed without saving).")
+        if self.window.quiet:
+            self._say(text + " Segment > Recover kept segments brings them back.")
+            return
+        answer = QMessageBox.question(self.window, "medviewer", text + " Recover them?",
+                                      QMessageBox.Yes | QMessageBox.Discard | QMessageBox.No, QMessageBox.Yes)
+        if answer == QMessageBox.Yes:
+            self.recover()
+        elif answer == QMessageBox.Discard:
+            self.forget_recovery_copy()
+            self.recover_action.setEnabled(False)
+
+    def recover(self) -> list[Segment]:
+        """Bring back the kept segments of the open image (as one undoable edit)."""
+        from medviewer.io.recovery import find_recovery, load_recovery
+
+        image = self.document.image
+        found = find_recovery(image.volume) if image is not None else None
+        if found is None:
+            self._say("no kept segments of this image")
+            return []
+        try:
+            array = load_recovery(found, image.volume)
+        except MedviewerError as exc:
+            self._say(str(exc))
+            return []
+        if self.segments:
+            self._say("recovering needs an empty segment list: delete or export the segments first")
+            return []
+        if self.ensure_layer() is None:
+            return []
+        self._cancel_job()
+        kept = [s for s in found.segments if np.any(array == s.label)]
+        for segment in kept:
+            self.segments[segment.label] = segment
+            self.clicks[segment.label] = Clicks()
+        self._next_label = max([self._next_label] + [s.label + 1 for s in kept])
+        old = self.layer.volume.array
+        new = np.where(np.isin(array, [s.label for s in kept]), array, 0).astype(old.dtype)
+        self.current = kept[0].label if kept else None
+        self._commit(old, new, self.current or 1, "recover kept segments")
+        self._sync_layer()
+        self._fill_list()
+        self.recover_action.setEnabled(False)
+        self._say(f"recovered {len(kept)} segment(s) kept on {found.age_text}")
+        return kept
 
     def _apply(self, old: np.ndarray, new: np.ndarray, label: int, description: str) -> int:
         """An effect's result as one undoable edit; returns how many voxels it changed."""

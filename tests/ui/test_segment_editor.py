@@ -669,3 +669,34 @@ def test_number_keys_pick_the_tools_and_escape_navigates(window, qtbot, editor):
     assert editor.tool == "brush" and not window.length_tool.active
     qtbot.keyClick(axial, Qt.Key_Escape)
     assert editor.tool == "navigate" and window.grid.views["axial"].tool is None
+
+
+def test_segments_kept_on_disk_come_back_after_a_crash_and_go_once_exported(
+        window, qtbot, editor, demo_series, demo_volume, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from medviewer.io.recovery import find_recovery
+    from medviewer.ui.annotations_ui import export_layer
+    from medviewer.ui.main_window import MainWindow
+
+    monkeypatch.setenv("MEDVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
+    brush_slices(editor, demo_series, demo_volume, (0, 1), 8.0)
+    editor.rename_segment(1, "tumour")
+    before = editor.layer.volume.array.copy()
+    qtbot.waitUntil(lambda: find_recovery(demo_volume) is not None, timeout=10000)   # a moment after the edit
+    # "the crash": a second window opens the same image, as after a restart
+    other = MainWindow(settings=QSettings(str(tmp_path / "other.ini"), QSettings.IniFormat), quiet=True)
+    qtbot.addWidget(other)
+    other.set_volume(demo_volume)
+    second = other.segment_editor
+    qtbot.waitUntil(lambda: "Recover kept segments" in second.status.text(), timeout=5000)
+    assert second.recover_action.isEnabled()
+    kept = second.recover()
+    assert [s.name for s in kept] == ["tumour"]
+    assert np.array_equal(second.layer.volume.array, before)
+    second.undo()                                          # recovering is one undoable edit
+    assert not second.layer.volume.array.any()
+    other.close()
+    # exported: nothing left to recover
+    export_layer(window, editor.layer, str(tmp_path / "done.nii.gz"), "nifti")
+    assert find_recovery(demo_volume) is None

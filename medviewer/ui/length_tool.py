@@ -40,7 +40,7 @@ class LengthTool:
         self.document = window.document
         self.layer: RulerLayer | None = None
         self.exported: tuple = ()      # the rulers as last exported (nothing to lose when unchanged)
-        self._edit: tuple | None = None   # (view, ruler index, end 0/1, press position)
+        self._edit: tuple | None = None   # (view, ruler index, end 0/1, press position) while dragging
         self.selected: int | None = None   # the ruler last drawn or moved: Delete removes it
         self._undo: list[tuple[Ruler, ...]] = []   # the rulers before each change, for Ctrl+Z
         self._redo: list[tuple[Ruler, ...]] = []
@@ -232,22 +232,21 @@ class LengthTool:
         if self._edit is None:
             return
         self.drag(view, x, y)
-        _, index, _, pressed = self._edit
+        _, index, _, _ = self._edit
         self._edit = None
         rulers = self.rulers
-        if index >= len(rulers):
-            return
-        ruler = rulers[index]
-        a, b = (np.array(view.patient_to_display(p)) for p in (ruler.start, ruler.end))
-        if np.linalg.norm(a - b) < MIN_PX:   # a click, or an end dragged onto the other
-            del rulers[index]
-            self._set_rulers(rulers)
-            self.selected = None
-            if self._undo and self._undo[-1] == tuple(self.rulers):
-                self._undo.pop()   # nothing changed: nothing to undo
-            return
-        self.selected = index
-        self.window.status_label.setText(f"Length {index + 1}: {ruler.caption}")
+        if index < len(rulers):
+            ruler = rulers[index]
+            a, b = (np.array(view.patient_to_display(p)) for p in (ruler.start, ruler.end))
+            if np.linalg.norm(a - b) < MIN_PX:   # a click, or an end dragged onto the other
+                del rulers[index]
+                self._set_rulers(rulers)
+                self.selected = None
+            else:
+                self.selected = index
+                self.window.status_label.setText(f"Length {index + 1}: {ruler.caption}")
+        if self._undo and self._undo[-1] == tuple(self.rulers):
+            self._undo.pop()   # the press changed nothing: nothing to undo
 
     def _end_near(self, view, x, y, rulers) -> tuple[int, int] | None:
         """(ruler index, end) of the ruler end on this view's slice nearest (x, y), if within PICK_PX."""

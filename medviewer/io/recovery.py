@@ -74,7 +74,9 @@ def save_recovery(volume: Volume, labels: np.ndarray, segments: Sequence[Segment
     target = os.path.join(root, key)
     staging = tempfile.mkdtemp(prefix=".saving-", dir=root)
     try:
-        image = sitk.GetImageFromArray(np.ascontiguousarray(labels, dtype=np.uint16))
+        labels = np.asarray(labels)
+        kept = labels if labels.dtype in (np.uint8, np.uint16) else labels.astype(np.uint16)
+        image = sitk.GetImageFromArray(np.ascontiguousarray(kept))
         sitk.WriteImage(image, os.path.join(staging, "labels.nrrd"), useCompression=True)
         table = {"format": "medviewer recovery", "version": 1, "saved_at": time.time(),
                  "series_instance_uid": volume.meta.get("series_instance_uid"),

@@ -669,6 +669,9 @@ def test_number_keys_pick_the_tools_and_escape_navigates(window, qtbot, editor):
     assert editor.tool == "brush" and not window.length_tool.active
     qtbot.keyClick(axial, Qt.Key_Escape)
     assert editor.tool == "navigate" and window.grid.views["axial"].tool is None
+    n = len(editor.segments)
+    qtbot.keyClick(axial, Qt.Key_N, Qt.ControlModifier)     # a new segment for the next lesion
+    assert len(editor.segments) == n + 1 and editor.current == max(editor.segments)
 
 
 def test_segments_kept_on_disk_come_back_after_a_crash_and_go_once_exported(

@@ -14,7 +14,8 @@ _BY_SUFFIX = ((".dcm", "seg"), (".seg.nrrd", "nrrd"), (".nrrd", "nrrd"), (".nii.
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="export a segmentation of a series (SEG, RTSTRUCT, NIfTI/NRRD, report)")
+    p = sub.add_parser("export", help="export a segmentation of a series (SEG, RTSTRUCT, measures SR, NIfTI/NRRD, "
+                                      "report, STL)")
     p.add_argument("path", help="the source image series (DICOM folder or file)")
     p.add_argument("--seg", required=True, metavar="MASK",
                    help="the segmentation: a label map (.nii.gz/.nrrd) on the series, or a DICOM SEG/RTSTRUCT (.dcm)")

@@ -37,7 +37,7 @@ def build_key_image(pixels: np.ndarray, volume: Volume, *, view: str | None = No
     if not volume.source_sop_instance_uids:
         raise MedviewerError("a DICOM key image belongs to the DICOM study it shows, and this image was "
                              "not read from DICOM: save the screenshot as .png")
-    reference = source_datasets(volume)[0]
+    reference = source_datasets(volume, first_only=True)[0]   # the study's attributes: one header will do
     orientation = VIEW_ORIENTATION.get(view or "", ("L", "P"))
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=reference, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,

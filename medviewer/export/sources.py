@@ -30,12 +30,14 @@ def source_paths(volume: Volume) -> list[str]:
     return ordered
 
 
-def source_datasets(volume: Volume, *, pixels: bool = False) -> list:
-    """pydicom datasets of the source images, in slice order (headers only unless ``pixels``)."""
+def source_datasets(volume: Volume, *, pixels: bool = False, first_only: bool = False) -> list:
+    """pydicom datasets of the source images, in slice order (headers only unless ``pixels``;
+    ``first_only``: the first slice's alone)."""
     import pydicom
 
     out = []
-    for path in source_paths(volume):
+    paths = source_paths(volume)
+    for path in paths[:1] if first_only else paths:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
         except Exception as exc:

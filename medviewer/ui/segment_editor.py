@@ -13,6 +13,10 @@ tools take the left button of the 2D views (``SliceView.tool``) while they are s
 * scissors: drag an outline around a part (a spill, say); on release it is erased (or what lies
   outside it, or it is filled) through every slice along the view's axis, or on that slice only.
 
+The effects on the current segment (scissors, islands, margin, smoothing, fill between slices)
+live in :mod:`medviewer.ui.segment_effects`, the recovery copies in
+:mod:`medviewer.ui.segment_recovery`; both are mixins of the editor.
+
 Edits never overwrite another segment. Ctrl+Z undoes, Ctrl+Shift+Z (or Ctrl+Y) redoes; an undone
 click also takes its marker back. The measures (volume, HU, RECIST axes, bounding box) are
 recomputed in the background after each edit.
@@ -20,31 +24,27 @@ recomputed in the background after each edit.
 
 from __future__ import annotations
 
-import sys
-import threading
-
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout, QMessageBox,
+    QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout,
     QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem, QPushButton,
     QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
-from medviewer.core.errors import MedviewerError
 from medviewer.core.label_edit import (
-    SMOOTHING_METHODS, Clicks, EditStack, central_voxel, diff, disc_region, erase, fill_between_slices, margin,
-    margin_radius, paint, remove_islands, replace_segment, scissors, SCISSORS_MODES, smooth, smoothing_radius,
+    Clicks, EditStack, central_voxel, diff, disc_region, erase, paint, replace_segment,
 )
 from medviewer.core.segments import AlgorithmInfo, Segment
+from medviewer.ui.segment_effects import SegmentEffects
+from medviewer.ui.segment_recovery import SegmentRecovery
 from medviewer.ui.tasks import JobPoller, Task
 
 LAYER_NAME = "segments"
 TOOLS = {"navigate": "Navigate", "click": "Click segment", "brush": "Brush", "eraser": "Eraser",
          "threshold": "Threshold brush", "scissors": "Scissors"}
-SCISSORS_EXTENTS = ("all slices", "this slice")
 #: keys that pick a tool, as Slicer's segment editor numbers its effects (Escape: back to navigating)
 TOOL_SHORTCUTS = {"navigate": "Esc", "click": "1", "brush": "2", "eraser": "3", "threshold": "4", "scissors": "5"}
 POSITIVE_RGB = (40, 230, 40)
@@ -54,14 +54,13 @@ MEASURE_TIPS = ("", "volume in millilitres", "mean HU in the segment", "lowest H
                 "longest axial diameter (RECIST), on its slice",
                 "longest extent perpendicular to it, same slice", "bounding box size (LPS x, y, z)")
 POLL_MS = 25
-RECOVERY_DELAY_MS = 1500
 
 
 def _rgb255(color) -> tuple[int, int, int]:
     return tuple(int(round(255 * c)) for c in color)  # type: ignore[return-value]
 
 
-class SegmentEditor(QWidget):
+class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
     """The editor's widget; ``window`` is the MainWindow (its document, view grid and status bar)."""
 
     edited = Signal()                 # the segments' voxels changed (an edit, an undo, a result)
@@ -102,15 +101,7 @@ class SegmentEditor(QWidget):
         self._measure_timer.setSingleShot(True)
         self._measure_timer.setInterval(100)
         self._measure_timer.timeout.connect(self._start_measures)
-        # a recovery copy on disk a moment after the last edit (medviewer.io.recovery)
-        self._recovery_timer = QTimer(self)
-        self._recovery_timer.setSingleShot(True)
-        self._recovery_timer.setInterval(RECOVERY_DELAY_MS)
-        self._recovery_timer.timeout.connect(self._keep_recovery_copy)
-        self._recovery_lock = threading.Lock()
-        # the folder of the last recovery copy; a plain dict, as the saving thread writes it and
-        # must not touch the widget (which may be gone by then)
-        self._recovery_state: dict = {"saved": None, "generation": 0}
+        self._init_recovery()
 
         self.document.events.connect("layer_removed", self._on_layer_removed)
         self.document.events.connect("layer_added", self._on_layer_added)
@@ -176,41 +167,7 @@ class SegmentEditor(QWidget):
             spin.setValue(value)
             hu.addWidget(spin)
         form.addRow("Threshold HU", hu)
-        self.island_ml = self._spin_with_button(
-            form, "Islands", (0.0, 10000.0), 0.0, " mL", "Remove islands", lambda: self.remove_islands(),
-            "0: keep only the largest piece; else remove pieces smaller than this")
-        self.margin_mm = self._spin_with_button(
-            form, "Margin", (-50.0, 50.0), 1.0, " mm", "Grow / shrink", lambda: self.apply_margin(),
-            "positive: grow the segment (into background only); negative: shrink it")
-        row = QHBoxLayout()
-        self.smooth_mm = QDoubleSpinBox()
-        self.smooth_mm.setRange(0.5, 50.0)
-        self.smooth_mm.setValue(3.0)
-        self.smooth_mm.setSuffix(" mm")
-        self.smooth_mm.setToolTip("the smoothing kernel's size")
-        self.smooth_method = QComboBox()
-        for method, what in SMOOTHING_METHODS.items():
-            self.smooth_method.addItem(method, method)
-            self.smooth_method.setItemData(self.smooth_method.count() - 1, what, Qt.ToolTipRole)
-        smooth_button = QPushButton("Smooth")
-        smooth_button.clicked.connect(lambda: self.apply_smoothing())
-        for w in (self.smooth_mm, self.smooth_method, smooth_button):
-            row.addWidget(w)
-        form.addRow("Smoothing", row)
-        row = QHBoxLayout()
-        self.scissors_mode = QComboBox()
-        self.scissors_mode.addItems(list(SCISSORS_MODES))
-        self.scissors_extent = QComboBox()
-        self.scissors_extent.addItems(list(SCISSORS_EXTENTS))
-        self.scissors_extent.setToolTip("cut through every slice along the view's axis, or only the slice drawn on")
-        row.addWidget(self.scissors_mode)
-        row.addWidget(self.scissors_extent)
-        form.addRow("Scissors", row)
-        fill = QPushButton("Fill between slices")
-        fill.setToolTip("draw the segment on every few slices (brush, clicks), then fill the slices "
-                        "between: the outline changes smoothly from one drawn slice to the next")
-        fill.clicked.connect(lambda: self.fill_between_slices())
-        form.addRow("Interpolate", fill)
+        self._build_effect_rows(form)
         box.addLayout(form)
 
         row = QHBoxLayout()
@@ -244,24 +201,6 @@ class SegmentEditor(QWidget):
         self._table_labels: list[int] = []
         box.addWidget(self.table, 1)
         self._update_buttons()
-
-    @staticmethod
-    def _spin_with_button(form, label: str, limits, value: float, suffix: str, button: str, slot,
-                          tip: str) -> QDoubleSpinBox:
-        """A form row: a spin box (its value) and a button that acts with it."""
-        row = QHBoxLayout()
-        spin = QDoubleSpinBox()
-        spin.setRange(*limits)
-        spin.setDecimals(2)
-        spin.setValue(value)
-        spin.setSuffix(suffix)
-        spin.setToolTip(tip)
-        b = QPushButton(button)
-        b.clicked.connect(slot)
-        row.addWidget(spin)
-        row.addWidget(b)
-        form.addRow(label, row)
-        return spin
 
     @staticmethod
     def _engines() -> tuple[list[str], str]:
@@ -571,106 +510,6 @@ class SegmentEditor(QWidget):
         self._recovery_timer.start()
         self.edited.emit()
 
-    # ---- recovery copies ----------------------------------------------------------------------
-    def _keep_recovery_copy(self) -> None:
-        """Save the segments for recovery after a crash, in a background thread."""
-        from medviewer.io.recovery import save_recovery
-
-        image = self.document.image
-        if self.layer is None or image is None or not self._unexported:
-            return
-        # the array itself, not a copy (copying a 512 x 512 x 300 map stalls the window 0.2 s):
-        # edits replace it, but for a brush stroke painting it meanwhile, which the next copy shows
-        volume, labels, segments = image.volume, self.layer.volume.array, list(self.segments.values())
-        lock, state = self._recovery_lock, self._recovery_state
-        generation = state["generation"]
-
-        def save():
-            with lock:
-                if state["generation"] != generation:
-                    return   # exported or discarded meanwhile: this copy is not wanted
-                try:
-                    state["saved"] = save_recovery(volume, labels, segments)
-                except Exception as exc:   # a full disk must not stop the editing
-                    state["saved"] = None
-                    print(f"medviewer: no recovery copy of the segments ({exc})", file=sys.stderr)
-        threading.Thread(target=save, name="medviewer-recovery", daemon=True).start()
-
-    def forget_recovery_copy(self) -> None:
-        """The segments are exported, or the user let them go: no recovery copy any more."""
-        from medviewer.io.recovery import discard_recovery
-
-        self._recovery_timer.stop()
-        image = self.document.image
-        if image is not None:
-            with self._recovery_lock:
-                self._recovery_state["generation"] += 1
-                discard_recovery(image.volume)
-                self._recovery_state["saved"] = None
-
-    def offer_recovery(self) -> None:
-        """On opening an image: if segments of it were kept and never exported (the window closed
-        without saving), offer them back (quiet windows: say so in the status)."""
-        from medviewer.io.recovery import find_recovery
-
-        image = self.document.image
-        found = find_recovery(image.volume) if image is not None else None
-        self.recover_action.setEnabled(found is not None)
-        if found is None or self.segments:
-            return
-        text = (f"{len(found.segments)} segment(s) of this image from {found.age_text} were kept but never "
-                "exported (the window closed without saving).")
-        if self.window.quiet:
-            self._say(text + " Segment > Recover kept segments brings them back.")
-            return
-        answer = QMessageBox.question(self.window, "medviewer", text + " Recover them?",
-                                      QMessageBox.Yes | QMessageBox.Discard | QMessageBox.No, QMessageBox.Yes)
-        if answer == QMessageBox.Yes:
-            self.recover()
-        elif answer == QMessageBox.Discard:
-            self.forget_recovery_copy()
-            self.recover_action.setEnabled(False)
-
-    def recover(self) -> list[Segment]:
-        """Bring back the kept segments of the open image (as one undoable edit)."""
-        from medviewer.io.recovery import find_recovery, load_recovery
-
-        image = self.document.image
-        found = find_recovery(image.volume) if image is not None else None
-        if found is None:
-            self._say("no kept segments of this image")
-            return []
-        try:
-            array = load_recovery(found, image.volume)
-        except MedviewerError as exc:
-            self._say(str(exc))
-            return []
-        if self.segments:
-            self._say("recovering needs an empty segment list: delete or export the segments first")
-            return []
-        if self.ensure_layer() is None:
-            return []
-        self._cancel_job()
-        kept = [s for s in found.segments if np.any(array == s.label)]
-        for segment in kept:
-            self.segments[segment.label] = segment
-            self.clicks[segment.label] = Clicks()
-        self._next_label = max([self._next_label] + [s.label + 1 for s in kept])
-        old = self.layer.volume.array
-        new = np.where(np.isin(array, [s.label for s in kept]), array, 0).astype(old.dtype)
-        self.current = kept[0].label if kept else None
-        self._commit(old, new, self.current or 1, "recover kept segments")
-        self._sync_layer()
-        self._fill_list()
-        self.recover_action.setEnabled(False)
-        self._say(f"recovered {len(kept)} segment(s) kept on {found.age_text}")
-        return kept
-
-    def _apply(self, old: np.ndarray, new: np.ndarray, label: int, description: str) -> int:
-        """An effect's result as one undoable edit; returns how many voxels it changed."""
-        change = self._commit(old, new, label, description)
-        return change.voxels_changed if change else 0
-
     def _commit(self, old: np.ndarray, new: np.ndarray, label: int, description: str, **clicks) -> object:
         change = diff(old, new, label, description, **clicks)
         if change is not None:
@@ -811,104 +650,6 @@ class SegmentEditor(QWidget):
         self._stroke = (view, self.layer.volume.array.copy(), label)
         self._dab(view, np.asarray(point, dtype=float))
         self.release(view, 0, 0)
-
-    def cut(self, view_name: str, outline_mm, mode: str | None = None, extent: str | None = None,
-            label: int | None = None) -> None:
-        """Scissors: cut the segment with a closed outline drawn in a 2D view (LPS mm points on its
-        slice), as one undoable edit: erase inside or outside it, or fill inside it, through every
-        slice or on the view's slice only (the row's choices by default; see
-        :func:`medviewer.core.label_edit.scissors`)."""
-        mode = mode or self.scissors_mode.currentText()
-        extent = extent or self.scissors_extent.currentText()
-        if len(outline_mm) < 3:
-            self._say("scissors: drag around the part to cut (a click draws no outline)")
-            return
-        if mode == "fill inside" and label is None and self.current is None:
-            label = self._current_or_new()
-        label = self._edited_label(label, "cut")
-        if label is None:
-            return
-        view = self.window.grid.views[view_name]
-        volume = self.layer.volume
-        axis = view.slice_axis
-        k = None
-        if extent == "this slice":
-            k = int(round(volume.patient_to_index(view.plane_origin())[axis]))
-        old = volume.array
-        new = scissors(old, label, volume, outline_mm, axis, SCISSORS_MODES[mode], k)
-        n = self._apply(old, new, label, f"scissors: {mode}")
-        self._say(f"scissors ({mode}, {extent}): {n:,} voxels of {self.segments[label].name} changed")
-
-    def _edited_label(self, label: int | None, action: str) -> int | None:
-        """The segment an effect acts on: ``label``, else the current one; None (and a message
-        saying so) when there is none."""
-        label = self.current if label is None else label
-        if label is None or self.layer is None or label not in self.segments:
-            self._say(f"no segment to {action}: click on a lesion or paint one first")
-            return None
-        self.set_segment_visible(label, True)   # an edit shows what it edits
-        return label
-
-    def remove_islands(self, label: int | None = None, min_ml: float | None = None) -> None:
-        """Keep the largest piece of the segment (``min_ml`` 0 or None, the spin box's default),
-        or drop the pieces smaller than ``min_ml``."""
-        label = self._edited_label(label, "remove islands from")
-        if label is None:
-            return
-        if min_ml is None:
-            min_ml = self.island_ml.value()
-        old = self.layer.volume.array
-        new = remove_islands(old, label, self.layer.volume.spacing, min_ml or None)
-        self._say(f"removed {self._apply(old, new, label, 'remove islands')} voxels")
-
-    def apply_margin(self, mm: float | None = None, label: int | None = None) -> None:
-        """Grow (``mm`` > 0) or shrink the segment by ``mm`` (the spin box's value by default), as
-        one undoable edit; growing never covers another segment."""
-        label = self._edited_label(label, "grow or shrink")
-        if label is None:
-            return
-        mm = self.margin_mm.value() if mm is None else mm
-        spacing = self.layer.volume.spacing
-        if not any(margin_radius(spacing, mm)):
-            self._say(f"a margin of {mm:g} mm is under half a voxel ({min(spacing):.2f} mm): nothing to do")
-            return
-        old = self.layer.volume.array
-        n = self._apply(old, margin(old, label, spacing, mm), label, f"margin {mm:+g} mm")
-        self._say(f"{'grew' if mm > 0 else 'shrank'} {self.segments[label].name} by {abs(mm):g} mm "
-                  f"({n:,} voxels, {n * self.layer.volume.voxel_volume_ml:.1f} mL)")
-
-    def apply_smoothing(self, mm: float | None = None, method: str | None = None, label: int | None = None) -> None:
-        """Smooth the segment (the row's kernel and method by default; see
-        :func:`medviewer.core.label_edit.smooth`), as one undoable edit."""
-        label = self._edited_label(label, "smooth")
-        if label is None:
-            return
-        mm = self.smooth_mm.value() if mm is None else mm
-        method = self.smooth_method.currentData() if method is None else method
-        spacing = self.layer.volume.spacing
-        if not any(smoothing_radius(spacing, mm)):
-            self._say(f"a {mm:g} mm kernel is under two voxels ({min(spacing):.2f} mm): nothing to smooth")
-            return
-        old = self.layer.volume.array
-        n = self._apply(old, smooth(old, label, spacing, mm, method), label, f"{method} {mm:g} mm")
-        self._say(f"smoothed {self.segments[label].name} ({method}, {mm:g} mm): {n:,} voxels changed")
-
-    def fill_between_slices(self, label: int | None = None, axis: int | None = None) -> None:
-        """Fill the segment's empty slices between the slices drawn (see
-        :func:`medviewer.core.label_edit.fill_between_slices`), as one undoable edit."""
-        label = self._edited_label(label, "fill")
-        if label is None:
-            return
-        old = self.layer.volume.array
-        new, axis = fill_between_slices(old, label, self.layer.volume.spacing, axis)
-        name = self.segments[label].name
-        if axis is None:
-            self._say(f"{name} has no empty slices between drawn ones: draw it on every few slices first")
-            return
-        n = self._apply(old, new, label, "fill between slices")
-        plane = self.layer.volume.slice_plane(2 - axis)   # array axis (z, y, x) -> index axis
-        self._say(f"filled {name} between its {plane} slices ({n:,} voxels, "
-                  f"{n * self.layer.volume.voxel_volume_ml:.1f} mL)")
 
     # ---- click to segment -------------------------------------------------------------------
     def add_click(self, point, positive: bool = True) -> None:

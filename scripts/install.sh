@@ -37,12 +37,15 @@ if [ "$run_demo" = 1 ]; then
   echo "== click-to-segment lesion 1 (right lung) from one point, as a DICOM SEG"
   "$MV" segment demo-study --point=-80,-5,25 --engine classical --out demo-study/lesion1-seg.dcm
   "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --out demo-study/lesion1-report.csv --force
+  echo "== its measures as a DICOM SR (TID 1500) with the SEG it refers to"
+  "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --format sr --out demo-study/lesion1-measures.dcm --force
   echo "== a screenshot of the viewer window"
   if [ -n "${DISPLAY:-}" ]; then
     "$MV" open demo-study --seg demo-study/lesion1-seg.dcm --screenshot demo-study/screenshot.png
   else
     xvfb-run -a -s "-screen 0 1600x1200x24" "$MV" open demo-study --seg demo-study/lesion1-seg.dcm --screenshot demo-study/screenshot.png
   fi
-  echo "== done: demo-study/ holds the series, lesion1-seg.dcm, lesion1-report.csv and screenshot.png"
+  echo "== done: demo-study/ holds the series, lesion1-seg.dcm, lesion1-report.csv, lesion1-measures.dcm"
+  echo "   (with lesion1-measures-seg.dcm) and screenshot.png"
   echo "   Open the window with: $VENV/bin/medviewer demo demo-study"
 fi

@@ -111,7 +111,6 @@ class SliceView:
         self.slab: tuple[str, float] | None = None   # (mode, thickness in mm), None: the slice alone
         self.show_crosshair = True
         self.show_annotations = True
-        self._has_image = False
 
         # VTK asks for 8x multisampling by default: on software GL (llvmpipe) that costs 5x a
         # frame, and flat image slices gain nothing from it
@@ -231,7 +230,6 @@ class SliceView:
         return actor
 
     def _set_annotations_visible(self, on: bool) -> None:
-        self._has_image = on
         for t in (*self._letters.values(), self._title, self._wl_text, self._readout,
                   self._scale_label, self._scale_actor):
             t.SetVisibility(on and self.show_annotations)
@@ -245,7 +243,7 @@ class SliceView:
             self.show_crosshair = bool(crosshair)
         if annotations is not None:
             self.show_annotations = bool(annotations)
-        self._set_annotations_visible(self._has_image)
+        self._set_annotations_visible(self._volume is not None)
         self.request_render()
 
     # ---- geometry -----------------------------------------------------------------------------

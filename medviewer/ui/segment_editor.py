@@ -235,6 +235,7 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         add = menu.addAction("Add segment (the next lesion)", lambda: self.add_segment())
         add.setShortcut(QKeySequence("Ctrl+N"))
         menu.addAction("Import a loaded segmentation", lambda: self.import_layer())
+        menu.addAction("Compare with a loaded segmentation", lambda: self.compare_with_reference())
         menu.addAction("Remove islands", lambda: self.remove_islands())
         menu.addAction("Fill between slices", lambda: self.fill_between_slices())
         menu.addAction("Smooth", lambda: self.apply_smoothing())
@@ -406,6 +407,36 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             return current
         others = [l for l in self.document.layers_of(LabelLayer) if l is not self.layer]
         return others[-1] if others else None
+
+    def compare_with_reference(self, layer: LabelLayer | None = None, label: int | None = None):
+        """The current segment against a loaded segmentation (an expert's RTSTRUCT, say: the
+        Layers panel's current label layer, else the topmost one not the editor's; its segment
+        that overlaps this one most, else all of them): Dice, volumes and surface distances,
+        shown in the status line.
+        Returns the :class:`~medviewer.core.compare.Agreement`, or None."""
+        from medviewer.core.compare import compare_masks
+
+        label = self._edited_label(label, "compare")
+        if label is None:
+            return None
+        reference = layer if layer is not None else self._importable_layer()
+        if reference is None:
+            self._say("no reference to compare with: load one (File > Load segmentation)")
+            return None
+        if not reference.volume.same_grid(self.layer.volume):
+            self._say(f"{reference.name} is not on the open image's grid")
+            return None
+        mask, ref = self.layer.volume.array == label, reference.volume.array
+        # the reference's segment this one overlaps most (the same lesion), else all of them
+        overlap = np.bincount(ref[mask].ravel().astype(np.int64)) if mask.any() else np.zeros(1, np.int64)
+        overlap[0] = 0
+        target = ref == int(np.argmax(overlap)) if overlap.any() else ref > 0
+        result = compare_masks(mask, target, self.layer.volume.spacing)
+        surface = ("" if np.isnan(result.hd95_mm) else
+                   f", surfaces {result.mean_surface_mm:.1f} mm apart on average (HD95 {result.hd95_mm:.1f} mm)")
+        self._say(f"{self.segments[label].name} against {reference.name}: Dice {result.dice:.3f}, "
+                  f"{result.volume_ml:.1f} mL against {result.reference_volume_ml:.1f} mL{surface}")
+        return result
 
     def rename_dialog(self) -> None:
         if self.current is None:

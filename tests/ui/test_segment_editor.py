@@ -703,3 +703,23 @@ def test_segments_kept_on_disk_come_back_after_a_crash_and_go_once_exported(
     # exported: nothing left to recover
     export_layer(window, editor.layer, str(tmp_path / "done.nii.gz"), "nifti")
     assert find_recovery(demo_volume) is None
+
+
+def test_a_segment_is_compared_with_the_loaded_reference_lesion_it_overlaps(window, qtbot, editor, demo_series,
+                                                                             demo_volume):
+    from medviewer.core.compare import compare_masks
+    from medviewer.io import read_image
+
+    editor.compare_with_reference()                           # nothing yet: says so
+    assert editor.status.text().startswith("no segment to compare")
+    truth = read_image(str(demo_series / "lesions.nii.gz")).array
+    c = np.asarray(lesion(demo_series, 2)["center_mm"])
+    editor.radius.setValue(6.0)
+    editor.paint_disc("axial", c, tool="brush")
+    assert editor.compare_with_reference() is None and "no reference" in editor.status.text()
+    window.load_segmentation(str(demo_series / "lesions.nii.gz"))
+    result = editor.compare_with_reference()
+    value = truth[tuple(demo_volume.patient_to_voxel(c))]      # the lesion painted in: one of three
+    expected = compare_masks(editor.layer.volume.array == 1, truth == value, demo_volume.spacing)
+    assert result == expected and 0 < result.dice < 0.5
+    assert f"Dice {result.dice:.3f}" in editor.status.text() and "HD95" in editor.status.text()

@@ -10,7 +10,8 @@ Layers (all dataclasses; change them through :meth:`Document.update_layer` so li
   with a name and an RGB colour per label value.
 * :class:`BoxLayer` - axis-aligned boxes in patient LPS millimetres, each with a label and score.
 * :class:`RulerLayer` - line segments in patient LPS millimetres with a caption (e.g. the segment
-  editor's RECIST long axes), drawn on the slices that hold them.
+  editor's RECIST long axes), and ellipses (the measure tool's regions of interest), drawn on
+  the slices that hold them.
 
 Every layer has ``name``, ``visible``, ``opacity`` (0..1) and ``color`` (RGB 0..1; for label layers
 the colour of labels without their own colour).
@@ -169,11 +170,38 @@ class Ruler:
         object.__setattr__(self, "end", tuple(float(v) for v in self.end))
 
 
+@dataclass(frozen=True)
+class Ellipse:
+    """An ellipse on one slice, in patient LPS mm: its ``center`` and two perpendicular
+    semi-axes, vectors from the centre to one end of each axis; with a caption."""
+
+    center: tuple[float, float, float]
+    axis_a: tuple[float, float, float]
+    axis_b: tuple[float, float, float]
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("center", "axis_a", "axis_b"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+
+    @property
+    def ends(self) -> np.ndarray:
+        """The four ends of its axes (4 x 3, LPS mm): +a, -a, +b, -b."""
+        c, a, b = (np.asarray(v) for v in (self.center, self.axis_a, self.axis_b))
+        return np.array([c + a, c - a, c + b, c - b])
+
+    def outline(self, n: int = 72) -> np.ndarray:
+        """``n`` points around it (n x 3, LPS mm)."""
+        t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)[:, None]
+        return np.asarray(self.center) + np.cos(t) * self.axis_a + np.sin(t) * self.axis_b
+
+
 @dataclass(eq=False, kw_only=True)
 class RulerLayer(Layer):
-    """Rulers drawn, with their captions, on the 2D slices that hold both of their ends."""
+    """Rulers and ellipses drawn, with their captions, on the 2D slices that hold them."""
 
     rulers: list[Ruler] = field(default_factory=list)
+    ellipses: list[Ellipse] = field(default_factory=list)
     color: RGB = (1.0, 0.85, 0.0)
 
 

@@ -15,7 +15,7 @@ Mouse: left click/drag moves the crosshair; right drag changes window (horizonta
 (vertical); middle drag or shift+left drag pans; ctrl+left/right drag or ctrl+wheel zooms; wheel,
 shift+right drag or alt+left drag scrolls slices. Keys: PgUp/PgDn, Up/Down, Left/Right scroll
 (with shift: 10 slices); r resets the view. While an editing ``tool`` is set (the segment
-editor's click/brush tools, the length tool), the left button (with or without shift) goes to the
+editor's click/brush tools, the measure tool), the left button (with or without shift) goes to the
 tool instead, and Delete or Backspace to its ``delete_selected()`` if it has one.
 
 Slab: the image can be drawn as the maximum (MIP), minimum (MinIP) or mean of a slab of so many
@@ -162,6 +162,8 @@ class SliceView:
         self._scale_label = self._text((0.99, 0.06), (2, 0), size=11, color=(0.9, 0.9, 0.9))
         self._scale_actor = self._scale_bar_actor()
         self.renderer.AddObserver("StartEvent", lambda *_: self._update_scale_bar())
+        self._caption_anchors: dict[int, tuple[float, float]] = {}   # id(text actor) -> (u, v) asked for
+        self.renderer.AddObserver("StartEvent", lambda *_: self._fit_captions())
         self._set_annotations_visible(False)
 
         self._handlers = document.events.connect_all([
@@ -512,7 +514,7 @@ class SliceView:
 
     def _update_boxes(self, layer: BoxLayer | RulerLayer) -> None:
         """Rectangles of the boxes that the current slice crosses, each with its caption; or the
-        rulers that lie on the current slice, each with its caption centred above its middle."""
+        rulers and ellipses that lie on the current slice, each with its caption centred above it."""
         _, data, _, texts = self._boxes[layer.id]
         if isinstance(layer, RulerLayer):
             points, segments, captions = self._ruler_lines(layer)
@@ -525,12 +527,38 @@ class SliceView:
                 text, u, v = captions[i]
                 t.SetInput(text)
                 t.GetPositionCoordinate().SetValue(u, v, 0.4)
+                self._caption_anchors[id(t)] = (u, v)
             t.SetVisibility(layer.visible and i < len(captions))
         pts, cells = lines_polydata_arrays(np.asarray(points, dtype=float).reshape(-1, 3),
                                            np.asarray(segments, dtype=np.int64).reshape(-1, 2))
         data.SetPoints(pts)
         data.SetLines(cells)
         data.Modified()
+
+    def _fit_captions(self) -> None:
+        """Shift each ruler's or ellipse's caption sideways, as each frame starts, so that all of
+        it stays inside the view: centred over a measurement near the view's edge (a caption of
+        three lines is wide), it would be cut off."""
+        w, h = self.renderer.GetSize()
+        if w <= 0 or h <= 0:
+            return
+        mm_per_px = 2.0 * self.renderer.GetActiveCamera().GetParallelScale() / h
+        box = [0.0] * 4
+        for layer, _, _, texts in self._boxes.values():
+            if not isinstance(layer, RulerLayer):
+                continue
+            for t in texts:
+                anchor = self._caption_anchors.get(id(t))
+                if anchor is None or not t.GetVisibility():
+                    continue
+                self.renderer.SetWorldPoint(anchor[0], anchor[1], 0.4, 1.0)
+                self.renderer.WorldToDisplay()
+                x = self.renderer.GetDisplayPoint()[0]
+                t.GetBoundingBox(self.renderer, box)
+                width = box[1] - box[0]
+                left = x - width / 2   # centred
+                shift = max(0.0, 2 - left) if left < 2 or width > w - 4 else min(0.0, w - 2 - (left + width))
+                t.GetPositionCoordinate().SetValue(anchor[0] + shift * mm_per_px, anchor[1], 0.4)
 
     def _box_lines(self, layer: BoxLayer):
         half = self._half_slab()
@@ -573,6 +601,16 @@ class SliceView:
                     segments.append((len(points) - 2, len(points) - 1))
             if ruler.caption:   # centred above the ruler's middle: on screen wherever the ruler is
                 captions.append((ruler.caption, float(u.mean()), float(v.max()) + 2.0))
+        for ellipse in ([] if self._volume is None else layer.ellipses):
+            if np.abs((ellipse.ends - self.center) @ self.normal - self.offset).max() > half:
+                continue
+            d = ellipse.outline() - self.center
+            u, v = d @ self.right, d @ self.up
+            base, n = len(points), len(d)
+            points += [(a, b, 0) for a, b in zip(u, v)]
+            segments += [(base + k, base + (k + 1) % n) for k in range(n)]
+            if ellipse.caption:   # centred above the ellipse
+                captions.append((ellipse.caption, float(u.mean()), float(v.max()) + 2.0))
         return points, segments, captions
 
     def set_sketch(self, points_mm=None) -> None:

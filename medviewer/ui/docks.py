@@ -67,7 +67,7 @@ class StudyBrowser(QTreeWidget):
 
 
 def _kind(layer: Layer) -> str:
-    return {ImageLayer: "image", LabelLayer: "labels", BoxLayer: "boxes", RulerLayer: "rulers"}.get(
+    return {ImageLayer: "image", LabelLayer: "labels", BoxLayer: "boxes", RulerLayer: "measurements"}.get(
         type(layer), "layer")
 
 

@@ -102,9 +102,9 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.segment_editor.install(self)
-        from medviewer.ui.length_tool import LengthTool
-        self.length_tool = LengthTool(self)
-        self.length_tool.install(self)
+        from medviewer.ui.measure_tool import MeasureTool
+        self.measure_tool = MeasureTool(self)
+        self.measure_tool.install(self)
         self.index = None   # the DicomIndex of the folder open, if any
         from medviewer.ui.annotations_ui import add_annotations_bar
         self.annotations = add_annotations_bar(self)
@@ -132,7 +132,7 @@ class MainWindow(QMainWindow):
         self._action(file, "&Quit", self.close, QKeySequence.Quit)
 
         edit = mb.addMenu("&Edit")
-        # Ctrl+Z / Ctrl+Shift+Z: the lengths' changes while the length tool is on and has one to
+        # Ctrl+Z / Ctrl+Shift+Z: the measurements' changes while the measure tool is on and has one to
         # undo, else the segments' edits (see undo, redo)
         self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence("Ctrl+Z"))
         self.redo_action = self._action(edit, "&Redo", self.redo, None)
@@ -417,11 +417,11 @@ class MainWindow(QMainWindow):
         self.grid.views["3d"].set_preset(name)
 
     def undo(self) -> None:
-        tool = self.length_tool
+        tool = self.measure_tool
         (tool.undo if tool.active and tool.can_undo() else self.segment_editor.undo)()
 
     def redo(self) -> None:
-        tool = self.length_tool
+        tool = self.measure_tool
         (tool.redo if tool.active and tool.can_redo() else self.segment_editor.redo)()
 
     def set_slab(self, mode: str | None, thickness_mm: float = 10.0) -> None:
@@ -565,8 +565,8 @@ class MainWindow(QMainWindow):
 
     def confirm_discard(self, action: str) -> bool:
         """Whether to go on with ``action``, which replaces the image and with it the segments and
-        the lengths measured: each is offered for export first if it has unexported changes."""
-        return self.confirm_discard_segments(action) and self.length_tool.confirm_discard(action)
+        the measurements: each is offered for export first if it has unexported changes."""
+        return self.confirm_discard_segments(action) and self.measure_tool.confirm_discard(action)
 
     def closeEvent(self, event) -> None:
         if not self.confirm_discard("closing"):

@@ -179,7 +179,7 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         row.addWidget(self.redo_button)
         box.addLayout(row)
         # Ctrl+Z and Ctrl+Shift+Z belong to the window's Edit menu, which sends them here unless
-        # the length tool has a change to undo
+        # the measure tool has a change to undo
         self.undo_action = QAction("&Undo segment edit", self)
         self.undo_action.triggered.connect(self.undo)
         self.redo_action = QAction("&Redo segment edit", self)
@@ -563,7 +563,7 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         for view in self._slice_views():
             if self.tool != "navigate":
                 view.tool = self
-            elif view.tool is self:   # another tool (the length tool) may hold the button
+            elif view.tool is self:   # another tool (the measure tool) may hold the button
                 view.tool = None
         if self.tool == "click":
             self.warm_engine()

@@ -663,10 +663,10 @@ def test_number_keys_pick_the_tools_and_escape_navigates(window, qtbot, editor):
     for key, tool in ((Qt.Key_2, "brush"), (Qt.Key_3, "eraser"), (Qt.Key_4, "threshold"), (Qt.Key_5, "scissors")):
         qtbot.keyClick(axial, key)
         assert editor.tool == tool and editor.tool_combo.currentData() == tool
-    window.length_tool.set_active(True)
+    window.measure_tool.set_active(True)
     assert editor.tool == "navigate"
-    qtbot.keyClick(axial, Qt.Key_2)                       # a tool key turns the length tool off
-    assert editor.tool == "brush" and not window.length_tool.active
+    qtbot.keyClick(axial, Qt.Key_2)                       # a tool key turns the measure tool off
+    assert editor.tool == "brush" and not window.measure_tool.active
     qtbot.keyClick(axial, Qt.Key_Escape)
     assert editor.tool == "navigate" and window.grid.views["axial"].tool is None
     n = len(editor.segments)

@@ -1,5 +1,6 @@
-"""Lengths read back from DICOM SR: our own export (highdicom, TID 1410 groups) round trips, and an
-SR shaped as OHIF's length tool writes it (dcmjs: the line under its Length measurement)."""
+"""Lengths and ellipses read back from DICOM SR: our own export (highdicom, TID 1410 groups) round
+trips, and SRs shaped as OHIF's length and elliptical ROI tools write them (dcmjs: the region
+under its Length or Area measurement)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from pydicom.uid import generate_uid
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
-from medviewer.export.lengths import write_lengths
-from medviewer.io.lengths_sr import read_lengths_sr
-from tests.export.test_lengths import rulers_on
+from medviewer.export.measurements import write_measurements
+from medviewer.io.measurements_sr import read_measurements_sr
+from tests.export.test_measurements import ellipses_on, rulers_on
 
 
 def test_our_sr_round_trips_to_the_same_rulers(demo_volume, tmp_path):
     rulers = rulers_on(demo_volume)
-    out = write_lengths(demo_volume, rulers, tmp_path / "lengths.dcm")
-    read = read_lengths_sr(out, demo_volume)
+    out = write_measurements(demo_volume, rulers, tmp_path / "lengths.dcm")
+    read = read_measurements_sr(out, demo_volume)
     assert read.warnings == [] and len(read.rulers) == 4
     for got, want in zip(read.rulers, rulers):
         assert np.allclose(got.start, want.start, atol=1e-3) and np.allclose(got.end, want.end, atol=1e-3)
@@ -35,9 +36,11 @@ def _code(value, scheme, meaning):
 
 
 def ohif_style_sr(volume: Volume, k: int, cols_rows, length_mm: float, other_series_uid: str | None = None,
-                  frame: int | None = None) -> Dataset:
+                  frame: int | None = None, ellipse: bool = False) -> Dataset:
     """A Comprehensive SR as OHIF's length tool exports it: a measurement group holding a NUM
-    Length, which is inferred from an open SCOORD polyline selected from the image."""
+    Length, which is inferred from an open SCOORD polyline selected from the image; with
+    ``ellipse``, as its elliptical ROI does: an Area (``length_mm`` in mm2) inferred from an
+    ELLIPSE."""
     image = Dataset()
     image.RelationshipType, image.ValueType = "SELECTED FROM", "IMAGE"
     ref = Dataset()
@@ -47,15 +50,16 @@ def ohif_style_sr(volume: Volume, k: int, cols_rows, length_mm: float, other_ser
         ref.ReferencedFrameNumber = frame
     image.ReferencedSOPSequence = Sequence([ref])
     scoord = Dataset()
-    scoord.RelationshipType, scoord.ValueType, scoord.GraphicType = "INFERRED FROM", "SCOORD", "POLYLINE"
+    scoord.RelationshipType, scoord.ValueType, scoord.GraphicType = "INFERRED FROM", "SCOORD", \
+        "ELLIPSE" if ellipse else "POLYLINE"
     scoord.GraphicData = [float(v) for v in np.ravel(cols_rows)]
     scoord.ContentSequence = Sequence([image])
     num = Dataset()
     num.RelationshipType, num.ValueType = "CONTAINS", "NUM"
-    num.ConceptNameCodeSequence = _code("410668003", "SCT", "Length")
+    num.ConceptNameCodeSequence = _code("42798000", "SCT", "Area") if ellipse else _code("410668003", "SCT", "Length")
     value = Dataset()
     value.NumericValue = f"{length_mm:.3f}"
-    value.MeasurementUnitsCodeSequence = _code("mm", "UCUM", "mm")
+    value.MeasurementUnitsCodeSequence = _code("mm2", "UCUM", "mm2") if ellipse else _code("mm", "UCUM", "mm")
     num.MeasuredValueSequence = Sequence([value])
     num.ContentSequence = Sequence([scoord])
     tracking = Dataset()
@@ -87,7 +91,7 @@ def test_an_ohif_length_is_read_onto_its_slice(demo_volume, tmp_path):
     cols_rows = np.array([[100.5, 120.5], [140.5, 150.5]])
     path = tmp_path / "ohif.dcm"
     pydicom.dcmwrite(path, ohif_style_sr(demo_volume, k, cols_rows, 37.31), enforce_file_format=True)
-    (ruler,) = read_lengths_sr(path, demo_volume).rulers
+    (ruler,) = read_measurements_sr(path, demo_volume).rulers
     want = demo_volume.index_to_patient(np.array([[100, 120, k], [140, 150, k]], dtype=float))
     assert np.allclose([ruler.start, ruler.end], want, atol=1e-6)
     assert ruler.caption == "37.3 mm"   # the SR's own value (37.31), not the distance of the ends
@@ -99,16 +103,16 @@ def test_lengths_of_another_series_or_a_non_sr_are_refused_with_the_file_named(d
     path = tmp_path / "other.dcm"
     pydicom.dcmwrite(path, ohif_style_sr(demo_volume, 0, [[1, 1], [5, 5]], 5.7, other_series_uid=generate_uid()),
                      enforce_file_format=True)
-    with pytest.raises(MedviewerError, match="no length measurements on this series.*another series") as e:
-        read_lengths_sr(path, demo_volume)
+    with pytest.raises(MedviewerError, match="no lengths or ellipses on this series.*another series") as e:
+        read_measurements_sr(path, demo_volume)
     assert str(path) in str(e.value)
     (tmp_path / "junk.dcm").write_bytes(b"not dicom")
     with pytest.raises(MedviewerError, match="junk.dcm"):
-        read_lengths_sr(tmp_path / "junk.dcm", demo_volume)
+        read_measurements_sr(tmp_path / "junk.dcm", demo_volume)
     a_ct_slice = next(p for p in sorted(demo_series.rglob("*")) if p.is_file() and p.suffix in ("", ".dcm")
                       and pydicom.misc.is_dicom(p))
     with pytest.raises(MedviewerError, match="not a DICOM SR"):
-        read_lengths_sr(a_ct_slice, demo_volume)
+        read_measurements_sr(a_ct_slice, demo_volume)
 
 
 def test_a_length_on_a_frame_of_a_multiframe_image_lands_on_that_frames_slice(tmp_path):
@@ -118,5 +122,29 @@ def test_a_length_on_a_frame_of_a_multiframe_image_lands_on_that_frames_slice(tm
                     source_frame_numbers=frames)
     path = tmp_path / "mf.dcm"
     pydicom.dcmwrite(path, ohif_style_sr(volume, 0, [[2.5, 3.5], [10.5, 3.5]], 4.0, frame=1), enforce_file_format=True)
-    (ruler,) = read_lengths_sr(path, volume).rulers
+    (ruler,) = read_measurements_sr(path, volume).rulers
     assert np.allclose(volume.patient_to_index(ruler.start), [2, 3, 1]) and ruler.caption == "4.0 mm"
+
+
+def test_our_ellipses_round_trip_beside_the_lengths(demo_volume, tmp_path):
+    rulers, ellipses = rulers_on(demo_volume)[:2], ellipses_on(demo_volume)
+    out = write_measurements(demo_volume, rulers, tmp_path / "m.dcm", ellipses=ellipses)
+    read = read_measurements_sr(out, demo_volume)
+    assert read.warnings == [] and len(read.rulers) == 2 and len(read.ellipses) == 2
+    for got, want in zip(read.ellipses, ellipses):
+        assert np.allclose(got.ends, want.ends, atol=1e-3)
+
+
+def test_an_ohif_ellipse_is_read_onto_its_slice(demo_volume, tmp_path):
+    k = demo_volume.shape[0] // 3
+    # the ends of its axes in pixels (corners at 0): major along the columns, minor along the rows
+    ends = np.array([[90.5, 100.5], [130.5, 100.5], [110.5, 90.5], [110.5, 110.5]])
+    path = tmp_path / "ohif-ellipse.dcm"
+    pydicom.dcmwrite(path, ohif_style_sr(demo_volume, k, ends, 1230.0, ellipse=True), enforce_file_format=True)
+    read = read_measurements_sr(path, demo_volume)
+    assert read.rulers == [] and len(read.ellipses) == 1
+    (e,) = read.ellipses
+    want = demo_volume.index_to_patient(np.c_[ends - 0.5, np.full(4, k)])
+    assert np.allclose(e.ends, want, atol=1e-6)
+    assert np.allclose(e.center, demo_volume.index_to_patient([110, 100, k]))
+    assert np.linalg.norm(e.axis_a) == pytest.approx(20 * demo_volume.spacing[0])

@@ -1,12 +1,15 @@
-"""Length measurements read back from a DICOM SR measurement report (TID 1500): ours
-(:mod:`medviewer.export.lengths`) and those of OHIF's length tool, as rulers on an image.
+"""Measurements read back from a DICOM SR measurement report (TID 1500): ours
+(:mod:`medviewer.export.measurements`) and those of OHIF's length and elliptical ROI tools, as
+rulers and ellipses on an image.
 
 A measurement group (DCM 125007) gives a ruler when it holds an open POLYLINE of two points: a
 SCOORD on one of the image's slices (pixel column and row, the image's top-left corner at 0, 0),
 or a SCOORD3D in the image's frame of reference (mm). The polyline may sit at the group's level
 (TID 1410 "Image Region", as highdicom writes it) or under its Length measurement ("inferred
 from", as OHIF's dcmjs writes it). The caption is the group's Length (SNOMED CT 410668003) in mm
-where there is one, else the distance between the ends.
+where there is one, else the distance between the ends. A group whose region is an ELLIPSE of
+four points (the ends of its axes, the major first, as DICOM defines it) gives an ellipse; its
+caption is left to the reader, who measures it on the image (:mod:`medviewer.core.roi_stats`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pydicom
 
-from medviewer.core.document import Ruler
+from medviewer.core.document import Ellipse, Ruler
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
@@ -26,8 +29,9 @@ LENGTH = "410668003"
 
 
 @dataclass
-class LengthsRead:
+class MeasurementsRead:
     rulers: list[Ruler]
+    ellipses: list[Ellipse] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -55,9 +59,10 @@ def _referenced_image(scoord) -> tuple[str, int | None] | None:
     return None
 
 
-def read_lengths_sr(path: str | os.PathLike, volume: Volume) -> LengthsRead:
-    """The two-point polylines of the SR's measurement groups that lie on ``volume`` (a DICOM
-    series: its slices' SOP Instance UIDs, its frame of reference), as rulers in LPS mm."""
+def read_measurements_sr(path: str | os.PathLike, volume: Volume) -> MeasurementsRead:
+    """The two-point polylines and four-point ellipses of the SR's measurement groups that lie on
+    ``volume`` (a DICOM series: its slices' SOP Instance UIDs, its frame of reference), as rulers
+    and ellipses in LPS mm."""
     path = os.fspath(path)
     try:
         ds = pydicom.dcmread(path)
@@ -68,44 +73,48 @@ def read_lengths_sr(path: str | os.PathLike, volume: Volume) -> LengthsRead:
     multiframe = volume.source_frame_numbers is not None   # slices are frames of one image: keyed by frame
     frames = volume.source_frame_numbers if multiframe else (None,) * len(volume.source_sop_instance_uids)
     slices = {(uid, frame): k for k, (uid, frame) in enumerate(zip(volume.source_sop_instance_uids, frames))}
-    rulers: list[Ruler] = []
+    read = MeasurementsRead([])
     elsewhere = skipped = 0
     for group in _walk(ds.ContentSequence):
         if _concept(group) != MEASUREMENT_GROUP:
             continue
         items = list(_walk(group.get("ContentSequence", [])))
-        lines = [i for i in items if i.get("ValueType") in ("SCOORD", "SCOORD3D")
-                 and str(i.get("GraphicType", "")) == "POLYLINE"]
-        if not lines:
+        regions = [i for i in items if i.get("ValueType") in ("SCOORD", "SCOORD3D")]
+        if not regions:
             continue
-        line = lines[0]
-        values = [float(v) for v in line.GraphicData]
-        if line.ValueType == "SCOORD" and len(values) == 4:
-            uid, frame = _referenced_image(line) or ("", None)
+        region = regions[0]
+        kind = str(region.get("GraphicType", ""))
+        values = [float(v) for v in region.GraphicData]
+        count = {"POLYLINE": 2, "ELLIPSE": 4}.get(kind)
+        dims = 2 if region.ValueType == "SCOORD" else 3
+        if count is None or len(values) != count * dims:
+            skipped += 1   # a polygon, a path of several points, a point: not a length or an ellipse
+            continue
+        if dims == 2:
+            uid, frame = _referenced_image(region) or ("", None)
             k = slices.get((uid, frame if multiframe else None))
             if k is None:
                 elsewhere += 1
                 continue
-            (c0, r0), (c1, r1) = np.reshape(values, (2, 2)) - 0.5   # pixel corners -> index
-            ends = volume.index_to_patient(np.array([[c0, r0, k], [c1, r1, k]], dtype=float))
-        elif line.ValueType == "SCOORD3D" and len(values) == 6:
-            if str(line.get("ReferencedFrameOfReferenceUID", "")) != (volume.frame_of_reference_uid or ""):
+            pixels = np.reshape(values, (count, 2)) - 0.5   # pixel corners -> index
+            points = volume.index_to_patient(np.c_[pixels, np.full(count, k)])
+        else:
+            if str(region.get("ReferencedFrameOfReferenceUID", "")) != (volume.frame_of_reference_uid or ""):
                 elsewhere += 1
                 continue
-            ends = np.reshape(values, (2, 3))
-        else:
-            skipped += 1   # a polygon, a path of several points: not a length
+            points = np.reshape(values, (count, 3))
+        if kind == "ELLIPSE":
+            read.ellipses.append(Ellipse(points.mean(0), (points[0] - points[1]) / 2, (points[2] - points[3]) / 2))
             continue
         length = next((float(i.MeasuredValueSequence[0].NumericValue) for i in items
                        if i.get("ValueType") == "NUM" and _concept(i) == LENGTH and i.get("MeasuredValueSequence")),
-                      float(np.linalg.norm(ends[1] - ends[0])))
-        rulers.append(Ruler(ends[0], ends[1], f"{length:.1f} mm"))
-    warnings = []
+                      float(np.linalg.norm(points[1] - points[0])))
+        read.rulers.append(Ruler(points[0], points[1], f"{length:.1f} mm"))
     if elsewhere:
-        warnings.append(f"{elsewhere} measurement(s) lie on images of another series")
+        read.warnings.append(f"{elsewhere} measurement(s) lie on images of another series")
     if skipped:
-        warnings.append(f"{skipped} region(s) other than lines were left out")
-    if not rulers:
-        raise MedviewerError("no length measurements on this series in this SR"
-                             + (f" ({'; '.join(warnings)})" if warnings else ""), path)
-    return LengthsRead(rulers, warnings)
+        read.warnings.append(f"{skipped} region(s) other than lines and ellipses were left out")
+    if not read.rulers and not read.ellipses:
+        raise MedviewerError("no lengths or ellipses on this series in this SR"
+                             + (f" ({'; '.join(read.warnings)})" if read.warnings else ""), path)
+    return read

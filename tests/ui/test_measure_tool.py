@@ -1,5 +1,6 @@
-"""The length tool under Xvfb: rulers drawn with real mouse events through the VTK interactor,
-their captions and pixels, moving an end, the segment editor's tools, export (CSV, DICOM SR)."""
+"""The measure tool under Xvfb: rulers and ellipses drawn with real mouse events through the VTK
+interactor, their captions and pixels, moving an end or an ellipse, the segment editor's tools,
+export (CSV, DICOM SR) and loading back."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 def tool(window, demo_volume):
     window.resize(900, 700)
     window.set_volume(demo_volume)
-    window.length_tool.set_active(True)
-    return window.length_tool
+    window.measure_tool.set_active(True)
+    return window.measure_tool
 
 
 def drag(window, view_name, a, b, steps=4):
@@ -114,7 +115,7 @@ def test_the_segment_editors_tools_and_the_length_tool_take_turns(window, tool):
 
 
 def test_the_tool_exports_its_lengths_and_knows_when_they_are_exported(window, tool, tmp_path):
-    """The format itself is tested in tests/export/test_lengths.py."""
+    """The format itself is tested in tests/export/test_measurements.py."""
     c = window.document.cursor
     drag(window, "axial", c + [-30.0, -10.0, 0.0], c + [20.0, 25.0, 0.0])
     assert tool.has_unexported() and window.confirm_discard("closing")   # a quiet window does not ask
@@ -133,7 +134,7 @@ def test_lengths_saved_as_sr_load_back_onto_the_series(window, tool, tmp_path):
     drawn = tool.rulers
     path = tool.export(str(tmp_path / "lengths.dcm"))
     tool.clear()
-    loaded = tool.load(path)
+    loaded = tool.load(path).rulers
     assert len(loaded) == 2 and tool.rulers == loaded and not tool.has_unexported()
     for got, want in zip(loaded, drawn):
         assert np.allclose([got.start, got.end], [want.start, want.end], atol=1e-3)
@@ -177,3 +178,74 @@ def test_ctrl_z_undoes_length_changes_while_the_tool_is_on_and_segment_edits_oth
     tool.set_active(True)
     window.set_volume(window.document.image.volume)
     assert not tool.can_undo() and tool.rulers == []
+
+
+def test_an_ellipse_shows_its_area_and_hu_and_can_be_moved_resized_and_deleted(window, qtbot, tool, demo_volume):
+    from medviewer.core.roi_stats import ellipse_caption, ellipse_stats
+
+    tool.set_active(True, "ellipse")
+    assert tool.mode == "ellipse" and not tool.actions["length"].isChecked()
+    c = window.document.cursor
+    drag(window, "axial", c + [-20.0, -10.0, 0.0], c + [20.0, 14.0, 0.0])   # corner to corner
+    (e,) = tool.ellipses
+    assert tool.rulers == []
+    px = demo_volume.spacing[0] * 2
+    assert np.allclose(e.center, c + [0.0, 2.0, 0.0], atol=px)
+    assert sorted(np.abs([np.linalg.norm(e.axis_a), np.linalg.norm(e.axis_b)])) == pytest.approx([12.0, 20.0], abs=px)
+    stats = ellipse_stats(demo_volume, e)
+    assert e.caption == ellipse_caption(stats) and stats.pixel_count > 100 and "HU" in e.caption
+    # the body of the demo phantom around the cursor: soft tissue, not air
+    assert -200 < stats.mean < 300
+    axial = window.grid.views["axial"]
+    assert [text for text, _ in axial.box_captions(tool.layer)] == [e.caption]
+    assert yellow_at(axial, np.add(e.center, e.axis_a)) and not yellow_at(axial, e.center)
+    assert "Ellipse 1:" in window.status_label.text()
+    # inside: the whole ellipse moves along the slice
+    drag(window, "axial", e.center, np.add(e.center, [10.0, -5.0, 0.0]))
+    (moved,) = tool.ellipses
+    assert np.allclose(moved.center, np.add(e.center, [10.0, -5.0, 0.0]), atol=px)
+    assert np.allclose(moved.axis_a, e.axis_a) and np.allclose(moved.axis_b, e.axis_b)
+    drag(window, "axial", c + [60.0, 60.0, 0.0], c + [60.0, 60.0, 0.0])   # a click draws nothing
+    assert tool.ellipses == [moved]
+    # in a view that cuts across it, a press inside its outline draws a new ellipse there
+    drag(window, "coronal", np.add(moved.center, [0.0, 0.0, -6.0]), np.add(moved.center, [8.0, 0.0, 6.0]))
+    assert tool.ellipses[0] == moved and len(tool.ellipses) == 2
+    tool.delete_last()
+    assert tool.ellipses == [moved]
+    # an axis' end: that axis grows, its opposite end stays, the other axis too
+    grab = np.add(moved.center, moved.axis_a)
+    far = np.subtract(moved.center, moved.axis_a)
+    drag(window, "axial", grab, grab + 8.0 * np.asarray(moved.axis_a) / np.linalg.norm(moved.axis_a))
+    (resized,) = tool.ellipses
+    assert np.linalg.norm(resized.axis_a) == pytest.approx(np.linalg.norm(moved.axis_a) + 4.0, abs=px)
+    assert np.allclose(np.subtract(resized.center, resized.axis_a), far, atol=px) or \
+        np.allclose(np.add(resized.center, resized.axis_a), far, atol=px)
+    assert np.allclose(resized.axis_b, moved.axis_b)
+    assert resized.caption == ellipse_caption(ellipse_stats(demo_volume, resized)) != moved.caption
+    # Delete removes the ellipse last drawn or moved; Ctrl+Z brings it back; another slice does not show it
+    window.activateWindow()
+    window.grid.widgets["axial"].setFocus()
+    qtbot.keyClick(window.grid.widgets["axial"], Qt.Key_Delete)
+    assert tool.ellipses == [] and tool.layer is None and "Deleted the ellipse" in window.status_label.text()
+    window.undo()
+    assert tool.ellipses == [resized]
+    window.document.set_cursor(c + [0.0, 0.0, 3 * demo_volume.spacing[2]])
+    assert axial.box_captions(tool.layer) == []
+
+
+def test_ellipses_and_lengths_export_together_and_load_back(window, tool, tmp_path, demo_volume):
+    c = window.document.cursor
+    drag(window, "axial", c + [-30.0, -10.0, 0.0], c + [20.0, 25.0, 0.0])
+    tool.set_active(True, "ellipse")
+    drag(window, "coronal", c + [-15.0, 0.0, -10.0], c + [15.0, 0.0, 12.0])
+    (e,) = tool.ellipses
+    assert abs(demo_volume.patient_to_index(e.center)[1] - round(demo_volume.patient_to_index(e.center)[1])) < 1e-6
+    rows = list(csv.DictReader(open(tool.export(str(tmp_path / "m.csv")))))
+    assert [(r["kind"], r["plane"]) for r in rows] == [("length", "axial"), ("ellipse", "coronal")]
+    assert not tool.has_unexported()
+    path = tool.export(str(tmp_path / "m.dcm"))
+    tool.clear()
+    read = tool.load(path)
+    assert len(read.rulers) == 1 and len(tool.ellipses) == 1 and not tool.has_unexported()
+    assert np.allclose(tool.ellipses[0].ends, e.ends, atol=1e-3) and tool.ellipses[0].caption == e.caption
+    assert "1 length(s) and 1 ellipse(s)" in window.status_label.text()

@@ -108,6 +108,8 @@ class MainWindow(QMainWindow):
         self.index = None   # the DicomIndex of the folder open, if any
         from medviewer.ui.annotations_ui import add_annotations_bar
         self.annotations = add_annotations_bar(self)
+        from medviewer.ui import help_menu
+        help_menu.install(self)
 
     # ---- menus --------------------------------------------------------------------------------
     def _build_menus(self) -> None:

@@ -2,10 +2,13 @@
 OHIF's elliptical ROI and Slicer's ROI statistics give them: area, and the mean, standard
 deviation, minimum and maximum of the pixels inside (HU on CT).
 
-A pixel is inside when its centre lies inside the ellipse (or on it). The area is the ellipse's
-own, pi * a * b, not the pixels' (which step with the grid). The ellipse must lie on a slice of
-the image: its centre and the ends of its axes on one index plane (within a hundredth of a
-voxel), as the measure tool draws it in a 2D view.
+An ellipse on a slice of the image (its centre and the ends of its axes on one index plane,
+within a hundredth of a voxel: what the measure tool draws in a 2D view of an image whose grid is
+not tilted) takes the pixels of that slice whose centres lie inside it (or on it). One on any
+other plane (a 2D view of a gantry-tilted CT cuts across the image's slices) takes the voxels
+nearest the points of a grid on its own plane, as fine as the image's finest spacing, that lie
+inside it: each voxel once. The area is the ellipse's own, pi * a * b, not the pixels' (which
+step with the grid).
 """
 
 from __future__ import annotations
@@ -28,19 +31,20 @@ class EllipseStats:
     minimum: float
     maximum: float
     unit: str              # "HU" for CT, else ""
-    axis: int              # the index axis (x=0, y=1, z=2) across which it lies
-    slice_index: int       # 0-based along that axis
-    plane: str             # axial, coronal or sagittal
+    axis: int | None       # the index axis (x=0, y=1, z=2) across which it lies; None: oblique
+    slice_index: int | None   # 0-based along that axis
+    plane: str             # axial, coronal, sagittal or oblique
 
 
-def ellipse_slice(volume: Volume, ellipse: Ellipse) -> tuple[int, int]:
-    """(index axis, slice index) of the slice of ``volume`` that holds ``ellipse``."""
+def ellipse_slice(volume: Volume, ellipse: Ellipse) -> tuple[int, int] | None:
+    """(index axis, slice index) of the slice of ``volume`` that holds ``ellipse``; None when it
+    lies across the slices (oblique)."""
     ends = volume.patient_to_index(np.vstack([ellipse.center, ellipse.ends]))
     spread = ends.max(0) - ends.min(0)
     # a slice's index axis is the one the ellipse does not move along; prefer z, as lengths do
     axis = next((a for a in (2, 1, 0) if spread[a] < 1e-2), None)
     if axis is None:
-        raise MedviewerError("the ellipse does not lie on a slice of the image")
+        return None
     index = int(round(float(ends[0, axis])))
     if not 0 <= index < volume.size_xyz[axis]:
         raise MedviewerError("the ellipse lies outside the image")
@@ -49,8 +53,12 @@ def ellipse_slice(volume: Volume, ellipse: Ellipse) -> tuple[int, int]:
 
 def ellipse_mask(volume: Volume, ellipse: Ellipse) -> tuple[int, int, np.ndarray]:
     """(axis, slice index, mask): the pixels of that slice whose centres lie inside, as a boolean
-    array shaped as ``volume.array`` indexed at that slice (e.g. (y, x) for axis 2)."""
-    axis, index = ellipse_slice(volume, ellipse)
+    array shaped as ``volume.array`` indexed at that slice (e.g. (y, x) for axis 2). The ellipse
+    must lie on a slice (:func:`ellipse_slice`)."""
+    found = ellipse_slice(volume, ellipse)
+    if found is None:
+        raise MedviewerError("the ellipse does not lie on a slice of the image")
+    axis, index = found
     a, b = np.asarray(ellipse.axis_a), np.asarray(ellipse.axis_b)
     la, lb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     array_axis = 2 - axis                        # index axis x, y, z -> array axis 2, 1, 0
@@ -75,18 +83,44 @@ def ellipse_mask(volume: Volume, ellipse: Ellipse) -> tuple[int, int, np.ndarray
     return axis, index, mask
 
 
+def oblique_voxels(volume: Volume, ellipse: Ellipse) -> np.ndarray:
+    """The voxels (n x 3, array order z, y, x; each once) nearest the points of a grid on the
+    ellipse's plane, as fine as the image's finest spacing, that lie inside the ellipse and the
+    image."""
+    a, b = np.asarray(ellipse.axis_a), np.asarray(ellipse.axis_b)
+    la, lb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if la <= 0 or lb <= 0:
+        return np.zeros((0, 3), dtype=int)
+    step = min(volume.spacing)
+    s = np.arange(-np.floor(la / step), np.floor(la / step) + 1) * step
+    t = np.arange(-np.floor(lb / step), np.floor(lb / step) + 1) * step
+    ss, tt = np.meshgrid(s, t, indexing="ij")
+    inside = (ss / la) ** 2 + (tt / lb) ** 2 <= 1.0 + 1e-9
+    points = np.asarray(ellipse.center) + ss[inside, None] * (a / la) + tt[inside, None] * (b / lb)
+    ijk = np.rint(volume.patient_to_index(points)).astype(int)
+    ijk = ijk[np.all((ijk >= 0) & (ijk < np.asarray(volume.size_xyz)), axis=1)]
+    return np.unique(ijk[:, ::-1], axis=0)
+
+
 def ellipse_stats(volume: Volume, ellipse: Ellipse) -> EllipseStats:
     """Area and pixel statistics of ``ellipse`` on ``volume``."""
-    axis, index, mask = ellipse_mask(volume, ellipse)
-    plane = np.take(volume.array, index, axis=2 - axis)
-    values = plane[mask].astype(np.float64)
+    found = ellipse_slice(volume, ellipse)
+    if found is None:
+        zyx = oblique_voxels(volume, ellipse)
+        values = volume.array[zyx[:, 0], zyx[:, 1], zyx[:, 2]].astype(np.float64)
+        axis = index = None
+        plane_name = "oblique"
+    else:
+        axis, index, mask = ellipse_mask(volume, ellipse)
+        values = np.take(volume.array, index, axis=2 - axis)[mask].astype(np.float64)
+        plane_name = volume.slice_plane(axis)
     area = float(np.pi * np.linalg.norm(ellipse.axis_a) * np.linalg.norm(ellipse.axis_b))
     if values.size:
         mean, std, lo, hi = float(values.mean()), float(values.std()), float(values.min()), float(values.max())
     else:
         mean = std = lo = hi = float("nan")
     return EllipseStats(area, int(values.size), mean, std, lo, hi, "HU" if volume.modality == "CT" else "",
-                        axis, index, volume.slice_plane(axis))
+                        axis, index, plane_name)
 
 
 def ellipse_caption(stats: EllipseStats) -> str:

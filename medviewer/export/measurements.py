@@ -9,7 +9,7 @@ source image (an axial ruler of an axial series) is an open POLYLINE of its two 
 image's pixel coordinates (SCOORD, as OHIF's length tool writes it); any other ruler a POLYLINE
 in the frame of reference, in mm (SCOORD3D). An ellipse (:mod:`medviewer.core.roi_stats`) is
 likewise an ELLIPSE of the four ends of its axes (SCOORD on an axial slice of an axial series, as
-OHIF's elliptical ROI writes it; else SCOORD3D), with its "Area" (SNOMED CT 42798000) in mm2 and,
+OHIF's elliptical ROI writes it; else SCOORD3D, an oblique one too), with its "Area" (SNOMED CT 42798000) in mm2 and,
 on CT, the attenuation (HU) of its pixels derived as Mean, Standard deviation, Minimum and
 Maximum, as the lesion measures report them. The observer is the person measuring.
 """
@@ -100,7 +100,8 @@ def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence
         values = ({"mean": f"{st.mean:.2f}", "std": f"{st.std:.2f}", "min": f"{st.minimum:g}",
                    "max": f"{st.maximum:g}"} if st.pixel_count else {})
         writer.writerow({**row, "measurement": n, "kind": "ellipse", "area_mm2": f"{st.area_mm2:.2f}", **values,
-                         "unit": st.unit, "pixels": st.pixel_count, "plane": st.plane, "slice": st.slice_index + 1,
+                         "unit": st.unit, "pixels": st.pixel_count, "plane": st.plane,
+                         "slice": "" if st.slice_index is None else st.slice_index + 1,
                          **dict(zip(CSV_COLUMNS[18:21], mm(e.center))),
                          "semi_axis_a_mm": f"{np.linalg.norm(e.axis_a):.2f}",
                          "semi_axis_b_mm": f"{np.linalg.norm(e.axis_b):.2f}",

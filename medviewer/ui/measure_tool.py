@@ -293,7 +293,6 @@ class MeasureTool:
             self._set(rulers=self.rulers + [Ruler(point, point)])
             grab = ("length", len(self.rulers) - 1, 1)
         elif grab is None:
-            point = self._on_slice(view, point)
             self._set(ellipses=self.ellipses + [Ellipse(point, (0, 0, 0), (0, 0, 0))])
             grab = ("ellipse", len(self.ellipses) - 1, "new")
         self._edit = (view, *grab, np.asarray(point, dtype=float))
@@ -316,7 +315,7 @@ class MeasureTool:
         if index >= len(ellipses):
             return
         old = ellipses[index]
-        u, v = self._in_plane_axes(view)
+        u, v = np.asarray(view.right, dtype=float), np.asarray(view.up, dtype=float)
         if handle == "new":   # from the pressed corner (kept in ``last``) to this one
             d = point - last
             half_u, half_v = (d @ u) / 2 * u, (d @ v) / 2 * v
@@ -399,26 +398,6 @@ class MeasureTool:
     def _shows(view, ellipse: Ellipse) -> bool:
         """Whether ``view``'s slice holds the whole ellipse (not one that crosses it)."""
         return all(view.on_slice(p) for p in ellipse.ends)
-
-    def _in_plane_axes(self, view) -> tuple[np.ndarray, np.ndarray]:
-        """Unit vectors along the image's own index axes nearest the view's right and up: an
-        ellipse drawn along them lies on one slice of the image even where its grid is tilted."""
-        direction = self.document.image.volume.direction
-        out = []
-        for along in (view.right, view.up):
-            dots = direction.T @ along
-            k = int(np.argmax(np.abs(dots)))
-            out.append(direction[:, k] * np.sign(dots[k]))
-        return out[0], out[1]
-
-    def _on_slice(self, view, point) -> np.ndarray:
-        """``point`` moved onto the centre plane of the image's slice that holds it."""
-        volume = self.document.image.volume
-        axis = view.slice_axis
-        ijk = volume.patient_to_index(point)
-        if axis is not None:
-            ijk[axis] = round(float(ijk[axis]))
-        return volume.index_to_patient(ijk)
 
     # ---- load and export ----------------------------------------------------------------------
     def choose_load(self) -> None:

@@ -69,11 +69,23 @@ def test_a_sagittally_stored_series_is_measured_on_its_own_slices():
     assert s.mean == pytest.approx(7040) and "HU" not in ellipse_caption(s)
 
 
-def test_an_ellipse_off_the_slices_is_refused_and_an_empty_one_has_no_pixels():
+def test_an_ellipse_across_the_slices_takes_the_voxels_nearest_its_plane():
     v = ramp_volume()
     centre = v.index_to_patient([40, 30, 5])
+    tilted = Ellipse(centre, (8.0, 0.0, 4.0), (0.0, 6.0, 0.0))   # +-4 mm across 2.5 mm slices: 3 to 7
     with pytest.raises(MedviewerError, match="does not lie on a slice"):
-        ellipse_stats(v, Ellipse(centre, (5.0, 0.0, 3.0), (0.0, 5.0, 0.0)))
+        ellipse_mask(v, tilted)
+    s = ellipse_stats(v, tilted)
+    assert (s.plane, s.axis, s.slice_index) == ("oblique", None, None)
+    assert (s.minimum // 1000, s.maximum // 1000) == (3, 7)
+    assert s.mean == pytest.approx(5040, abs=30)   # symmetric about the centre voxel
+    # each voxel once: about the ellipse's footprint on the slices (0.5 x 0.8 mm pixels), not its samples
+    assert s.pixel_count == pytest.approx(np.pi * np.hypot(8, 4) * 6 * np.cos(np.arctan2(4, 8)) / 0.4, rel=0.15)
+
+
+def test_an_ellipse_outside_is_refused_and_an_empty_one_has_no_pixels():
+    v = ramp_volume()
+    centre = v.index_to_patient([40, 30, 5])
     with pytest.raises(MedviewerError, match="outside the image"):
         ellipse_stats(v, Ellipse(v.index_to_patient([40, 30, 40]), (5.0, 0, 0), (0, 5.0, 0)))
     tiny = ellipse_stats(v, Ellipse(centre + [0.2, 0.3, 0.0], (0.1, 0.0, 0.0), (0.0, 0.1, 0.0)))

@@ -140,11 +140,22 @@ def test_the_sr_holds_each_ellipse_with_its_area_and_hu_and_dciodvfy_accepts_it(
     assert np.allclose(np.asarray(coronal.value, dtype=float).reshape(-1, 3), ellipses[1].ends, atol=1e-3)
 
 
-def test_an_ellipse_off_the_slices_is_refused_with_its_number_and_nothing_written(demo_volume, tmp_path):
+def test_an_oblique_ellipse_is_placed_in_the_frame_and_one_outside_is_refused(demo_volume, tmp_path):
+    import highdicom as hd
+    import pydicom
+
     good = ellipses_on(demo_volume)[0]
-    bad = Ellipse(good.center, (5.0, 0.0, 4.0), (0.0, 5.0, 0.0))
+    tilted = Ellipse(good.center, (5.0, 0.0, 4.0), (0.0, 5.0, 0.0))
+    rows = list(csv.DictReader(io.StringIO(measurements_csv(demo_volume, [], [tilted]))))
+    assert (rows[0]["plane"], rows[0]["slice"], rows[0]["sop_instance_uid"]) == ("oblique", "", "")
+    out = write_measurements(demo_volume, [], tmp_path / "oblique.dcm", ellipses=[tilted])
+    assert dciodvfy(out)[0] == []
+    (group,) = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(out)).content.get_planar_roi_measurement_groups()
+    assert group.roi.graphic_type.value == "ELLIPSE"
+    assert np.allclose(np.asarray(group.roi.value, dtype=float).reshape(-1, 3), tilted.ends, atol=1e-3)
+    outside = Ellipse(demo_volume.index_to_patient([10, 10, demo_volume.shape[0] + 5]), (5.0, 0, 0), (0, 5.0, 0))
     for name in ("x.csv", "x.dcm"):
-        with pytest.raises(MedviewerError, match="ellipse 2: the ellipse does not lie on a slice") as e:
-            write_measurements(demo_volume, [], tmp_path / name, ellipses=[good, bad])
+        with pytest.raises(MedviewerError, match="ellipse 2: the ellipse lies outside the image") as e:
+            write_measurements(demo_volume, [], tmp_path / name, ellipses=[good, outside])
         assert name in str(e.value)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["oblique.dcm"]

@@ -249,3 +249,30 @@ def test_ellipses_and_lengths_export_together_and_load_back(window, tool, tmp_pa
     assert len(read.rulers) == 1 and len(tool.ellipses) == 1 and not tool.has_unexported()
     assert np.allclose(tool.ellipses[0].ends, e.ends, atol=1e-3) and tool.ellipses[0].caption == e.caption
     assert "1 length(s) and 1 ellipse(s)" in window.status_label.text()
+
+
+def test_an_ellipse_on_a_gantry_tilted_ct_is_drawn_on_the_view_and_measured_across_its_slices(window):
+    """The 2D views of a tilted grid cut across its slices: the ellipse stays in the view's plane,
+    shows there, and takes the voxels nearest that plane."""
+    from medviewer.core.roi_stats import ellipse_stats
+    from medviewer.core.volume import Volume
+
+    t = np.radians(20.0)
+    tilt = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+    z, y, x = np.mgrid[:40, :128, :128]
+    array = np.where((x - 64) ** 2 + (y - 64) ** 2 < 40 ** 2, 40, -1000).astype(np.int16)
+    array[:, 50:80, 50:80] = 100
+    volume = Volume(array, spacing=(1.0, 1.0, 3.0), direction=tilt, modality="CT")
+    window.resize(900, 700)
+    window.set_volume(volume)
+    c = volume.index_to_patient([64, 64, 20])
+    window.document.set_cursor(c)
+    window.measure_tool.set_active(True, "ellipse")
+    drag(window, "axial", c + [-10.0, -10.0, 0.0], c + [10.0, 10.0, 0.0])
+    (e,) = window.measure_tool.ellipses
+    stats = ellipse_stats(volume, e)
+    assert stats.plane == "oblique" and stats.pixel_count > 100
+    assert (stats.mean, stats.minimum, stats.maximum) == (100.0, 100.0, 100.0)   # inside the 100 HU block
+    axial = window.grid.views["axial"]
+    assert [text for text, _ in axial.box_captions(window.measure_tool.layer)] == [e.caption]
+    assert yellow_at(axial, np.add(e.center, e.axis_a))

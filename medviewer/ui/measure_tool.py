@@ -170,9 +170,10 @@ class MeasureTool:
         """``ellipse`` with its statistics on the image as caption."""
         from medviewer.core.roi_stats import ellipse_caption, ellipse_stats
 
+        image = self.document.image
         try:
-            text = ellipse_caption(ellipse_stats(self.document.image.volume, ellipse))
-        except (MedviewerError, AttributeError):   # off the image's slices, or no image
+            text = ellipse_caption(ellipse_stats(image.volume, ellipse)) if image is not None else ""
+        except MedviewerError:   # outside the image
             text = ""
         return Ellipse(ellipse.center, ellipse.axis_a, ellipse.axis_b, text)
 

@@ -276,3 +276,27 @@ def test_an_ellipse_on_a_gantry_tilted_ct_is_drawn_on_the_view_and_measured_acro
     axial = window.grid.views["axial"]
     assert [text for text, _ in axial.box_captions(window.measure_tool.layer)] == [e.caption]
     assert yellow_at(axial, np.add(e.center, e.axis_a))
+
+
+def test_a_caption_near_the_views_edge_stays_inside_the_view(window, tool, demo_volume):
+    tool.set_active(True, "ellipse")
+    axial = window.grid.views["axial"]
+    axial.zoom(2.5)   # the image fills the view
+    w, h = axial.render_window.GetSize()
+    # an ellipse whose right end is 10 px from the view's right edge
+    edge = np.asarray(axial.display_to_patient(w - 10, h / 2))
+    centre = axial.display_to_patient(w - 40, h / 2)
+    drag(window, "axial", np.add(centre, [0.0, -8.0, 0.0]) - (edge - centre), np.add(edge, [0.0, 8.0, 0.0]))
+    (e,) = tool.ellipses
+    assert "\n" in e.caption
+    axial.render()
+    (text,) = [t for t in axial._boxes[tool.layer.id][3] if t.GetVisibility()]
+    box = [0.0] * 4
+    text.GetBoundingBox(axial.renderer, box)          # about the caption's position
+    axial.renderer.SetWorldPoint(*text.GetPositionCoordinate().GetValue(), 1.0)
+    axial.renderer.WorldToDisplay()
+    x = axial.renderer.GetDisplayPoint()[0]
+    assert box[1] - box[0] > 60                       # a wide caption
+    assert 0 <= x + box[0] and x + box[1] <= w        # all of it inside the view
+    (caption, anchor), = axial.box_captions(tool.layer)
+    assert anchor[0] != pytest.approx(e.center[0], abs=1.0)   # moved off the ellipse's middle to fit

@@ -10,8 +10,8 @@ Layers (all dataclasses; change them through :meth:`Document.update_layer` so li
   with a name and an RGB colour per label value.
 * :class:`BoxLayer` - axis-aligned boxes in patient LPS millimetres, each with a label and score.
 * :class:`RulerLayer` - line segments in patient LPS millimetres with a caption (e.g. the segment
-  editor's RECIST long axes), and ellipses (the measure tool's regions of interest), drawn on
-  the slices that hold them.
+  editor's RECIST long axes), and the measure tool's ellipses (regions of interest) and
+  bidirectional measurements (two perpendicular diameters), drawn on the slices that hold them.
 
 Every layer has ``name``, ``visible``, ``opacity`` (0..1) and ``color`` (RGB 0..1; for label layers
 the colour of labels without their own colour).
@@ -196,12 +196,91 @@ class Ellipse:
         return np.asarray(self.center) + np.cos(t) * self.axis_a + np.sin(t) * self.axis_b
 
 
+@dataclass(frozen=True)
+class Bidirectional:
+    """Two perpendicular diameters on one slice, as RECIST measures a lesion (and OHIF's
+    bidirectional tool draws them): the long axis and the short axis across it, LPS mm; with a
+    caption. The short axis' ends lie on either side of the long axis, on one line perpendicular
+    to it (not necessarily through its middle)."""
+
+    long_start: tuple[float, float, float]
+    long_end: tuple[float, float, float]
+    short_start: tuple[float, float, float]
+    short_end: tuple[float, float, float]
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("long_start", "long_end", "short_start", "short_end"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+
+    @property
+    def ends(self) -> np.ndarray:
+        """long start, long end, short start, short end (4 x 3, LPS mm)."""
+        return np.array([self.long_start, self.long_end, self.short_start, self.short_end])
+
+    @property
+    def long_mm(self) -> float:
+        return float(np.linalg.norm(np.subtract(self.long_end, self.long_start)))
+
+    @property
+    def short_mm(self) -> float:
+        return float(np.linalg.norm(np.subtract(self.short_end, self.short_start)))
+
+    @classmethod
+    def across(cls, start, end, normal, ratio: float = 0.5) -> "Bidirectional":
+        """A long axis from ``start`` to ``end`` with a short axis through its middle, in the
+        plane of unit ``normal``, ``ratio`` times as long."""
+        start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+        middle, half = (start + end) / 2, ratio * np.linalg.norm(end - start) / 2
+        across = _across(start, end, normal)
+        return cls(start, end, middle - half * across, middle + half * across)
+
+    def with_end_moved(self, end: int, point, normal) -> "Bidirectional":
+        """This measurement with end ``end`` (0, 1: the long axis'; 2, 3: the short axis') dragged
+        to ``point``, in the plane of unit ``normal``. A long axis end moves freely and the short
+        axis follows, keeping where it crosses (as a fraction of the long axis) and how far each of
+        its ends lies from the long axis; a short axis end slides along the short axis' line (it
+        stays on its side of the long axis)."""
+        ends = self.ends
+        old_across = _across(ends[0], ends[1], normal)
+        length = np.linalg.norm(ends[1] - ends[0])
+        along = (ends[1] - ends[0]) / length if length > 0 else np.cross(old_across, normal)
+        fraction = float((ends[2] - ends[0]) @ along / length) if length > 0 else 0.5
+        sides = [float((ends[k] - ends[0]) @ old_across) for k in (2, 3)]
+        point = np.asarray(point, dtype=float)
+        if end in (0, 1):
+            ends[end] = point
+            across = _across(ends[0], ends[1], normal)
+            crossing = ends[0] + fraction * (ends[1] - ends[0])
+            return Bidirectional(ends[0], ends[1], crossing + sides[0] * across, crossing + sides[1] * across,
+                                 self.caption)
+        crossing = ends[0] + fraction * length * along
+        side = float((point - crossing) @ old_across)
+        other = sides[1 if end == 2 else 0]
+        if side * other >= 0:   # dragged across the long axis: stop just short of it
+            side = -np.sign(other) * 0.1 if other else 0.1
+        ends[end] = crossing + side * old_across
+        return Bidirectional(*ends, self.caption)
+
+
+def _across(start, end, normal) -> np.ndarray:
+    """The unit vector in the plane of ``normal`` perpendicular to start -> end."""
+    d = np.cross(np.asarray(normal, dtype=float), np.subtract(end, start))
+    n = np.linalg.norm(d)
+    if n == 0:   # a long axis of no length yet: any direction in the plane
+        d = np.cross(normal, [1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.cross(normal, [0.0, 1.0, 0.0])
+        n = np.linalg.norm(d)
+    return d / n
+
+
 @dataclass(eq=False, kw_only=True)
 class RulerLayer(Layer):
-    """Rulers and ellipses drawn, with their captions, on the 2D slices that hold them."""
+    """Rulers, ellipses and bidirectional measurements drawn, with their captions, on the 2D
+    slices that hold them."""
 
     rulers: list[Ruler] = field(default_factory=list)
     ellipses: list[Ellipse] = field(default_factory=list)
+    bidirectionals: list[Bidirectional] = field(default_factory=list)
     color: RGB = (1.0, 0.85, 0.0)
 
 

@@ -1,5 +1,5 @@
-"""The measure tool's measurements, lengths and elliptical ROIs: a table as CSV, and a DICOM SR
-measurement report (TID 1500 with TID 1410 planar ROI groups, written by highdicom).
+"""The measure tool's measurements, lengths, bidirectionals and elliptical ROIs: a table as CSV,
+and a DICOM SR measurement report (TID 1500 with TID 1410 planar ROI groups, written by highdicom).
 
 A ruler is a line segment in patient LPS mm drawn on one slice of the series. Its plane is the
 index axis along which both of its ends agree (the slice it lies on), named by the patient axis
@@ -7,7 +7,10 @@ that index axis runs nearest: axial (S), coronal (P) or sagittal (L). In the SR 
 "Planar ROI measurements" group with a "Length" (SNOMED CT 410668003) in mm: a ruler on one
 source image (an axial ruler of an axial series) is an open POLYLINE of its two ends in that
 image's pixel coordinates (SCOORD, as OHIF's length tool writes it); any other ruler a POLYLINE
-in the frame of reference, in mm (SCOORD3D). An ellipse (:mod:`medviewer.core.roi_stats`) is
+in the frame of reference, in mm (SCOORD3D). A bidirectional measurement (RECIST's long and short
+axis) is a "Measurement group" (TID 1501) with a "Long axis" (SNOMED CT 103339001) and a "Short
+axis" (103340004) in mm, each inferred from its own two-point POLYLINE (as OHIF's bidirectional
+tool writes them). An ellipse (:mod:`medviewer.core.roi_stats`) is
 likewise an ELLIPSE of the four ends of its axes (SCOORD on an axial slice of an axial series, as
 OHIF's elliptical ROI writes it; else SCOORD3D, an oblique one too), with its "Area" (SNOMED CT 42798000) in mm2 and,
 on CT, the attenuation (HU) of its pixels derived as Mean, Standard deviation, Minimum and
@@ -26,15 +29,16 @@ from typing import Sequence
 import numpy as np
 
 from medviewer.core.atomic import check_target, write_dataset, write_text
-from medviewer.core.document import Ellipse, Ruler
+from medviewer.core.document import Bidirectional, Ellipse, Ruler
 from medviewer.core.errors import MedviewerError
 from medviewer.core.roi_stats import EllipseStats, ellipse_stats
 from medviewer.core.volume import Volume
 
-CSV_COLUMNS = ("measurement", "kind", "length_mm", "area_mm2", "mean", "std", "min", "max", "unit", "pixels",
-               "plane", "slice", "start_x_mm", "start_y_mm", "start_z_mm", "end_x_mm", "end_y_mm", "end_z_mm",
-               "center_x_mm", "center_y_mm", "center_z_mm", "semi_axis_a_mm", "semi_axis_b_mm",
-               "sop_instance_uid")
+CSV_COLUMNS = ("measurement", "kind", "length_mm", "short_axis_mm", "area_mm2", "mean", "std", "min", "max",
+               "unit", "pixels", "plane", "slice", "start_x_mm", "start_y_mm", "start_z_mm", "end_x_mm", "end_y_mm",
+               "end_z_mm", "short_start_x_mm", "short_start_y_mm", "short_start_z_mm", "short_end_x_mm",
+               "short_end_y_mm", "short_end_z_mm", "center_x_mm", "center_y_mm", "center_z_mm",
+               "semi_axis_a_mm", "semi_axis_b_mm", "sop_instance_uid")
 
 
 @dataclass(frozen=True)
@@ -55,24 +59,23 @@ def ruler_length(ruler: Ruler) -> float:
     return float(np.linalg.norm(np.subtract(ruler.end, ruler.start)))
 
 
+def placement(volume: Volume, points) -> tuple[int | None, int | None, str, str | None]:
+    """(index axis, slice index, plane, source image UID) of the slice of ``volume`` that holds
+    all of ``points`` (LPS mm); (None, None, "oblique", None) when none does. An axis-parallel
+    line shares two index axes: it is called by the slice axis first (z)."""
+    ends = volume.patient_to_index(np.asarray(points, dtype=float))
+    same = np.ptp(ends, axis=0) < 1e-3
+    axis = next((a for a in (2, 1, 0) if same[a]), None)
+    if axis is None:
+        return None, None, "oblique", None
+    slice_index = int(round(ends[0, axis]))
+    return axis, slice_index, volume.slice_plane(axis), _source_uid(volume, axis, slice_index)
+
+
 def lengths(volume: Volume, rulers: Sequence[Ruler]) -> list[Length]:
     """The rulers drawn on ``volume``, numbered from 1, with the slice each lies on."""
-    out = []
-    for n, ruler in enumerate(rulers, start=1):
-        ends = np.array([volume.patient_to_index(ruler.start), volume.patient_to_index(ruler.end)])
-        same = np.abs(ends[0] - ends[1]) < 1e-3
-        # an axis-parallel ruler shares two index axes: call it by the slice axis first (z)
-        axis = next((a for a in (2, 1, 0) if same[a]), None)
-        slice_index = plane = uid = None
-        if axis is None:
-            plane = "oblique"
-        else:
-            slice_index = int(round(ends[0, axis]))
-            plane = volume.slice_plane(axis)
-            uid = _source_uid(volume, axis, slice_index)
-        out.append(Length(n, ruler_length(ruler), tuple(ruler.start), tuple(ruler.end), axis, slice_index,
-                          plane, uid))
-    return out
+    return [Length(n, ruler_length(r), tuple(r.start), tuple(r.end), *placement(volume, [r.start, r.end]))
+            for n, r in enumerate(rulers, start=1)]
 
 
 def _source_uid(volume: Volume, axis: int | None, slice_index: int | None) -> str | None:
@@ -82,30 +85,43 @@ def _source_uid(volume: Volume, axis: int | None, slice_index: int | None) -> st
     return None
 
 
-def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence[Ellipse] = ()) -> str:
-    """One row per measurement, the lengths first, numbered on: its kind (length or ellipse), its
-    values (length; area and the pixels' mean, SD, min, max), plane, slice (1-based), where it
-    lies in LPS mm (a length's ends; an ellipse's centre and semi-axes), its source image."""
+def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence[Ellipse] = (),
+                     bidirectionals: Sequence[Bidirectional] = ()) -> str:
+    """One row per measurement, numbered on: the lengths, the bidirectionals, the ellipses. Each
+    row: its kind, its values (length; long and short axis; area and the pixels' mean, SD, min,
+    max), plane, slice (1-based), where it lies in LPS mm (a length's or long axis' ends, the short
+    axis' ends; an ellipse's centre and semi-axes), its source image."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    row = dict.fromkeys(CSV_COLUMNS, "")
-    mm = lambda values: [f"{c:.2f}" for c in values]  # noqa: E731
+    writer = csv.DictWriter(buf, CSV_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+
+    def mm(prefix: str, point) -> dict:
+        return {f"{prefix}_{c}_mm": f"{v:.2f}" for c, v in zip("xyz", point)}
+
+    def where(axis, slice_index, plane, uid) -> dict:
+        return {"plane": plane, "slice": "" if slice_index is None else slice_index + 1, "sop_instance_uid": uid or ""}
+
+    n = 0
     for m in lengths(volume, rulers):
-        writer.writerow({**row, "measurement": m.number, "kind": "length", "length_mm": f"{m.length_mm:.2f}",
-                         "plane": m.plane, "slice": "" if m.slice_index is None else m.slice_index + 1,
-                         **dict(zip(CSV_COLUMNS[12:18], mm(m.start_mm + m.end_mm))),
-                         "sop_instance_uid": m.sop_instance_uid or ""}.values())
-    for n, (e, st) in enumerate(zip(ellipses, ellipse_measures(volume, ellipses)), start=len(rulers) + 1):
+        n += 1
+        writer.writerow({"measurement": n, "kind": "length", "length_mm": f"{m.length_mm:.2f}",
+                         **where(m.axis, m.slice_index, m.plane, m.sop_instance_uid),
+                         **mm("start", m.start_mm), **mm("end", m.end_mm)})
+    for b in bidirectionals:
+        n += 1
+        writer.writerow({"measurement": n, "kind": "bidirectional", "length_mm": f"{b.long_mm:.2f}",
+                         "short_axis_mm": f"{b.short_mm:.2f}", **where(*placement(volume, b.ends)),
+                         **mm("start", b.long_start), **mm("end", b.long_end),
+                         **mm("short_start", b.short_start), **mm("short_end", b.short_end)})
+    for e, st in zip(ellipses, ellipse_measures(volume, ellipses)):
+        n += 1
         values = ({"mean": f"{st.mean:.2f}", "std": f"{st.std:.2f}", "min": f"{st.minimum:g}",
                    "max": f"{st.maximum:g}"} if st.pixel_count else {})
-        writer.writerow({**row, "measurement": n, "kind": "ellipse", "area_mm2": f"{st.area_mm2:.2f}", **values,
-                         "unit": st.unit, "pixels": st.pixel_count, "plane": st.plane,
-                         "slice": "" if st.slice_index is None else st.slice_index + 1,
-                         **dict(zip(CSV_COLUMNS[18:21], mm(e.center))),
-                         "semi_axis_a_mm": f"{np.linalg.norm(e.axis_a):.2f}",
-                         "semi_axis_b_mm": f"{np.linalg.norm(e.axis_b):.2f}",
-                         "sop_instance_uid": _source_uid(volume, st.axis, st.slice_index) or ""}.values())
+        writer.writerow({"measurement": n, "kind": "ellipse", "area_mm2": f"{st.area_mm2:.2f}", **values,
+                         "unit": st.unit, "pixels": st.pixel_count,
+                         **where(st.axis, st.slice_index, st.plane, _source_uid(volume, st.axis, st.slice_index)),
+                         **mm("center", e.center), "semi_axis_a_mm": f"{np.linalg.norm(e.axis_a):.2f}",
+                         "semi_axis_b_mm": f"{np.linalg.norm(e.axis_b):.2f}"})
     return buf.getvalue()
 
 
@@ -120,18 +136,18 @@ def ellipse_measures(volume: Volume, ellipses: Sequence[Ellipse]) -> list[Ellips
     return out
 
 
-def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence[Ellipse] = (), *,
-                          observer_name: str | None = None, source_images: Sequence | None = None,
-                          series_number: int = 303):
-    """A Comprehensive 3D SR document holding a TID 1500 measurement report of the rulers and
-    ellipses."""
+def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence[Ellipse] = (),
+                          bidirectionals: Sequence[Bidirectional] = (), *, observer_name: str | None = None,
+                          source_images: Sequence | None = None, series_number: int = 303):
+    """A Comprehensive 3D SR document holding a TID 1500 measurement report of the rulers,
+    bidirectionals and ellipses."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     from medviewer.export.sources import source_datasets
     from medviewer.export.sr import measurement_report_sr
 
-    if not rulers and not ellipses:
+    if not rulers and not ellipses and not bidirectionals:
         raise MedviewerError("no measurements to report")
     images = list(source_images) if source_images is not None else source_datasets(volume)
     if len(images) != volume.shape[0]:
@@ -139,21 +155,27 @@ def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Seq
     frame = volume.frame_of_reference_uid
     used = {}
 
-    def region(points_mm: np.ndarray, slice_index: int | None, planar, spatial):
+    def region(points_mm: np.ndarray, slice_index: int | None, planar, spatial, coordinates: bool = False):
         """On its source image in pixel coordinates ((0, 0) its top-left corner) when on an axial
-        slice (``slice_index``), else in mm in the frame of reference."""
+        slice (``slice_index``), else in mm in the frame of reference: a group's image region, or
+        (``coordinates``) the SCOORD a measurement is inferred from."""
         if slice_index is not None:
             image = images[slice_index]
             used[image.SOPInstanceUID] = image
             pixels = volume.patient_to_index(points_mm)[:, :2] + 0.5
-            return hd.sr.ImageRegion(graphic_type=planar, graphic_data=pixels, source_image=hd.sr.SourceImageForRegion(
+            kind = hd.sr.CoordinatesForMeasurement if coordinates else hd.sr.ImageRegion
+            return kind(graphic_type=planar, graphic_data=pixels, source_image=hd.sr.SourceImageForRegion(
                 referenced_sop_class_uid=image.SOPClassUID, referenced_sop_instance_uid=image.SOPInstanceUID))
         if not frame:
             raise MedviewerError("the series has no frame of reference UID: a measurement across its slices "
                                  "cannot be placed in an SR; export the measurements as CSV")
         used.update((image.SOPInstanceUID, image) for image in images)   # all share the frame
-        return hd.sr.ImageRegion3D(graphic_type=spatial, graphic_data=np.asarray(points_mm, dtype=float),
-                                   frame_of_reference_uid=frame)
+        kind = hd.sr.CoordinatesForMeasurement3D if coordinates else hd.sr.ImageRegion3D
+        return kind(graphic_type=spatial, graphic_data=np.asarray(points_mm, dtype=float), frame_of_reference_uid=frame)
+
+    def line(points_mm, slice_index, coordinates: bool = False):
+        return region(np.asarray(points_mm, dtype=float), slice_index, hd.sr.GraphicTypeValues.POLYLINE,
+                      hd.sr.GraphicTypeValues3D.POLYLINE, coordinates)
 
     def group(identifier: str, roi, measurements):
         return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
@@ -162,10 +184,20 @@ def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Seq
 
     groups = []
     for m in lengths(volume, rulers):
-        roi = region(np.array([m.start_mm, m.end_mm]), m.slice_index if m.axis == 2 else None,
-                     hd.sr.GraphicTypeValues.POLYLINE, hd.sr.GraphicTypeValues3D.POLYLINE)
+        roi = line([m.start_mm, m.end_mm], m.slice_index if m.axis == 2 else None)
         groups.append(group(f"length {m.number}", roi, [
             hd.sr.Measurement(name=codes.SCT.Length, value=round(m.length_mm, 3), unit=codes.UCUM.Millimeter)]))
+    for n, b in enumerate(bidirectionals, start=1):
+        axis, slice_index, _, _ = placement(volume, b.ends)
+        on_image = slice_index if axis == 2 else None
+        axes = [(codes.SCT.LongAxis, b.long_mm, [b.long_start, b.long_end]),
+                (codes.SCT.ShortAxis, b.short_mm, [b.short_start, b.short_end])]
+        # TID 1501 (not 1410, whose single region cannot hold two lines), as OHIF's tool writes it
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"bidirectional {n}"),
+            measurements=[hd.sr.Measurement(name=name, value=round(value, 3), unit=codes.UCUM.Millimeter,
+                                            referenced_coordinates=[line(ends, on_image, coordinates=True)])
+                          for name, value, ends in axes]))
     for n, (e, st) in enumerate(zip(ellipses, ellipse_measures(volume, ellipses)), start=1):
         roi = region(e.ends, st.slice_index if st.axis == 2 else None,
                      hd.sr.GraphicTypeValues.ELLIPSE, hd.sr.GraphicTypeValues3D.ELLIPSE)
@@ -197,20 +229,23 @@ def _user_name() -> str:
 
 
 def write_measurements(volume: Volume, rulers: Sequence[Ruler], out: str | os.PathLike, *,
-                       ellipses: Sequence[Ellipse] = (), force: bool = False, **options) -> str:
-    """Write the rulers and ellipses as CSV (``.csv``) or a TID 1500 SR (``.dcm``), atomically."""
+                       ellipses: Sequence[Ellipse] = (), bidirectionals: Sequence[Bidirectional] = (),
+                       force: bool = False, **options) -> str:
+    """Write the rulers, bidirectionals and ellipses as CSV (``.csv``) or a TID 1500 SR
+    (``.dcm``), atomically."""
     out = os.fspath(out)
     check_target(out, force)
-    if not rulers and not ellipses:
+    if not rulers and not ellipses and not bidirectionals:
         raise MedviewerError("no measurements to export", out)
     try:
         if out.lower().endswith(".csv"):
-            return write_text(out, measurements_csv(volume, rulers, ellipses), force=force)
+            return write_text(out, measurements_csv(volume, rulers, ellipses, bidirectionals), force=force)
         if out.lower().endswith(".dcm"):
             if not volume.source_sop_instance_uids:
                 raise MedviewerError("a DICOM SR references the DICOM images measured on, and this image was not "
                                      "read from DICOM: export the measurements as .csv")
-            return write_dataset(out, build_measurements_sr(volume, rulers, ellipses, **options), force=force)
+            return write_dataset(out, build_measurements_sr(volume, rulers, ellipses, bidirectionals, **options),
+                                 force=force)
     except MedviewerError as exc:
         raise MedviewerError(exc.message, out) from None
     raise MedviewerError("measurements are written as .csv or .dcm (DICOM SR)", out)

@@ -514,7 +514,8 @@ class SliceView:
 
     def _update_boxes(self, layer: BoxLayer | RulerLayer) -> None:
         """Rectangles of the boxes that the current slice crosses, each with its caption; or the
-        rulers and ellipses that lie on the current slice, each with its caption centred above it."""
+        rulers, ellipses and bidirectional measurements that lie on the current slice, each with its
+        caption centred above it."""
         _, data, _, texts = self._boxes[layer.id]
         if isinstance(layer, RulerLayer):
             points, segments, captions = self._ruler_lines(layer)
@@ -536,7 +537,7 @@ class SliceView:
         data.Modified()
 
     def _fit_captions(self) -> None:
-        """Shift each ruler's or ellipse's caption sideways, as each frame starts, so that all of
+        """Shift each measurement's caption sideways, as each frame starts, so that all of
         it stays inside the view: centred over a measurement near the view's edge (a caption of
         three lines is wide), it would be cut off."""
         w, h = self.renderer.GetSize()
@@ -611,6 +612,16 @@ class SliceView:
             segments += [(base + k, base + (k + 1) % n) for k in range(n)]
             if ellipse.caption:   # centred above the ellipse
                 captions.append((ellipse.caption, float(u.mean()), float(v.max()) + 2.0))
+        for cross in ([] if self._volume is None else layer.bidirectionals):
+            d = cross.ends - self.center
+            if np.abs(d @ self.normal - self.offset).max() > half:
+                continue
+            u, v = d @ self.right, d @ self.up
+            base = len(points)
+            points += [(a, b, 0) for a, b in zip(u, v)]
+            segments += [(base, base + 1), (base + 2, base + 3)]
+            if cross.caption:
+                captions.append((cross.caption, float(u.mean()), float(v.max()) + 2.0))
         return points, segments, captions
 
     def set_sketch(self, points_mm=None) -> None:

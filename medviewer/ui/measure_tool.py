@@ -2,14 +2,17 @@
 and Elliptical ROI tools and Slicer's line and ROI statistics.
 
 Measure > Length (Ctrl+L, or the toolbar): the left button of a 2D view draws a ruler: press at
-one end, drag, release at the other; its caption is its length in mm. Measure > Ellipse ROI
-(Ctrl+E): press at one corner of the ellipse's box, drag to the opposite corner; its caption is
-its area and the mean, SD, minimum and maximum of the pixels inside (HU on CT,
-:mod:`medviewer.core.roi_stats`), updated as it is drawn. With either on, pressing near an end
-of a ruler or of an ellipse's axis on the slice shown moves that end (an ellipse keeps the
-opposite end where it was), and pressing inside an ellipse and dragging moves it. A press
-without a drag draws nothing. Delete (or Backspace) in a 2D view removes the measurement last
-drawn or moved.
+one end, drag, release at the other; its caption is its length in mm. Measure > Bidirectional
+(Ctrl+B), as OHIF's tool for RECIST: drag the long axis; a short axis half as long crosses its
+middle at a right angle; drag the short axis' ends to the lesion's edges; the caption gives both
+(L, S) in mm. Measure > Ellipse ROI (Ctrl+E): press at one corner of the ellipse's box, drag to
+the opposite corner; its caption is its area and the mean, SD, minimum and maximum of the pixels
+inside (HU on CT, :mod:`medviewer.core.roi_stats`), updated as it is drawn. With any of them on,
+pressing near an end of a ruler, of a bidirectional's axis or of an ellipse's axis on the slice
+shown moves that end (a bidirectional stays perpendicular, see
+:meth:`~medviewer.core.document.Bidirectional.with_end_moved`; an ellipse keeps the opposite end
+where it was), and pressing inside an ellipse and dragging moves it. A press without a drag
+draws nothing. Delete (or Backspace) in a 2D view removes the measurement last drawn or moved.
 
 The measurements live in a "Measurements" :class:`~medviewer.core.document.RulerLayer` (the
 Layers panel shows, hides and removes it); the Measure menu deletes the last one, clears them,
@@ -28,7 +31,7 @@ import numpy as np
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from medviewer.core.document import Ellipse, ImageLayer, Ruler, RulerLayer
+from medviewer.core.document import Bidirectional, Ellipse, ImageLayer, Ruler, RulerLayer
 from medviewer.core.errors import MedviewerError
 
 LAYER_NAME = "Measurements"
@@ -36,12 +39,21 @@ PICK_PX = 8.0     # a press this near (screen pixels) to a ruler's or an ellipse
 MIN_PX = 3.0      # a drag shorter than this is a click, not a measurement
 
 MODES = {"length": ("&Length", "Ctrl+L", "Measure a distance: drag from one end to the other in a 2D view"),
+         "bidirectional": ("&Bidirectional", "Ctrl+B",
+                           "Measure the long and short axis: drag the long axis, then the short axis' ends"),
          "ellipse": ("&Ellipse ROI", "Ctrl+E",
                      "Measure the area and HU of an ellipse: drag from one corner of its box to the other")}
+#: each kind of measurement, the RulerLayer field that holds them, and what the status line calls one
+FIELDS = {"length": "rulers", "bidirectional": "bidirectionals", "ellipse": "ellipses"}
+NAMES = {"length": "Length", "bidirectional": "Bidirectional", "ellipse": "Ellipse"}
 
 
 def caption(start, end) -> str:
     return f"{float(np.linalg.norm(np.subtract(end, start))):.1f} mm"
+
+
+def cross_caption(cross: Bidirectional) -> str:
+    return f"L {cross.long_mm:.1f} mm\nS {cross.short_mm:.1f} mm"
 
 
 class MeasureTool:
@@ -137,27 +149,38 @@ class MeasureTool:
         return [v for n, v in self.window.grid.views.items() if n != "3d"]
 
     # ---- the measurements -----------------------------------------------------------------------
+    def items(self, kind: str) -> list:
+        """The measurements of ``kind`` ("length", "bidirectional", "ellipse"), in drawing order."""
+        return list(getattr(self.layer, FIELDS[kind])) if self.layer is not None else []
+
     @property
     def rulers(self) -> list[Ruler]:
-        return list(self.layer.rulers) if self.layer is not None else []
+        return self.items("length")
+
+    @property
+    def bidirectionals(self) -> list[Bidirectional]:
+        return self.items("bidirectional")
 
     @property
     def ellipses(self) -> list[Ellipse]:
-        return list(self.layer.ellipses) if self.layer is not None else []
+        return self.items("ellipse")
 
     def _state(self) -> tuple:
-        return tuple(self.rulers), tuple(self.ellipses)
+        """All the measurements, a tuple per kind (in FIELDS' order)."""
+        return tuple(tuple(self.items(kind)) for kind in FIELDS)
 
-    def _set(self, rulers=None, ellipses=None) -> None:
-        rulers = self.rulers if rulers is None else list(rulers)
-        ellipses = self.ellipses if ellipses is None else list(ellipses)
+    def _set(self, **changes) -> None:
+        """Set the measurements of the kinds given (``length=[...]``, ...); the layer is made when
+        the first is drawn and removed with the last."""
+        values = {FIELDS[kind]: list(changes[kind]) if kind in changes else self.items(kind) for kind in FIELDS}
+        anything = any(values.values())
         if self.layer is None or self.layer not in self.document.layers:
-            if not (rulers or ellipses) or self.document.image is None:
+            if not anything or self.document.image is None:
                 self.layer = None
                 return
-            self.layer = self.document.add_layer(RulerLayer(name=LAYER_NAME, rulers=rulers, ellipses=ellipses))
-        elif rulers or ellipses:
-            self.document.update_layer(self.layer, rulers=rulers, ellipses=ellipses)
+            self.layer = self.document.add_layer(RulerLayer(name=LAYER_NAME, **values))
+        elif anything:
+            self.document.update_layer(self.layer, **values)
         else:
             layer, self.layer = self.layer, None
             self._removing = True
@@ -165,6 +188,9 @@ class MeasureTool:
                 self.document.remove_layer(layer)
             finally:
                 self._removing = False
+
+    def _set_state(self, state) -> None:
+        self._set(**dict(zip(FIELDS, state)))
 
     def _described(self, ellipse: Ellipse) -> Ellipse:
         """``ellipse`` with its statistics on the image as caption."""
@@ -201,63 +227,41 @@ class MeasureTool:
 
     def _restore(self, state, message: str) -> None:
         self.selected = None
-        self._set(*state)
+        self._set_state(state)
         self.window.status_label.setText(f"{message} ({self._count()})")
 
     def _count(self) -> str:
-        n, m = len(self.rulers), len(self.ellipses)
-        return f"{n} length(s)" + (f", {m} ellipse(s)" if m else "")
-
-    def add(self, start, end) -> Ruler:
-        """A ruler from ``start`` to ``end`` (LPS mm, on one slice), as if drawn."""
-        ruler = Ruler(start, end, caption(start, end))
-        self._checkpoint()
-        self._set(rulers=self.rulers + [ruler])
-        return ruler
-
-    def add_ellipse(self, center, axis_a, axis_b) -> Ellipse:
-        """An ellipse (LPS mm, on one slice), as if drawn; its caption is measured on the image."""
-        ellipse = self._described(Ellipse(center, axis_a, axis_b))
-        self._checkpoint()
-        self._set(ellipses=self.ellipses + [ellipse])
-        return ellipse
-
-    def _last_kind(self) -> str | None:
-        """The kind of the measurement drawn last (the layer keeps the two kinds apart)."""
-        if self.ellipses and (self._last_drawn == "ellipse" or not self.rulers):
-            return "ellipse"
-        return "length" if self.rulers else None
+        counts = [(len(self.items(kind)), NAMES[kind].lower()) for kind in FIELDS]
+        return ", ".join(f"{n} {name}(s)" for k, (n, name) in enumerate(counts) if n or k == 0)
 
     def delete_last(self) -> None:
-        kind = self._last_kind()
+        """Remove the measurement drawn last (of the kind drawn or moved last)."""
+        kinds = [self._last_drawn] if self._last_drawn else []
+        kind = next((k for k in kinds + list(FIELDS) if self.items(k)), None)
         if kind is not None:
             self._checkpoint()
-            if kind == "ellipse":
-                self._set(ellipses=self.ellipses[:-1])
-            else:
-                self._set(rulers=self.rulers[:-1])
+            self._set(**{kind: self.items(kind)[:-1]})
         self._last_drawn = None
         self.selected = None
 
     def delete_selected(self) -> None:
         """Remove the measurement last drawn or moved (Delete or Backspace in a 2D view)."""
         kind, index = self.selected or (None, -1)
-        items = self.ellipses if kind == "ellipse" else self.rulers
-        if kind is None or not 0 <= index < len(items):
+        items = self.items(kind) if kind else []
+        if not 0 <= index < len(items):
             self.window.status_label.setText("Measure: nothing selected (draw a measurement, or drag one of its ends)")
             return
         self._checkpoint()
         removed = items.pop(index)
         self.selected = None
-        self._set(**{"ellipses" if kind == "ellipse" else "rulers": items})
-        what = "the length of " + removed.caption if kind == "length" else \
-            "the ellipse of " + (removed.caption.split("\n")[0] or "no area")
-        self.window.status_label.setText(f"Deleted {what}")
+        self._set(**{kind: items})
+        text = removed.caption.replace("\n", ", ") if kind != "ellipse" else (removed.caption.split("\n")[0] or "no area")
+        self.window.status_label.setText(f"Deleted the {NAMES[kind].lower()} of {text}")
 
     def clear(self) -> None:
-        if self.rulers or self.ellipses:
+        if any(self._state()):
             self._checkpoint()
-            self._set([], [])
+            self._set(**{kind: [] for kind in FIELDS})
         self.selected = None
 
     def _on_layer_removed(self, layer) -> None:
@@ -277,7 +281,7 @@ class MeasureTool:
         self._redo.clear()
 
     def has_unexported(self) -> bool:
-        return bool(self.rulers or self.ellipses) and self._state() != self.exported
+        return any(self._state()) and self._state() != self.exported
 
     # ---- mouse (SliceView calls these; display pixels, y from the bottom) -----------------------
     def press(self, view, x, y, shift: bool = False) -> bool:
@@ -290,12 +294,12 @@ class MeasureTool:
         if grab is None and self.mode == "ellipse":
             inside = self._ellipse_at(view, point)
             grab = None if inside is None else ("ellipse", inside, "move")
-        if grab is None and self.mode == "length":
-            self._set(rulers=self.rulers + [Ruler(point, point)])
-            grab = ("length", len(self.rulers) - 1, 1)
-        elif grab is None:
-            self._set(ellipses=self.ellipses + [Ellipse(point, (0, 0, 0), (0, 0, 0))])
-            grab = ("ellipse", len(self.ellipses) - 1, "new")
+        if grab is None:   # a new one, grabbed by its far end (an ellipse: by the corner)
+            new, handle = {"length": (Ruler(point, point), 1),
+                           "bidirectional": (Bidirectional(point, point, point, point), "new"),
+                           "ellipse": (Ellipse(point, (0, 0, 0), (0, 0, 0)), "new")}[self.mode]
+            self._set(**{self.mode: self.items(self.mode) + [new]})
+            grab = (self.mode, len(self.items(self.mode)) - 1, handle)
         self._edit = (view, *grab, np.asarray(point, dtype=float))
         return True
 
@@ -303,40 +307,43 @@ class MeasureTool:
         if self._edit is None or view is not self._edit[0] or self.layer is None:
             return
         _, kind, index, handle, last = self._edit
+        items = self.items(kind)
+        if index >= len(items):
+            return
         point = np.asarray(view.display_to_patient(x, y), dtype=float)
+        old = items[index]
         if kind == "length":
-            rulers = self.rulers
-            if index < len(rulers):
-                old = rulers[index]
-                start, stop = (point, old.end) if handle == 0 else (old.start, point)
-                rulers[index] = Ruler(start, stop, caption(start, stop))
-                self._set(rulers=rulers)
-            return
-        ellipses = self.ellipses
-        if index >= len(ellipses):
-            return
-        old = ellipses[index]
+            start, stop = (point, old.end) if handle == 0 else (old.start, point)
+            items[index] = Ruler(start, stop, caption(start, stop))
+        elif kind == "bidirectional":
+            normal = np.asarray(view.normal, dtype=float)
+            new = Bidirectional.across(old.long_start, point, normal) if handle == "new" \
+                else old.with_end_moved(handle, point, normal)
+            items[index] = Bidirectional(*new.ends, cross_caption(new))
+        else:
+            items[index] = self._described(self._ellipse_dragged(view, old, handle, last, point))
+            if handle == "move":
+                self._edit = (view, kind, index, handle, point)
+        self._set(**{kind: items})
+
+    def _ellipse_dragged(self, view, old: Ellipse, handle, last, point) -> Ellipse:
         u, v = np.asarray(view.right, dtype=float), np.asarray(view.up, dtype=float)
         if handle == "new":   # from the pressed corner (kept in ``last``) to this one
             d = point - last
             half_u, half_v = (d @ u) / 2 * u, (d @ v) / 2 * v
-            new = Ellipse(last + half_u + half_v, half_u, half_v)
-        elif handle == "move":
+            return Ellipse(last + half_u + half_v, half_u, half_v)
+        if handle == "move":
             d = point - last
             d = (d @ u) * u + (d @ v) * v   # along the slice only
-            new = Ellipse(np.add(old.center, d), old.axis_a, old.axis_b)
-            self._edit = (view, kind, index, handle, point)
-        else:   # an axis' end: the opposite end stays, the other axis too
-            ends = old.ends
-            axis = np.asarray(old.axis_a if handle < 2 else old.axis_b)
-            length = np.linalg.norm(axis)
-            direction = axis / length if length > 0 else (u if handle < 2 else v)
-            opposite = ends[handle ^ 1]
-            half = ((point - opposite) @ direction) / 2 * direction
-            centre = opposite + half
-            new = Ellipse(centre, half, old.axis_b) if handle < 2 else Ellipse(centre, old.axis_a, half)
-        ellipses[index] = self._described(new)
-        self._set(ellipses=ellipses)
+            return Ellipse(np.add(old.center, d), old.axis_a, old.axis_b)
+        # an axis' end: the opposite end stays, the other axis too
+        axis = np.asarray(old.axis_a if handle < 2 else old.axis_b)
+        length = np.linalg.norm(axis)
+        direction = axis / length if length > 0 else (u if handle < 2 else v)
+        opposite = old.ends[handle ^ 1]
+        half = ((point - opposite) @ direction) / 2 * direction
+        centre = opposite + half
+        return Ellipse(centre, half, old.axis_b) if handle < 2 else Ellipse(centre, old.axis_a, half)
 
     def release(self, view, x, y) -> None:
         if self._edit is None:
@@ -344,37 +351,33 @@ class MeasureTool:
         self.drag(view, x, y)
         _, kind, index, _, _ = self._edit
         self._edit = None
-        if kind == "length":
-            items = self.rulers
-            if index < len(items):
-                r = items[index]
-                points = [r.start, r.end]
-        else:
-            items = self.ellipses
-            if index < len(items):
-                e = items[index]
-                points = [e.center, np.add(e.center, e.axis_a), np.add(e.center, e.axis_b)]
+        items = self.items(kind)
         if index < len(items):
+            item = items[index]
+            # the points whose distance on screen tells a measurement from a click
+            points = {"length": lambda r: [r.start, r.end],
+                      "bidirectional": lambda b: [b.long_start, b.long_end],
+                      "ellipse": lambda e: [e.center, np.add(e.center, e.axis_a), np.add(e.center, e.axis_b)]}[kind](item)
             at = [np.array(view.patient_to_display(p)) for p in points]
             if min(np.linalg.norm(p - at[0]) for p in at[1:]) < MIN_PX:   # a click, or collapsed
                 del items[index]
-                self._set(**{"ellipses" if kind == "ellipse" else "rulers": items})
+                self._set(**{kind: items})
                 self.selected = None
             else:
                 self.selected = (kind, index)
                 self._last_drawn = kind
-                name = "Length" if kind == "length" else "Ellipse"
-                self.window.status_label.setText(f"{name} {index + 1}: {items[index].caption.replace(chr(10), '; ')}")
+                self.window.status_label.setText(f"{NAMES[kind]} {index + 1}: {item.caption.replace(chr(10), '; ')}")
         if self._undo and self._undo[-1] == self._state():
             self._undo.pop()   # the press changed nothing: nothing to undo
 
     def _handle_near(self, view, x, y) -> tuple | None:
-        """(kind, index, end) of the ruler end or ellipse axis end on this view's slice nearest
-        (x, y), if within PICK_PX."""
+        """(kind, index, end) of the ruler end, bidirectional axis end or ellipse axis end on this
+        view's slice nearest (x, y), if within PICK_PX."""
         best, best_d = None, PICK_PX
         candidates = [("length", i, end, p) for i, r in enumerate(self.rulers) for end, p in enumerate((r.start, r.end))]
-        candidates += [("ellipse", i, end, p) for i, e in enumerate(self.ellipses) if self._shows(view, e)
-                       for end, p in enumerate(e.ends)]
+        candidates += [(kind, i, end, p) for kind in ("bidirectional", "ellipse")
+                       for i, item in enumerate(self.items(kind)) if self._shows(view, item)
+                       for end, p in enumerate(item.ends)]
         for kind, i, end, p in candidates:
             if not view.on_slice(p):
                 continue
@@ -396,9 +399,9 @@ class MeasureTool:
         return None
 
     @staticmethod
-    def _shows(view, ellipse: Ellipse) -> bool:
-        """Whether ``view``'s slice holds the whole ellipse (not one that crosses it)."""
-        return all(view.on_slice(p) for p in ellipse.ends)
+    def _shows(view, item) -> bool:
+        """Whether ``view``'s slice holds the whole ellipse or bidirectional (not one that crosses it)."""
+        return all(view.on_slice(p) for p in item.ends)
 
     # ---- load and export ----------------------------------------------------------------------
     def choose_load(self) -> None:
@@ -411,9 +414,10 @@ class MeasureTool:
                 self.window._fail(str(exc))
 
     def load(self, path: str):
-        """Add the lengths and ellipses of a DICOM SR measurement report (ours, OHIF's) that lie
-        on the open series (see :func:`medviewer.io.measurements_sr.read_measurements_sr`);
-        returns what was read. Ellipses are measured on the image."""
+        """Add the lengths, bidirectionals and ellipses of a DICOM SR measurement report (ours,
+        OHIF's) that lie on the open series (see
+        :func:`medviewer.io.measurements_sr.read_measurements_sr`); returns what was read.
+        Ellipses are measured on the image."""
         from medviewer.io.measurements_sr import read_measurements_sr
 
         image = self.document.image
@@ -421,20 +425,24 @@ class MeasureTool:
             raise MedviewerError("open the series the measurements were made on first", path)
         read = read_measurements_sr(path, image.volume)
         read.ellipses = [self._described(e) for e in read.ellipses]
+        read.bidirectionals = [Bidirectional(*b.ends, cross_caption(b)) for b in read.bidirectionals]
         self._checkpoint()
         unexported = self.has_unexported()
-        self._set(self.rulers + read.rulers, self.ellipses + read.ellipses)
+        self._set(length=self.rulers + read.rulers, bidirectional=self.bidirectionals + read.bidirectionals,
+                  ellipse=self.ellipses + read.ellipses)
         if not unexported:   # what was read is in a file already: nothing to lose
             self.exported = self._state()
         note = f" ({'; '.join(read.warnings)})" if read.warnings else ""
-        ellipses = f" and {len(read.ellipses)} ellipse(s)" if read.ellipses else ""
-        self.window.status_label.setText(
-            f"Loaded {len(read.rulers)} length(s){ellipses} from {os.path.basename(path)}{note}")
+        found = [(len(read.rulers), "length"), (len(read.bidirectionals), "bidirectional"),
+                 (len(read.ellipses), "ellipse")]
+        text = ", ".join(f"{n} {name}(s)" for k, (n, name) in enumerate(found) if n or k == 0)
+        self.window.status_label.setText(f"Loaded {text} from {os.path.basename(path)}{note}")
         return read
 
     def choose_export(self) -> None:
-        if not (self.rulers or self.ellipses):
-            self.window._fail("no measurements to export: draw one with Measure > Length or Ellipse ROI first")
+        if not any(self._state()):
+            self.window._fail("no measurements to export: draw one with Measure > Length, Bidirectional or "
+                              "Ellipse ROI first")
             return
         path, chosen = QFileDialog.getSaveFileName(
             self.window, "Export the measurements", "measurements.csv",
@@ -455,7 +463,8 @@ class MeasureTool:
         if image is None:
             raise MedviewerError("no image open")
         state = self._state()
-        out = write_measurements(image.volume, state[0], path, ellipses=state[1], force=force)
+        out = write_measurements(image.volume, self.rulers, path, bidirectionals=self.bidirectionals,
+                                 ellipses=self.ellipses, force=force)
         self.exported = state
         self.window.status_label.setText(f"Wrote {self._count()} to {out}")
         return out
@@ -465,7 +474,7 @@ class MeasureTool:
         unexported, else as the user answers (quiet windows do not ask)."""
         if self.window.quiet or not self.has_unexported():
             return True
-        n = len(self.rulers) + len(self.ellipses)
+        n = sum(len(items) for items in self._state())
         answer = QMessageBox.question(
             self.window, "medviewer",
             f"{n} measurement{'s are' if n > 1 else ' is'} not exported. Export before {action}?",

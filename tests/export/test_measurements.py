@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pytest
 
-from medviewer.core.document import Ellipse, Ruler
+from medviewer.core.document import Bidirectional, Ellipse, Ruler
 from medviewer.core.errors import MedviewerError
 from medviewer.core.roi_stats import ellipse_stats
 from medviewer.core.volume import Volume
@@ -159,3 +159,41 @@ def test_an_oblique_ellipse_is_placed_in_the_frame_and_one_outside_is_refused(de
             write_measurements(demo_volume, [], tmp_path / name, ellipses=[good, outside])
         assert name in str(e.value)
     assert [p.name for p in tmp_path.iterdir()] == ["oblique.dcm"]
+
+
+def test_a_bidirectional_is_a_row_and_an_sr_group_with_both_axes_on_their_lines(demo_volume, tmp_path):
+    import highdicom as hd
+    import pydicom
+
+    mid = (np.asarray(demo_volume.size_xyz) - 1) // 2
+    at = lambda di, dj: demo_volume.index_to_patient(mid + np.array([di, dj, 0], dtype=float))  # noqa: E731
+    cross = Bidirectional.across(at(-20, -5), at(20, 5), np.array([0.0, 0.0, 1.0])).with_end_moved(
+        3, at(0, 0) + [3.0, -12.0, 0.0], np.array([0.0, 0.0, 1.0]))
+    rulers = rulers_on(demo_volume)[:1]
+    rows = list(csv.DictReader(io.StringIO(measurements_csv(demo_volume, rulers, [], [cross]))))
+    assert [(r["measurement"], r["kind"]) for r in rows] == [("1", "length"), ("2", "bidirectional")]
+    row = rows[1]
+    assert float(row["length_mm"]) == pytest.approx(cross.long_mm, abs=0.005)
+    assert float(row["short_axis_mm"]) == pytest.approx(cross.short_mm, abs=0.005)
+    assert (row["plane"], int(row["slice"])) == ("axial", mid[2] + 1)
+    assert row["sop_instance_uid"] == demo_volume.source_sop_instance_uids[mid[2]]
+    assert [float(row[f"short_end_{c}_mm"]) for c in "xyz"] == pytest.approx(cross.short_end, abs=0.005)
+    out = write_measurements(demo_volume, [], tmp_path / "cross.dcm", bidirectionals=[cross])
+    assert dciodvfy(out)[0] == []
+    (group,) = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(out)).content.get_image_measurement_groups()
+    found = {m.name.value: m for m in group.get_measurements()}
+    assert found["103339001"].value == pytest.approx(cross.long_mm, abs=0.001)
+    assert found["103340004"].value == pytest.approx(cross.short_mm, abs=0.001)
+    # each axis inferred from its own line, in its image's pixels
+    ds = pydicom.dcmread(out)
+
+    def walk(items):
+        for i in items:
+            yield i
+            yield from walk(i.get("ContentSequence", []))
+    (num,) = [i for i in walk(ds.ContentSequence) if i.get("ValueType") == "NUM"
+              and i.ConceptNameCodeSequence[0].CodeValue == "103340004"]
+    short = [i for i in num.ContentSequence if i.ValueType == "SCOORD"]
+    assert len(short) == 1 and short[0].RelationshipType == "INFERRED FROM"
+    want = demo_volume.patient_to_index(np.array([cross.short_start, cross.short_end]))[:, :2] + 0.5
+    assert np.allclose(np.reshape(short[0].GraphicData, (2, 2)), want, atol=1e-3)

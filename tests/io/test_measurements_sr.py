@@ -4,6 +4,8 @@ under its Length or Area measurement)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pydicom
 import pytest
@@ -103,7 +105,7 @@ def test_lengths_of_another_series_or_a_non_sr_are_refused_with_the_file_named(d
     path = tmp_path / "other.dcm"
     pydicom.dcmwrite(path, ohif_style_sr(demo_volume, 0, [[1, 1], [5, 5]], 5.7, other_series_uid=generate_uid()),
                      enforce_file_format=True)
-    with pytest.raises(MedviewerError, match="no lengths or ellipses on this series.*another series") as e:
+    with pytest.raises(MedviewerError, match="no lengths, bidirectionals or ellipses on this series.*another series") as e:
         read_measurements_sr(path, demo_volume)
     assert str(path) in str(e.value)
     (tmp_path / "junk.dcm").write_bytes(b"not dicom")
@@ -148,3 +150,33 @@ def test_an_ohif_ellipse_is_read_onto_its_slice(demo_volume, tmp_path):
     assert np.allclose(e.ends, want, atol=1e-6)
     assert np.allclose(e.center, demo_volume.index_to_patient([110, 100, k]))
     assert np.linalg.norm(e.axis_a) == pytest.approx(20 * demo_volume.spacing[0])
+
+
+def test_bidirectionals_round_trip_and_an_ohif_shaped_one_is_read(demo_volume, tmp_path):
+    from medviewer.core.document import Bidirectional
+
+    k = demo_volume.shape[0] // 2
+    normal = np.array([0.0, 0.0, 1.0])
+    at = lambda i, j: demo_volume.index_to_patient([i, j, k])  # noqa: E731
+    cross = Bidirectional.across(at(80, 100), at(140, 120), normal).with_end_moved(2, at(100, 130), normal)
+    out = write_measurements(demo_volume, rulers_on(demo_volume)[:1], tmp_path / "b.dcm", bidirectionals=[cross])
+    read = read_measurements_sr(out, demo_volume)
+    assert len(read.rulers) == 1 and read.ellipses == [] and len(read.bidirectionals) == 1
+    assert np.allclose(read.bidirectionals[0].ends, cross.ends, atol=1e-3)
+    # as OHIF writes it: a measurement group with two NUMs, each inferred from its own polyline
+    ds = ohif_style_sr(demo_volume, k, [[80.5, 100.5], [140.5, 100.5]], 60.0)
+    group = ds.ContentSequence[0].ContentSequence[0]
+    long_num = group.ContentSequence[1]
+    long_num.ConceptNameCodeSequence = _code("103339001", "SCT", "Long Axis")
+    short_num = copy.deepcopy(long_num)
+    short_num.ConceptNameCodeSequence = _code("103340004", "SCT", "Short Axis")
+    short_num.ContentSequence[0].GraphicData = [110.5, 90.5, 110.5, 115.5]
+    group.ContentSequence.append(short_num)
+    path = tmp_path / "ohif-bidirectional.dcm"
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    read = read_measurements_sr(path, demo_volume)
+    assert read.rulers == [] and len(read.bidirectionals) == 1
+    (b,) = read.bidirectionals
+    assert np.allclose(b.ends, demo_volume.index_to_patient(np.array(
+        [[80, 100, k], [140, 100, k], [110, 90, k], [110, 115, k]], dtype=float)), atol=1e-6)
+    assert b.long_mm == pytest.approx(60 * demo_volume.spacing[0]) and b.short_mm == pytest.approx(25 * demo_volume.spacing[1])

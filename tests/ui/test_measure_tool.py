@@ -248,7 +248,7 @@ def test_ellipses_and_lengths_export_together_and_load_back(window, tool, tmp_pa
     read = tool.load(path)
     assert len(read.rulers) == 1 and len(tool.ellipses) == 1 and not tool.has_unexported()
     assert np.allclose(tool.ellipses[0].ends, e.ends, atol=1e-3) and tool.ellipses[0].caption == e.caption
-    assert "1 length(s) and 1 ellipse(s)" in window.status_label.text()
+    assert "Loaded 1 length(s), 1 ellipse(s)" in window.status_label.text()
 
 
 def test_an_ellipse_on_a_gantry_tilted_ct_is_drawn_on_the_view_and_measured_across_its_slices(window):
@@ -300,3 +300,46 @@ def test_a_caption_near_the_views_edge_stays_inside_the_view(window, tool, demo_
     assert 0 <= x + box[0] and x + box[1] <= w        # all of it inside the view
     (caption, anchor), = axial.box_captions(tool.layer)
     assert anchor[0] != pytest.approx(e.center[0], abs=1.0)   # moved off the ellipse's middle to fit
+
+
+def test_a_bidirectional_draws_its_long_axis_and_a_short_axis_across_that_can_be_dragged(window, qtbot, tool,
+                                                                                          demo_volume, tmp_path):
+    tool.set_active(True, "bidirectional")
+    assert tool.mode == "bidirectional" and not tool.actions["ellipse"].isChecked()
+    c = window.document.cursor
+    drag(window, "axial", c + [-30.0, 0.0, 0.0], c + [30.0, 0.0, 0.0])
+    (b,) = tool.bidirectionals
+    px = demo_volume.spacing[0] * 2
+    assert b.long_mm == pytest.approx(60.0, abs=px) and b.short_mm == pytest.approx(b.long_mm / 2)
+    e = b.ends
+    assert abs(np.dot(e[1] - e[0], e[3] - e[2])) < 1e-6 and np.allclose((e[2] + e[3]) / 2, (e[0] + e[1]) / 2)
+    assert b.caption == f"L {b.long_mm:.1f} mm\nS {b.short_mm:.1f} mm"
+    axial = window.grid.views["axial"]
+    assert [text for text, _ in axial.box_captions(tool.layer)] == [b.caption]
+    assert yellow_at(axial, 0.8 * e[0] + 0.2 * e[1]) and yellow_at(axial, 0.8 * e[2] + 0.2 * e[3])
+    assert "Bidirectional 1: L" in window.status_label.text()
+    # drag a short axis end outwards: it slides along its line, the other end and the long axis stay
+    end = e[3]
+    outward = (e[3] - e[2]) / np.linalg.norm(e[3] - e[2])
+    drag(window, "axial", end, end + 10.0 * outward + np.array([2.0, 0.0, 0.0]))   # a little off its line
+    (moved,) = tool.bidirectionals
+    assert moved.short_mm == pytest.approx(b.short_mm + 10.0, abs=px)
+    assert np.allclose(moved.ends[:3], e[:3]) and moved.caption.endswith(f"S {moved.short_mm:.1f} mm")
+    # a long axis end: the short axis follows, still perpendicular
+    drag(window, "axial", e[1], e[1] + [0.0, 20.0, 0.0])
+    (turned,) = tool.bidirectionals
+    t = turned.ends
+    assert abs(np.dot(t[1] - t[0], t[3] - t[2])) < 1e-6 and turned.short_mm == pytest.approx(moved.short_mm)
+    # with lengths and ellipses, exported and loaded back
+    rows = list(csv.DictReader(open(tool.export(str(tmp_path / "b.csv")))))
+    assert [r["kind"] for r in rows] == ["bidirectional"]
+    path = tool.export(str(tmp_path / "b.dcm"))
+    tool.clear()
+    tool.load(path)
+    (back,) = tool.bidirectionals
+    assert np.allclose(back.ends, t, atol=1e-3) and back.caption == turned.caption and not tool.has_unexported()
+    window.activateWindow()
+    window.grid.widgets["axial"].setFocus()
+    drag(window, "axial", back.ends[0], back.ends[0] + [0.0, -3.0, 0.0])   # select it
+    qtbot.keyClick(window.grid.widgets["axial"], Qt.Key_Delete)
+    assert tool.bidirectionals == [] and "Deleted the bidirectional" in window.status_label.text()

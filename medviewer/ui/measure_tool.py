@@ -57,19 +57,20 @@ def cross_caption(cross: Bidirectional) -> str:
 
 
 class MeasureTool:
-    """Draws and edits the rulers and ellipses of the "Measurements" layer; the 2D views call
-    press/drag/release."""
+    """Draws and edits the rulers, bidirectionals and ellipses of the "Measurements" layer; the 2D
+    views call press/drag/release."""
 
     def __init__(self, window) -> None:
         self.window = window
         self.document = window.document
         self.layer: RulerLayer | None = None
         self.exported: tuple = ()      # the measurements as last exported (nothing to lose when unchanged)
-        # while dragging: (view, kind, index, handle, last point); handle: a ruler's end 0/1, an
-        # ellipse axis' end 0-3 (+a, -a, +b, -b), "move" (the whole ellipse) or "new" (drawing one)
+        # while dragging: (view, kind, index, handle, last point); handle: a ruler's end 0/1, a
+        # bidirectional's end 0-3 (long start, long end, short start, short end), an ellipse axis'
+        # end 0-3 (+a, -a, +b, -b), "move" (the whole ellipse) or "new" (drawing one)
         self._edit: tuple | None = None
         self.selected: tuple[str, int] | None = None   # (kind, index) last drawn or moved: Delete removes it
-        self._undo: list[tuple] = []   # the state (rulers, ellipses) before each change, for Ctrl+Z
+        self._undo: list[tuple] = []   # the state (see _state) before each change, for Ctrl+Z
         self._redo: list[tuple] = []
         self._last_drawn: str | None = None   # the kind last drawn or moved: "Delete the last" takes it
         self._removing = False
@@ -106,7 +107,7 @@ class MeasureTool:
     # ---- on and off -----------------------------------------------------------------------------
     @property
     def mode(self) -> str | None:
-        """"length", "ellipse", or None when the tool is off."""
+        """"length", "bidirectional", "ellipse", or None when the tool is off."""
         return next((m for m, a in self.actions.items() if a.isChecked()), None)
 
     @property

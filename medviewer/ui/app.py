@@ -74,8 +74,9 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
         window.volume_loaded.connect(add_seg)   # connected first: loaded before the screenshot
     if screenshot is not None:
         window.quiet = True
-        window.plugins_dock.hide()   # the views get the width (a screenshot is of the views)
-        window.pacs_dock.hide()
+        # the views get the width (a screenshot is of the views): the docks on the right go
+        for dock in (window.plugins_dock, window.pacs_dock, window.measurements_dock):
+            dock.hide()
 
         def shoot(_volume):
             def save():

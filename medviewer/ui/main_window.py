@@ -105,6 +105,9 @@ class MainWindow(QMainWindow):
         from medviewer.ui.measure_tool import MeasureTool
         self.measure_tool = MeasureTool(self)
         self.measure_tool.install(self)
+        from medviewer.ui.measurements_panel import add_measurements_dock
+        self.measurements, self.measurements_dock = add_measurements_dock(self)
+        self._view_menu.addAction(self.measurements_dock.toggleViewAction())
         self.index = None   # the DicomIndex of the folder open, if any
         from medviewer.ui.annotations_ui import add_annotations_bar
         self.annotations = add_annotations_bar(self)
@@ -166,6 +169,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.layers_dock.toggleViewAction())
         view.addAction(self.plugins_dock.toggleViewAction())
         view.addAction(self.pacs_dock.toggleViewAction())
+        self._view_menu = view
 
         wl = mb.addMenu("&Window/level")
         for name in WINDOW_PRESETS:

@@ -73,6 +73,7 @@ class MeasureTool:
         self._undo: list[tuple] = []   # the state (see _state) before each change, for Ctrl+Z
         self._redo: list[tuple] = []
         self._last_drawn: str | None = None   # the kind last drawn or moved: "Delete the last" takes it
+        self._listeners: list = []   # called after each change of the measurements (the Measurements dock)
         self._removing = False
         self._switching = False
         self.actions: dict[str, QAction] = {}
@@ -178,8 +179,8 @@ class MeasureTool:
         if self.layer is None or self.layer not in self.document.layers:
             if not anything or self.document.image is None:
                 self.layer = None
-                return
-            self.layer = self.document.add_layer(RulerLayer(name=LAYER_NAME, **values))
+            else:
+                self.layer = self.document.add_layer(RulerLayer(name=LAYER_NAME, **values))
         elif anything:
             self.document.update_layer(self.layer, **values)
         else:
@@ -189,6 +190,15 @@ class MeasureTool:
                 self.document.remove_layer(layer)
             finally:
                 self._removing = False
+        self._changed()
+
+    def on_change(self, callback) -> None:
+        """Call ``callback()`` after every change of the measurements."""
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._listeners:
+            callback()
 
     def _set_state(self, state) -> None:
         self._set(**dict(zip(FIELDS, state)))
@@ -259,6 +269,23 @@ class MeasureTool:
         text = removed.caption.replace("\n", ", ") if kind != "ellipse" else (removed.caption.split("\n")[0] or "no area")
         self.window.status_label.setText(f"Deleted the {NAMES[kind].lower()} of {text}")
 
+    def go_to(self, kind: str, index: int) -> None:
+        """Move the crosshair to a measurement (a length's or long axis' middle, an ellipse's
+        centre), so that the views show its slice, and select it (Delete removes it)."""
+        items = self.items(kind)
+        if not 0 <= index < len(items):
+            return
+        item = items[index]
+        if kind == "ellipse":
+            centre = np.asarray(item.center)
+        else:
+            ends = item.ends if kind == "bidirectional" else np.array([item.start, item.end])
+            centre = (ends[0] + ends[1]) / 2
+        self.document.set_cursor(centre)
+        self.selected = (kind, index)
+        self._last_drawn = kind
+        self.window.status_label.setText(f"{NAMES[kind]} {index + 1}: {item.caption.replace(chr(10), '; ')}")
+
     def clear(self) -> None:
         if any(self._state()):
             self._checkpoint()
@@ -272,6 +299,7 @@ class MeasureTool:
             self.selected = None
             if not self._removing:   # removed from the Layers panel, or with the image: history goes too
                 self._forget_history()
+                self._changed()
 
     def _on_layer_added(self, layer) -> None:
         if isinstance(layer, ImageLayer) and layer is self.document.image:   # a new image: new measurements

@@ -18,6 +18,7 @@ def window(qtbot, tmp_path):
     w.segment_dock.hide()
     w.plugins_dock.hide()
     w.pacs_dock.hide()
+    w.measurements_dock.hide()
     w.resize(700, 600)
     qtbot.addWidget(w)
     w.show()

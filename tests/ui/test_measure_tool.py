@@ -307,7 +307,7 @@ def test_a_bidirectional_draws_its_long_axis_and_a_short_axis_across_that_can_be
     tool.set_active(True, "bidirectional")
     assert tool.mode == "bidirectional" and not tool.actions["ellipse"].isChecked()
     c = window.document.cursor
-    drag(window, "axial", c + [-30.0, 0.0, 0.0], c + [30.0, 0.0, 0.0])
+    drag(window, "axial", c + [-20.0, 10.0, 0.0], c + [40.0, 10.0, 0.0])   # off the crosshair's lines
     (b,) = tool.bidirectionals
     px = demo_volume.spacing[0] * 2
     assert b.long_mm == pytest.approx(60.0, abs=px) and b.short_mm == pytest.approx(b.long_mm / 2)
@@ -343,3 +343,39 @@ def test_a_bidirectional_draws_its_long_axis_and_a_short_axis_across_that_can_be
     drag(window, "axial", back.ends[0], back.ends[0] + [0.0, -3.0, 0.0])   # select it
     qtbot.keyClick(window.grid.widgets["axial"], Qt.Key_Delete)
     assert tool.bidirectionals == [] and "Deleted the bidirectional" in window.status_label.text()
+
+
+def test_the_measurements_dock_lists_them_and_goes_to_each(window, tool, demo_volume, tmp_path):
+    panel, dock = window.measurements, window.measurements_dock
+    assert panel.table.rowCount() == 0 and not panel.empty.isHidden()
+    c = np.asarray(window.document.cursor)
+    drag(window, "axial", c + [-30.0, -10.0, 0.0], c + [20.0, 25.0, 0.0])
+    tool.set_active(True, "ellipse")
+    assert dock.isVisible()   # turning a measuring tool on shows the list
+    other_slice = c + [0.0, 0.0, 4 * demo_volume.spacing[2]]
+    window.document.set_cursor(other_slice)
+    drag(window, "axial", other_slice + [-10.0, -10.0, 0.0], other_slice + [10.0, 12.0, 0.0])
+    tool.set_active(True, "bidirectional")
+    drag(window, "coronal", other_slice + [-20.0, 0.0, -10.0], other_slice + [20.0, 0.0, 10.0])
+    table = panel.table
+    cells = [[table.item(r, col).text() for col in range(4)] for r in range(table.rowCount())]
+    assert [row[:2] for row in cells] == [["1", "Length"], ["2", "Bidirectional"], ["3", "Ellipse"]]
+    assert cells[0][2] == tool.rulers[0].caption and cells[1][2].startswith("L ") and "mean" in cells[2][2]
+    k = int(round(demo_volume.patient_to_index(c)[2]))
+    assert cells[0][3] == f"axial {k + 1}/{demo_volume.shape[0]}" and cells[1][3].startswith("coronal ")
+    # double-click the length: the crosshair goes to its middle (its slice), and it is selected
+    panel.go_to(0)
+    ruler = tool.rulers[0]
+    assert np.allclose(window.document.cursor, (np.asarray(ruler.start) + np.asarray(ruler.end)) / 2)
+    assert window.grid.views["axial"].box_captions(tool.layer)[0][0] == ruler.caption
+    assert tool.selected == ("length", 0)
+    table.selectRow(2)
+    panel.delete_current()
+    assert tool.ellipses == [] and table.rowCount() == 2
+    path = tool.export(str(tmp_path / "m.dcm"))
+    tool.clear()
+    assert table.rowCount() == 0 and not panel.empty.isHidden()
+    tool.load(path)   # into no layer: the list fills
+    assert table.rowCount() == 2
+    window.document.remove_layer(tool.layer)   # from the Layers panel
+    assert table.rowCount() == 0

@@ -388,14 +388,15 @@ while time.monotonic() < end:
 print(json.dumps({
     "bars": sorted([b.tabText(i) for i in range(b.count())] for b in w.findChildren(QTabBar) if b.isVisible()),
     "tabbed": [d.objectName() for d in w.tabifiedDockWidgets(w.layers_dock)],
-    "front": [not d.visibleRegion().isEmpty() for d in (w.layers_dock, w.segment_dock, w.plugins_dock, w.pacs_dock)],
+    "front": [not d.visibleRegion().isEmpty()
+              for d in (w.layers_dock, w.segment_dock, w.plugins_dock, w.pacs_dock, w.measurements_dock)],
 }))
 """
 
 
 def test_each_group_of_tabbed_docks_has_one_tab_bar(tmp_path):
-    """Layers | Segment editor on the left, Plugins | PACS on the right: one tab bar each, the
-    first dock of each in front. Qt 6.11 drew a second, stray tab bar across the segment editor
+    """Layers | Segment editor on the left, Plugins | PACS | Measurements on the right: one tab bar
+    each, the first dock of each in front. Qt 6.11 drew a second, stray tab bar across the segment editor
     when both groups were tabbed before the window was shown. A fresh process, as the app starts
     (the stray did not show in a window made inside the test session)."""
     import subprocess
@@ -407,9 +408,9 @@ def test_each_group_of_tabbed_docks_has_one_tab_bar(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     seen = json.loads(r.stdout.strip().splitlines()[-1])
-    assert seen["bars"] == [["Layers", "Segment editor"], ["Plugins", "PACS"]], seen
+    assert seen["bars"] == [["Layers", "Segment editor"], ["Plugins", "PACS", "Measurements"]], seen
     assert seen["tabbed"] == ["segment-editor-dock"]
-    assert seen["front"] == [True, False, True, False]
+    assert seen["front"] == [True, False, True, False, False]
 
 
 def test_label_surfaces_in_3d_are_smooth_and_take_each_segments_colour(window, qtbot, demo_volume):

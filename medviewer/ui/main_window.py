@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
@@ -528,6 +528,17 @@ class MainWindow(QMainWindow):
             self.open_path(paths[0])
 
     # ---- docks -------------------------------------------------------------------------------
+    def add_right_dock(self, title: str, name: str, widget) -> QDockWidget:
+        """A dock on the right holding ``widget``, as a tab behind the plugins dock when there is one."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        other = getattr(self, "plugins_dock", None)
+        if other is not None:
+            self.tabify_docks(other, dock)
+        return dock
+
     def tabify_docks(self, first: QDockWidget, second: QDockWidget) -> None:
         """Put ``second`` as a tab behind ``first`` (``first`` stays in front).
 

@@ -5,7 +5,6 @@ removes it; Export and Load are the Measure menu's."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView, QDockWidget, QGridLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
     QVBoxLayout, QWidget,
@@ -84,13 +83,7 @@ def add_measurements_dock(window) -> tuple[MeasurementsPanel, QDockWidget]:
     """A "Measurements" dock on the right, tabbed behind the plugins dock; it comes to the front
     when a measuring tool is turned on."""
     panel = MeasurementsPanel(window.measure_tool)
-    dock = QDockWidget("Measurements", window)
-    dock.setObjectName("measurements-dock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.RightDockWidgetArea, dock)
-    other = getattr(window, "plugins_dock", None)
-    if other is not None:
-        window.tabify_docks(other, dock)
+    dock = window.add_right_dock("Measurements", "measurements-dock", panel)
     for action in window.measure_tool.actions.values():
         action.toggled.connect(lambda on: on and (dock.show(), dock.raise_()))
     return panel, dock

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
     QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -260,11 +260,4 @@ def add_pacs_dock(window) -> tuple[PacsPanel, QDockWidget]:
     in the window's study browser."""
     panel = PacsPanel(open_folder=window.open_path)
     panel.error.connect(window._fail)
-    dock = QDockWidget("PACS", window)
-    dock.setObjectName("pacs-dock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.RightDockWidgetArea, dock)
-    other = getattr(window, "plugins_dock", None)
-    if other is not None:
-        window.tabify_docks(other, dock)
-    return panel, dock
+    return panel, window.add_right_dock("PACS", "pacs-dock", panel)

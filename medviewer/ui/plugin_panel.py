@@ -448,8 +448,4 @@ def add_plugin_dock(window, runner=None, *, discover: bool = True) -> tuple[Plug
     """A "Plugins" dock on the right of ``window`` (a MainWindow); errors go to its _fail."""
     panel = PluginPanel(window.document, runner, discover=discover)
     panel.error.connect(window._fail)
-    dock = QDockWidget("Plugins", window)
-    dock.setObjectName("plugins-dock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.RightDockWidgetArea, dock)
-    return panel, dock
+    return panel, window.add_right_dock("Plugins", "plugins-dock", panel)

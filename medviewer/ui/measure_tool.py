@@ -282,9 +282,15 @@ class MeasureTool:
             ends = item.ends if kind == "bidirectional" else np.array([item.start, item.end])
             centre = (ends[0] + ends[1]) / 2
         self.document.set_cursor(centre)
+        self._select(kind, index)
+
+    def _select(self, kind: str, index: int) -> None:
+        """Make a measurement the selected one (Delete removes it; the dock shows it selected)."""
         self.selected = (kind, index)
         self._last_drawn = kind
-        self.window.status_label.setText(f"{NAMES[kind]} {index + 1}: {item.caption.replace(chr(10), '; ')}")
+        caption = self.items(kind)[index].caption.replace("\n", "; ")
+        self.window.status_label.setText(f"{NAMES[kind]} {index + 1}: {caption}")
+        self._changed()
 
     def clear(self) -> None:
         if any(self._state()):
@@ -393,9 +399,7 @@ class MeasureTool:
                 self._set(**{kind: items})
                 self.selected = None
             else:
-                self.selected = (kind, index)
-                self._last_drawn = kind
-                self.window.status_label.setText(f"{NAMES[kind]} {index + 1}: {item.caption.replace(chr(10), '; ')}")
+                self._select(kind, index)
         if self._undo and self._undo[-1] == self._state():
             self._undo.pop()   # the press changed nothing: nothing to undo
 

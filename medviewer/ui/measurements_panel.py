@@ -30,6 +30,7 @@ class MeasurementsPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.Stretch)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to(row))
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         self.empty = QLabel("No measurements. Measure > Length, Bidirectional or Ellipse ROI, then drag "
                             "in a 2D view.")
         self.empty.setWordWrap(True)
@@ -67,6 +68,17 @@ class MeasurementsPanel(QWidget):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.empty.setVisible(not self._rows)
         self.table.setVisible(bool(self._rows))
+        selected = self.tool.selected
+        if selected in self._rows:   # the one drawn, moved or gone to last: Delete removes it
+            self.table.selectRow(self._rows.index(selected))
+        else:
+            self.table.clearSelection()
+
+    def _selection_changed(self) -> None:
+        """A row picked here is the selected measurement (the Delete key in a view removes it)."""
+        rows = {index.row() for index in self.table.selectionModel().selectedRows()}
+        if len(rows) == 1 and (row := rows.pop()) < len(self._rows):
+            self.tool.selected = self._rows[row]
 
     def go_to(self, row: int) -> None:
         if 0 <= row < len(self._rows):

@@ -368,8 +368,13 @@ def test_the_measurements_dock_lists_them_and_goes_to_each(window, tool, demo_vo
     ruler = tool.rulers[0]
     assert np.allclose(window.document.cursor, (np.asarray(ruler.start) + np.asarray(ruler.end)) / 2)
     assert window.grid.views["axial"].box_captions(tool.layer)[0][0] == ruler.caption
-    assert tool.selected == ("length", 0)
+    assert tool.selected == ("length", 0) and table.currentRow() == 0
+    cross = tool.bidirectionals[0]
+    window.document.set_cursor(cross.long_start)   # the coronal view shows its slice again
+    drag(window, "coronal", cross.long_end, np.add(cross.long_end, [0.0, 0.0, 3.0]))
+    assert tool.selected == ("bidirectional", 0) and table.currentRow() == 1   # moved in a view: selected here
     table.selectRow(2)
+    assert tool.selected == ("ellipse", 0)   # picked in the list: the Delete key would remove it too
     panel.delete_current()
     assert tool.ellipses == [] and table.rowCount() == 2
     path = tool.export(str(tmp_path / "m.dcm"))

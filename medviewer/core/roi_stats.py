@@ -39,13 +39,10 @@ class EllipseStats:
 def ellipse_slice(volume: Volume, ellipse: Ellipse) -> tuple[int, int] | None:
     """(index axis, slice index) of the slice of ``volume`` that holds ``ellipse``; None when it
     lies across the slices (oblique)."""
-    ends = volume.patient_to_index(np.vstack([ellipse.center, ellipse.ends]))
-    spread = ends.max(0) - ends.min(0)
-    # a slice's index axis is the one the ellipse does not move along; prefer z, as lengths do
-    axis = next((a for a in (2, 1, 0) if spread[a] < 1e-2), None)
-    if axis is None:
+    found = volume.slice_holding(np.vstack([ellipse.center, ellipse.ends]), tolerance=1e-2)
+    if found is None:
         return None
-    index = int(round(float(ends[0, axis])))
+    axis, index = found
     if not 0 <= index < volume.size_xyz[axis]:
         raise MedviewerError("the ellipse lies outside the image")
     return axis, index

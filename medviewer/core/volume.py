@@ -192,6 +192,15 @@ class Volume:
             letters.append(("L", "P", "S")[a] if v[a] > 0 else ("R", "A", "I")[a])
         return "".join(letters)
 
+    def slice_holding(self, points, tolerance: float = 1e-3) -> tuple[int, int] | None:
+        """(index axis, slice index) of the slice that holds all of ``points`` (LPS mm: they agree
+        along that index axis within ``tolerance`` voxels), None when none does. Points that
+        share two index axes (an axis-parallel line) are given the slice axis first (z, y, x)."""
+        ijk = self.patient_to_index(np.asarray(points, dtype=float).reshape(-1, 3))
+        same = np.ptp(ijk, axis=0) < tolerance
+        axis = next((a for a in (2, 1, 0) if same[a]), None)
+        return None if axis is None else (axis, int(round(float(ijk[0, axis]))))
+
     def slice_plane(self, index_axis: int) -> str:
         """'axial', 'coronal' or 'sagittal': the slices across index axis ``index_axis`` (x=0,
         y=1, z=2), named by the patient axis it runs nearest (S, P, L)."""

@@ -61,14 +61,12 @@ def ruler_length(ruler: Ruler) -> float:
 
 def placement(volume: Volume, points) -> tuple[int | None, int | None, str, str | None]:
     """(index axis, slice index, plane, source image UID) of the slice of ``volume`` that holds
-    all of ``points`` (LPS mm); (None, None, "oblique", None) when none does. An axis-parallel
-    line shares two index axes: it is called by the slice axis first (z)."""
-    ends = volume.patient_to_index(np.asarray(points, dtype=float))
-    same = np.ptp(ends, axis=0) < 1e-3
-    axis = next((a for a in (2, 1, 0) if same[a]), None)
-    if axis is None:
+    all of ``points`` (LPS mm, see :meth:`Volume.slice_holding`); (None, None, "oblique", None)
+    when none does."""
+    found = volume.slice_holding(points)
+    if found is None:
         return None, None, "oblique", None
-    slice_index = int(round(ends[0, axis]))
+    axis, slice_index = found
     return axis, slice_index, volume.slice_plane(axis), _source_uid(volume, axis, slice_index)
 
 

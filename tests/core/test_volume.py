@@ -78,3 +78,14 @@ def test_meta_is_read_only():
     v = Volume(np.zeros((1, 1, 1)), meta={"patient_id": "x"})
     with pytest.raises(TypeError):
         v.meta["patient_id"] = "y"
+
+
+def test_slice_holding_names_the_index_axis_the_points_share():
+    v = Volume(np.zeros((10, 20, 30), np.int16), spacing=(0.5, 0.8, 2.5), origin=(5.0, -3.0, 100.0))
+    on = lambda i, j, k: v.index_to_patient([i, j, k])  # noqa: E731
+    assert v.slice_holding([on(1, 2, 4), on(7, 9, 4)]) == (2, 4)
+    assert v.slice_holding([on(1, 6, 2), on(7, 6, 8)]) == (1, 6)
+    assert v.slice_holding([on(3, 6, 4), on(3, 9, 4)]) == (2, 4)     # two axes shared: the slice axis (z) first
+    assert v.slice_holding([on(1, 2, 4), on(7, 9, 5)]) is None
+    assert v.slice_holding([on(1, 2, 4), on(7, 9, 4.005)]) is None
+    assert v.slice_holding([on(1, 2, 4), on(7, 9, 4.005)], tolerance=1e-2) == (2, 4)

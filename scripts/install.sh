@@ -15,13 +15,22 @@ bash scripts/apt-missing.sh scripts/system-packages.txt
 # 2. A virtual environment with the package (torch is bounded in pyproject.toml to the releases
 #    on this machine's disk).
 PY=$(command -v python3.11 || command -v python3)
+if ! "${VENV}/bin/python" -c "import torch" 2>/dev/null; then
+  # PyTorch (a CUDA build that also runs on the CPU) and the rest take about 6 GB.
+  mkdir -p "$VENV"
+  free_kb=$(df -Pk "$VENV" | awk 'NR == 2 {print $4}')
+  if [ "$free_kb" -lt $((7 * 1024 * 1024)) ]; then
+    echo "error: $VENV needs about 7 GB free for PyTorch and the rest; its disk has $((free_kb / 1024)) MB free" >&2
+    exit 1
+  fi
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating the virtual environment $VENV with $($PY --version)"
   "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
+  bash scripts/pip-install.sh "$VENV" --upgrade pip
 fi
 echo "== installing medviewer into $VENV"
-"$VENV/bin/python" -m pip install -q -e . 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
+bash scripts/pip-install.sh "$VENV" -e .
 "$VENV/bin/python" -c "import medviewer" || { echo "medviewer did not install" >&2; exit 1; }
 
 # 3. The main job on the demo study: write it, list it, segment a lesion from one click, export

@@ -9,7 +9,7 @@ bash scripts/apt-missing.sh scripts/test-system-packages.txt
 if command -v systemctl >/dev/null && systemctl is-active --quiet orthanc 2>/dev/null; then
   systemctl disable --now orthanc >/dev/null 2>&1 || true  # the PACS tests start their own Orthanc
 fi
-"$VENV/bin/python" -m pip install -q -e ".[test]" 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
+bash scripts/pip-install.sh "$VENV" -e ".[test]"
 echo "== import contracts"
 "$VENV/bin/lint-imports"
 echo "== tests"

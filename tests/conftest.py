@@ -25,8 +25,11 @@ def pytest_configure(config):
     import sys
     import tempfile
 
-    # the segment editor's recovery copies go to a folder of this run, not the user's cache
-    os.environ.setdefault("MEDVIEWER_RECOVERY_DIR", tempfile.mkdtemp(prefix="medviewer-recovery-"))
+    # the segment editor's recovery copies go to a folder of this run, not the user's cache; it
+    # is removed when the run ends (pytest_unconfigure)
+    if "MEDVIEWER_RECOVERY_DIR" not in os.environ:
+        config._medviewer_recovery = tempfile.mkdtemp(prefix="medviewer-recovery-")
+        os.environ["MEDVIEWER_RECOVERY_DIR"] = config._medviewer_recovery
     if os.environ.get("DISPLAY") or not sys.platform.startswith("linux") or not shutil.which("Xvfb"):
         return
     read_fd, write_fd = os.pipe()
@@ -39,6 +42,16 @@ def pytest_configure(config):
         number = pipe.readline().strip()
     if number:
         os.environ["DISPLAY"] = f":{number}"
+
+
+def pytest_unconfigure(config):
+    """Remove this run's recovery folder (pytest_configure made it)."""
+    import shutil
+
+    folder = getattr(config, "_medviewer_recovery", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("MEDVIEWER_RECOVERY_DIR", None)
 
 
 def data_root() -> pathlib.Path:

@@ -1,20 +1,28 @@
 """The measure tool's measurements, lengths, bidirectionals and elliptical ROIs: a table as CSV,
-and a DICOM SR measurement report (TID 1500 with TID 1410 planar ROI groups, written by highdicom).
+and a DICOM SR measurement report (TID 1500, written by highdicom) shaped as OHIF writes one.
 
 A ruler is a line segment in patient LPS mm drawn on one slice of the series. Its plane is the
 index axis along which both of its ends agree (the slice it lies on), named by the patient axis
-that index axis runs nearest: axial (S), coronal (P) or sagittal (L). In the SR each ruler is one
-"Planar ROI measurements" group with a "Length" (SNOMED CT 410668003) in mm: a ruler on one
-source image (an axial ruler of an axial series) is an open POLYLINE of its two ends in that
-image's pixel coordinates (SCOORD, as OHIF's length tool writes it); any other ruler a POLYLINE
-in the frame of reference, in mm (SCOORD3D). A bidirectional measurement (RECIST's long and short
-axis) is a "Measurement group" (TID 1501) with a "Long axis" (SNOMED CT 103339001) and a "Short
-axis" (103340004) in mm, each inferred from its own two-point POLYLINE (as OHIF's bidirectional
-tool writes them). An ellipse (:mod:`medviewer.core.roi_stats`) is
-likewise an ELLIPSE of the four ends of its axes (SCOORD on an axial slice of an axial series, as
-OHIF's elliptical ROI writes it; else SCOORD3D, an oblique one too), with its "Area" (SNOMED CT 42798000) in mm2 and,
-on CT, the attenuation (HU) of its pixels derived as Mean, Standard deviation, Minimum and
-Maximum, as the lesion measures report them. The observer is the person measuring.
+that index axis runs nearest: axial (S), coronal (P) or sagittal (L).
+
+In the SR each measurement is one "Measurement group" (TID 1501) whose tracking identifier names
+the Cornerstone3D tool that draws it in OHIF ("Cornerstone3DTools@^0.1.0:Length", ":Bidirectional",
+":EllipticalROI"): OHIF chooses by it the tool that re-opens the group for editing
+(@cornerstonejs/adapters; tests/interop runs that reader on our SRs). Each measurement is
+inferred from its own coordinates (TID 320):
+
+- a ruler: a "Length" (SNOMED CT 410668003) in mm from an open POLYLINE of its two ends;
+- a bidirectional (RECIST's long and short axis): a "Long Axis" (SNOMED CT 103339001) and a
+  "Short Axis" (103340004) in mm, each from its own two-point POLYLINE (the meanings spelled as
+  dcmjs spells them: OHIF finds the axes by their meaning);
+- an ellipse (:mod:`medviewer.core.roi_stats`): its "Area" (SNOMED CT 42798000) in mm2 from an
+  ELLIPSE of the four ends of its axes, the major axis first, and, on CT, the attenuation (HU) of
+  its pixels derived as Mean, Standard deviation, Minimum and Maximum, as the lesion measures
+  report them.
+
+Coordinates on one source image (an axial measurement of an axial series) are that image's pixel
+coordinates (SCOORD); any others (coronal, sagittal, tilted) are in the frame of reference, in mm
+(SCOORD3D). The observer is the person measuring.
 """
 
 from __future__ import annotations
@@ -33,6 +41,10 @@ from medviewer.core.document import Bidirectional, Ellipse, Ruler
 from medviewer.core.errors import MedviewerError
 from medviewer.core.roi_stats import EllipseStats, ellipse_stats
 from medviewer.core.volume import Volume
+
+#: Cornerstone3D's tag for its tools in a tracking identifier ("<tag>:Length"), by which OHIF
+#: finds the tool that re-opens a measurement group for editing (@cornerstonejs/adapters)
+OHIF_TOOL_TAG = "Cornerstone3DTools@^0.1.0"
 
 CSV_COLUMNS = ("measurement", "kind", "length_mm", "short_axis_mm", "area_mm2", "mean", "std", "min", "max",
                "unit", "pixels", "plane", "slice", "start_x_mm", "start_y_mm", "start_z_mm", "end_x_mm", "end_y_mm",
@@ -123,6 +135,12 @@ def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence
     return buf.getvalue()
 
 
+def major_first(ellipse: Ellipse) -> np.ndarray:
+    """The four ends of the ellipse's axes, the major axis' first, as DICOM's ELLIPSE has them."""
+    ends = ellipse.ends
+    return ends if np.linalg.norm(ellipse.axis_a) >= np.linalg.norm(ellipse.axis_b) else ends[[2, 3, 0, 1]]
+
+
 def ellipse_measures(volume: Volume, ellipses: Sequence[Ellipse]) -> list[EllipseStats]:
     """The statistics of each ellipse; one that does not lie on a slice is refused, numbered."""
     out = []
@@ -153,60 +171,63 @@ def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Seq
     frame = volume.frame_of_reference_uid
     used = {}
 
-    def region(points_mm: np.ndarray, slice_index: int | None, planar, spatial, coordinates: bool = False):
-        """On its source image in pixel coordinates ((0, 0) its top-left corner) when on an axial
-        slice (``slice_index``), else in mm in the frame of reference: a group's image region, or
-        (``coordinates``) the SCOORD a measurement is inferred from."""
+    def region(points_mm: np.ndarray, slice_index: int | None, planar, spatial):
+        """The SCOORD a measurement is inferred from: on its source image in pixel coordinates
+        ((0, 0) its top-left corner) when on an axial slice (``slice_index``), else in mm in the
+        frame of reference (SCOORD3D)."""
         if slice_index is not None:
             image = images[slice_index]
             used[image.SOPInstanceUID] = image
             pixels = volume.patient_to_index(points_mm)[:, :2] + 0.5
-            kind = hd.sr.CoordinatesForMeasurement if coordinates else hd.sr.ImageRegion
-            return kind(graphic_type=planar, graphic_data=pixels, source_image=hd.sr.SourceImageForRegion(
-                referenced_sop_class_uid=image.SOPClassUID, referenced_sop_instance_uid=image.SOPInstanceUID))
+            return hd.sr.CoordinatesForMeasurement(
+                graphic_type=planar, graphic_data=pixels, source_image=hd.sr.SourceImageForRegion(
+                    referenced_sop_class_uid=image.SOPClassUID, referenced_sop_instance_uid=image.SOPInstanceUID))
         if not frame:
             raise MedviewerError("the series has no frame of reference UID: a measurement across its slices "
                                  "cannot be placed in an SR; export the measurements as CSV")
         used.update((image.SOPInstanceUID, image) for image in images)   # all share the frame
-        kind = hd.sr.CoordinatesForMeasurement3D if coordinates else hd.sr.ImageRegion3D
-        return kind(graphic_type=spatial, graphic_data=np.asarray(points_mm, dtype=float), frame_of_reference_uid=frame)
+        return hd.sr.CoordinatesForMeasurement3D(graphic_type=spatial, graphic_data=np.asarray(points_mm, dtype=float),
+                                                 frame_of_reference_uid=frame)
 
-    def line(points_mm, slice_index, coordinates: bool = False):
+    def line(points_mm, slice_index):
         return region(np.asarray(points_mm, dtype=float), slice_index, hd.sr.GraphicTypeValues.POLYLINE,
-                      hd.sr.GraphicTypeValues3D.POLYLINE, coordinates)
+                      hd.sr.GraphicTypeValues3D.POLYLINE)
 
-    def group(identifier: str, roi, measurements):
-        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=identifier),
-            referenced_region=roi, measurements=measurements)
+    def group(tool: str, measurements):
+        # TID 1501, each measurement inferred from its own coordinates, with Cornerstone's tool
+        # named in the tracking identifier: the shape OHIF writes, and re-opens as an editable tool
+        return hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{OHIF_TOOL_TAG}:{tool}"),
+            measurements=measurements)
 
+    # SNOMED CT's codes, with the capitals of dcmjs' meanings: Cornerstone finds the two axes by
+    # their meaning, letter for letter
+    LONG_AXIS, SHORT_AXIS = (hd.sr.CodedConcept(value=c.value, scheme_designator="SCT", meaning=m)
+                             for c, m in ((codes.SCT.LongAxis, "Long Axis"), (codes.SCT.ShortAxis, "Short Axis")))
     groups = []
     for m in lengths(volume, rulers):
-        roi = line([m.start_mm, m.end_mm], m.slice_index if m.axis == 2 else None)
-        groups.append(group(f"length {m.number}", roi, [
-            hd.sr.Measurement(name=codes.SCT.Length, value=round(m.length_mm, 3), unit=codes.UCUM.Millimeter)]))
-    for n, b in enumerate(bidirectionals, start=1):
+        groups.append(group("Length", [hd.sr.Measurement(
+            name=codes.SCT.Length, value=round(m.length_mm, 3), unit=codes.UCUM.Millimeter,
+            referenced_coordinates=[line([m.start_mm, m.end_mm], m.slice_index if m.axis == 2 else None)])]))
+    for b in bidirectionals:
         axis, slice_index, _, _ = placement(volume, b.ends)
         on_image = slice_index if axis == 2 else None
-        axes = [(codes.SCT.LongAxis, b.long_mm, [b.long_start, b.long_end]),
-                (codes.SCT.ShortAxis, b.short_mm, [b.short_start, b.short_end])]
-        # TID 1501 (not 1410, whose single region cannot hold two lines), as OHIF's tool writes it
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"bidirectional {n}"),
-            measurements=[hd.sr.Measurement(name=name, value=round(value, 3), unit=codes.UCUM.Millimeter,
-                                            referenced_coordinates=[line(ends, on_image, coordinates=True)])
-                          for name, value, ends in axes]))
-    for n, (e, st) in enumerate(zip(ellipses, ellipse_measures(volume, ellipses)), start=1):
-        roi = region(e.ends, st.slice_index if st.axis == 2 else None,
-                     hd.sr.GraphicTypeValues.ELLIPSE, hd.sr.GraphicTypeValues3D.ELLIPSE)
+        groups.append(group("Bidirectional", [
+            hd.sr.Measurement(name=name, value=round(value, 3), unit=codes.UCUM.Millimeter,
+                              referenced_coordinates=[line(ends, on_image)])
+            for name, value, ends in ((LONG_AXIS, b.long_mm, [b.long_start, b.long_end]),
+                                      (SHORT_AXIS, b.short_mm, [b.short_start, b.short_end]))]))
+    for e, st in zip(ellipses, ellipse_measures(volume, ellipses)):
+        ellipse = region(major_first(e), st.slice_index if st.axis == 2 else None,
+                         hd.sr.GraphicTypeValues.ELLIPSE, hd.sr.GraphicTypeValues3D.ELLIPSE)
         measurements = [hd.sr.Measurement(name=codes.SCT.Area, value=round(st.area_mm2, 3),
-                                          unit=codes.UCUM.SquareMillimeter)]
+                                          unit=codes.UCUM.SquareMillimeter, referenced_coordinates=[ellipse])]
         if st.unit == "HU" and st.pixel_count:
             measurements += [hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=round(float(v), 2),
                                                unit=codes.UCUM.HounsfieldUnit, derivation=d)
                              for d, v in ((codes.SCT.Mean, st.mean), (codes.SCT.StandardDeviation, st.std),
                                           (codes.SCT.Minimum, st.minimum), (codes.SCT.Maximum, st.maximum))]
-        groups.append(group(f"ellipse {n}", roi, measurements))
+        groups.append(group("EllipticalROI", measurements))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(

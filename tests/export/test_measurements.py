@@ -1,5 +1,6 @@
-"""Measurements (lengths, elliptical ROIs) as CSV and as a DICOM SR (TID 1500) on the demo's
-DICOM series: read back with highdicom, checked by dciodvfy."""
+"""Measurements (lengths, bidirectionals, elliptical ROIs) as CSV and as a DICOM SR (TID 1500) on
+the demo's DICOM series: read back with highdicom, checked by dciodvfy. (tests/interop reads them
+with OHIF's own reader.)"""
 
 from __future__ import annotations
 
@@ -52,21 +53,24 @@ def test_the_sr_holds_each_length_on_its_image_or_in_its_frame_and_dciodvfy_acce
     ds = pydicom.dcmread(out)
     assert ds.Modality == "SR" and ds.StudyInstanceUID == demo_volume.meta["study_instance_uid"]
     sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
-    groups = sr.content.get_planar_roi_measurement_groups()
+    groups = sr.content.get_image_measurement_groups()
     assert len(groups) == 4
+    regions = []
     for group, ruler in zip(groups, rulers):
+        assert group.tracking_identifier == "Cornerstone3DTools@^0.1.0:Length"   # OHIF's length tool
         (m,) = group.get_measurements()
         assert (m.name.value, m.name.scheme_designator, m.unit.value) == ("410668003", "SCT", "mm")
         assert m.value == pytest.approx(np.linalg.norm(np.subtract(ruler.end, ruler.start)), abs=0.01)
-    axial = groups[0].roi   # on its slice's image, in that image's pixels (pixel centres at +0.5)
+        (region,) = m.referenced_coordinates   # the length is inferred from its line
+        regions.append(region)
+    axial = regions[0]   # on its slice's image, in that image's pixels (pixel centres at +0.5)
     assert axial.graphic_type.value == "POLYLINE"
     k = int(round(demo_volume.patient_to_index(rulers[0].start)[2]))
     (source,) = axial.ContentSequence   # the image it lies on
     assert source.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == demo_volume.source_sop_instance_uids[k]
     expected = np.array([demo_volume.patient_to_index(p)[:2] for p in (rulers[0].start, rulers[0].end)]) + 0.5
     assert np.allclose(np.asarray(axial.value, dtype=float), expected, atol=1e-3)
-    for group, ruler in zip(groups[1:], rulers[1:]):   # across slices: in mm, in the frame of reference
-        region = group.roi
+    for region, ruler in zip(regions[1:], rulers[1:]):   # across slices: in mm, in the frame of reference
         assert region.frame_of_reference_uid == demo_volume.frame_of_reference_uid
         assert np.allclose(np.asarray(region.value, dtype=float).reshape(-1, 3), [ruler.start, ruler.end], atol=1e-3)
     observer = [i for i in ds.ContentSequence if i.ConceptNameCodeSequence[0].CodeMeaning == "Person Observer Name"]
@@ -122,9 +126,11 @@ def test_the_sr_holds_each_ellipse_with_its_area_and_hu_and_dciodvfy_accepts_it(
     errors, _ = dciodvfy(out)
     assert errors == []
     sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(out))
-    groups = sr.content.get_planar_roi_measurement_groups()
+    groups = sr.content.get_image_measurement_groups()
     assert len(groups) == 2
+    regions = []
     for group, e in zip(groups, ellipses):
+        assert group.tracking_identifier == "Cornerstone3DTools@^0.1.0:EllipticalROI"
         st = ellipse_stats(demo_volume, e)
         found = {(m.name.meaning, m.derivation.meaning if m.derivation else None): m for m in group.get_measurements()}
         area = found[("Area", None)]
@@ -132,8 +138,10 @@ def test_the_sr_holds_each_ellipse_with_its_area_and_hu_and_dciodvfy_accepts_it(
         assert found[("Attenuation Coefficient", "Mean")].value == pytest.approx(st.mean, abs=0.01)
         assert found[("Attenuation Coefficient", "Maximum")].value == pytest.approx(st.maximum)
         assert found[("Attenuation Coefficient", "Mean")].unit.value == "[hnsf'U]"
-    axial, coronal = groups[0].roi, groups[1].roi
-    assert axial.graphic_type.value == "ELLIPSE"   # the ends of its axes in its image's pixels
+        (region,) = area.referenced_coordinates   # the area is inferred from the ellipse
+        regions.append(region)
+    axial, coronal = regions
+    assert axial.graphic_type.value == "ELLIPSE"   # the ends of its axes in its image's pixels, the major first
     expected = demo_volume.patient_to_index(ellipses[0].ends)[:, :2] + 0.5
     assert np.allclose(np.asarray(axial.value, dtype=float), expected, atol=1e-3)
     assert coronal.graphic_type.value == "ELLIPSE" and coronal.frame_of_reference_uid == demo_volume.frame_of_reference_uid
@@ -150,9 +158,10 @@ def test_an_oblique_ellipse_is_placed_in_the_frame_and_one_outside_is_refused(de
     assert (rows[0]["plane"], rows[0]["slice"], rows[0]["sop_instance_uid"]) == ("oblique", "", "")
     out = write_measurements(demo_volume, [], tmp_path / "oblique.dcm", ellipses=[tilted])
     assert dciodvfy(out)[0] == []
-    (group,) = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(out)).content.get_planar_roi_measurement_groups()
-    assert group.roi.graphic_type.value == "ELLIPSE"
-    assert np.allclose(np.asarray(group.roi.value, dtype=float).reshape(-1, 3), tilted.ends, atol=1e-3)
+    (group,) = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(out)).content.get_image_measurement_groups()
+    (region,) = group.get_measurements()[0].referenced_coordinates
+    assert region.graphic_type.value == "ELLIPSE"
+    assert np.allclose(np.asarray(region.value, dtype=float).reshape(-1, 3), tilted.ends, atol=1e-3)
     outside = Ellipse(demo_volume.index_to_patient([10, 10, demo_volume.shape[0] + 5]), (5.0, 0, 0), (0, 5.0, 0))
     for name in ("x.csv", "x.dcm"):
         with pytest.raises(MedviewerError, match="ellipse 2: the ellipse lies outside the image") as e:
@@ -181,7 +190,9 @@ def test_a_bidirectional_is_a_row_and_an_sr_group_with_both_axes_on_their_lines(
     out = write_measurements(demo_volume, [], tmp_path / "cross.dcm", bidirectionals=[cross])
     assert dciodvfy(out)[0] == []
     (group,) = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(out)).content.get_image_measurement_groups()
+    assert group.tracking_identifier == "Cornerstone3DTools@^0.1.0:Bidirectional"
     found = {m.name.value: m for m in group.get_measurements()}
+    assert found["103339001"].name.meaning == "Long Axis"   # as dcmjs spells it: OHIF looks for it so
     assert found["103339001"].value == pytest.approx(cross.long_mm, abs=0.001)
     assert found["103340004"].value == pytest.approx(cross.short_mm, abs=0.001)
     # each axis inferred from its own line, in its image's pixels

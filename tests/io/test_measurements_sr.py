@@ -1,6 +1,7 @@
-"""Lengths and ellipses read back from DICOM SR: our own export (highdicom, TID 1410 groups) round
-trips, and SRs shaped as OHIF's length and elliptical ROI tools write them (dcmjs: the region
-under its Length or Area measurement)."""
+"""Lengths, bidirectionals and ellipses read back from DICOM SR: our own export round trips, the
+TID 1410 groups (the region at the group's level) of our earlier exports are still read, and so
+are SRs shaped as OHIF's length and elliptical ROI tools write them (dcmjs: the region under its
+Length or Area measurement)."""
 
 from __future__ import annotations
 
@@ -135,6 +136,43 @@ def test_our_ellipses_round_trip_beside_the_lengths(demo_volume, tmp_path):
     assert read.warnings == [] and len(read.rulers) == 2 and len(read.ellipses) == 2
     for got, want in zip(read.ellipses, ellipses):
         assert np.allclose(got.ends, want.ends, atol=1e-3)
+
+
+def test_our_earlier_planar_roi_groups_are_still_read(demo_volume, tmp_path):
+    """Until December 2026 each length and ellipse was a TID 1410 group, its region at the group's
+    level (not under its measurement): SRs written then still load."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from medviewer.export.sources import source_datasets
+    from medviewer.export.sr import measurement_report_sr
+
+    ruler, ellipse = rulers_on(demo_volume)[0], ellipses_on(demo_volume)[0]
+    images = source_datasets(demo_volume)
+    k = int(round(demo_volume.patient_to_index(ruler.start)[2]))
+    source = hd.sr.SourceImageForRegion(referenced_sop_class_uid=images[k].SOPClassUID,
+                                        referenced_sop_instance_uid=images[k].SOPInstanceUID)
+    pixels = lambda points: demo_volume.patient_to_index(np.asarray(points))[:, :2] + 0.5  # noqa: E731
+    groups = [hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=name),
+        referenced_region=hd.sr.ImageRegion(graphic_type=kind, graphic_data=pixels(points), source_image=source),
+        measurements=[hd.sr.Measurement(name=code, value=1.0, unit=unit)])
+        for name, kind, points, code, unit in (
+            ("length 1", hd.sr.GraphicTypeValues.POLYLINE, [ruler.start, ruler.end], codes.SCT.Length,
+             codes.UCUM.Millimeter),
+            ("ellipse 1", hd.sr.GraphicTypeValues.ELLIPSE, ellipse.ends, codes.SCT.Area,
+             codes.UCUM.SquareMillimeter))]
+    observer = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person,
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Doe^Jane")))
+    out = tmp_path / "earlier.dcm"
+    measurement_report_sr(groups, [images[k]], observer, description="medviewer measurements",
+                          series_number=303).save_as(out)
+    read = read_measurements_sr(out, demo_volume)
+    assert read.warnings == [] and len(read.rulers) == 1 and len(read.ellipses) == 1
+    assert np.allclose([read.rulers[0].start, read.rulers[0].end], [ruler.start, ruler.end], atol=1e-3)
+    assert read.rulers[0].caption == "1.0 mm"   # the group's Length, as written
+    assert np.allclose(read.ellipses[0].ends, ellipse.ends, atol=1e-3)
 
 
 def test_an_ohif_ellipse_is_read_onto_its_slice(demo_volume, tmp_path):

@@ -1,7 +1,6 @@
 """Our measurement SRs, read by OHIF's own reader: @cornerstonejs/adapters' MeasurementReport,
 which OHIF's SR extension calls to re-open an SR's measurements as editable tools. It runs in
-Node.js from tests/interop/ohif (scripts/test.sh installs it there with npm ci, pinned by its
-package-lock.json).
+Node.js (tests/interop/conftest.py).
 
 Each length, bidirectional and ellipse must come back as Cornerstone's Length, Bidirectional and
 EllipticalROI tool with its handles where we put them, in patient mm, on the image it lies on
@@ -9,54 +8,14 @@ EllipticalROI tool with its handles where we put them, in patient mm, on the ima
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 from medviewer.core.document import Bidirectional, Ellipse, Ruler
 from medviewer.export.measurements import write_measurements
-from medviewer.export.sources import source_datasets
-
-HERE = pathlib.Path(__file__).parent / "ohif"
-
-
-def ohif_reader() -> list[str]:
-    """The command that runs the reader; skips without Node.js or its packages (fails under CI)."""
-    node = shutil.which("node")
-    missing = ("Node.js is not installed" if node is None else
-               None if (HERE / "node_modules" / "@cornerstonejs" / "adapters").is_dir() else
-               f"OHIF's reader is not installed (npm ci in {HERE})")
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(missing + ", and CI=true requires it (scripts/test.sh installs it)")
-        pytest.skip(missing)
-    return [node, str(HERE / "read_sr.mjs")]
-
-
-def image_planes(volume) -> dict:
-    """Cornerstone's imagePlaneModule of each source image, by SOP Instance UID."""
-    planes = {}
-    for ds in source_datasets(volume):
-        orientation = [float(v) for v in ds.ImageOrientationPatient]
-        planes[ds.SOPInstanceUID] = {
-            "frameOfReferenceUID": ds.FrameOfReferenceUID, "rows": int(ds.Rows), "columns": int(ds.Columns),
-            "imagePositionPatient": [float(v) for v in ds.ImagePositionPatient],
-            "rowCosines": orientation[:3], "columnCosines": orientation[3:],
-            "rowPixelSpacing": float(ds.PixelSpacing[0]), "columnPixelSpacing": float(ds.PixelSpacing[1])}
-    return planes
-
-
-def read_as_ohif(sr: pathlib.Path, volume) -> dict:
-    planes = sr.with_suffix(".planes.json")
-    planes.write_text(json.dumps(image_planes(volume)))
-    run = subprocess.run(ohif_reader() + [str(sr), str(planes)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout)
+from tests.interop.conftest import read_with_ohif
 
 
 def test_ohif_reopens_each_length_bidirectional_and_ellipse_where_it_was_drawn(demo_volume, tmp_path):
@@ -71,7 +30,7 @@ def test_ohif_reopens_each_length_bidirectional_and_ellipse_where_it_was_drawn(d
     ellipse = Ellipse(v.index_to_patient(mid), (-3.0, 1.5, 0.0), (5.0, 10.0, 0.0))
     sr = write_measurements(v, [axial, across], tmp_path / "measurements.dcm", ellipses=[ellipse],
                             bidirectionals=[cross], observer_name="Doe^Jane")
-    read = read_as_ohif(pathlib.Path(sr), v)
+    read = read_with_ohif("read_sr.mjs", sr, v)
 
     assert [g["tool"] for g in read["groups"]] == ["Length", "Length", "Bidirectional", "EllipticalROI"]
     assert read["warnings"] == []

@@ -1,27 +1,20 @@
 // Read a DICOM SR as OHIF re-opens one for editing: @cornerstonejs/adapters'
 // MeasurementReport.generateToolState, the function OHIF's cornerstone-dicom-sr extension calls.
-//   node read_sr.mjs SR.dcm PLANES.json
-// PLANES.json maps each image's SOP Instance UID to its Cornerstone imagePlaneModule. Prints JSON:
-// each measurement group's tracking identifier and the tool OHIF would choose for it, the
-// warnings of groups that could not be read, and each tool's annotations (handle points in
-// patient mm, the image they lie on, the cached statistics).
-import fs from 'node:fs';
+//   node read_sr.mjs SR.dcm SERIES.json       (SERIES.json: see metadata.mjs)
+// Prints JSON: each measurement group's tracking identifier and the tool OHIF would choose for
+// it, the warnings of groups that could not be read, and each tool's annotations (handle points
+// in patient mm, the image they lie on, the cached statistics).
 import dcmjs from 'dcmjs';
 import { metaData } from '@cornerstonejs/core';
 import { adaptersSR } from '@cornerstonejs/adapters';
+import { readBuffer, registerSeries, uidOf } from './metadata.mjs';
 
 const { MeasurementReport } = adaptersSR.Cornerstone3D;
-const [srPath, planesPath] = process.argv.slice(2);
-const planes = JSON.parse(fs.readFileSync(planesPath, 'utf8'));
-const bytes = fs.readFileSync(srPath);
-const message = dcmjs.data.DicomMessage.readFile(
-  bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-const dataset = dcmjs.data.DicomMetaDictionary.naturalizeDataset(message.dict);
-
+const [srPath, seriesPath] = process.argv.slice(2);
 const imageIds = {};
-for (const uid of Object.keys(planes)) imageIds[`${uid}:1`] = `medviewer:${uid}`;
-metaData.addProvider((type, imageId) =>
-  type === 'imagePlaneModule' && imageId?.startsWith('medviewer:') ? planes[imageId.slice(10)] : undefined, 10000);
+for (const imageId of registerSeries(seriesPath)) imageIds[`${uidOf(imageId)}:1`] = imageId;
+const message = dcmjs.data.DicomMessage.readFile(readBuffer(srPath));
+const dataset = dcmjs.data.DicomMetaDictionary.naturalizeDataset(message.dict);
 
 const asList = (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 const report = asList(dataset.ContentSequence).find(
@@ -42,7 +35,7 @@ const tools = {};
 for (const [tool, list] of Object.entries(state)) {
   tools[tool] = list.map((m) => ({
     points: m.annotation.data.handles.points.map((p) => Array.from(p)),
-    image: m.annotation.metadata.referencedImageId?.slice(10) ?? null,
+    image: uidOf(m.annotation.metadata.referencedImageId),
     frameOfReference: m.annotation.metadata.FrameOfReferenceUID ?? null,
     stats: Object.values(m.annotation.data.cachedStats ?? {})[0] ?? null,
   }));

@@ -1,0 +1,76 @@
+"""Fixtures of the interop tests: OHIF's own readers (@cornerstonejs/adapters, in Node.js from
+tests/interop/ohif, installed there by scripts/test.sh with npm ci) run on what we write."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from medviewer.export.sources import source_datasets
+
+OHIF = pathlib.Path(__file__).parent / "ohif"
+
+
+def node_command(script: str) -> list[str]:
+    """The command that runs ``ohif/<script>``; skips without Node.js or the packages (fails under CI)."""
+    node = shutil.which("node")
+    missing = ("Node.js is not installed" if node is None else
+               None if (OHIF / "node_modules" / "@cornerstonejs" / "adapters").is_dir() else
+               f"OHIF's readers are not installed (npm ci in {OHIF})")
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing + ", and CI=true requires it (scripts/test.sh installs it)")
+        pytest.skip(missing)
+    return [node, str(OHIF / script)]
+
+
+def series_metadata(volume) -> dict:
+    """Cornerstone's metadata modules of each source image of ``volume``, by SOP Instance UID, in
+    the volume's slice order (as OHIF's DICOMweb loader provides them)."""
+    series = {}
+    for ds in source_datasets(volume):
+        orientation = [float(v) for v in ds.ImageOrientationPatient]
+        position = [float(v) for v in ds.ImagePositionPatient]
+        spacing = [float(v) for v in ds.PixelSpacing]
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        series[ds.SOPInstanceUID] = {
+            "instance": {
+                "SOPInstanceUID": ds.SOPInstanceUID, "SOPClassUID": ds.SOPClassUID,
+                "SeriesInstanceUID": ds.SeriesInstanceUID, "StudyInstanceUID": ds.StudyInstanceUID,
+                "FrameOfReferenceUID": ds.FrameOfReferenceUID, "ImagePositionPatient": position,
+                "ImageOrientationPatient": orientation, "PixelSpacing": spacing, "Rows": rows, "Columns": columns},
+            "imagePlaneModule": {
+                "frameOfReferenceUID": ds.FrameOfReferenceUID, "rows": rows, "columns": columns,
+                "imagePositionPatient": position, "imageOrientationPatient": orientation,
+                "rowCosines": orientation[:3], "columnCosines": orientation[3:], "pixelSpacing": spacing,
+                "rowPixelSpacing": spacing[0], "columnPixelSpacing": spacing[1]},
+            "generalImageModule": {"sopInstanceUID": ds.SOPInstanceUID},
+            "imagePixelModule": {"bitsAllocated": 16, "bitsStored": 16, "highBit": 15, "pixelRepresentation": 1,
+                                 "samplesPerPixel": 1, "photometricInterpretation": "MONOCHROME2",
+                                 "rows": rows, "columns": columns},
+            "generalSeriesModule": {"modality": str(ds.Modality), "seriesInstanceUID": ds.SeriesInstanceUID,
+                                    "studyInstanceUID": ds.StudyInstanceUID},
+        }
+    return series
+
+
+class OhifRefused(AssertionError):
+    """The reader failed; the message ends with what it printed."""
+
+
+def read_with_ohif(script: str, dicom: os.PathLike, volume) -> dict:
+    """What ``ohif/<script>`` makes of the DICOM object ``dicom`` on ``volume``'s series; raises
+    OhifRefused when the reader fails."""
+    dicom = pathlib.Path(dicom)
+    series = dicom.with_suffix(".series.json")
+    series.write_text(json.dumps(series_metadata(volume)))
+    run = subprocess.run(node_command(script) + [str(dicom), str(series)], capture_output=True, text=True,
+                         timeout=300)
+    if run.returncode != 0:
+        raise OhifRefused(f"{script} failed on {dicom.name}: {run.stderr[-3000:]}")
+    return json.loads(run.stdout)

@@ -164,6 +164,7 @@ class SliceView:
         self.renderer.AddObserver("StartEvent", lambda *_: self._update_scale_bar())
         self._caption_anchors: dict[int, tuple[float, float]] = {}   # id(text actor) -> (u, v) asked for
         self.renderer.AddObserver("StartEvent", lambda *_: self._fit_captions())
+        self.renderer.AddObserver("StartEvent", lambda *_: self._fit_top_letter())
         self._set_annotations_visible(False)
 
         self._handlers = document.events.connect_all([
@@ -560,6 +561,22 @@ class SliceView:
                 left = x - width / 2   # centred
                 shift = max(0.0, 2 - left) if left < 2 or width > w - 4 else min(0.0, w - 2 - (left + width))
                 t.GetPositionCoordinate().SetValue(anchor[0] + shift * mm_per_px, anchor[1], 0.4)
+
+    def _fit_top_letter(self) -> None:
+        """In a view too narrow for the slice title (top left) and the top orientation letter
+        (top centre) side by side, put the letter just below the title, as each frame starts."""
+        w, h = self.renderer.GetSize()
+        letter = self._letters["top"]
+        if w <= 0 or h <= 0 or not letter.GetVisibility():
+            return
+        title, mine = [0.0] * 4, [0.0] * 4   # each about its own anchor, in pixels
+        self._title.GetBoundingBox(self.renderer, title)
+        letter.GetBoundingBox(self.renderer, mine)
+        (tx, ty), (lx, _) = self._title.GetPosition(), (0.5, 0.99)
+        if self._title.GetVisibility() and tx * w + title[1] + 4 > lx * w + mine[0]:
+            letter.SetPosition(lx, (ty * h + title[2] - 2) / h)
+        else:
+            letter.SetPosition(lx, 0.99)
 
     def _box_lines(self, layer: BoxLayer):
         half = self._half_slab()

@@ -141,3 +141,37 @@ def test_box_captions_show_label_and_score_on_the_slices_the_box_crosses(window,
     assert _magenta(caption_region()) > 8
     doc.update_layer(layer, color=(0.0, 1.0, 0.0))                 # recoloured with the layer
     assert _magenta(caption_region()) == 0
+
+
+def _box(actor, renderer):
+    """The text actor's box in the view, in pixels: x0, x1, y0, y1."""
+    box = [0.0] * 4
+    actor.GetBoundingBox(renderer, box)   # about the actor's anchor
+    w, h = renderer.GetSize()
+    x, y = actor.GetPosition()            # normalized viewport
+    return [box[0] + x * w, box[1] + x * w, box[2] + y * h, box[3] + y * h]
+
+
+@pytest.mark.parametrize("width", [150, 400])
+def test_the_top_orientation_letter_never_covers_the_slice_title(window, qtbot, demo_volume, width):
+    """A narrow view (a laptop screen with the docks open) has no room for the slice title and
+    the top letter side by side: the letter goes below the title; a wide one keeps it at the top."""
+    window.set_volume(demo_volume)
+    widget = window.grid.widgets["coronal"]
+    widget.setFixedWidth(width)
+    qtbot.waitUntil(lambda: widget.width() == width)
+    view = window.grid.views["coronal"]
+    view.render()
+    title, letter = _box(view._title, view.renderer), _box(view._letters["top"], view.renderer)
+    h = view.renderer.GetSize()[1]
+    overlap_x = title[1] > letter[0] and letter[1] > title[0]
+    overlap_y = title[3] > letter[2] and letter[3] > title[2]
+    assert not (overlap_x and overlap_y)
+    assert view._letters["top"].GetInput() == "S"
+    if width == 150:
+        assert letter[3] <= title[2] + 1 < h - 10            # below the title
+    else:
+        assert letter[3] == pytest.approx(0.99 * h)           # at the top
+    assert letter[0] + letter[1] == pytest.approx(width)      # centred
+    widget.setMinimumWidth(0)
+    widget.setMaximumWidth(16777215)

@@ -164,6 +164,11 @@ class MainWindow(QMainWindow):
             a.setCheckable(True)
             a.setChecked(True)
             self.overlay_actions[key] = a
+        # all the docks at once, for the views' sake on a small screen (as OHIF folds its side panels)
+        self.side_panels_action = self._action(view, "Side &panels", self.set_side_panels, "Ctrl+Shift+P")
+        self.side_panels_action.setCheckable(True)
+        self.side_panels_action.setChecked(True)
+        self._folded_docks: list[tuple[QDockWidget, bool]] = []   # (dock, was in front) while folded
         view.addSeparator()
         view.addAction(self.browser_dock.toggleViewAction())
         view.addAction(self.layers_dock.toggleViewAction())
@@ -528,6 +533,35 @@ class MainWindow(QMainWindow):
             self.open_path(paths[0])
 
     # ---- docks -------------------------------------------------------------------------------
+    def set_side_panels(self, on: bool) -> None:
+        """Close every open dock, giving the views the whole window, or (``on``) open again the
+        ones so closed, each tab in front that was. Opening a dock by itself meanwhile ends the
+        folding (the menu's tick follows)."""
+        if not on:
+            # a tab behind another is "visible" to Qt, only moved out of sight: nothing of it shows
+            self._folded_docks = [(d, not d.visibleRegion().isEmpty()) for d in self.findChildren(QDockWidget)
+                                  if d.toggleViewAction().isChecked()]
+            for dock, _ in self._folded_docks:
+                dock.visibilityChanged.connect(self._dock_opened_while_folded)
+                dock.close()
+        else:
+            folded, self._folded_docks = self._folded_docks, []
+            for dock, _ in folded:
+                dock.visibilityChanged.disconnect(self._dock_opened_while_folded)
+                dock.show()
+            for dock, front in folded:
+                if front:
+                    dock.raise_()
+        self.side_panels_action.setChecked(on)
+
+    def _dock_opened_while_folded(self, visible: bool) -> None:
+        if not visible or not self._folded_docks:
+            return
+        for dock, _ in self._folded_docks:
+            dock.visibilityChanged.disconnect(self._dock_opened_while_folded)
+        self._folded_docks = []
+        self.side_panels_action.setChecked(True)
+
     def add_right_dock(self, title: str, name: str, widget) -> QDockWidget:
         """A dock on the right holding ``widget``, as a tab behind the plugins dock when there is one."""
         dock = QDockWidget(title, self)

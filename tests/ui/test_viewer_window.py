@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDockWidget
 
 from medviewer.core.document import Box, BoxLayer, LabelLayer
 from medviewer.core.errors import MedviewerError
@@ -607,3 +607,36 @@ def test_the_window_with_all_its_docks_fits_a_small_screen(window, qtbot):
     window.resize(1000, 600)
     qtbot.waitUntil(lambda: window.height() <= 600 and window.width() <= 1000, timeout=3000)
     assert window.minimumSizeHint().height() <= 600
+
+
+def test_side_panels_fold_away_for_the_views_and_come_back_as_they_were(window, qtbot):
+    """View > Side panels (Ctrl+Shift+P) closes every open dock, so the views fill a small
+    screen, and opens the same docks again, the same tabs in front."""
+    def in_front(dock):   # a tab behind another is "visible" to Qt, moved out of sight
+        return not dock.visibleRegion().isEmpty()
+
+    window.resize(1100, 700)
+    for dock in (window.layers_dock, window.plugins_dock, window.measurements_dock):
+        dock.show()
+    window.measurements_dock.raise_()
+    qtbot.waitUntil(lambda: in_front(window.measurements_dock) and not in_front(window.plugins_dock))
+    with_docks = window.grid.width()
+    action = window.side_panels_action
+    assert action.shortcut().toString() == "Ctrl+Shift+P" and action.isChecked()
+
+    action.trigger()
+    qtbot.waitUntil(lambda: window.grid.width() > with_docks + 300)
+    assert not action.isChecked()
+    assert [d for d in window.findChildren(QDockWidget) if d.toggleViewAction().isChecked()] == []
+
+    action.trigger()
+    qtbot.waitUntil(lambda: window.grid.width() == with_docks)
+    assert action.isChecked()
+    assert in_front(window.layers_dock) and in_front(window.measurements_dock)
+    assert window.plugins_dock.toggleViewAction().isChecked() and not in_front(window.plugins_dock)
+    assert not window.browser_dock.toggleViewAction().isChecked()   # closed before: stays closed
+
+    action.trigger()                    # folded, then one dock opened by itself: no longer folded
+    window.layers_dock.toggleViewAction().trigger()
+    qtbot.waitUntil(lambda: in_front(window.layers_dock))
+    assert action.isChecked() and not window.plugins_dock.toggleViewAction().isChecked()

@@ -180,8 +180,10 @@ def read_seg_masks(path: str | os.PathLike, volume: Volume) -> tuple[np.ndarray,
         raise MedviewerError(f"not a readable DICOM SEG ({exc})", path) from None
     if str(seg.SegmentationType) not in ("BINARY", "FRACTIONAL", "LABELMAP"):
         raise MedviewerError(f"unsupported segmentation type {seg.SegmentationType}", path)
-    numbers = [int(item.SegmentNumber) for item in seg.SegmentSequence]
-    segments = [_segment_from_item(item, n) for item, n in zip(seg.SegmentSequence, numbers)]
+    # a LABELMAP SEG may describe its background as segment 0 (dcmqi, so Slicer, does): not a segment here
+    items = [item for item in seg.SegmentSequence if int(item.SegmentNumber) != 0]
+    numbers = [int(item.SegmentNumber) for item in items]
+    segments = [_segment_from_item(item, n) for item, n in zip(items, numbers)]
     if (volume.frame_of_reference_uid and seg.get("FrameOfReferenceUID")
             and str(seg.FrameOfReferenceUID) != volume.frame_of_reference_uid):
         raise MedviewerError("this SEG belongs to another frame of reference than the image", path)
@@ -190,15 +192,35 @@ def read_seg_masks(path: str | os.PathLike, volume: Volume) -> tuple[np.ndarray,
     uids = list(dict.fromkeys(volume.source_sop_instance_uids))
     if (referenced and uids and referenced <= set(uids) and volume.source_frame_numbers is None
             and len(uids) == volume.shape[0]):
-        pixels = seg.get_pixels_by_source_instance(
-            source_sop_instance_uids=uids, segment_numbers=numbers, combine_segments=False,
-            assert_missing_frames_are_empty=True, skip_overlap_checks=True, dtype=np.uint8)
+        try:
+            pixels = seg.get_pixels_by_source_instance(
+                source_sop_instance_uids=uids, segment_numbers=numbers, combine_segments=False,
+                assert_missing_frames_are_empty=True, skip_overlap_checks=True, dtype=np.uint8,
+                ignore_spatial_locations=_frames_lie_on_their_sources(seg, volume))
+        except (RuntimeError, ValueError, KeyError, IndexError) as exc:
+            raise MedviewerError(f"the SEG's frames cannot be placed on the image's slices ({exc})", path) from None
         masks = pixels > 0
     else:
         masks = _place_frames_by_position(seg, volume, numbers, path)
     if masks.shape[:3] != volume.shape:
         raise MedviewerError(f"SEG frames {masks.shape[1:3]} do not fit the image {volume.shape[1:]}", path)
     return masks, segments
+
+
+def _frames_lie_on_their_sources(seg, volume: Volume) -> bool:
+    """Whether each frame of the SEG lies on the slice of the source image it names, by its
+    position: what highdicom asks a SEG to state (Spatial Locations Preserved), and what some
+    writers leave out (dcmqi, so 3D Slicer), checked here instead."""
+    slice_of = {uid: k for k, uid in enumerate(volume.source_sop_instance_uids)}
+    try:
+        for item in seg.PerFrameFunctionalGroupsSequence:
+            source = item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+            ijk = volume.patient_to_index([float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient])
+            if not np.allclose(ijk, [0.0, 0.0, slice_of[str(source)]], atol=0.05):
+                return False
+    except (AttributeError, IndexError, KeyError, ValueError):
+        return False
+    return True
 
 
 def _place_frames_by_position(seg, volume: Volume, numbers: list[int], path: str) -> np.ndarray:
@@ -211,12 +233,20 @@ def _place_frames_by_position(seg, volume: Volume, numbers: list[int], path: str
     if frames.ndim == 2:
         frames = frames[None]
     column_of = {n: c for c, n in enumerate(numbers)}
+    labelmap = str(seg.SegmentationType) == "LABELMAP"   # a frame holds every segment, by its number
     for f, item in enumerate(per_frame):
-        position = [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]
+        try:
+            position = [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]
+        except (AttributeError, IndexError):
+            raise MedviewerError(f"SEG frame {f + 1} carries no position to place it on the image", path) from None
         ijk = volume.patient_to_index(position)
         k = int(np.rint(ijk[2]))
         if not np.allclose(ijk[:2], 0, atol=0.05) or abs(ijk[2] - k) > 0.05 or not 0 <= k < volume.shape[0]:
             raise MedviewerError("SEG frames do not lie on the image's slices (another grid)", path)
+        if labelmap:
+            for number, c in column_of.items():
+                out[k, :, :, c] |= frames[f] == number
+            continue
         number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
         out[k, :, :, column_of[number]] |= frames[f] > 0
     return out

@@ -154,14 +154,15 @@ def test_a_seg_slicer_writes_loads_on_its_series(tmp_path, kind):
     import pydicom
 
     from medviewer.io import load_volume
-    from medviewer.io.annotations import read_rtstruct, read_seg_layer
+    from medviewer.io.annotations import describe_annotation, read_annotation, read_rtstruct, read_seg_layer
 
     case = require_data("sts/STS_023")
     volume = load_volume(str(case / "image"))
     gtv = read_rtstruct(case / "RS.dcm", volume).array > 0
     out = slicer_seg(tmp_path, volume, case / "image", gtv, kind)
     assert str(pydicom.dcmread(out).SegmentationType) == kind.upper()
-    layer = read_seg_layer(out, volume)
+    assert describe_annotation(str(out)).kind == "SEG"   # found beside a study, loadable from the bar
+    layer = read_annotation(out, volume)
     assert [(s.label, s.name, s.color, s.type.value) for s in layer.segments] == [
         (1, "tumour", (221, 130, 101), "108369006")]
     np.testing.assert_array_equal(layer.labels.array == 1, gtv)

@@ -9,8 +9,10 @@ import pathlib
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
+from medviewer.core.segments import Segment
 from medviewer.export.sources import source_datasets
 
 OHIF = pathlib.Path(__file__).parent / "ohif"
@@ -74,3 +76,14 @@ def read_with_ohif(script: str, dicom: os.PathLike, volume) -> dict:
     if run.returncode != 0:
         raise OhifRefused(f"{script} failed on {dicom.name}: {run.stderr[-3000:]}")
     return json.loads(run.stdout)
+
+
+@pytest.fixture
+def demo_lesions(demo_series):
+    """The demo study's three lesions: their label map (slice, row, column) and segments."""
+    from medviewer.io import read_image
+
+    labels = read_image(str(demo_series / "lesions.nii.gz")).array.astype(np.uint8)
+    segments = [Segment(1, "right lung nodule", (255, 0, 0)), Segment(2, "left lung nodule", (0, 200, 0)),
+                Segment(3, "liver lesion", (30, 60, 255))]
+    return labels, segments

@@ -8,7 +8,6 @@ EllipticalROI tool with its handles where we put them, in patient mm, on the ima
 
 from __future__ import annotations
 
-import pathlib
 
 import numpy as np
 import pytest

@@ -32,12 +32,8 @@ def labelmaps_of(read: dict, volume) -> list[np.ndarray]:
     return arrays
 
 
-def test_ohif_lays_each_lesion_on_its_voxels_with_its_name_and_colour(demo_series, demo_volume, tmp_path):
-    from medviewer.io import read_image
-
-    labels = read_image(str(demo_series / "lesions.nii.gz")).array.astype(np.uint8)
-    segments = [Segment(1, "right lung nodule", (255, 0, 0)), Segment(2, "left lung nodule", (0, 200, 0)),
-                Segment(3, "liver lesion", (30, 60, 255))]
+def test_ohif_lays_each_lesion_on_its_voxels_with_its_name_and_colour(demo_lesions, demo_volume, tmp_path):
+    labels, segments = demo_lesions
     out = write_seg(demo_volume, demo_volume.with_array(labels), segments, tmp_path / "lesions.dcm")
     read = read_with_ohif("read_seg.mjs", out, demo_volume)
 

@@ -51,12 +51,8 @@ def on_grid(image, volume) -> np.ndarray:
     return placed
 
 
-def test_slicer_reads_each_of_our_segments_voxel_for_voxel(demo_series, demo_volume, tmp_path):
-    from medviewer.io import read_image
-
-    labels = read_image(str(demo_series / "lesions.nii.gz")).array.astype(np.uint8)
-    segments = [Segment(1, "right lung nodule", (255, 0, 0)), Segment(2, "left lung nodule", (0, 200, 0)),
-                Segment(3, "liver lesion", (30, 60, 255))]
+def test_slicer_reads_each_of_our_segments_voxel_for_voxel(demo_lesions, demo_volume, tmp_path):
+    labels, segments = demo_lesions
     seg = write_seg(demo_volume, demo_volume.with_array(labels), segments, tmp_path / "lesions.dcm")
     out = tmp_path / "slicer"
     out.mkdir()

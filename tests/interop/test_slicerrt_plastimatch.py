@@ -53,11 +53,9 @@ def test_an_expert_contour_fills_the_same_voxels_in_plastimatch_and_here_both_wa
     np.testing.assert_array_equal(back["GTV"].array > 0, ours)
 
 
-def test_each_demo_lesion_comes_back_from_plastimatch(demo_series, demo_volume, tmp_path):
-    from medviewer.io import read_image
-
-    labels = read_image(str(demo_series / "lesions.nii.gz")).array.astype(np.uint8)
-    segments = [Segment(n, f"lesion_{n}", (255, 40 * n, 0)) for n in (1, 2, 3)]
+def test_each_demo_lesion_comes_back_from_plastimatch(demo_lesions, demo_series, demo_volume, tmp_path):
+    labels, _ = demo_lesions
+    segments = [Segment(n, f"lesion_{n}", (255, 40 * n, 0)) for n in (1, 2, 3)]   # plastimatch's file names
     out = write_rtstruct(demo_volume, demo_volume.with_array(labels), segments, tmp_path / "lesions.dcm")
     back = plastimatch_structures(out, demo_series, tmp_path / "plastimatch")
     assert sorted(back) == ["lesion_1", "lesion_2", "lesion_3"]

@@ -170,13 +170,43 @@ def _segment_from_item(item, label: int) -> Segment:
                    category, seg_type, algorithm, str(item.get("SegmentDescription", "") or ""))
 
 
-def read_seg_masks(path: str | os.PathLike, volume: Volume) -> tuple[np.ndarray, list[Segment]]:
-    """A SEG as a (slices, rows, cols, segments) boolean stack on ``volume``'s grid."""
+def _repack_frames_padded_to_bytes(ds) -> bool:
+    """Pack a BINARY SEG's frames into one run of bits, as DICOM has them, where each frame was
+    padded to whole bytes instead: OHIF's export (@cornerstonejs/adapters 5.14) writes them so
+    when a frame's pixels are not a multiple of 8 (an image of odd width and height), and read as
+    DICOM says, every frame after the first would slide by the padding. Told apart by the pixel
+    data's length; True when repacked."""
+    if (str(ds.get("SegmentationType", "")) != "BINARY" or int(ds.get("BitsAllocated", 0)) != 1
+            or "PixelData" not in ds or ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1")
+            not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")):
+        return False
+    n, pixels = int(ds.get("NumberOfFrames", 1)), int(ds.Rows) * int(ds.Columns)
+    per_frame = -(-pixels // 8)
+    even = lambda size: size + size % 2  # noqa: E731  (DICOM pads to an even length)
+    if pixels % 8 == 0 or len(ds.PixelData) not in (n * per_frame, even(n * per_frame)) \
+            or len(ds.PixelData) in (-(-n * pixels // 8), even(-(-n * pixels // 8))):
+        return False
+    frames = np.frombuffer(ds.PixelData, np.uint8)[:n * per_frame].reshape(n, per_frame)
+    bits = np.unpackbits(frames, axis=1, bitorder="little")[:, :pixels]
+    packed = np.packbits(bits.reshape(-1), bitorder="little").tobytes()
+    ds.PixelData = packed + b"\0" * (len(packed) % 2)
+    return True
+
+
+def read_seg_masks(path: str | os.PathLike, volume: Volume,
+                   notes: list[str] | None = None) -> tuple[np.ndarray, list[Segment]]:
+    """A SEG as a (slices, rows, cols, segments) boolean stack on ``volume``'s grid; what was
+    worth saying about reading it is appended to ``notes``."""
     import highdicom as hd
+    import pydicom
 
     path = os.fspath(path)
     try:
-        seg = hd.seg.segread(path)
+        ds = pydicom.dcmread(path)
+        if _repack_frames_padded_to_bytes(ds) and notes is not None:
+            notes.append("its frames were each padded to whole bytes (as OHIF writes a SEG of an image of odd "
+                         "size), not packed as DICOM asks; read frame by frame")
+        seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
     except Exception as exc:
         raise MedviewerError(f"not a readable DICOM SEG ({exc})", path) from None
     if str(seg.SegmentationType) not in ("BINARY", "FRACTIONAL", "LABELMAP"):
@@ -254,8 +284,11 @@ def _place_frames_by_position(seg, volume: Volume, numbers: list[int], path: str
 
 
 def read_seg_layer(path: str | os.PathLike, volume: Volume) -> LabelLayer:
-    masks, segments = read_seg_masks(path, volume)
-    return _layer_from_masks(masks, segments, volume, os.fspath(path), "SEG")
+    notes: list[str] = []
+    masks, segments = read_seg_masks(path, volume, notes)
+    layer = _layer_from_masks(masks, segments, volume, os.fspath(path), "SEG")
+    layer.warnings[:0] = notes
+    return layer
 
 
 def read_seg(path: str | os.PathLike, volume: Volume) -> Volume:

@@ -57,6 +57,19 @@ def series_metadata(volume) -> dict:
                                  "rows": rows, "columns": columns},
             "generalSeriesModule": {"modality": str(ds.Modality), "seriesInstanceUID": ds.SeriesInstanceUID,
                                     "studyInstanceUID": ds.StudyInstanceUID},
+            # the naturalized attributes OHIF's SEG export (generateSegmentation) builds on
+            "StudyData": {k: str(ds.get(k, "") or "") for k in (
+                "StudyInstanceUID", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+                "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")},
+            "SeriesData": {"SeriesInstanceUID": ds.SeriesInstanceUID, "Modality": str(ds.Modality),
+                           "SeriesNumber": int(ds.get("SeriesNumber", 1) or 1)},
+            "ImageData": {
+                "SOPInstanceUID": ds.SOPInstanceUID, "SOPClassUID": ds.SOPClassUID,
+                "FrameOfReferenceUID": ds.FrameOfReferenceUID, "ImagePositionPatient": position,
+                "ImageOrientationPatient": orientation, "PixelSpacing": spacing, "Rows": rows, "Columns": columns,
+                "SliceThickness": float(ds.get("SliceThickness", 0) or 0), "InstanceNumber": int(ds.InstanceNumber),
+                "SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2", "BitsAllocated": 16,
+                "BitsStored": 16, "HighBit": 15, "PixelRepresentation": 1},
         }
     return series
 
@@ -76,6 +89,20 @@ def read_with_ohif(script: str, dicom: os.PathLike, volume) -> dict:
     if run.returncode != 0:
         raise OhifRefused(f"{script} failed on {dicom.name}: {run.stderr[-3000:]}")
     return json.loads(run.stdout)
+
+
+def write_with_ohif(labels: np.ndarray, segments, volume, out: os.PathLike) -> pathlib.Path:
+    """``labels`` (on ``volume``'s grid) written as a SEG by OHIF's export (ohif/write_seg.mjs)."""
+    out = pathlib.Path(out)
+    series, raw, named = (out.with_suffix(suffix) for suffix in (".series.json", ".labels.raw", ".segments.json"))
+    series.write_text(json.dumps(series_metadata(volume)))
+    np.ascontiguousarray(labels, dtype=np.uint8).tofile(raw)
+    named.write_text(json.dumps([{"number": s.label, "label": s.name, "rgb": list(s.color)} for s in segments]))
+    run = subprocess.run(node_command("write_seg.mjs") + [str(series), str(raw), str(named), str(out)],
+                         capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        raise OhifRefused(f"write_seg.mjs failed: {run.stderr[-3000:]}")
+    return out
 
 
 @pytest.fixture

@@ -40,8 +40,12 @@ def series_metadata(volume) -> dict:
         position = [float(v) for v in ds.ImagePositionPatient]
         spacing = [float(v) for v in ds.PixelSpacing]
         rows, columns = int(ds.Rows), int(ds.Columns)
+        study = {k: str(ds.get(k, "") or "") for k in (
+            "StudyInstanceUID", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+            "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")}
         series[ds.SOPInstanceUID] = {
-            "instance": {
+            "sopCommonModule": {"sopInstanceUID": ds.SOPInstanceUID, "sopClassUID": ds.SOPClassUID},
+            "instance": {**study, "Modality": str(ds.Modality), "SeriesNumber": int(ds.get("SeriesNumber", 1) or 1),
                 "SOPInstanceUID": ds.SOPInstanceUID, "SOPClassUID": ds.SOPClassUID,
                 "SeriesInstanceUID": ds.SeriesInstanceUID, "StudyInstanceUID": ds.StudyInstanceUID,
                 "FrameOfReferenceUID": ds.FrameOfReferenceUID, "ImagePositionPatient": position,
@@ -58,9 +62,7 @@ def series_metadata(volume) -> dict:
             "generalSeriesModule": {"modality": str(ds.Modality), "seriesInstanceUID": ds.SeriesInstanceUID,
                                     "studyInstanceUID": ds.StudyInstanceUID},
             # the naturalized attributes OHIF's SEG export (generateSegmentation) builds on
-            "StudyData": {k: str(ds.get(k, "") or "") for k in (
-                "StudyInstanceUID", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")},
+            "StudyData": study,
             "SeriesData": {"SeriesInstanceUID": ds.SeriesInstanceUID, "Modality": str(ds.Modality),
                            "SeriesNumber": int(ds.get("SeriesNumber", 1) or 1)},
             "ImageData": {
@@ -102,6 +104,19 @@ def write_with_ohif(labels: np.ndarray, segments, volume, out: os.PathLike) -> p
                          capture_output=True, text=True, timeout=300)
     if run.returncode != 0:
         raise OhifRefused(f"write_seg.mjs failed: {run.stderr[-3000:]}")
+    return out
+
+
+def write_sr_with_ohif(measurements: dict, volume, out: os.PathLike) -> pathlib.Path:
+    """``measurements`` (see ohif/write_sr.mjs) written as an SR by OHIF's export."""
+    out = pathlib.Path(out)
+    series, named = out.with_suffix(".series.json"), out.with_suffix(".measurements.json")
+    series.write_text(json.dumps(series_metadata(volume)))
+    named.write_text(json.dumps(measurements))
+    run = subprocess.run(node_command("write_sr.mjs") + [str(series), str(named), str(out)],
+                         capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        raise OhifRefused(f"write_sr.mjs failed: {run.stderr[-3000:]}")
     return out
 
 

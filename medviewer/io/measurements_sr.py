@@ -6,8 +6,8 @@ A measurement group (DCM 125007) gives a ruler when it holds an open POLYLINE of
 SCOORD on one of the image's slices (pixel column and row, the image's top-left corner at 0, 0),
 or a SCOORD3D in the image's frame of reference (mm). The polyline may sit at the group's level
 (a TID 1410 "Image Region", as medviewer wrote it until December 2026) or under its Length
-measurement ("inferred from", as OHIF and medviewer now write it). The caption is the group's Length (SNOMED CT 410668003) in mm
-where there is one, else the distance between the ends. A group whose region is an ELLIPSE of
+measurement ("inferred from", as OHIF and medviewer now write it). The caption is the group's
+Length (SNOMED CT 410668003) in mm where there is one, else the distance between the ends. A group whose region is an ELLIPSE of
 four points (the ends of its axes, the major first, as DICOM defines it) gives an ellipse; its
 caption is left to the reader, who measures it on the image (:mod:`medviewer.core.roi_stats`).
 A group with a "Long axis" (SNOMED CT 103339001) and a "Short axis" (103340004), each inferred

@@ -8,6 +8,9 @@ positive, spilled -> negative). Dice against the contour on the source grid afte
 the mean and 95th-percentile distance (mm) between the last mask's surface and the contour's
 (medviewer.core.compare), and the latency of each click through the click-segment plugin (model already loaded, as in the
 window; the first call of the learned engine, which loads the network, is reported apart).
+Two figures of how corrections behave, as a user feels them: "worse", the corrective clicks
+after which the Dice went down, and "ignored", the clicks whose own voxel came out on the wrong
+side (a positive click outside the mask, a negative one inside), counted after every run.
 Validation cases: STS_019..STS_024 (the learned engine trained on STS_001..STS_018).
 """
 
@@ -54,13 +57,15 @@ def main() -> None:
         params = manifest.resolve_params({"engine": engine, "bundle": a.bundle})
         print(f"\nengine {engine}")
         print(f"{'case':9s} {'mL':>7s}  " + "  ".join(f"dice@{k + 1}" for k in range(a.clicks)) +
-              f"  msd@{a.clicks}  hd95@{a.clicks}  s/click")
+              f"  msd@{a.clicks}  hd95@{a.clicks}  s/click  worse  ignored")
         rows, latencies, first_call, surfaces = [], [], None, []
+        worse = ignored = corrections = judged = 0
         for name, volume, truth in cases:
             spacing_zyx = volume.spacing[::-1]
             positives = [volume.voxel_to_patient(deepest_point(truth, spacing_zyx)[0])]
             negatives = []
             scores, times = [], []
+            case_worse = case_ignored = 0
             for _ in range(a.clicks):
                 request = Request(volume, Prompts(tuple(map(tuple, positives)), tuple(map(tuple, negatives))),
                                   params, device="cpu")
@@ -73,6 +78,13 @@ def main() -> None:
                     times.append(elapsed)
                 pred = result.label_map.array > 0
                 scores.append(dice(pred, truth))
+                if len(scores) > 1:
+                    corrections += 1
+                    case_worse += scores[-1] < scores[-2]
+                for points, inside in ((positives, True), (negatives, False)):
+                    for p in points:
+                        judged += 1
+                        case_ignored += bool(pred[tuple(np.rint(volume.patient_to_voxel(p)).astype(int))]) != inside
                 nxt = corrective_click(pred, truth, spacing_zyx)
                 if nxt is None:
                     break
@@ -85,12 +97,16 @@ def main() -> None:
             ml = truth.sum() * volume.voxel_volume_ml
             print(f"{name:9s} {ml:7.1f}  " + "  ".join(f"{s:6.3f}" for s in scores) +
                   f"  {last.mean_surface_mm:5.1f}mm {last.hd95_mm:6.1f}mm"
-                  f"  {statistics.median(times) if times else first_call:.2f}", flush=True)
+                  f"  {statistics.median(times) if times else first_call:.2f}  {case_worse:5d}  {case_ignored:7d}",
+                  flush=True)
+            worse, ignored = worse + case_worse, ignored + case_ignored
         med = np.median(np.array(rows), axis=0)
         summary[engine] = (med, statistics.median(latencies) if latencies else float("nan"), first_call)
         msd, hd95 = np.median(np.array(surfaces), axis=0)
         print(f"{'median':9s} {'':7s}  " + "  ".join(f"{s:6.3f}" for s in med) +
               f"  {msd:5.1f}mm {hd95:6.1f}mm  {summary[engine][1]:.2f}  (first call {first_call:.2f} s)")
+        print(f"corrective clicks that lowered the Dice: {worse} of {corrections}; clicks on the wrong side "
+              f"of the mask after a run: {ignored} of {judged}")
     print("\nsummary (median over cases; latency: median per click, warm)")
     for engine, (med, lat, first) in summary.items():
         print(f"  {engine:9s} dice@1 {med[0]:.3f}  dice@{a.clicks} {med[-1]:.3f}  latency {lat:.2f} s"

@@ -388,7 +388,9 @@ class MainWindow(QMainWindow):
         if image_suffix(path) is None:
             from medviewer.io.annotations import read_annotation
             from medviewer.ui.annotations_ui import label_layer_from_annotation
-            layer = self.document.add_layer(label_layer_from_annotation(read_annotation(path, image.volume), name))
+            read = read_annotation(path, image.volume)
+            layer = self.document.add_layer(label_layer_from_annotation(read, name))
+            kind, warnings = read.kind, read.warnings
         else:
             try:
                 labels = labels_onto_grid(read_image(path), image.volume)
@@ -396,7 +398,11 @@ class MainWindow(QMainWindow):
                 raise MedviewerError(exc.message, path) from None
             name = name or os.path.basename(path).split(".")[0]
             layer = self.document.add_layer(LabelLayer(name=name, volume=labels))
+            kind, warnings = "label map", []
         self.bring_into_view(layer)
+        # what the reader had to say (segments overlapping, frames read frame by frame) is shown
+        note = f" ({'; '.join(warnings)})" if warnings else ""
+        self.status_label.setText(f"Loaded {kind} {layer.name}{note}")
         return layer
 
     def bring_into_view(self, layer: LabelLayer) -> None:

@@ -81,6 +81,7 @@ def test_seg_in_the_study_is_offered_and_loads_in_its_colours_at_the_right_place
     seg = tmp_path / "again.dcm"
     export_layer(window, layer, str(seg), "seg")
     again = window.load_segmentation(str(seg))
+    assert window.status_label.text() == "Loaded SEG again"
     assert np.array_equal(again.volume.array, layer.volume.array)
     assert again.label_colors == layer.label_colors
     # the measures as an SR, with the SEG it refers to beside it
@@ -123,3 +124,21 @@ def test_open_with_seg_screenshot_shows_the_overlay(study_with_seg, tmp_path):
                           str(tmp_path / "missing.dcm"), "--screenshot", str(tmp_path / "x.png")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_what_the_reader_says_about_a_loaded_seg_is_shown(window, demo_volume, tmp_path):
+    """File > Load segmentation: overlapping segments (one shown where they overlap) are said in
+    the status line, as the study's annotation bar says them."""
+    from medviewer.core.segments import Segment
+    from medviewer.export.seg import write_seg
+
+    window.set_volume(demo_volume)
+    a = np.zeros(demo_volume.shape, np.uint8)
+    b = np.zeros(demo_volume.shape, np.uint8)
+    a[30:40, 100:140, 100:140] = 1
+    b[35:45, 120:160, 120:160] = 1
+    out = write_seg(demo_volume, [demo_volume.with_array(a), demo_volume.with_array(b)],
+                    [Segment(1, "whole"), Segment(2, "part")], tmp_path / "overlap.dcm")
+    window.load_segmentation(str(out))
+    text = window.status_label.text()
+    assert text.startswith("Loaded SEG overlap (") and "segments overlap in 2000 voxels" in text

@@ -91,6 +91,34 @@ def write_labelmap(labels: Volume, segments: Sequence[Segment] | None, out: str 
     return out
 
 
+def _slicer_segment_fields(reader) -> list[dict]:
+    """Each ``SegmentN_*`` field group of a NRRD's header (3D Slicer's segmentation): label
+    value, layer, name and colour (0-255)."""
+    keys = set(reader.GetMetaDataKeys())
+    out, n = [], 0
+    while f"Segment{n}_LabelValue" in keys:
+        field = lambda name, default: reader.GetMetaData(f"Segment{n}_{name}") if f"Segment{n}_{name}" in keys \
+            else default  # noqa: E731
+        label = int(field("LabelValue", "1"))
+        color = tuple(int(round(float(c) * 255)) for c in field("Color", "1 0 0").split()[:3])
+        out.append({"label": label, "layer": int(field("Layer", "0") or 0),
+                    "name": field("Name", f"segment {label}"), "color": color})
+        n += 1
+    return out
+
+
+def _nrrd_reader(path: str):
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return reader
+
+
 def read_label_table(path: str | os.PathLike) -> list[Segment] | None:
     """Segments from a label map's JSON sidecar, else from Slicer NRRD fields; None without."""
     path = os.fspath(path)
@@ -102,62 +130,90 @@ def read_label_table(path: str | os.PathLike) -> list[Segment] | None:
             return [Segment.from_dict(d) for d in data["segments"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise MedviewerError(f"label table unreadable ({exc})", sidecar) from None
-    if path.lower().endswith(".nrrd"):
-        import SimpleITK as sitk
-
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(path)
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError:
-            return None
-        keys = set(reader.GetMetaDataKeys())
-        segments = []
-        n = 0
-        while f"Segment{n}_LabelValue" in keys:
-            label = int(reader.GetMetaData(f"Segment{n}_LabelValue"))
-            name = reader.GetMetaData(f"Segment{n}_Name") if f"Segment{n}_Name" in keys else f"segment {label}"
-            color = (255, 0, 0)
-            if f"Segment{n}_Color" in keys:
-                color = tuple(int(round(float(c) * 255)) for c in reader.GetMetaData(f"Segment{n}_Color").split()[:3])
-            segments.append(Segment(label, name, color))
-            n += 1
-        return segments or None
-    return None
+    reader = _nrrd_reader(path) if path.lower().endswith(".nrrd") else None
+    if reader is None:
+        return None
+    return [Segment(f["label"], f["name"], f["color"]) for f in _slicer_segment_fields(reader)] or None
 
 
-def read_labelmap(path: str | os.PathLike, source: Volume) -> tuple[Volume, list[Segment], list[str]]:
-    """A label map file on ``source``'s grid: (labels, segments, notes).
-
-    A map on another grid of the same patient space is resampled (nearest neighbour) onto the
-    source grid, and a note says so.
-    """
+def _read_slicer_layers(path: str, reader) -> tuple[Volume, list[Segment], list[str]]:
+    """A 3D Slicer segmentation whose segments overlap: one layer (a component of each voxel) per
+    group of non-overlapping segments, each segment a label value in its layer. Each segment gets
+    a label of its own here (1, 2, ...); where segments overlap the later one is kept, and a note
+    says where."""
     import SimpleITK as sitk
 
+    image = sitk.ReadImage(path)
+    layers = sitk.GetArrayFromImage(image)            # z, y, x, layer
+    fields = _slicer_segment_fields(reader)
+    if not fields:
+        raise MedviewerError("a multi-layer image without 3D Slicer segment fields is not a label map", path)
+    labels = np.zeros(layers.shape[:3], np.uint8 if len(fields) < 256 else np.uint16)
+    covered = np.zeros(layers.shape[:3], np.int32)
+    segments = []
+    for n, f in enumerate(fields, start=1):
+        if not 0 <= f["layer"] < layers.shape[3]:
+            raise MedviewerError(f"segment {f['name']!r} names layer {f['layer']}, which the file lacks", path)
+        mask = layers[..., f["layer"]] == f["label"]
+        labels[mask] = n
+        covered += mask
+        segments.append(Segment(n, f["name"], f["color"]))
+    notes = []
+    if (covered > 1).any():
+        notes.append(f"segments overlap in {int((covered > 1).sum())} voxels; the later segment is shown there")
+    scalar = sitk.GetImageFromArray(labels)
+    scalar.CopyInformation(sitk.VectorIndexSelectionCast(image, 0))
+    return Volume.from_sitk(scalar, meta={"source_file": path}), segments, notes
+
+
+def _on_lattice(image: Volume, source: Volume) -> bool:
+    """Whether ``image``'s voxels are voxels of ``source`` (a box of it: the same spacing and
+    axes, its corner on one of source's voxels), so that placing it needs no resampling."""
+    if not (np.allclose(image.spacing, source.spacing, rtol=1e-5)
+            and np.allclose(image.direction, source.direction, atol=1e-5)):
+        return False
+    corner = source.patient_to_index(np.asarray(image.origin))
+    return bool(np.allclose(corner, np.rint(corner), atol=1e-3))
+
+
+def read_labelmap(path: str | os.PathLike, source: Volume, *,
+                  defaults: bool = True) -> tuple[Volume, list[Segment], list[str]]:
+    """A label map file on ``source``'s grid: (labels, segments, notes). The segments are those
+    its label table names, and (``defaults``) default ones for the other labels present.
+
+    NIfTI, NRRD (3D Slicer's ``.seg.nrrd`` with its names and colours, one layer or several when
+    its segments overlap) or MHA. A map covering a box of the source's voxels (as Slicer saves a
+    segmentation cropped to its extent) is placed as it is; one on another grid of the same
+    patient space is resampled (nearest neighbour) onto the source grid, and a note says so.
+    """
+    from medviewer.core.resample import labels_onto_grid
     from medviewer.io import read_image
 
     path = os.fspath(path)
-    image = read_image(path)
-    notes = []
+    reader = _nrrd_reader(path) if path.lower().endswith(".nrrd") else None
+    notes: list[str] = []
+    table = None
+    if reader is not None and reader.GetNumberOfComponents() > 1:
+        image, table, notes = _read_slicer_layers(path, reader)
+    else:
+        image = read_image(path)
     array = np.asarray(image.array)
     if not np.allclose(array, np.rint(array)) or array.min() < 0:
         raise MedviewerError("not a label map (values must be whole numbers >= 0)", path)
-    if image.same_grid(source):
-        labels = source.with_array(array.astype(np.uint16 if array.max() > 255 else np.uint8))
-    else:
-        resampled = sitk.Resample(image.to_sitk(), source.to_sitk(), sitk.Transform(),
-                                  sitk.sitkNearestNeighbor, 0)
-        array = sitk.GetArrayFromImage(resampled)
-        labels = source.with_array(array.astype(np.uint16 if array.max() > 255 else np.uint8))
+    image = image.with_array(array.astype(np.uint16 if array.max() > 255 else np.uint8))
+    try:
+        labels = labels_onto_grid(image, source)
+    except MedviewerError as exc:
+        raise MedviewerError(exc.message, path) from None
+    if not image.same_grid(source) and not _on_lattice(image, source):
         notes.append("the label map lies on another grid: resampled (nearest neighbour) onto the series")
     present = [int(v) for v in np.unique(labels.array) if v != 0]
     if not present:
         raise MedviewerError("the label map is empty on this series", path)
-    table = read_label_table(path)
     if table is None:
-        segments = default_segments(present)
-    else:
-        segments = [s for s in table if s.label in present]
+        table = read_label_table(path)
+    segments = [s for s in table or () if s.label in present]
+    if defaults:
         known = {s.label for s in segments}
         segments += default_segments([v for v in present if v not in known])
     labels = labels.with_array(labels.array, meta={**dict(source.meta), "segments": tuple(segments),

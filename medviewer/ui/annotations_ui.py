@@ -31,16 +31,19 @@ def _rgb01(color) -> tuple[float, float, float]:
     return tuple(float(c) / 255.0 for c in color)  # type: ignore[return-value]
 
 
-def label_layer_from_annotation(read, name: str | None = None) -> LabelLayer:
-    """A Document LabelLayer from :func:`medviewer.io.annotations.read_annotation`'s answer."""
-    segments = read.segments
-    layer = LabelLayer(name=name or os.path.basename(read.source).rsplit(".", 1)[0],
-                       volume=read.labels,
+def label_layer_of(labels, segments, name: str) -> LabelLayer:
+    """A Document LabelLayer of a label Volume whose segments give its names and colours."""
+    layer = LabelLayer(name=name, volume=labels,
                        label_names={s.label: s.name for s in segments},
                        label_colors={s.label: _rgb01(s.color) for s in segments})
     if segments:
         layer.color = _rgb01(segments[0].color)
     return layer
+
+
+def label_layer_from_annotation(read, name: str | None = None) -> LabelLayer:
+    """A Document LabelLayer from :func:`medviewer.io.annotations.read_annotation`'s answer."""
+    return label_layer_of(read.labels, read.segments, name or os.path.basename(read.source).rsplit(".", 1)[0])
 
 
 def segments_of(layer: LabelLayer):

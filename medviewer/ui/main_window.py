@@ -379,26 +379,23 @@ class MainWindow(QMainWindow):
     def load_segmentation(self, path: str, name: str | None = None) -> LabelLayer:
         """Read a NIfTI/NRRD/MHA label map (resampled by patient space) or a DICOM SEG/RTSTRUCT
         onto the open image."""
-        from medviewer.core.resample import labels_onto_grid
-        from medviewer.io import image_suffix, read_image
+        from medviewer.io import image_suffix
+        from medviewer.ui.annotations_ui import label_layer_from_annotation, label_layer_of
 
         image = self.document.image
         if image is None:
             raise MedviewerError("open an image before loading a segmentation", path)
         if image_suffix(path) is None:
             from medviewer.io.annotations import read_annotation
-            from medviewer.ui.annotations_ui import label_layer_from_annotation
             read = read_annotation(path, image.volume)
             layer = self.document.add_layer(label_layer_from_annotation(read, name))
             kind, warnings = read.kind, read.warnings
-        else:
-            try:
-                labels = labels_onto_grid(read_image(path), image.volume)
-            except MedviewerError as exc:
-                raise MedviewerError(exc.message, path) from None
+        else:   # names and colours from its label table or 3D Slicer's segment fields, if any
+            from medviewer.export.labelmap import read_labelmap
+            labels, segments, warnings = read_labelmap(path, image.volume, defaults=False)
             name = name or os.path.basename(path).split(".")[0]
-            layer = self.document.add_layer(LabelLayer(name=name, volume=labels))
-            kind, warnings = "label map", []
+            layer = self.document.add_layer(label_layer_of(labels, segments, name))
+            kind = "label map"
         self.bring_into_view(layer)
         # what the reader had to say (segments overlapping, frames read frame by frame) is shown
         note = f" ({'; '.join(warnings)})" if warnings else ""

@@ -2,8 +2,8 @@
 TID 1500 SR through them; the dcmqi wheel carries the same binaries), both ways:
 
 - our SEGs, read by ``segimage2itkimage``, give back every segment voxel for voxel with its
-  name, colour and codes; our lesion measures SR, read by ``tid1500reader``, gives back each
-  measure of each segment;
+  name, colour and codes; our lesion measures SR and measurement SR, read by ``tid1500reader``,
+  give back each measure;
 - SEGs written by ``itkimage2segimage`` (BINARY, and the newer LABELMAP) load in medviewer onto
   the series they segment, voxel for voxel, with their names and colours: they state no "spatial
   locations preserved" on their frames, and a LABELMAP describes its background as segment 0."""
@@ -167,3 +167,34 @@ def test_a_seg_slicer_writes_loads_on_its_series(tmp_path, kind):
     copy = volume.with_array(volume.array, source_sop_instance_uids=tuple(
         f"1.2.3.{k}" for k in range(volume.shape[0])))
     np.testing.assert_array_equal(read_seg_layer(out, copy).labels.array == 1, gtv)
+
+
+def test_slicer_reads_our_measurement_report(demo_volume, tmp_path):
+    """The measure tool's SR (lengths, bidirectionals, ellipses) read by dcmqi's tid1500reader:
+    each group's measurements with their values and units, in order."""
+    from medviewer.core.document import Bidirectional, Ellipse, Ruler
+    from medviewer.core.roi_stats import ellipse_stats
+    from medviewer.export.measurements import write_measurements
+
+    v = demo_volume
+    mid = (np.asarray(v.size_xyz) - 1) // 2
+    at = lambda di, dj: v.index_to_patient(mid + np.array([di, dj, 0], dtype=float))  # noqa: E731
+    ruler = Ruler(at(-20, -10), at(15, 20), "")
+    cross = Bidirectional.across(at(-20, -5), at(20, 5), np.array([0.0, 0.0, 1.0]))
+    ellipse = Ellipse(v.index_to_patient(mid), (12.0, 5.0, 0.0), (-2.5, 6.0, 0.0))
+    sr = write_measurements(v, [ruler], tmp_path / "measurements.dcm", ellipses=[ellipse], bidirectionals=[cross])
+    out = tmp_path / "measurements.json"
+    dcmqi("tid1500reader", "--inputDICOM", sr, "--outputMetadata", out)
+    groups = json.loads(out.read_text())["Measurements"]
+
+    def values(group):
+        return {(i["quantity"]["CodeMeaning"], i.get("derivationModifier", {}).get("CodeMeaning")):
+                (float(i["value"]), i["units"]["CodeValue"]) for i in group["measurementItems"]}
+    length, bidirectional, roi = (values(g) for g in groups)
+    assert length == {("Length", None): (pytest.approx(np.linalg.norm(np.subtract(ruler.end, ruler.start)),
+                                                       abs=1e-3), "mm")}
+    assert bidirectional[("Long Axis", None)] == (pytest.approx(cross.long_mm, abs=1e-3), "mm")
+    assert bidirectional[("Short Axis", None)] == (pytest.approx(cross.short_mm, abs=1e-3), "mm")
+    stats = ellipse_stats(v, ellipse)
+    assert roi[("Area", None)] == (pytest.approx(stats.area_mm2, abs=1e-3), "mm2")
+    assert roi[("Attenuation Coefficient", "Mean")] == (pytest.approx(stats.mean, abs=0.01), "[hnsf'U]")

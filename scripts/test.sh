@@ -10,10 +10,10 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet orthanc 2>/dev
   systemctl disable --now orthanc >/dev/null 2>&1 || true  # the PACS tests start their own Orthanc
 fi
 bash scripts/pip-install.sh "$VENV" -e ".[test]"
-# OHIF's own SR reader (@cornerstonejs/adapters, pinned by its package-lock.json) for
-# tests/interop, in Node.js: Debian's nodejs and npm where there is no npm yet
+# OHIF's own SEG and SR readers and writers (@cornerstonejs/adapters, pinned by its
+# package-lock.json) for tests/interop, in Node.js: Debian's nodejs and npm where npm is missing
 command -v npm >/dev/null || bash scripts/apt-missing.sh <(printf 'nodejs\nnpm\n')
-echo "== OHIF's SR reader (npm ci in tests/interop/ohif)"
+echo "== OHIF's SEG and SR code (npm ci in tests/interop/ohif)"
 (cd tests/interop/ohif && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || {
   echo "error: npm ci in tests/interop/ohif failed (above)" >&2; exit 1; }
 echo "== import contracts"

@@ -143,7 +143,11 @@ def _read_slicer_layers(path: str, reader) -> tuple[Volume, list[Segment], list[
     says where."""
     import SimpleITK as sitk
 
-    image = sitk.ReadImage(path)
+    try:
+        image = sitk.ReadImage(path)
+    except RuntimeError as exc:
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        raise MedviewerError(f"cannot be read as an image ({lines[-1] if lines else exc})", path) from None
     layers = sitk.GetArrayFromImage(image)            # z, y, x, layer
     fields = _slicer_segment_fields(reader)
     if not fields:

@@ -214,6 +214,8 @@ def read_seg_masks(path: str | os.PathLike, volume: Volume,
     # a LABELMAP SEG may describe its background as segment 0 (dcmqi, so Slicer, does): not a segment here
     items = [item for item in seg.SegmentSequence if int(item.SegmentNumber) != 0]
     numbers = [int(item.SegmentNumber) for item in items]
+    if not numbers:
+        raise MedviewerError("the SEG describes no segment", path)
     segments = [_segment_from_item(item, n) for item, n in zip(items, numbers)]
     if (volume.frame_of_reference_uid and seg.get("FrameOfReferenceUID")
             and str(seg.FrameOfReferenceUID) != volume.frame_of_reference_uid):

@@ -198,3 +198,22 @@ def test_slicer_reads_our_measurement_report(demo_volume, tmp_path):
     stats = ellipse_stats(v, ellipse)
     assert roi[("Area", None)] == (pytest.approx(stats.area_mm2, abs=1e-3), "mm2")
     assert roi[("Attenuation Coefficient", "Mean")] == (pytest.approx(stats.mean, abs=0.01), "[hnsf'U]")
+
+
+@pytest.mark.data
+def test_a_labelmap_seg_of_background_alone_is_refused_by_name(tmp_path):
+    import pydicom
+
+    from medviewer.core.errors import MedviewerError
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_annotation, read_rtstruct
+
+    case = require_data("sts/STS_023")
+    volume = load_volume(str(case / "image"))
+    gtv = read_rtstruct(case / "RS.dcm", volume).array > 0
+    ds = pydicom.dcmread(slicer_seg(tmp_path, volume, case / "image", gtv, "labelmap"))
+    ds.SegmentSequence = ds.SegmentSequence[:1]   # segment 0, the background, alone
+    ds.save_as(tmp_path / "background.dcm")
+    with pytest.raises(MedviewerError, match="describes no segment") as e:
+        read_annotation(tmp_path / "background.dcm", volume)
+    assert "background.dcm" in str(e.value)

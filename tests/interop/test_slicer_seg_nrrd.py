@@ -87,3 +87,20 @@ def test_slicer_segments_that_overlap_in_two_layers_load_each_with_its_name(demo
     np.testing.assert_array_equal(labels.array == 2, b > 0)            # the later segment where they overlap
     np.testing.assert_array_equal(labels.array == 1, (a > 0) & (b == 0))
     assert notes == ["segments overlap in 2000 voxels; the later segment is shown there"]
+
+
+def test_a_broken_slicer_segmentation_is_refused_by_name(demo_volume, tmp_path):
+    from medviewer.core.errors import MedviewerError
+
+    path = tmp_path / "layers.seg.nrrd"
+    voxels = np.zeros((2,) + tuple(demo_volume.size_xyz), np.uint8)
+    voxels[0, 100:140, 100:140, 30:40] = 1
+    slicerio.write_segmentation(str(path), {
+        "voxels": voxels, "ijkToLPS": ijk_to_lps(demo_volume),
+        "containedRepresentationNames": ["Binary labelmap"], "masterRepresentation": "Binary labelmap",
+        "segments": [slicer_segment(1, "a", [1, 0, 0], 1, layer=0), slicer_segment(2, "b", [0, 1, 0], 1, layer=1)]})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])   # cut off halfway
+    with pytest.raises(MedviewerError, match="cannot be read as an image") as e:
+        read_labelmap(path, demo_volume)
+    assert str(path) in str(e.value)

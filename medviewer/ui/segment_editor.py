@@ -200,6 +200,11 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.table.cellDoubleClicked.connect(lambda row, _col: self.jump_to_segment(self._table_labels[row]))
         self._table_labels: list[int] = []
         box.addWidget(self.table, 1)
+        # what a follow-up read adds up: the lesions' longest axial diameters (RECIST's sum, before
+        # its choice of target lesions and its short axis for lymph nodes) and their volume
+        self.totals = QLabel("")
+        self.totals.setWordWrap(True)
+        box.addWidget(self.totals)
         self._update_buttons()
 
     @staticmethod
@@ -903,6 +908,9 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
                     item.setToolTip("LPS mm: " + ", ".join(f"{a:.1f}..{b:.1f}" for a, b in
                                                            zip(m.bbox_min_mm, m.bbox_max_mm)))
                 self.table.setItem(r, c, item)
+        self.totals.setText(
+            f"{len(rows)} lesions: sum of the longest axial diameters {sum(m.long_axis_mm for m in rows):.1f} mm, "
+            f"total volume {sum(m.volume_ml for m in rows):.2f} mL" if len(rows) > 1 else "")
 
     def _say(self, text: str) -> None:
         self.status.setText(text)

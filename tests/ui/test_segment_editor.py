@@ -451,6 +451,10 @@ def test_double_clicking_a_lesion_in_the_measures_table_goes_to_it(window, qtbot
         qtbot.waitUntil(lambda: not editor.busy(), timeout=20000)
     qtbot.waitUntil(lambda: editor.table.rowCount() == 2, timeout=20000)
     second = next(m for m in editor.measures if m.label == 2)
+    # below the table, their sum of longest axial diameters and total volume (as a follow-up read adds them)
+    assert editor.totals.text() == (
+        f"2 lesions: sum of the longest axial diameters {sum(m.long_axis_mm for m in editor.measures):.1f} mm, "
+        f"total volume {sum(m.volume_ml for m in editor.measures):.2f} mL")
     window.document.set_cursor(np.asarray(lesion(demo_series, 1)["center_mm"]))   # elsewhere
     editor.select_segment(1)
     row = editor._table_labels.index(2)

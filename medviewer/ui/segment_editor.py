@@ -199,12 +199,13 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.table.setToolTip("double-click a lesion to go to its longest axial diameter")
         self.table.cellDoubleClicked.connect(lambda row, _col: self.jump_to_segment(self._table_labels[row]))
         self._table_labels: list[int] = []
-        box.addWidget(self.table, 1)
         # what a follow-up read adds up: the lesions' longest axial diameters (RECIST's sum, before
-        # its choice of target lesions and its short axis for lymph nodes) and their volume
+        # its choice of target lesions and its short axis for lymph nodes) and their volume; above
+        # the table, where a short dock still shows it
         self.totals = QLabel("")
         self.totals.setWordWrap(True)
         box.addWidget(self.totals)
+        box.addWidget(self.table, 1)
         self._update_buttons()
 
     @staticmethod

@@ -175,7 +175,8 @@ def _repack_frames_padded_to_bytes(ds) -> bool:
     padded to whole bytes instead: OHIF's export (@cornerstonejs/adapters 5.14) writes them so
     when a frame's pixels are not a multiple of 8 (an image of odd width and height), and read as
     DICOM says, every frame after the first would slide by the padding. Told apart by the pixel
-    data's length; True when repacked."""
+    data's length; where both readings give the same length (a few frames, the padding then
+    hiding the difference), it is read as DICOM says. True when repacked."""
     if (str(ds.get("SegmentationType", "")) != "BINARY" or int(ds.get("BitsAllocated", 0)) != 1
             or "PixelData" not in ds or ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1")
             not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")):

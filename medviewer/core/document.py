@@ -157,13 +157,23 @@ class BoxLayer(Layer):
     color: RGB = (1.0, 1.0, 0.0)
 
 
+class _Labelled:
+    """A measurement's ``label``, the user's name for it ("target lesion 1"; OHIF's label, a
+    DICOM SR comment), above the ``caption`` of its values in the views."""
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}\n{self.caption}" if self.label and self.caption else self.label or self.caption
+
+
 @dataclass(frozen=True)
-class Ruler:
-    """A line segment in patient LPS mm from ``start`` to ``end``, with a caption."""
+class Ruler(_Labelled):
+    """A line segment in patient LPS mm from ``start`` to ``end``, with a caption and a label."""
 
     start: tuple[float, float, float]
     end: tuple[float, float, float]
     caption: str = ""
+    label: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", tuple(float(v) for v in self.start))
@@ -171,14 +181,15 @@ class Ruler:
 
 
 @dataclass(frozen=True)
-class Ellipse:
+class Ellipse(_Labelled):
     """An ellipse on one slice, in patient LPS mm: its ``center`` and two perpendicular
-    semi-axes, vectors from the centre to one end of each axis; with a caption."""
+    semi-axes, vectors from the centre to one end of each axis; with a caption and a label."""
 
     center: tuple[float, float, float]
     axis_a: tuple[float, float, float]
     axis_b: tuple[float, float, float]
     caption: str = ""
+    label: str = ""
 
     def __post_init__(self) -> None:
         for name in ("center", "axis_a", "axis_b"):
@@ -197,17 +208,18 @@ class Ellipse:
 
 
 @dataclass(frozen=True)
-class Bidirectional:
+class Bidirectional(_Labelled):
     """Two perpendicular diameters on one slice, as RECIST measures a lesion (and OHIF's
     bidirectional tool draws them): the long axis and the short axis across it, LPS mm; with a
-    caption. The short axis' ends lie on either side of the long axis, on one line perpendicular
-    to it (not necessarily through its middle)."""
+    caption and a label. The short axis' ends lie on either side of the long axis, on one line
+    perpendicular to it (not necessarily through its middle)."""
 
     long_start: tuple[float, float, float]
     long_end: tuple[float, float, float]
     short_start: tuple[float, float, float]
     short_end: tuple[float, float, float]
     caption: str = ""
+    label: str = ""
 
     def __post_init__(self) -> None:
         for name in ("long_start", "long_end", "short_start", "short_end"):

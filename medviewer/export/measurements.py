@@ -46,7 +46,7 @@ from medviewer.core.volume import Volume
 #: finds the tool that re-opens a measurement group for editing (@cornerstonejs/adapters)
 OHIF_TOOL_TAG = "Cornerstone3DTools@^0.1.0"
 
-CSV_COLUMNS = ("measurement", "kind", "length_mm", "short_axis_mm", "area_mm2", "mean", "std", "min", "max",
+CSV_COLUMNS = ("measurement", "kind", "label", "length_mm", "short_axis_mm", "area_mm2", "mean", "std", "min", "max",
                "unit", "pixels", "plane", "slice", "start_x_mm", "start_y_mm", "start_z_mm", "end_x_mm", "end_y_mm",
                "end_z_mm", "short_start_x_mm", "short_start_y_mm", "short_start_z_mm", "short_end_x_mm",
                "short_end_y_mm", "short_end_z_mm", "center_x_mm", "center_y_mm", "center_z_mm",
@@ -114,12 +114,14 @@ def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence
     n = 0
     for m in lengths(volume, rulers):
         n += 1
-        writer.writerow({"measurement": n, "kind": "length", "length_mm": f"{m.length_mm:.2f}",
+        writer.writerow({"measurement": n, "kind": "length", "label": rulers[n - 1].label,
+                         "length_mm": f"{m.length_mm:.2f}",
                          **where(m.axis, m.slice_index, m.plane, m.sop_instance_uid),
                          **mm("start", m.start_mm), **mm("end", m.end_mm)})
     for b in bidirectionals:
         n += 1
-        writer.writerow({"measurement": n, "kind": "bidirectional", "length_mm": f"{b.long_mm:.2f}",
+        writer.writerow({"measurement": n, "kind": "bidirectional", "label": b.label,
+                         "length_mm": f"{b.long_mm:.2f}",
                          "short_axis_mm": f"{b.short_mm:.2f}", **where(*placement(volume, b.ends)),
                          **mm("start", b.long_start), **mm("end", b.long_end),
                          **mm("short_start", b.short_start), **mm("short_end", b.short_end)})
@@ -127,7 +129,8 @@ def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence
         n += 1
         values = ({"mean": f"{st.mean:.2f}", "std": f"{st.std:.2f}", "min": f"{st.minimum:g}",
                    "max": f"{st.maximum:g}"} if st.pixel_count else {})
-        writer.writerow({"measurement": n, "kind": "ellipse", "area_mm2": f"{st.area_mm2:.2f}", **values,
+        writer.writerow({"measurement": n, "kind": "ellipse", "label": e.label, "area_mm2": f"{st.area_mm2:.2f}",
+                         **values,
                          "unit": st.unit, "pixels": st.pixel_count,
                          **where(st.axis, st.slice_index, st.plane, _source_uid(volume, st.axis, st.slice_index)),
                          **mm("center", e.center), "semi_axis_a_mm": f"{np.linalg.norm(e.axis_a):.2f}",
@@ -193,22 +196,28 @@ def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Seq
         return region(np.asarray(points_mm, dtype=float), slice_index, hd.sr.GraphicTypeValues.POLYLINE,
                       hd.sr.GraphicTypeValues3D.POLYLINE)
 
-    def group(tool: str, measurements):
+    def group(tool: str, measurements, label: str):
         # TID 1501, each measurement inferred from its own coordinates, with Cornerstone's tool
-        # named in the tracking identifier: the shape OHIF writes, and re-opens as an editable tool
-        return hd.sr.MeasurementsAndQualitativeEvaluations(
+        # named in the tracking identifier: the shape OHIF writes, and re-opens as an editable tool;
+        # the user's label as the group's comment (TID 1501's TEXT row), where OHIF keeps its own
+        made = hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{OHIF_TOOL_TAG}:{tool}"),
             measurements=measurements)
+        if label:
+            made[0].ContentSequence.append(hd.sr.TextContentItem(
+                name=codes.DCM.Comment, value=label, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+        return made
 
     # SNOMED CT's codes, with the capitals of dcmjs' meanings: Cornerstone finds the two axes by
     # their meaning, letter for letter
     LONG_AXIS, SHORT_AXIS = (hd.sr.CodedConcept(value=c.value, scheme_designator="SCT", meaning=m)
                              for c, m in ((codes.SCT.LongAxis, "Long Axis"), (codes.SCT.ShortAxis, "Short Axis")))
     groups = []
-    for m in lengths(volume, rulers):
+    for m, ruler in zip(lengths(volume, rulers), rulers):
         groups.append(group("Length", [hd.sr.Measurement(
             name=codes.SCT.Length, value=round(m.length_mm, 3), unit=codes.UCUM.Millimeter,
-            referenced_coordinates=[line([m.start_mm, m.end_mm], m.slice_index if m.axis == 2 else None)])]))
+            referenced_coordinates=[line([m.start_mm, m.end_mm], m.slice_index if m.axis == 2 else None)])],
+            ruler.label))
     for b in bidirectionals:
         axis, slice_index, _, _ = placement(volume, b.ends)
         on_image = slice_index if axis == 2 else None
@@ -216,7 +225,7 @@ def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Seq
             hd.sr.Measurement(name=name, value=round(value, 3), unit=codes.UCUM.Millimeter,
                               referenced_coordinates=[line(ends, on_image)])
             for name, value, ends in ((LONG_AXIS, b.long_mm, [b.long_start, b.long_end]),
-                                      (SHORT_AXIS, b.short_mm, [b.short_start, b.short_end]))]))
+                                      (SHORT_AXIS, b.short_mm, [b.short_start, b.short_end]))], b.label))
     for e, st in zip(ellipses, ellipse_measures(volume, ellipses)):
         ellipse = region(major_first(e), st.slice_index if st.axis == 2 else None,
                          hd.sr.GraphicTypeValues.ELLIPSE, hd.sr.GraphicTypeValues3D.ELLIPSE)
@@ -227,7 +236,7 @@ def build_measurements_sr(volume: Volume, rulers: Sequence[Ruler], ellipses: Seq
                                                unit=codes.UCUM.HounsfieldUnit, derivation=d)
                              for d, v in ((codes.SCT.Mean, st.mean), (codes.SCT.StandardDeviation, st.std),
                                           (codes.SCT.Minimum, st.minimum), (codes.SCT.Maximum, st.maximum))]
-        groups.append(group("EllipticalROI", measurements))
+        groups.append(group("EllipticalROI", measurements, e.label))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(

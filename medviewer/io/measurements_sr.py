@@ -11,7 +11,8 @@ Length (SNOMED CT 410668003) in mm where there is one, else the distance between
 four points (the ends of its axes, the major first, as DICOM defines it) gives an ellipse; its
 caption is left to the reader, who measures it on the image (:mod:`medviewer.core.roi_stats`).
 A group with a "Long axis" (SNOMED CT 103339001) and a "Short axis" (103340004), each inferred
-from a two-point POLYLINE, gives a bidirectional measurement.
+from a two-point POLYLINE, gives a bidirectional measurement. A group's comment (DCM 121106, a
+TEXT item) is the measurement's label, as OHIF writes its label.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
 MEASUREMENT_GROUP = "125007"
+COMMENT = "121106"   # a group's comment (TID 1501): the measurement's label, as OHIF and medviewer write it
 LENGTH = "410668003"
 LONG_AXIS, SHORT_AXIS = "103339001", "103340004"
 
@@ -110,12 +112,14 @@ def read_measurements_sr(path: str | os.PathLike, volume: Volume) -> Measurement
             continue
         items = list(_walk(group.get("ContentSequence", [])))
         nums = {_concept(i): i for i in items if i.get("ValueType") == "NUM"}
+        label = next((str(i.TextValue).strip() for i in group.get("ContentSequence", [])
+                      if i.get("ValueType") == "TEXT" and _concept(i) == COMMENT and i.get("TextValue")), "")
         try:
             if LONG_AXIS in nums and SHORT_AXIS in nums:   # each axis inferred from its own line
                 axes = [scoords(nums[c].get("ContentSequence", [])) for c in (LONG_AXIS, SHORT_AXIS)]
                 lines = [points_of(a[0], 2) if a else None for a in axes]
                 if all(line is not None for line in lines):
-                    read.bidirectionals.append(Bidirectional(*lines[0], *lines[1]))
+                    read.bidirectionals.append(Bidirectional(*lines[0], *lines[1], label=label))
                     continue
             regions = scoords(items)
             if not regions:
@@ -131,12 +135,13 @@ def read_measurements_sr(path: str | os.PathLike, volume: Volume) -> Measurement
             skipped += 1   # a polygon, a path of several points, a point: not a length or an ellipse
             continue
         if kind == "ELLIPSE":
-            read.ellipses.append(Ellipse(points.mean(0), (points[0] - points[1]) / 2, (points[2] - points[3]) / 2))
+            read.ellipses.append(Ellipse(points.mean(0), (points[0] - points[1]) / 2, (points[2] - points[3]) / 2,
+                                         label=label))
             continue
         length = next((float(i.MeasuredValueSequence[0].NumericValue) for i in items
                        if i.get("ValueType") == "NUM" and _concept(i) == LENGTH and i.get("MeasuredValueSequence")),
                       float(np.linalg.norm(points[1] - points[0])))
-        read.rulers.append(Ruler(points[0], points[1], f"{length:.1f} mm"))
+        read.rulers.append(Ruler(points[0], points[1], f"{length:.1f} mm", label))
     if elsewhere:
         read.warnings.append(f"{elsewhere} measurement(s) lie on images of another series")
     if skipped:

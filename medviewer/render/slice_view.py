@@ -617,8 +617,8 @@ class SliceView:
                 for k in range(2):
                     points += [(u[k] - across[0], v[k] - across[1], 0), (u[k] + across[0], v[k] + across[1], 0)]
                     segments.append((len(points) - 2, len(points) - 1))
-            if ruler.caption:   # centred above the ruler's middle: on screen wherever the ruler is
-                captions.append((ruler.caption, float(u.mean()), float(v.max()) + 2.0))
+            if ruler.text:   # centred above the ruler's middle: on screen wherever the ruler is
+                captions.append((ruler.text, float(u.mean()), float(v.max()) + 2.0))
         for ellipse in ([] if self._volume is None else layer.ellipses):
             if np.abs((ellipse.ends - self.center) @ self.normal - self.offset).max() > half:
                 continue
@@ -627,8 +627,8 @@ class SliceView:
             base, n = len(points), len(d)
             points += [(a, b, 0) for a, b in zip(u, v)]
             segments += [(base + k, base + (k + 1) % n) for k in range(n)]
-            if ellipse.caption:   # centred above the ellipse
-                captions.append((ellipse.caption, float(u.mean()), float(v.max()) + 2.0))
+            if ellipse.text:   # centred above the ellipse
+                captions.append((ellipse.text, float(u.mean()), float(v.max()) + 2.0))
         for cross in ([] if self._volume is None else layer.bidirectionals):
             d = cross.ends - self.center
             if np.abs(d @ self.normal - self.offset).max() > half:
@@ -637,8 +637,8 @@ class SliceView:
             base = len(points)
             points += [(a, b, 0) for a, b in zip(u, v)]
             segments += [(base, base + 1), (base + 2, base + 3)]
-            if cross.caption:
-                captions.append((cross.caption, float(u.mean()), float(v.max()) + 2.0))
+            if cross.text:
+                captions.append((cross.text, float(u.mean()), float(v.max()) + 2.0))
         return points, segments, captions
 
     def set_sketch(self, points_mm=None) -> None:

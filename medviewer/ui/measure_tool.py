@@ -212,7 +212,7 @@ class MeasureTool:
             text = ellipse_caption(ellipse_stats(image.volume, ellipse)) if image is not None else ""
         except MedviewerError:   # outside the image
             text = ""
-        return Ellipse(ellipse.center, ellipse.axis_a, ellipse.axis_b, text)
+        return Ellipse(ellipse.center, ellipse.axis_a, ellipse.axis_b, text, ellipse.label)
 
     # ---- undo ---------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
@@ -284,11 +284,24 @@ class MeasureTool:
         self.document.set_cursor(centre)
         self._select(kind, index)
 
+    def set_label(self, kind: str, index: int, label: str) -> None:
+        """Name a measurement ("target lesion 1"): shown above its values in the views and the
+        dock, exported (CSV, and the SR's comment, which OHIF shows as its label). Undoable."""
+        from dataclasses import replace
+
+        items = self.items(kind)
+        if not 0 <= index < len(items) or items[index].label == label.strip():
+            return
+        self._checkpoint()
+        items[index] = replace(items[index], label=label.strip())
+        self._set(**{kind: items})
+        self._select(kind, index)
+
     def _select(self, kind: str, index: int) -> None:
         """Make a measurement the selected one (Delete removes it; the dock shows it selected)."""
         self.selected = (kind, index)
         self._last_drawn = kind
-        caption = self.items(kind)[index].caption.replace("\n", "; ")
+        caption = self.items(kind)[index].text.replace("\n", "; ")
         self.window.status_label.setText(f"{NAMES[kind]} {index + 1}: {caption}")
         self._changed()
 
@@ -349,14 +362,15 @@ class MeasureTool:
         old = items[index]
         if kind == "length":
             start, stop = (point, old.end) if handle == 0 else (old.start, point)
-            items[index] = Ruler(start, stop, caption(start, stop))
+            items[index] = Ruler(start, stop, caption(start, stop), old.label)
         elif kind == "bidirectional":
             normal = np.asarray(view.normal, dtype=float)
             new = Bidirectional.across(old.long_start, point, normal) if handle == "new" \
                 else old.with_end_moved(handle, point, normal)
-            items[index] = Bidirectional(*new.ends, cross_caption(new))
+            items[index] = Bidirectional(*new.ends, cross_caption(new), old.label)
         else:
-            items[index] = self._described(self._ellipse_dragged(view, old, handle, last, point))
+            moved = self._ellipse_dragged(view, old, handle, last, point)
+            items[index] = self._described(Ellipse(moved.center, moved.axis_a, moved.axis_b, label=old.label))
             if handle == "move":
                 self._edit = (view, kind, index, handle, point)
         self._set(**{kind: items})
@@ -458,7 +472,7 @@ class MeasureTool:
             raise MedviewerError("open the series the measurements were made on first", path)
         read = read_measurements_sr(path, image.volume)
         read.ellipses = [self._described(e) for e in read.ellipses]
-        read.bidirectionals = [Bidirectional(*b.ends, cross_caption(b)) for b in read.bidirectionals]
+        read.bidirectionals = [Bidirectional(*b.ends, cross_caption(b), b.label) for b in read.bidirectionals]
         self._checkpoint()
         unexported = self.has_unexported()
         self._set(length=self.rulers + read.rulers, bidirectional=self.bidirectionals + read.bidirectionals,

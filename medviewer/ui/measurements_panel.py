@@ -1,7 +1,7 @@
 """The Measurements dock, as OHIF's measurement panel: every length, bidirectional and ellipse of
-the measure tool in one table (number, kind, value, the slice it lies on). Double-clicking a row
-(or Go to) moves the crosshair to it, so the views show its slice, and selects it, so that Delete
-removes it; Export and Load are the Measure menu's."""
+the measure tool in one table (number, kind, label, value, the slice it lies on). Double-clicking
+a row (or Go to) moves the crosshair to it, so the views show its slice, and selects it, so that
+Delete removes it; Label... names it; Export and Load are the Measure menu's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.ui.measure_tool import FIELDS, NAMES
 
-COLUMNS = ("#", "Kind", "Value", "Slice")
+COLUMNS = ("#", "Kind", "Label", "Value", "Slice")
 
 
 class MeasurementsPanel(QWidget):
@@ -28,16 +28,16 @@ class MeasurementsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.Stretch)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to(row))
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.empty = QLabel("No measurements. Measure > Length, Bidirectional or Ellipse ROI, then drag "
                             "in a 2D view.")
         self.empty.setWordWrap(True)
-        buttons = QGridLayout()   # two by two: the dock stays as narrow as the plugins' beside it
+        buttons = QGridLayout()   # two a row: the dock stays as narrow as the plugins' beside it
         for n, (text, slot) in enumerate((("Go to", lambda: self.go_to(self.table.currentRow())),
-                                          ("Delete", self.delete_current), ("Export...", tool.choose_export),
-                                          ("Load...", tool.choose_load))):
+                                          ("Delete", self.delete_current), ("Label...", self.choose_label),
+                                          ("Export...", tool.choose_export), ("Load...", tool.choose_load))):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, f=slot: f())
             buttons.addWidget(button, n // 2, n % 2)
@@ -63,7 +63,7 @@ class MeasurementsPanel(QWidget):
             if image is not None:
                 axis, index, plane, _ = placement(image.volume, points)
                 where = plane if index is None else f"{plane} {index + 1}/{image.volume.size_xyz[axis]}"
-            cells = (str(row + 1), NAMES[kind], item.caption.replace("\n", "; "), where)
+            cells = (str(row + 1), NAMES[kind], item.label, item.caption.replace("\n", "; "), where)
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.empty.setVisible(not self._rows)
@@ -83,6 +83,20 @@ class MeasurementsPanel(QWidget):
     def go_to(self, row: int) -> None:
         if 0 <= row < len(self._rows):
             self.tool.go_to(*self._rows[row])
+
+    def choose_label(self) -> None:
+        """Ask a label for the measurement picked in the list (Label...)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        row = self.table.currentRow()
+        if not 0 <= row < len(self._rows):
+            return
+        kind, index = self._rows[row]
+        text, ok = QInputDialog.getText(self, "Label the measurement",
+                                        f"Label of {NAMES[kind].lower()} {row + 1}:",
+                                        text=self.tool.items(kind)[index].label)
+        if ok:
+            self.tool.set_label(kind, index, text)
 
     def delete_current(self) -> None:
         row = self.table.currentRow()

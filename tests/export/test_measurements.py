@@ -47,6 +47,7 @@ def test_the_sr_holds_each_length_on_its_image_or_in_its_frame_and_dciodvfy_acce
     import pydicom
 
     rulers = rulers_on(demo_volume)
+    rulers[1] = Ruler(rulers[1].start, rulers[1].end, rulers[1].caption, "target lesion 2")
     out = write_measurements(demo_volume, rulers, tmp_path / "lengths.dcm", observer_name="Doe^Jane")
     errors, _ = dciodvfy(out)
     assert errors == []
@@ -63,6 +64,8 @@ def test_the_sr_holds_each_length_on_its_image_or_in_its_frame_and_dciodvfy_acce
         assert m.value == pytest.approx(np.linalg.norm(np.subtract(ruler.end, ruler.start)), abs=0.01)
         (region,) = m.referenced_coordinates   # the length is inferred from its line
         regions.append(region)
+        comments = [i.TextValue for i in group[0].ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "121106"]
+        assert comments == ([ruler.label] if ruler.label else [])   # the label: the group's comment
     axial = regions[0]   # on its slice's image, in that image's pixels (pixel centres at +0.5)
     assert axial.graphic_type.value == "POLYLINE"
     k = int(round(demo_volume.patient_to_index(rulers[0].start)[2]))

@@ -22,7 +22,7 @@ def test_ohif_reopens_each_length_bidirectional_and_ellipse_where_it_was_drawn(d
     mid = (np.asarray(v.size_xyz) - 1) // 2
     at = lambda di, dj, dk=0: v.index_to_patient(mid + np.array([di, dj, dk], dtype=float))  # noqa: E731
     z = np.array([0.0, 0.0, 1.0])
-    axial = Ruler(at(-20, -10), at(15, 20), "")
+    axial = Ruler(at(-20, -10), at(15, 20), "", "target lesion 1")   # with the user's label
     across = Ruler(at(-20, 0, -5), at(10, 0, 6), "")    # a coronal ruler across slices: SCOORD3D
     cross = Bidirectional.across(at(-20, -5), at(20, 5), z).with_end_moved(3, at(0, 0) + [3.0, -12.0, 0.0], z)
     # its second axis the longer: DICOM's ELLIPSE lists the major axis first
@@ -42,6 +42,7 @@ def test_ohif_reopens_each_length_bidirectional_and_ellipse_where_it_was_drawn(d
     assert second["frameOfReference"] == v.frame_of_reference_uid
     assert np.allclose(first["points"], [axial.start, axial.end], atol=1e-3)
     assert np.allclose(second["points"], [across.start, across.end], atol=1e-3)
+    assert (first["label"], second["label"]) == ("target lesion 1", None)   # OHIF's label: the group's comment
     assert first["stats"]["length"] == pytest.approx(np.linalg.norm(np.subtract(axial.end, axial.start)), abs=1e-3)
 
     (b,) = tools["Bidirectional"]

@@ -3,7 +3,7 @@
 //   node read_sr.mjs SR.dcm SERIES.json       (SERIES.json: see metadata.mjs)
 // Prints JSON: each measurement group's tracking identifier and the tool OHIF would choose for
 // it, the warnings of groups that could not be read, and each tool's annotations (handle points
-// in patient mm, the image they lie on, the cached statistics).
+// in patient mm, the image they lie on, the cached statistics, the label).
 import dcmjs from 'dcmjs';
 import { metaData } from '@cornerstonejs/core';
 import { adaptersSR } from '@cornerstonejs/adapters';
@@ -38,6 +38,7 @@ for (const [tool, list] of Object.entries(state)) {
     image: uidOf(m.annotation.metadata.referencedImageId),
     frameOfReference: m.annotation.metadata.FrameOfReferenceUID ?? null,
     stats: Object.values(m.annotation.data.cachedStats ?? {})[0] ?? null,
+    label: m.annotation.data.label ?? null,
   }));
 }
 log(JSON.stringify({ groups, warnings, tools }));

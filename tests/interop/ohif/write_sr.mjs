@@ -3,7 +3,7 @@
 //   node write_sr.mjs SERIES.json MEASUREMENTS.json OUT.dcm
 // SERIES.json: see metadata.mjs. MEASUREMENTS.json: {"Length": [...], "Bidirectional": [...],
 // "EllipticalROI": [...]}, each {"image": SOP Instance UID, "points": [[x, y, z], ...] in patient
-// mm, "stats": {...}}: a length's two ends, a bidirectional's long then short axis' ends, an
+// mm, "stats": {...}, "label": "..."}: a length's two ends, a bidirectional's long then short axis' ends, an
 // ellipse's top, bottom, left and right points.
 import fs from 'node:fs';
 import dcmjs from 'dcmjs';
@@ -24,7 +24,7 @@ for (const [tool, list] of Object.entries(JSON.parse(fs.readFileSync(measurement
     toolState[imageId][tool] ||= { data: [] };
     toolState[imageId][tool].data.push({
       metadata: { toolName: tool, referencedImageId: imageId, FrameOfReferenceUID: plane.frameOfReferenceUID },
-      data: { handles: { points: m.points }, cachedStats: { [`imageId:${imageId}`]: m.stats } },
+      data: { handles: { points: m.points }, cachedStats: { [`imageId:${imageId}`]: m.stats }, label: m.label },
     });
   }
 }

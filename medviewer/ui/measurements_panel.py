@@ -1,5 +1,5 @@
 """The Measurements dock, as OHIF's measurement panel: every length, bidirectional and ellipse of
-the measure tool in one table (number, kind, label, value, the slice it lies on). Double-clicking
+the measure tool in one table (number, label or kind, value, the slice it lies on). Double-clicking
 a row (or Go to) moves the crosshair to it, so the views show its slice, and selects it, so that
 Delete removes it; Label... names it; Export and Load are the Measure menu's."""
 
@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.ui.measure_tool import FIELDS, NAMES
 
-COLUMNS = ("#", "Kind", "Label", "Value", "Slice")
+COLUMNS = ("#", "Measurement", "Value", "Slice")   # a measurement: its label, else its kind
 
 
 class MeasurementsPanel(QWidget):
@@ -28,7 +28,7 @@ class MeasurementsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.Stretch)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to(row))
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.empty = QLabel("No measurements. Measure > Length, Bidirectional or Ellipse ROI, then drag "
@@ -63,9 +63,11 @@ class MeasurementsPanel(QWidget):
             if image is not None:
                 axis, index, plane, _ = placement(image.volume, points)
                 where = plane if index is None else f"{plane} {index + 1}/{image.volume.size_xyz[axis]}"
-            cells = (str(row + 1), NAMES[kind], item.label, item.caption.replace("\n", "; "), where)
+            cells = (str(row + 1), item.label or NAMES[kind], item.caption.replace("\n", "; "), where)
             for col, text in enumerate(cells):
-                self.table.setItem(row, col, QTableWidgetItem(text))
+                cell = QTableWidgetItem(text)
+                cell.setToolTip(f"{NAMES[kind]}: {item.label}" if col == 1 and item.label else text)
+                self.table.setItem(row, col, cell)
         self.empty.setVisible(not self._rows)
         self.table.setVisible(bool(self._rows))
         selected = self.tool.selected

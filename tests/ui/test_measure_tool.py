@@ -358,11 +358,11 @@ def test_the_measurements_dock_lists_them_and_goes_to_each(window, tool, demo_vo
     tool.set_active(True, "bidirectional")
     drag(window, "coronal", other_slice + [-20.0, 0.0, -10.0], other_slice + [20.0, 0.0, 10.0])
     table = panel.table
-    cells = [[table.item(r, col).text() for col in range(5)] for r in range(table.rowCount())]
-    assert [row[:3] for row in cells] == [["1", "Length", ""], ["2", "Bidirectional", ""], ["3", "Ellipse", ""]]
-    assert cells[0][3] == tool.rulers[0].caption and cells[1][3].startswith("L ") and "mean" in cells[2][3]
+    cells = [[table.item(r, col).text() for col in range(4)] for r in range(table.rowCount())]
+    assert [row[:2] for row in cells] == [["1", "Length"], ["2", "Bidirectional"], ["3", "Ellipse"]]
+    assert cells[0][2] == tool.rulers[0].caption and cells[1][2].startswith("L ") and "mean" in cells[2][2]
     k = int(round(demo_volume.patient_to_index(c)[2]))
-    assert cells[0][4] == f"axial {k + 1}/{demo_volume.shape[0]}" and cells[1][4].startswith("coronal ")
+    assert cells[0][3] == f"axial {k + 1}/{demo_volume.shape[0]}" and cells[1][3].startswith("coronal ")
     # double-click the length: the crosshair goes to its middle (its slice), and it is selected
     panel.go_to(0)
     ruler = tool.rulers[0]
@@ -388,7 +388,7 @@ def test_the_measurements_dock_lists_them_and_goes_to_each(window, tool, demo_vo
 
 def test_a_measurement_is_labelled_shown_exported_and_read_back(window, tool, demo_volume, tmp_path, monkeypatch):
     """Label... in the Measurements dock names the picked measurement: the label sits above its
-    values in the view and in the list's Label column, survives moving it, is undone by Ctrl+Z,
+    values in the view and stands for its kind in the list, survives moving it, is undone by Ctrl+Z,
     and goes into the CSV and the SR (as its comment, OHIF's label), from which Load reads it."""
     import csv
 
@@ -401,7 +401,8 @@ def test_a_measurement_is_labelled_shown_exported_and_read_back(window, tool, de
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("target lesion 1", True))
     panel.choose_label()
     (ruler,) = tool.rulers
-    assert ruler.label == "target lesion 1" and panel.table.item(0, 2).text() == "target lesion 1"
+    assert ruler.label == "target lesion 1" and panel.table.item(0, 1).text() == "target lesion 1"   # for "Length"
+    assert panel.table.item(0, 1).toolTip() == "Length: target lesion 1"
     axial = window.grid.views["axial"]
     assert axial.box_captions(tool.layer)[0][0] == "target lesion 1\n" + ruler.caption
     drag(window, "axial", ruler.end, np.add(ruler.end, [5.0, 0.0, 0.0]))   # moved: still labelled

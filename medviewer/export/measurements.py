@@ -98,7 +98,7 @@ def _source_uid(volume: Volume, axis: int | None, slice_index: int | None) -> st
 def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence[Ellipse] = (),
                      bidirectionals: Sequence[Bidirectional] = ()) -> str:
     """One row per measurement, numbered on: the lengths, the bidirectionals, the ellipses. Each
-    row: its kind, its values (length; long and short axis; area and the pixels' mean, SD, min,
+    row: its kind, its label, its values (length; long and short axis; area and the pixels' mean, SD, min,
     max), plane, slice (1-based), where it lies in LPS mm (a length's or long axis' ends, the short
     axis' ends; an ellipse's centre and semi-axes), its source image."""
     buf = io.StringIO()
@@ -112,9 +112,9 @@ def measurements_csv(volume: Volume, rulers: Sequence[Ruler], ellipses: Sequence
         return {"plane": plane, "slice": "" if slice_index is None else slice_index + 1, "sop_instance_uid": uid or ""}
 
     n = 0
-    for m in lengths(volume, rulers):
+    for m, ruler in zip(lengths(volume, rulers), rulers):
         n += 1
-        writer.writerow({"measurement": n, "kind": "length", "label": rulers[n - 1].label,
+        writer.writerow({"measurement": n, "kind": "length", "label": ruler.label,
                          "length_mm": f"{m.length_mm:.2f}",
                          **where(m.axis, m.slice_index, m.plane, m.sop_instance_uid),
                          **mm("start", m.start_mm), **mm("end", m.end_mm)})

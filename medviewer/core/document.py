@@ -157,9 +157,16 @@ class BoxLayer(Layer):
     color: RGB = (1.0, 1.0, 0.0)
 
 
-class _Labelled:
-    """A measurement's ``label``, the user's name for it ("target lesion 1"; OHIF's label, a
-    DICOM SR comment), above the ``caption`` of its values in the views."""
+class _Measurement:
+    """What the measurements share: points in LPS mm (the fields named in ``_POINTS``, made
+    tuples of floats), and a ``label``, the user's name for it ("target lesion 1"; OHIF's label,
+    a DICOM SR comment), shown above the ``caption`` of its values in the views."""
+
+    _POINTS: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in self._POINTS:
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
     @property
     def text(self) -> str:
@@ -167,21 +174,18 @@ class _Labelled:
 
 
 @dataclass(frozen=True)
-class Ruler(_Labelled):
+class Ruler(_Measurement):
     """A line segment in patient LPS mm from ``start`` to ``end``, with a caption and a label."""
 
     start: tuple[float, float, float]
     end: tuple[float, float, float]
     caption: str = ""
     label: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "start", tuple(float(v) for v in self.start))
-        object.__setattr__(self, "end", tuple(float(v) for v in self.end))
+    _POINTS = ("start", "end")
 
 
 @dataclass(frozen=True)
-class Ellipse(_Labelled):
+class Ellipse(_Measurement):
     """An ellipse on one slice, in patient LPS mm: its ``center`` and two perpendicular
     semi-axes, vectors from the centre to one end of each axis; with a caption and a label."""
 
@@ -190,10 +194,7 @@ class Ellipse(_Labelled):
     axis_b: tuple[float, float, float]
     caption: str = ""
     label: str = ""
-
-    def __post_init__(self) -> None:
-        for name in ("center", "axis_a", "axis_b"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+    _POINTS = ("center", "axis_a", "axis_b")
 
     @property
     def ends(self) -> np.ndarray:
@@ -208,7 +209,7 @@ class Ellipse(_Labelled):
 
 
 @dataclass(frozen=True)
-class Bidirectional(_Labelled):
+class Bidirectional(_Measurement):
     """Two perpendicular diameters on one slice, as RECIST measures a lesion (and OHIF's
     bidirectional tool draws them): the long axis and the short axis across it, LPS mm; with a
     caption and a label. The short axis' ends lie on either side of the long axis, on one line
@@ -220,10 +221,7 @@ class Bidirectional(_Labelled):
     short_end: tuple[float, float, float]
     caption: str = ""
     label: str = ""
-
-    def __post_init__(self) -> None:
-        for name in ("long_start", "long_end", "short_start", "short_end"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+    _POINTS = ("long_start", "long_end", "short_start", "short_end")
 
     @property
     def ends(self) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The PACS client against a live Orthanc (see conftest.py): query, retrieve (byte-identical over
-DICOMweb, the same datasets over DIMSE), cancel, send a SEG back, clear messages on failures."""
+DICOMweb, the same datasets over DIMSE), cancel, send a SEG and a measurement SR back, clear
+messages on failures."""
 
 from __future__ import annotations
 
@@ -171,6 +172,43 @@ def test_seg_sent_back_appears_in_orthanc_referencing_its_series(orthanc, sts_st
     assert referenced and referenced <= set(sts_study.sources)
     with open(seg_path, "rb") as fh:
         assert dataset_bytes(fh.read()) == dataset_bytes(orthanc.get_bytes(f"/instances/{found[0]['ID']}/file"))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_measurement_report_sent_back_is_stored_whole_and_loads_from_the_pacs(orthanc, sts_study, tmp_path,
+                                                                                protocol, request):
+    """The measure tool's SR (a labelled length and an ellipse on the retrieved CT) sent to
+    Orthanc: stored byte for byte as an SR of the study, and loaded back from the PACS's copy
+    with its measurements and label."""
+    import numpy as np
+
+    from medviewer.core.document import Ellipse, Ruler
+    from medviewer.export.measurements import write_measurements
+    from medviewer.io import load_volume
+    from medviewer.io.measurements_sr import read_measurements_sr
+
+    client = client_for(orthanc, protocol)
+    volume = load_volume(client.retrieve_study(sts_study.study_uid, tmp_path / "cache").folder)
+    mid = (np.asarray(volume.size_xyz) - 1) // 2
+    at = lambda di, dj: volume.index_to_patient(mid + np.array([di, dj, 0], dtype=float))  # noqa: E731
+    ruler = Ruler(at(-20, -10), at(15, 20), "", "target lesion 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sr_path = write_measurements(volume, [ruler], tmp_path / f"measurements-{protocol}.dcm",
+                                     ellipses=[Ellipse(at(0, 0), (8.0, 0.0, 0.0), (0.0, 5.0, 0.0))])
+    sr = pydicom.dcmread(sr_path)
+    sent = client.send([sr_path])
+    assert sent.sent == [str(sr_path)] and sent.failed == []
+    found = orthanc.post("/tools/lookup", str(sr.SOPInstanceUID).encode())
+    assert len(found) == 1
+    request.addfinalizer(lambda: orthanc.delete(f"/instances/{found[0]['ID']}"))  # the study as uploaded
+    stored = orthanc.get_bytes(f"/instances/{found[0]['ID']}/file")
+    with open(sr_path, "rb") as fh:
+        assert dataset_bytes(fh.read()) == dataset_bytes(stored)
+    (tmp_path / "from-pacs.dcm").write_bytes(stored)
+    read = read_measurements_sr(tmp_path / "from-pacs.dcm", volume)
+    assert [r.label for r in read.rulers] == ["target lesion 1"] and len(read.ellipses) == 1
+    assert np.allclose([read.rulers[0].start, read.rulers[0].end], [ruler.start, ruler.end], atol=1e-3)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -40,11 +40,11 @@ if [ "$run_demo" = 1 ]; then
   echo "== the demo study"
   "$MV" demo demo-study --no-open
   "$MV" info demo-study
-  # The classical engine: the phantom's lesions are smooth synthetic spheres, which region growing
-  # outlines (Dice 0.86); the learned default, trained on real sarcomas, spills around the small
-  # lung sphere and from the liver lesion.
+  # The default engine, auto, gives the phantom's sharply bounded spheres to the classical engine
+  # (Dice 0.86 here) and says so; the learned one, trained on real sarcomas, would spill around
+  # the small lung sphere and from the liver lesion.
   echo "== click-to-segment lesion 1 (right lung) from one point, as a DICOM SEG"
-  "$MV" segment demo-study --point=-80,-5,25 --engine classical --out demo-study/lesion1-seg.dcm
+  "$MV" segment demo-study --point=-80,-5,25 --out demo-study/lesion1-seg.dcm
   "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --out demo-study/lesion1-report.csv --force
   echo "== its measures as a DICOM SR (TID 1500) with the SEG it refers to"
   "$MV" export demo-study --seg demo-study/lesion1-seg.dcm --format sr --out demo-study/lesion1-measures.dcm --force

@@ -12,9 +12,7 @@ import time
 
 from medviewer.commands.points import parse_point
 from medviewer.core.errors import MedviewerError
-
-ENGINES = ("learned", "classical")
-DEFAULT_ENGINE = "learned"  # it measures better: benchmarks/click_accuracy.py
+from medviewer.segmentation.engine_choice import DEFAULT_ENGINE, ENGINES
 
 
 def _point(text: str) -> tuple[float, float, float]:
@@ -36,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True,
                    help="the mask to write: .nii.gz, .nrrd, or .dcm (DICOM SEG); replaced if it exists")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
-                   help=f"segmentation engine (default: {DEFAULT_ENGINE})")
+                   help=f"segmentation engine (default: {DEFAULT_ENGINE}: classical for a lesion that region "
+                        "growing closes off near the first point, learned otherwise)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the learned engine runs (default: CUDA when present, else CPU)")
     p.add_argument("--series", help="which image series in PATH (number, UID, position or folder)")
@@ -45,7 +44,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.engine == "learned":
+    if args.engine in ("learned", "auto"):
         # MONAI imports torchvision when it is installed (for its detection networks), and
         # torchvision imports torch._dynamo: 1.4 s of the 4 s this one-off process spends loading
         # the engine. The click network is a plain UNet that needs neither; this process runs
@@ -79,12 +78,18 @@ def run(args) -> int:
                                  f"(which spans {_extent(volume)})", args.path)
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
+    from medviewer.segmentation.engine_choice import choose_engine
     from medviewer.segmentation.guidance import too_thin_for_learned
 
-    thin = too_thin_for_learned(volume) if args.engine == "learned" else ""
-    if thin:  # the plugin would do the same; deciding here spares loading the network
+    # The plugin would decide the same; deciding here spares loading the network.
+    chosen = args.engine
+    thin = too_thin_for_learned(volume) if args.engine in ("learned", "auto") else ""
+    if thin:
         args.engine = "classical"
         print(f"note: {thin}: the classical engine outlines this lesion")
+    elif args.engine == "auto":
+        args.engine, why = choose_engine(volume, args.point)
+        chosen = f"auto: {why}" if why else "auto"
     from medviewer.plugins.runner import Runner
 
     manifest = get_manifest("click-segment")
@@ -115,7 +120,8 @@ def run(args) -> int:
     ml = float(mask.sum()) * volume.voxel_volume_ml
     loaded = f", after {loaded_in:.1f} s loading it" if loaded_in >= 0.05 else ""
     print(f"{args.name}: {ml:.2f} mL ({int(mask.sum())} voxels), segmented in {elapsed:.2f} s "
-          f"by the {args.engine} engine{loaded}; {'replaced' if replacing else 'wrote'} {out}")
+          f"by the {args.engine} engine{'' if chosen == args.engine else f' ({chosen})'}{loaded}; "
+          f"{'replaced' if replacing else 'wrote'} {out}")
     if not mask.any():
         print("warning: the mask is empty")
     if result.note:

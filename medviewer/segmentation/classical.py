@@ -103,6 +103,18 @@ def reached_reach(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Seque
     return False
 
 
+def region_closes_near(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> bool:
+    """Whether the region grown from ``point_mm`` (LPS mm) closes inside the first crop
+    (``start_radius_mm`` around it): bounded on every side by tissue outside its intensity window,
+    short of the crop's border and of the volume's edge. The engine's own first step, without
+    its refinement."""
+    pos = np.array([volume.patient_to_voxel(point_mm)])  # MedviewerError for a point outside
+    window = _seed_window(volume, pos, params)
+    lower, upper = _crop_bounds(volume, pos, params.start_radius_mm)
+    region = _grow(volume.crop(lower, upper), pos - lower, window, params)
+    return bool(region.any()) and not reaches_image_edge(region)
+
+
 def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tuple[float, float]:
     """The intensity window (low, high HU): robust statistics in spheres around the positive
     clicks, on a Gaussian-smoothed copy (CT noise would widen it). Computed once per request, on

@@ -150,7 +150,10 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         engines, default = self._engines()
         self.engine_combo.addItems(engines)
         self.engine_combo.setCurrentText(default)
-        self.engine_combo.setToolTip("click-segment engine (left click: inside, shift+left click: outside)")
+        self.engine_combo.setToolTip(
+            "click-segment engine (left click: inside, shift+left click: outside); auto: classical for a "
+            "lesion that region growing closes off near the first click (lung nodule, liver lesion), "
+            "learned otherwise (trained on soft-tissue sarcomas)")
         self.engine_combo.currentTextChanged.connect(lambda _t: self.tool == "click" and self.warm_engine())
         self.engine_ready.connect(self._engine_ready)
         form.addRow("Engine", self.engine_combo)
@@ -581,15 +584,16 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         from medviewer.plugins.registry import get_manifest
 
         engine = self.engine_combo.currentText() or "classical"
+        name = "learned" if engine == "auto" else engine  # what there is to load
         try:
             future = self._runner().warm(get_manifest("click-segment"), {"engine": engine})
         except Exception as exc:  # no plugin, a bad parameter: the click reports it again
-            self._say(f"could not load the {engine} engine: {exc}")
+            self._say(f"could not load the {name} engine: {exc}")
             return
         if future is None or future.done():
             return
-        self._say(f"loading the {engine} engine...")
-        future.add_done_callback(lambda f: self._emit_ready(engine, f))
+        self._say(f"loading the {name} engine...")
+        future.add_done_callback(lambda f: self._emit_ready(name, f))
 
     def _emit_ready(self, engine: str, future) -> None:
         try:  # from the loading thread; the signal reaches the GUI thread queued

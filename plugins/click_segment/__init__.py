@@ -11,13 +11,16 @@ MANIFEST = Manifest(
         "Left click inside a lesion (positive point), optionally outside it (negative points); "
         "each new click refines the mask. Works on a crop around the clicks. Engines: 'learned' "
         "(a MONAI UNet over CT + positive + negative click maps, trained on soft-tissue sarcoma "
-        "CTs; weights in resources/click_segment_bundle) and 'classical' (SimpleITK region growing "
-        "from intensity statistics at the clicks, no weights)."),
+        "CTs; weights in resources/click_segment_bundle), 'classical' (SimpleITK region growing "
+        "from intensity statistics at the clicks, no weights), and 'auto': the classical engine "
+        "for a lesion that region growing closes off near the first click (a sharply bounded "
+        "one: a lung nodule, a hypodense liver lesion), the learned one otherwise."),
     version="1",
     labels=(Label(1, "lesion", (255, 80, 80), ("SCT", "52988006", "Lesion")),),
     params=(
-        # The learned engine measures better on the validation cases (benchmarks/click_accuracy.py).
-        Param("engine", "choice", "learned", "segmentation engine", choices=("learned", "classical")),
+        # The learned engine measures better on the sarcomas (benchmarks/click_accuracy.py), the
+        # classical one on sharply bounded lesions; "auto" picks (medviewer.segmentation.engine_choice).
+        Param("engine", "choice", "auto", "segmentation engine", choices=("auto", "learned", "classical")),
         Param("bundle", "path", "", "the learned engine's MONAI bundle folder (default: the shipped one)"),
     ),
     requires=("numpy", "SimpleITK"),

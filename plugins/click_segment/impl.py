@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
+from medviewer.segmentation.engine_choice import choose_engine
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 
 
@@ -31,9 +32,10 @@ class ClickSegment(Plugin):
         return _cuda_usable()
 
     def warm_up(self, params, device):
-        """The learned engine: import torch and MONAI and load the network (seconds), so that the
-        first click is as quick as the next. The classical engine needs nothing."""
-        if params.get("engine") == "learned":
+        """The learned engine (which "auto" may pick): import torch and MONAI and load the network
+        (seconds), so that the first click is as quick as the next. The classical engine needs
+        nothing."""
+        if params.get("engine") in ("learned", "auto"):
             from plugins.click_segment.learned import DEFAULT_BUNDLE, load_model
 
             load_model(params.get("bundle") or DEFAULT_BUNDLE, device)
@@ -44,9 +46,12 @@ class ClickSegment(Plugin):
         engine = request.params["engine"]
         note = ""
         report = lambda stage, f: progress(stage, f)  # noqa: E731
-        thin = too_thin_for_learned(request.volume) if engine == "learned" else ""
+        thin = too_thin_for_learned(request.volume) if engine in ("learned", "auto") else ""
         if thin:  # a slice or a thin slab: the classical engine outlines it better
             engine = "classical"
+        chosen = ""
+        if engine == "auto":  # the lesion's first click decides (engine_choice)
+            engine, chosen = choose_engine(request.volume, request.prompts.positive)
         if engine == "learned":
             from plugins.click_segment.learned import DEFAULT_BUNDLE, segment_learned
 
@@ -71,6 +76,8 @@ class ClickSegment(Plugin):
                     "where it spills")
         if thin:
             note = f"{thin}: the classical engine outlined this lesion" + (f"; {note}" if note else "")
+        elif chosen:
+            note = f"the classical engine outlined it: {chosen}" + (f"; {note}" if note else "")
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
         return LabelMapResult(labels, self.manifest.labels, note=note)

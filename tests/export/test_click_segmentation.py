@@ -27,13 +27,13 @@ def test_click_on_lung_tumour_box_centre(lung_series, tmp_path, validate):
     point = "--point=" + ",".join(f"{v:.2f}" for v in centre)
     nifti, seg = tmp_path / "tumour.nii.gz", tmp_path / "tumour.dcm"
     for out in (nifti, seg):
-        # The default (learned) engine; the classical one is checked on this tumour in
-        # tests/segmentation/test_classical.py.
+        # The default engine, "auto", picks the learned one here (tests/segmentation/
+        # test_engine_choice.py); the classical one is checked on this tumour in test_classical.py.
         r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(lung_series), point, "--out", str(out)],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert r.returncode == 0, r.stderr
         # the time of the segmentation itself and, apart, that of loading the engine (a fresh process)
-        assert re.search(r" mL \(\d+ voxels\), segmented in \d+\.\d\d s by the learned engine, "
+        assert re.search(r" mL \(\d+ voxels\), segmented in \d+\.\d\d s by the learned engine \(auto\), "
                          r"after \d+\.\d s loading it; wrote ", r.stdout), r.stdout
         assert "warning" not in r.stdout  # within the scan, not leaked
     mask = read_image(nifti)
@@ -90,3 +90,20 @@ def test_segment_warns_when_the_classical_region_leaked_as_far_as_it_looks(demo_
     assert r.returncode == 0, r.stderr
     assert "warning: the mask grew as far as the classical engine looks" in r.stdout
     assert (tmp_path / "body.nrrd").is_file()
+
+
+def test_segment_by_default_outlines_the_demo_liver_lesion_with_the_classical_engine(demo_series, tmp_path):
+    """The default engine, "auto", gives the demo's hypodense liver lesion (bounded on every side)
+    to the classical engine, which outlines it (the learned one spilled 245 mL into the liver), and
+    says so; the network is not even loaded."""
+    from medviewer.io import read_image
+
+    out = tmp_path / "liver.nii.gz"
+    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(demo_series), "--point=-60,0,-75",
+                        "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "by the classical engine (auto: a sharply bounded lesion, closed off within 50 mm" in r.stdout
+    assert "loading it" not in r.stdout and "warning" not in r.stdout
+    truth = read_image(demo_series / "lesions.nii.gz").array == 3
+    mask = read_image(out).array > 0
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.95

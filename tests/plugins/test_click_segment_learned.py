@@ -327,7 +327,7 @@ def test_segment_on_a_single_slice_says_which_engine_ran(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[0] == ("note: the image is a single slice thick, and the learned engine needs 16 mm: "
                         "the classical engine outlines this lesion")
-    assert "by the classical engine;" in lines[1] and "loading" not in lines[1] and len(lines) == 2
+    assert "by the classical engine (auto);" in lines[1] and "loading" not in lines[1] and len(lines) == 2
     assert (read_image(str(tmp_path / "m.nrrd")).array > 0).sum() > 0.9 * disc.sum()
 
 

@@ -36,9 +36,12 @@ class ClickSegment(Plugin):
         (seconds), so that the first click is as quick as the next. The classical engine needs
         nothing."""
         if params.get("engine") in ("learned", "auto"):
-            from plugins.click_segment.learned import DEFAULT_BUNDLE, load_model
+            from plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available, load_model
 
-            load_model(params.get("bundle") or DEFAULT_BUNDLE, device)
+            bundle = params.get("bundle") or DEFAULT_BUNDLE
+            if params.get("engine") == "auto" and not bundle_available(bundle):
+                return  # auto clicks go to the classical engine, and say why
+            load_model(bundle, device)
 
     def run(self, request, progress, cancel):
         if not request.prompts.positive:
@@ -49,13 +52,18 @@ class ClickSegment(Plugin):
         thin = too_thin_for_learned(request.volume) if engine in ("learned", "auto") else ""
         if thin:  # a slice or a thin slab: the classical engine outlines it better
             engine = "classical"
-        chosen = ""
+        from plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available
+
+        bundle = request.params.get("bundle") or DEFAULT_BUNDLE
+        chosen = missing = ""
         if engine == "auto":  # the lesion's first click decides (engine_choice)
             engine, chosen = choose_engine(request.volume, request.prompts.positive)
+            if engine == "learned" and not bundle_available(bundle):  # a user's own install without it
+                engine = "classical"
+                chosen = missing = f"the learned engine's bundle is missing ({bundle})"
         if engine == "learned":
-            from plugins.click_segment.learned import DEFAULT_BUNDLE, segment_learned
+            from plugins.click_segment.learned import segment_learned
 
-            bundle = request.params.get("bundle") or DEFAULT_BUNDLE
             mask = segment_learned(request.volume, request.prompts.positive, request.prompts.negative,
                                    bundle=bundle, device=self.resolve_device(request.device),
                                    progress=report, cancelled=cancel.is_set)
@@ -67,7 +75,7 @@ class ClickSegment(Plugin):
             if reached_reach(request.volume, mask, request.prompts.positive, request.prompts.negative):
                 note = (f"the mask grew as far as the classical engine looks ({ClassicalParams.max_radius_mm:g} mm "
                         "around the clicks): it has probably leaked beyond the lesion; add a negative click "
-                        "where it spills" + ("" if thin else ", or try the learned engine"))
+                        "where it spills" + ("" if thin or missing else ", or try the learned engine"))
         else:
             raise PluginError(f"unknown engine {engine!r} (classical or learned)")
         if not note and reaches_image_edge(mask, np.asarray(request.volume.spacing)[::-1]):

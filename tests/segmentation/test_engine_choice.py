@@ -67,3 +67,23 @@ def test_the_plugin_by_default_says_when_the_classical_engine_outlined_a_lesion(
         assert result.note == ("the classical engine outlined it: a sharply bounded lesion, closed off "
                                "within 50 mm of the click"), lesion.name
         assert dice(result.label_map.array > 0, truth == label) > 0.75, lesion.name
+
+
+def test_auto_without_the_learned_engines_bundle_falls_back_to_the_classical_one(demo_volume, tmp_path):
+    """A lesion "auto" gives the network, on an install whose bundle is missing: the classical
+    engine outlines it and says why, where "learned" stops with an error naming the bundle;
+    warming "auto" loads nothing and fails nothing."""
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+
+    manifest = get_manifest("click-segment")
+    centre = demo_volume.voxel_to_patient(np.array(demo_volume.shape) // 2)  # the body: the network's
+    missing = str(tmp_path / "no-bundle")
+    runner = Runner()
+    assert runner.warm(manifest, {"engine": "auto", "bundle": missing}).result(timeout=60) >= 0
+    result = runner.run(manifest, Request(demo_volume, Prompts((tuple(centre),), ()), {"bundle": missing}))
+    assert result.note.startswith(f"the classical engine outlined it: the learned engine's bundle is missing ({missing})")
+    assert "try the learned engine" not in result.note and (result.label_map.array > 0).any()
+    with pytest.raises(Exception, match="bundle is missing"):
+        runner.run(manifest, Request(demo_volume, Prompts((tuple(centre),), ()), {"engine": "learned", "bundle": missing}))

@@ -1,4 +1,5 @@
-"""The 3D view: volume rendering of the image with CT presets, label surfaces, boxes (with captions).
+"""The 3D view: volume rendering of the image with CT presets, label surfaces, boxes and
+measurements (rulers, bidirectionals, ellipses), with their captions.
 
 World coordinates are LPS mm. The camera starts anterior, looking posterior, superior up, so
 the patient's right is on the screen's left (as in the coronal view).
@@ -27,7 +28,7 @@ import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
 import vtkmodules.vtkInteractionStyle  # noqa: F401
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
-from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer
+from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer, RulerLayer
 from medviewer.core.presets import DEFAULT_VOLUME_PRESET, VOLUME_PRESETS
 from medviewer.render.surface import surface_nets
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
@@ -46,12 +47,20 @@ class VolumeView:
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.08, 0.08, 0.12)
         render_window.AddRenderer(self.renderer)
+        # Boxes and measurements on a layer above, with the same camera: a measurement inside the
+        # body would otherwise vanish behind the rendered volume (as a box's lines would)
+        self.overlay = vtkRenderer()
+        self.overlay.SetLayer(1)
+        self.overlay.InteractiveOff()
+        self.overlay.SetActiveCamera(self.renderer.GetActiveCamera())
+        render_window.SetNumberOfLayers(2)
+        render_window.AddRenderer(self.overlay)
         self._image_layer: ImageLayer | None = None    # the image rendered (Document.displayed_image)
         self._image_volume = None                      # its volume, the mapper's input
         self._volume_actor: vtkVolume | None = None
         self._surfaces: dict[int, tuple[LabelLayer, vtkActor]] = {}
-        #: per box layer: the layer, its edges, their actor, and a pool of caption actors
-        self._boxes: dict[int, tuple[BoxLayer, vtkPolyData, vtkActor, list[vtkBillboardTextActor3D]]] = {}
+        #: per box or measurement layer: its lines and captions
+        self._lines: dict[int, _Lines] = {}
         self._handlers = document.events.connect_all([
             ("layer_added", self._on_layer_added), ("layer_removed", self._on_layer_removed),
             ("layer_changed", self._on_layer_changed)])
@@ -83,8 +92,10 @@ class VolumeView:
             self._sync_image()
         elif isinstance(layer, LabelLayer):
             self._add_surface(layer)
-        elif isinstance(layer, BoxLayer):
-            self._add_boxes(layer)
+        elif isinstance(layer, (BoxLayer, RulerLayer)):
+            # a box's caption starts at its corner; a measurement's is centred above its middle
+            self._lines[layer.id] = _Lines(self.overlay, centred=isinstance(layer, RulerLayer))
+            self._update_lines(layer)
         else:
             return
         self.request_render()
@@ -94,11 +105,8 @@ class VolumeView:
             self._sync_image()
         elif layer.id in self._surfaces:
             self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
-        elif layer.id in self._boxes:
-            _, _, actor, texts = self._boxes.pop(layer.id)
-            self.renderer.RemoveActor(actor)
-            for t in texts:
-                self.renderer.RemoveActor(t)
+        elif layer.id in self._lines:
+            self._lines.pop(layer.id).remove()
         self.request_render()
 
     def _on_layer_changed(self, layer: Layer, changed: set) -> None:
@@ -112,8 +120,8 @@ class VolumeView:
                 self._add_surface(layer)
             else:
                 self._apply_surface_props(layer)
-        elif layer.id in self._boxes:
-            self._update_boxes(layer)
+        elif layer.id in self._lines:
+            self._update_lines(layer)
         else:
             return
         self.request_render()
@@ -252,48 +260,82 @@ class VolumeView:
         actor.GetProperty().SetOpacity(max(0.05, min(1.0, layer.opacity * 2)))
         actor.SetVisibility(layer.visible)
 
-    # ---- boxes --------------------------------------------------------------------------------
-    def _add_boxes(self, layer: BoxLayer) -> None:
-        data = vtkPolyData()
-        mapper = vtkPolyDataMapper()
-        mapper.SetInputData(data)
-        actor = vtkActor()
-        actor.SetMapper(mapper)
-        actor.GetProperty().LightingOff()
-        actor.GetProperty().SetLineWidth(2.0)
-        self.renderer.AddActor(actor)
-        self._boxes[layer.id] = (layer, data, actor, [])
-        self._update_boxes(layer)
-
-    def _update_boxes(self, layer: BoxLayer) -> None:
-        _, data, actor, texts = self._boxes[layer.id]
+    # ---- boxes and measurements -----------------------------------------------------------
+    def _update_lines(self, layer: BoxLayer | RulerLayer) -> None:
         points, segments, captions = [], [], []
-        for box in layer.boxes:
-            if box.caption:   # at the box's superior, patient-right, anterior corner
-                captions.append((box.caption, (box.lower[0], box.lower[1], box.upper[2])))
-            lo, hi = box.lower, box.upper
+
+        def polyline(ends, closed: bool = False) -> None:
             base = len(points)
-            points += [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-            # corner index = 4*x + 2*y + z
-            segments += [(base + a, base + b) for a, b in
-                         [(0, 4), (2, 6), (1, 5), (3, 7), (0, 2), (4, 6), (1, 3), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7)]]
-        pts, cells = lines_polydata_arrays(np.asarray(points, dtype=float).reshape(-1, 3),
-                                           np.asarray(segments, dtype=np.int64).reshape(-1, 2))
-        data.SetPoints(pts)
-        data.SetLines(cells)
-        data.Modified()
-        actor.GetProperty().SetColor(*layer.color)
-        actor.GetProperty().SetOpacity(layer.opacity)
-        actor.SetVisibility(layer.visible)
-        while len(texts) < len(captions):
+            points.extend(np.asarray(ends, dtype=float))
+            n = len(ends)
+            segments.extend((base + k, base + (k + 1) % n) for k in range(n if closed else n - 1))
+
+        if isinstance(layer, BoxLayer):
+            for box in layer.boxes:
+                if box.caption:   # at the box's superior, patient-right, anterior corner
+                    captions.append((box.caption, (box.lower[0], box.lower[1], box.upper[2])))
+                lo, hi = box.lower, box.upper
+                corners = [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+                for a, b in [(0, 4), (2, 6), (1, 5), (3, 7), (0, 2), (4, 6), (1, 3), (5, 7), (0, 1), (2, 3),
+                             (4, 5), (6, 7)]:  # corner index = 4*x + 2*y + z
+                    polyline([corners[a], corners[b]])
+        else:  # measurements: each caption (label and values) above its middle, as in 2D
+            for ruler in layer.rulers:
+                polyline([ruler.start, ruler.end])
+                captions.append((ruler.text, tuple((np.add(ruler.start, ruler.end)) / 2)))
+            for bidi in layer.bidirectionals:
+                polyline(bidi.ends[:2])
+                polyline(bidi.ends[2:])
+                captions.append((bidi.text, tuple(bidi.ends[:2].mean(axis=0))))
+            for ellipse in layer.ellipses:
+                outline = ellipse.outline()
+                polyline(outline, closed=True)
+                captions.append((ellipse.text, tuple(outline[np.argmax(outline[:, 2])])))  # its top
+        self._lines[layer.id].set(np.asarray(points, dtype=float).reshape(-1, 3),
+                                  np.asarray(segments, dtype=np.int64).reshape(-1, 2),
+                                  [c for c in captions if c[0]], layer)
+
+    def box_captions(self, layer: BoxLayer | RulerLayer) -> list[tuple[str, tuple[float, float, float]]]:
+        """The captions shown for a box or measurement layer: (text, anchor in LPS mm)."""
+        return [(t.GetInput(), tuple(t.GetPosition())) for t in self._lines[layer.id].texts if t.GetVisibility()]
+
+
+class _Lines:
+    """Line segments in LPS mm in one colour, and a pool of caption actors (billboards: they
+    face the camera), for one box or measurement layer."""
+
+    def __init__(self, renderer: vtkRenderer, centred: bool = False) -> None:
+        self.renderer = renderer
+        self.centred = centred
+        self.data = vtkPolyData()
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(self.data)
+        self.actor = vtkActor()
+        self.actor.SetMapper(mapper)
+        self.actor.GetProperty().LightingOff()
+        self.actor.GetProperty().SetLineWidth(2.0)
+        renderer.AddActor(self.actor)
+        self.texts: list[vtkBillboardTextActor3D] = []
+
+    def set(self, points: np.ndarray, segments: np.ndarray, captions, layer: Layer) -> None:
+        pts, cells = lines_polydata_arrays(points, segments)
+        self.data.SetPoints(pts)
+        self.data.SetLines(cells)
+        self.data.Modified()
+        self.actor.GetProperty().SetColor(*layer.color)
+        self.actor.GetProperty().SetOpacity(layer.opacity)
+        self.actor.SetVisibility(layer.visible)
+        while len(self.texts) < len(captions):
             t = vtkBillboardTextActor3D()
             t.GetTextProperty().SetFontSize(12)
             t.GetTextProperty().SetVerticalJustificationToBottom()
+            if self.centred:
+                t.GetTextProperty().SetJustificationToCentered()
             t.GetTextProperty().ShadowOn()
             t.PickableOff()
             self.renderer.AddActor(t)
-            texts.append(t)
-        for i, t in enumerate(texts):
+            self.texts.append(t)
+        for i, t in enumerate(self.texts):
             if i < len(captions):
                 t.SetInput(captions[i][0])
                 t.SetPosition(*captions[i][1])
@@ -301,6 +343,7 @@ class VolumeView:
             t.GetTextProperty().SetOpacity(layer.opacity)
             t.SetVisibility(layer.visible and i < len(captions))
 
-    def box_captions(self, layer: BoxLayer) -> list[tuple[str, tuple[float, float, float]]]:
-        """The captions shown for ``layer``: (text, anchor in LPS mm)."""
-        return [(t.GetInput(), tuple(t.GetPosition())) for t in self._boxes[layer.id][3] if t.GetVisibility()]
+    def remove(self) -> None:
+        self.renderer.RemoveActor(self.actor)
+        for t in self.texts:
+            self.renderer.RemoveActor(t)

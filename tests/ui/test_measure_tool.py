@@ -417,3 +417,39 @@ def test_a_measurement_is_labelled_shown_exported_and_read_back(window, tool, de
     tool.clear()
     tool.load(str(tmp_path / "m.dcm"))
     assert [r.label for r in tool.rulers] == ["target lesion 1"]
+
+
+def test_measurements_show_in_the_3d_view_above_the_volume_with_their_captions(window, qtbot, tool, demo_volume):
+    """Drawn in 2D, a ruler, a bidirectional and an ellipse appear in the 3D view too, in the
+    measurements' colour over the rendered volume (on a layer above it: inside the body they
+    would vanish behind it), each caption (label and values) at its middle; a deleted one goes."""
+    from medviewer.core.document import Bidirectional
+
+    view3d = window.grid.views["3d"]
+    window.apply_volume_preset("CT soft tissue")   # an opaque body in front of the measurements
+
+    def yellow_in_3d(point) -> bool:
+        renderer = view3d.renderer
+        renderer.SetWorldPoint(*point, 1.0)
+        renderer.WorldToDisplay()
+        x, y, _ = renderer.GetDisplayPoint()
+        image = capture(view3d.render_window).astype(int)
+        row, col = view3d.render_window.GetSize()[1] - 1 - int(round(y)), int(round(x))
+        near = image[row - 2:row + 3, col - 2:col + 3].reshape(-1, 3)
+        return bool(((near[:, 0] > 200) & (near[:, 1] > 170) & (near[:, 2] < 80)).any())
+
+    c = np.asarray(window.document.cursor)
+    a, b = c + [-40.0, 0.0, 0.0], c + [30.0, 0.0, 0.0]   # across the body, seen from the front
+    middle = (a + b) / 2 + [-10.0, 0.0, 0.0]
+    assert not yellow_in_3d(middle)
+    drag(window, "axial", a, b)
+    (ruler,) = tool.rulers
+    assert view3d.box_captions(tool.layer) == [(ruler.caption, tuple((np.add(ruler.start, ruler.end)) / 2))]
+    assert yellow_in_3d(middle)
+    layer = tool.layer
+    window.document.update_layer(layer, bidirectionals=[Bidirectional.across(c + [-30.0, 0.0, 30.0], c + [30.0, 0.0, 30.0],
+                                                                               (0.0, 0.0, 1.0))])
+    assert yellow_in_3d(c + [-15.0, 0.0, 30.0])
+    drag(window, "axial", ruler.end, np.add(ruler.end, [0.0, 2.0, 0.0]))  # select it, then delete it
+    qtbot.keyClick(window.grid.widgets["axial"], Qt.Key_Delete)
+    assert not tool.rulers and not yellow_in_3d(middle)

@@ -1,9 +1,12 @@
 """The classical click-to-segment engine: SimpleITK region growing on a crop around the clicks.
 
-No weights: intensity statistics around the positive clicks set a window, connected voxels within
-it grow from the clicks, an opening cuts thin bridges into neighbouring tissue, holes are filled.
-Negative clicks remove the part of the region nearer to them than to any positive click. If the
-region reaches the crop's border the crop grows (up to ``max_radius_mm``).
+No weights: intensity statistics around the first positive click set a window (later clicks
+widen it to hold their own values: spheres around corrective clicks at a lesion's edge took in
+the tissue beyond), connected voxels within it grow from the clicks, an opening cuts thin bridges
+into neighbouring tissue, holes are filled. A negative click on the region's rim narrows the
+window to leave out its value (it trims a partial-volume rim all round); any other removes the
+part of the region nearer to it than to any positive click. If the region reaches the crop's
+border the crop grows (up to ``max_radius_mm``).
 
 Strong on lesions with contrast to their surroundings (lung nodules in air, hypodense liver
 lesions); it leaks into muscle of similar density, which is what the learned engine is for.
@@ -33,6 +36,7 @@ class ClassicalParams:
     adaptive_opening: float = 0.5  # ... or than this fraction of the lesion's depth at the click
     coarse_cut_voxels: int = 1_000_000  # a region larger than this is cut on a coarser grid ...
     cut_grid_mm: float = 2.0  # ... of about this spacing
+    rim_mm: float = 2.5  # a negative click this near the region's edge trims its rim by intensity
     start_radius_mm: float = 50.0
     max_radius_mm: float = 130.0
 
@@ -56,7 +60,7 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     neg = np.array([volume.patient_to_voxel(p) for p in negatives_mm]).reshape(-1, 3)
     if progress is not None:
         progress("statistics", 0.05)
-    window = _seed_window(volume, pos, params)
+    window = _seed_window(volume, pos[:1], params)
     # The crop grows (up to max_radius_mm) while the grown region reaches its border; the costly
     # refinement runs once, on the last crop. (Refining at each step, and stopping where the
     # refined mask no longer reached the border, gave the very same masks on all 24 sts cases in
@@ -69,7 +73,7 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
         crop = volume.crop(lower, upper)
         if progress is not None:
             progress("region growing", 0.2)
-        region = _grow(crop, pos - lower, window, params)
+        region = _grow(crop, pos - lower, window, params, neg - lower)
         at_volume_edge = np.all(lower == 0) and np.all(upper == volume.shape)
         if not reaches_image_edge(region) or radius >= params.max_radius_mm or at_volume_edge:
             break
@@ -116,9 +120,10 @@ def region_closes_near(volume: Volume, point_mm, params: ClassicalParams = Class
 
 
 def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tuple[float, float]:
-    """The intensity window (low, high HU): robust statistics in spheres around the positive
-    clicks, on a Gaussian-smoothed copy (CT noise would widen it). Computed once per request, on
-    small boxes around the clicks, whatever crop the growth needs."""
+    """The intensity window (low, high HU): robust statistics in spheres around ``pos`` (the
+    engine passes the first positive click), on a Gaussian-smoothed copy (CT noise would widen
+    it). Computed once per request, on small boxes around the clicks, whatever crop the growth
+    needs."""
     import SimpleITK as sitk
 
     spacing_zyx = np.asarray(volume.spacing)[::-1]
@@ -140,7 +145,8 @@ def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tu
     return mean - params.window_sigmas * sigma, mean + params.window_sigmas * sigma
 
 
-def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: ClassicalParams) -> np.ndarray:
+def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: ClassicalParams,
+          neg: np.ndarray = np.zeros((0, 3))) -> np.ndarray:
     """Voxels connected to the positive clicks within the intensity window, on a light smoothing
     (so that small lesions keep their borders)."""
     import SimpleITK as sitk
@@ -149,8 +155,34 @@ def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: Cl
     smooth = _smooth(image, params.growth_smoothing_mm)
     seeds = [tuple(int(v) for v in p[::-1]) for p in pos]
     low, high = _window_with_seeds(window, [smooth[s] for s in seeds], params)
-    return sitk.GetArrayFromImage(sitk.ConnectedThreshold(
-        smooth, seedList=seeds, lower=low, upper=high, replaceValue=1)).astype(bool)
+
+    def grow(low: float, high: float) -> np.ndarray:
+        return sitk.GetArrayFromImage(sitk.ConnectedThreshold(
+            smooth, seedList=seeds, lower=low, upper=high, replaceValue=1)).astype(bool)
+
+    region = grow(low, high)
+    spacing_zyx = np.asarray(crop.spacing)[::-1]
+    rim = [p for p in np.rint(neg).astype(int) if _on_rim(region, p, spacing_zyx, params.rim_mm)]
+    if rim:
+        narrowed = _window_without(low, high, window, [smooth[s] for s in seeds],
+                                   [smooth[tuple(int(v) for v in p[::-1])] for p in rim], params)
+        if narrowed != (low, high):
+            region = grow(*narrowed)
+    return region
+
+
+def _on_rim(region: np.ndarray, p: np.ndarray, spacing_zyx, rim_mm: float) -> bool:
+    """Whether voxel ``p`` lies in ``region`` within ``rim_mm`` of a voxel outside it (or of the
+    crop's edge)."""
+    if not region[tuple(p)]:
+        return False
+    r = np.floor(rim_mm / np.asarray(spacing_zyx)).astype(int)
+    lo, hi = p - r, p + r + 1
+    if np.any(lo < 0) or np.any(hi > region.shape):
+        return True
+    zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
+    ball = (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2 <= rim_mm ** 2
+    return bool((~region[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] & ball).any())
 
 
 def _smooth(image, sigma_mm: float):
@@ -179,12 +211,42 @@ def _window_with_seeds(window: tuple[float, float], seed_values, params: Classic
     return low, high
 
 
+def _window_without(low: float, high: float, window: tuple[float, float], seed_values, negative_values,
+                    params: ClassicalParams) -> tuple[float, float]:
+    """The window narrowed to leave out each negative click's value (of a click on the region's
+    rim) where that value lies inside it, on one side of the lesion's statistics (``window``'s
+    middle) by ``min_sigma_hu`` or more, beyond every positive click's value: a negative click on
+    the partial-volume rim of a lesion trims the rim all round, where cutting away everything
+    nearer to it than to a positive click took a cap off the lesion. A negative click deeper in
+    a spill is left to that cut (narrowing the window for it took tumour away with the spill)."""
+    middle = (window[0] + window[1]) / 2
+    for v in negative_values:
+        if not low < v < high:
+            continue
+        if v >= middle + params.min_sigma_hu and v > max(seed_values):
+            high = v - 0.5
+        elif v <= middle - params.min_sigma_hu and v < min(seed_values):
+            low = v + 0.5
+    return low, high
+
+
 def _refine(region: np.ndarray, pos: np.ndarray, neg: np.ndarray, spacing_zyx, params: ClassicalParams) -> np.ndarray:
     """Leaks cut, negative clicks' parts removed, holes filled. The morphology works by distance
-    maps, whose cost does not grow with the radius."""
+    maps, whose cost does not grow with the radius. A negative click the region already leaves
+    out (by its intensity: see ``_window_without``) cuts nothing, unless filling the mask's holes
+    brings it back in."""
     mask = region & _leak_cut(region, pos, spacing_zyx, params)
+    inside = [p for p in neg if region[tuple(np.rint(p).astype(int))]]
+    out = _cut_and_fill(mask, pos, inside, spacing_zyx)
+    missed = [p for p in neg if out[tuple(np.rint(p).astype(int))] and not region[tuple(np.rint(p).astype(int))]]
+    return _cut_and_fill(mask, pos, inside + missed, spacing_zyx) if missed else out
+
+
+def _cut_and_fill(mask: np.ndarray, pos: np.ndarray, neg, spacing_zyx) -> np.ndarray:
+    """``mask`` less what lies nearer to a negative click than to any positive one, its parts at
+    the positive clicks, holes filled and closed by one voxel."""
     if len(neg):
-        mask &= ~_nearer_to(mask.shape, neg, pos, spacing_zyx)
+        mask = mask & ~_nearer_to(mask.shape, np.asarray(neg).reshape(-1, 3), pos, spacing_zyx)
     mask = _components_at(mask, pos)
     if not mask.any():
         return mask

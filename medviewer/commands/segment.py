@@ -112,7 +112,8 @@ def run(args) -> int:
         from medviewer.core.segments import AlgorithmInfo, Segment
         from medviewer.export.seg import write_seg
 
-        algorithm = AlgorithmInfo("SEMIAUTOMATIC", f"medviewer click-to-segment ({args.engine})", __version__)
+        algorithm = AlgorithmInfo("SEMIAUTOMATIC", result.algorithm or f"medviewer click-to-segment ({args.engine})",
+                                  __version__)
         write_seg(volume, labels, [Segment(1, args.name, (255, 80, 80), algorithm=algorithm)], out,
                   force=True, source_images=sources)
     else:

@@ -243,11 +243,14 @@ class Request:
 @dataclass(frozen=True)
 class LabelMapResult:
     """An integer label map on the source grid; ``labels`` names its non-zero values; ``note`` is a
-    line for the user about the result (a warning), shown beside it."""
+    line for the user about the result (a warning), shown beside it; ``algorithm``, where the
+    plugin says, names what made it (a DICOM SEG's Segment Algorithm Name: which of its engines,
+    say), else the plugin's id stands for it."""
 
     label_map: Volume
     labels: tuple[Label, ...] = ()
     note: str = ""
+    algorithm: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))

@@ -93,7 +93,8 @@ def segments_for(result, manifest) -> list:
 
     # A person's clicks guide an interactive plugin: semiautomatic (DICOM's term); else automatic.
     kind = "SEMIAUTOMATIC" if manifest.kind == "interactive" else "AUTOMATIC"
-    algorithm = AlgorithmInfo(kind, f"medviewer plugin {manifest.id}"[:64], str(manifest.version))
+    name = getattr(result, "algorithm", "") or f"medviewer plugin {manifest.id}"
+    algorithm = AlgorithmInfo(kind, name[:64], str(manifest.version))
     labels = {l.value: l for l in result.labels}
     segments = []
     for value in (int(v) for v in np.unique(result.label_map.array) if v):

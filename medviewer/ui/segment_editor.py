@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from medviewer import __version__
 from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
 from medviewer.core.label_edit import (
     Clicks, EditStack, central_voxel, diff, disc_region, erase, paint, replace_segment,
@@ -736,13 +737,13 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             self._say(f"segmenting: {event.stage}")
         elif event.kind == "returned":
             self.job = None
-            self._finish_click(event.result.label_map.array, event.result.note)
+            self._finish_click(event.result.label_map.array, event.result.note, event.result.algorithm)
         elif event.kind in ("errored", "aborted"):
             self.job = None
             if event.kind == "errored":
                 self._click_failed(event.message)
 
-    def _finish_click(self, mask, note: str = "") -> None:
+    def _finish_click(self, mask, note: str = "", algorithm: str = "") -> None:
         label, before, after = self.pending
         self.pending = None
         if label not in self.segments or self.layer is None:
@@ -758,7 +759,7 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         if mask is not None:
             self.segments[label] = Segment(
                 label, self.segments[label].name, self.segments[label].color,
-                algorithm=AlgorithmInfo("SEMIAUTOMATIC", "click-segment", "1"))
+                algorithm=AlgorithmInfo("SEMIAUTOMATIC", algorithm or "medviewer click-to-segment", __version__))
             voxels = int((new == label).sum())
             self._say(f"{self.segments[label].name}: {voxels * self.layer.volume.voxel_volume_ml:.1f} mL "
                       f"({voxels:,} voxels)"

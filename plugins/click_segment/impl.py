@@ -27,6 +27,12 @@ def _cuda_usable() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def algorithm_name(engine: str) -> str:
+    """A click-segment result's Segment Algorithm Name (DICOM SEG), the engine that outlined it
+    named: the same from the window, `segment` and `run`."""
+    return f"medviewer click-to-segment ({engine})"
+
+
 class ClickSegment(Plugin):
     def gpu_available(self) -> bool:
         return _cuda_usable()
@@ -88,4 +94,4 @@ class ClickSegment(Plugin):
             note = f"the classical engine outlined it: {chosen}" + (f"; {note}" if note else "")
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
-        return LabelMapResult(labels, self.manifest.labels, note=note)
+        return LabelMapResult(labels, self.manifest.labels, note=note, algorithm=algorithm_name(engine))

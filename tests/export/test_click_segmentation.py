@@ -51,6 +51,7 @@ def test_click_on_lung_tumour_box_centre(lung_series, tmp_path, validate):
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0 and f"replaced {nifti}" in r.stdout
     assert validate(seg) is not None  # 0 dciodvfy errors
+    assert hd.seg.segread(seg).SegmentSequence[0].SegmentAlgorithmName == "medviewer click-to-segment (learned)"
     sop_uids = list(volume.source_sop_instance_uids)
     read = hd.seg.segread(seg).get_pixels_by_source_instance(sop_uids, ignore_spatial_locations=True)
     assert np.array_equal(read[..., 0] > 0, m)
@@ -73,6 +74,8 @@ def test_run_writes_a_plugin_label_map_as_seg(demo_series, tmp_path, validate):
     volume = load_volume(demo_series)
     seg = hd.seg.segread(outs["mask.dcm"])
     assert seg.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"  # clicks guided it
+    # the engine that outlined it, named as `segment` and the window name it
+    assert seg.SegmentSequence[0].SegmentAlgorithmName == "medviewer click-to-segment (classical)"
     read = seg.get_pixels_by_source_instance(list(volume.source_sop_instance_uids), ignore_spatial_locations=True)
     assert np.array_equal(read[..., 0] > 0, read_image(outs["mask.nii.gz"]).array > 0)
 

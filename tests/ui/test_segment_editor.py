@@ -84,6 +84,9 @@ def test_click_segments_a_lesion_negative_click_shrinks_undo_restores(window, qt
     assert 0.8 * expected < first < 1.25 * expected, (first, expected)
     ml = first * demo_volume.voxel_volume_ml
     assert editor.status.text() == f"lesion 1: {ml:.1f} mL ({first:,} voxels)"   # what a reader wants: mL
+    # a SEG of it will name the engine that outlined it, as `medviewer segment` does
+    (segment,) = editor.segments.values()
+    assert (segment.algorithm.type, segment.algorithm.name) == ("SEMIAUTOMATIC", "medviewer click-to-segment (classical)")
     for name in views:
         rgb = patch(window, name, inside(name))
         assert rgb[0] > rgb[1] + 40 and rgb[0] > rgb[2] + 40, (name, rgb)           # red overlay

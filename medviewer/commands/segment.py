@@ -85,6 +85,7 @@ def run(args) -> int:
     chosen = args.engine
     thin = too_thin_for_learned(volume) if args.engine in ("learned", "auto") else ""
     if thin:
+        chosen = "auto" if args.engine == "auto" else "classical"
         args.engine = "classical"
         print(f"note: {thin}: the classical engine outlines this lesion")
     elif args.engine == "auto":

@@ -83,7 +83,7 @@ class ClickSegment(Plugin):
                         "around the clicks): it has probably leaked beyond the lesion; add a negative click "
                         "where it spills" + ("" if thin or missing else ", or try the learned engine"))
         else:
-            raise PluginError(f"unknown engine {engine!r} (classical or learned)")
+            raise PluginError(f"unknown engine {engine!r} (auto, learned or classical)")
         if not note and reaches_image_edge(mask, np.asarray(request.volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "
                     "beyond the scan, or the lesion is cut off by it; check it, and add a negative click "

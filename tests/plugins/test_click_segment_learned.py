@@ -359,3 +359,19 @@ def test_a_sagittal_or_feet_first_series_gets_the_same_outline(sts_cases):
         else:
             mask = sitk.Flip(mask, flip)
         assert dice(sitk.GetArrayFromImage(mask) > 0, axial) > 0.99
+
+
+def test_segment_asked_for_the_learned_engine_on_a_slice_names_the_one_that_ran(tmp_path):
+    import subprocess
+    import sys
+
+    from medviewer.io import write_image
+    from tests.conftest import ROOT
+
+    volume, _disc = _disc_slab(1)
+    write_image(volume, str(tmp_path / "slice.nrrd"))
+    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(tmp_path / "slice.nrrd"),
+                        "--point", "50,50,0", "--engine", "learned", "--out", str(tmp_path / "m.nrrd")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "by the classical engine;" in r.stdout.splitlines()[1]

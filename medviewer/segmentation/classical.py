@@ -154,7 +154,8 @@ def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: Cl
     image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
     smooth = _smooth(image, params.growth_smoothing_mm)
     seeds = [tuple(int(v) for v in p[::-1]) for p in pos]
-    low, high = _window_with_seeds(window, [smooth[s] for s in seeds], params)
+    values = [smooth[s] for s in seeds]
+    low, high = _window_with_seeds(window, values, params)
 
     def grow(low: float, high: float) -> np.ndarray:
         return sitk.GetArrayFromImage(sitk.ConnectedThreshold(
@@ -164,7 +165,7 @@ def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: Cl
     spacing_zyx = np.asarray(crop.spacing)[::-1]
     rim = [p for p in np.rint(neg).astype(int) if _on_rim(region, p, spacing_zyx, params.rim_mm)]
     if rim:
-        narrowed = _window_without(low, high, window, [smooth[s] for s in seeds],
+        narrowed = _window_without(low, high, window, values,
                                    [smooth[tuple(int(v) for v in p[::-1])] for p in rim], params)
         if narrowed != (low, high):
             region = grow(*narrowed)

@@ -20,6 +20,10 @@ def _cuda_usable() -> bool:
     driver = glob.glob("/proc/driver/nvidia/version") or glob.glob("/dev/nvidia[0-9]*")
     if sys.platform.startswith("linux") and "torch" not in sys.modules and not driver:
         return False
+    from plugins.click_segment.onnx_backend import cuda_available  # onnxruntime-gpu: no torch to ask
+
+    if cuda_available():
+        return True
     try:
         import torch
     except ImportError:

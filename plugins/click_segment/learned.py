@@ -8,10 +8,20 @@ the crop to the model grid, run the network on a window around the first click a
 around each positive click that falls outside the windows so far (each window inside the volume:
 no padding), follow a lesion that the windows cut off (see segment_learned), resample the
 probability back onto the source grid and threshold it.
+
+Two backends run the same network: ONNX Runtime on models/model.onnx (exported from model.pt by
+training/export_onnx.py; onnx_backend.py), the default wherever the file and onnxruntime are
+there, since it loads in a tenth of a second where torch and MONAI take seconds, and it needs no
+torch (a light install); and torch on model.pt, for bundles that ship only the weights, installs
+without onnxruntime, and training. ``MEDVIEWER_CLICK_BACKEND=torch`` (or ``onnx``) forces one.
+The grid (model spacing, patch size, click sigma) is plain JSON in configs/inference.json, read
+without MONAI.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -27,53 +37,130 @@ from medviewer.segmentation.guidance import (
     resample_to_spacing)
 
 DEFAULT_BUNDLE = resource_path("click_segment_bundle")
-_CACHE: dict[tuple[str, str], "LoadedModel"] = {}
+BACKENDS = ("auto", "onnx", "torch")
+_CACHE: dict[tuple[str, str, str], "LoadedModel"] = {}
 _LOCK = threading.Lock()
 
 
 @dataclass
 class LoadedModel:
-    net: object
+    net: object  # a torch module (backend "torch") or an onnx_backend.OnnxNetwork ("onnx")
     grid: ModelGrid
     device: str
+    backend: str = "torch"
+
+    def lesion_probability(self, x: np.ndarray) -> np.ndarray:
+        """The network's lesion probability (z, y, x) for one (3, z, y, x) input."""
+        if self.backend == "onnx":
+            return self.net.lesion_probability(x[None])[0]
+        import torch
+
+        with torch.inference_mode():
+            logits = self.net(torch.from_numpy(x)[None].to(self.device))
+            return torch.softmax(logits, 1)[0, 1].float().cpu().numpy()
 
 
 def bundle_available(bundle: str | os.PathLike = DEFAULT_BUNDLE) -> bool:
     b = Path(bundle)
-    return (b / "configs" / "inference.json").is_file() and (b / "models" / "model.pt").is_file()
+    return (b / "configs" / "inference.json").is_file() and (
+        (b / "models" / "model.pt").is_file() or (b / "models" / "model.onnx").is_file())
 
 
-def model_loaded(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu") -> bool:
+def choose_backend(bundle: str | os.PathLike = DEFAULT_BUNDLE, backend: str | None = None,
+                   device: str = "cpu") -> str:
+    """'onnx' or 'torch' for ``bundle`` on ``device``: ``backend`` (else $MEDVIEWER_CLICK_BACKEND,
+    else auto). Auto takes ONNX Runtime where the bundle has model.onnx and onnxruntime is
+    installed, except on a GPU that only torch can reach (onnxruntime without its CUDA provider,
+    the bundle's model.pt and torch there)."""
+    from plugins.click_segment.onnx_backend import cuda_available, onnxruntime_installed
+
+    backend = (backend or os.environ.get("MEDVIEWER_CLICK_BACKEND") or "auto").lower()
+    if backend not in BACKENDS:
+        raise MedviewerError(f"unknown click network backend {backend!r} ({', '.join(BACKENDS)})")
+    if backend != "auto":
+        return backend
+    models = Path(bundle) / "models"
+    if not ((models / "model.onnx").is_file() and onnxruntime_installed()):
+        return "torch"
+    if device.startswith("cuda") and not cuda_available() and (models / "model.pt").is_file() \
+            and importlib.util.find_spec("torch") is not None:
+        return "torch"
+    return "onnx"
+
+
+def _key(bundle, device: str, backend: str | None) -> tuple[str, str, str]:
+    return str(Path(bundle).resolve()), device, choose_backend(bundle, backend, device)
+
+
+def model_loaded(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu", backend: str | None = None) -> bool:
     """Whether :func:`load_model` has this bundle's network on ``device`` already."""
-    return (str(Path(bundle).resolve()), device) in _CACHE
+    return _key(bundle, device, backend) in _CACHE
 
 
-def load_model(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu") -> LoadedModel:
-    """The bundle's network with its weights (cached per bundle and device)."""
-    key = (str(Path(bundle).resolve()), device)
+def load_model(bundle: str | os.PathLike = DEFAULT_BUNDLE, device: str = "cpu",
+               backend: str | None = None) -> LoadedModel:
+    """The bundle's network with its weights (cached per bundle, device and backend)."""
+    bundle = Path(bundle)
+    key = _key(bundle, device, backend)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        import torch
-        from monai.bundle import ConfigParser
-
-        bundle = Path(bundle)
         if not bundle_available(bundle):
             raise MedviewerError("the learned engine's bundle is missing (configs/inference.json, "
-                                 "models/model.pt); use the classical engine (--engine classical)", bundle)
-        parser = ConfigParser()
-        parser.read_config(str(bundle / "configs" / "inference.json"))
-        net = parser.get_parsed_content("network_def")
-        state = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
-        net.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-        net.to(device).eval()
-        grid = ModelGrid(spacing=tuple(float(v) for v in parser["model_spacing_xyz"]),
-                         patch_zyx=tuple(int(v) for v in parser["patch_size_zyx"]),
-                         sigma_vox=float(parser["click_sigma_vox"]))
-        if device == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
-        _CACHE[key] = LoadedModel(net, grid, device)
+                                 "models/model.onnx or model.pt); use the classical engine (--engine classical)",
+                                 bundle)
+        grid = _model_grid(bundle)
+        if key[2] == "onnx":
+            _CACHE[key] = _load_onnx(bundle, device, grid)
+        else:
+            _CACHE[key] = _load_torch(bundle, device, grid)
         return _CACHE[key]
+
+
+def _model_grid(bundle: Path) -> ModelGrid:
+    path = bundle / "configs" / "inference.json"
+    try:
+        config = json.loads(path.read_text())
+        return ModelGrid(spacing=tuple(float(v) for v in config["model_spacing_xyz"]),
+                         patch_zyx=tuple(int(v) for v in config["patch_size_zyx"]),
+                         sigma_vox=float(config["click_sigma_vox"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MedviewerError(f"the click bundle's config is unreadable ({type(exc).__name__}: {exc})", path) from None
+
+
+def _load_onnx(bundle: Path, device: str, grid: ModelGrid) -> LoadedModel:
+    from plugins.click_segment.onnx_backend import OnnxNetwork, onnxruntime_installed
+
+    path = bundle / "models" / "model.onnx"
+    if not path.is_file() or not onnxruntime_installed():
+        raise MedviewerError("the ONNX backend needs models/model.onnx (training/export_onnx.py) and "
+                             "the onnxruntime package", bundle)
+    try:
+        net = OnnxNetwork(path, device)
+    except Exception as exc:  # noqa: BLE001  (onnxruntime's own errors: a damaged or foreign file)
+        raise MedviewerError(f"ONNX Runtime cannot load the network ({type(exc).__name__}: {exc})", path) from None
+    return LoadedModel(net, grid, net.device, "onnx")
+
+
+def _load_torch(bundle: Path, device: str, grid: ModelGrid) -> LoadedModel:
+    if not (bundle / "models" / "model.pt").is_file():
+        raise MedviewerError("the torch backend needs models/model.pt", bundle)
+    try:
+        import torch
+        from monai.bundle import ConfigParser
+    except ImportError as exc:
+        raise MedviewerError(f"this bundle runs through torch and MONAI, which are not installed ({exc.name}): "
+                             "pip install 'medviewer[monai]', or ship models/model.onnx (training/export_onnx.py)",
+                             bundle) from None
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    net = parser.get_parsed_content("network_def")
+    state = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
+    net.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+    net.to(device).eval()
+    if device == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return LoadedModel(net, grid, device, "torch")
 
 
 def _centre_weights(shape_zyx) -> np.ndarray:
@@ -85,7 +172,7 @@ def _centre_weights(shape_zyx) -> np.ndarray:
 
 def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEFAULT_BUNDLE,
                     device: str = "cpu", progress=None, cancelled=None, threshold: float = 0.5,
-                    follow: bool = True) -> np.ndarray:
+                    follow: bool = True, backend: str | None = None) -> np.ndarray:
     """A boolean mask on ``volume``'s grid from clicks in LPS mm.
 
     ``follow``: a lesion larger than the network's window (192 mm across slices) is cut off at the
@@ -95,15 +182,15 @@ def segment_learned(volume: Volume, positives_mm, negatives_mm=(), *, bundle=DEF
     network can tell) and runs once more, which gives that point a window of its own reaching past
     the face. At most two such points, one round; the user's clicks are not changed. The network
     must be sure of the lesion at such a point (``FOLLOW_MIN_PROBABILITY``): a spill that reaches
-    the face is not followed."""
+    the face is not followed. ``backend``: 'onnx', 'torch' or 'auto' (see the module's docstring)."""
     if not len(positives_mm):
         raise MedviewerError("click-to-segment needs at least one positive point")
     for p in list(positives_mm) + list(negatives_mm):
         if not volume.contains_point(p):
             raise MedviewerError(f"point {list(p)} mm lies outside the volume")
-    if progress and not model_loaded(bundle, device):
+    if progress and not model_loaded(bundle, device, backend):
         progress("loading the network", 0.0)
-    model = load_model(bundle, device)
+    model = load_model(bundle, device) if backend is None else load_model(bundle, device, backend)
     run = _probability(volume, positives_mm, negatives_mm, model, progress, cancelled, 0.0, 0.5 if follow else 1.0)
     if follow:
         extra = _cut_lesion_points(volume, run, positives_mm, threshold)
@@ -150,8 +237,6 @@ class _Run:
 
 def _probability(volume: Volume, positives_mm, negatives_mm, model: LoadedModel, progress, cancelled,
                  start: float, span: float) -> _Run:
-    import torch
-
     grid = model.grid
     if progress:
         progress("cropping", start + 0.1 * span)
@@ -187,9 +272,7 @@ def _probability(volume: Volume, positives_mm, negatives_mm, model: LoadedModel,
         patch = model_crop.array[box].astype(np.float32)
         x = network_input(patch, [p - patch_lower for p in pos], [n - patch_lower for n in neg], grid.sigma_vox)
         z, y, x_ = patch.shape
-        with torch.inference_mode():
-            logits = model.net(torch.from_numpy(pad_to_multiple(x))[None].to(model.device))
-            prob = torch.softmax(logits, 1)[0, 1, :z, :y, :x_].float().cpu().numpy()
+        prob = model.lesion_probability(pad_to_multiple(x))[:z, :y, :x_]
         w = _centre_weights(patch.shape)
         total[box] += w * prob
         weight[box] += w

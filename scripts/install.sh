@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install medviewer on a fresh machine: missing Debian packages, a virtual environment in .venv,
-# the package itself; then run the main job on the generated demo study.
+# the package itself with everything (the monai extra: torch and MONAI, so that the main job and
+# the tests cover all of it; docs/install.md has the light install without them); then run the
+# main job on the generated demo study.
 #   bash scripts/install.sh            install, then write the demo study and describe it
 #   bash scripts/install.sh --no-demo  install only (scripts/test.sh uses this)
 set -euo pipefail
@@ -12,8 +14,8 @@ run_demo=1
 # 1. System packages, only those missing.
 bash scripts/apt-missing.sh scripts/system-packages.txt
 
-# 2. A virtual environment with the package (torch is bounded in pyproject.toml to the releases
-#    on this machine's disk).
+# 2. A virtual environment with the package and its monai extra (torch is bounded in
+#    pyproject.toml to the releases on this machine's disk).
 PY=$(command -v python3.11 || command -v python3)
 if ! "${VENV}/bin/python" -c "import torch" 2>/dev/null; then
   # PyTorch (a CUDA build that also runs on the CPU) and the rest take about 6 GB.
@@ -29,8 +31,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
   bash scripts/pip-install.sh "$VENV" --upgrade pip
 fi
-echo "== installing medviewer into $VENV"
-bash scripts/pip-install.sh "$VENV" -e .
+echo "== installing medviewer with torch and MONAI (the monai extra) into $VENV"
+bash scripts/pip-install.sh "$VENV" -e ".[monai]"
 "$VENV/bin/python" -c "import medviewer" || { echo "medviewer did not install" >&2; exit 1; }
 
 # 3. The main job on the demo study: write it, list it, segment a lesion from one click, export

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything (as scripts/install.sh does, plus the test extra) and run the whole test
-# suite exactly as CI does. GUI tests start their own Xvfb (tests/conftest.py) when there is no display.
+# Install everything (as scripts/install.sh does: the monai extra; plus the test extra) and run
+# the whole test suite exactly as CI does. GUI tests start their own Xvfb (tests/conftest.py) when
+# there is no display.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${MEDVIEWER_VENV:-.venv}
@@ -9,7 +10,7 @@ bash scripts/apt-missing.sh scripts/test-system-packages.txt
 if command -v systemctl >/dev/null && systemctl is-active --quiet orthanc 2>/dev/null; then
   systemctl disable --now orthanc >/dev/null 2>&1 || true  # the PACS tests start their own Orthanc
 fi
-bash scripts/pip-install.sh "$VENV" -e ".[test]"
+bash scripts/pip-install.sh "$VENV" -e ".[monai,test]"
 # OHIF's own SEG and SR readers and writers (@cornerstonejs/adapters, pinned by its
 # package-lock.json) for tests/interop, in Node.js: Debian's nodejs and npm where npm is missing
 command -v npm >/dev/null || bash scripts/apt-missing.sh <(printf 'nodejs\nnpm\n')

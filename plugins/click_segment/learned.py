@@ -20,7 +20,6 @@ without MONAI.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import threading
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.errors import MedviewerError
+from medviewer.plugins.api import modules_available
 from medviewer.core.resources import resource_path
 from medviewer.core.volume import Volume
 from medviewer.segmentation.guidance import (
@@ -83,7 +83,7 @@ def choose_backend(bundle: str | os.PathLike = DEFAULT_BUNDLE, backend: str | No
     if not ((models / "model.onnx").is_file() and onnxruntime_installed()):
         return "torch"
     if device.startswith("cuda") and not cuda_available() and (models / "model.pt").is_file() \
-            and importlib.util.find_spec("torch") is not None:
+            and modules_available(["torch"]):
         return "torch"
     return "onnx"
 

@@ -20,7 +20,7 @@ Figures (medians of --repeat runs; the machine's other load shows in them, so sa
   middle of what it spilled (must be >= 0.999).
 * sizes: ``du`` of the environments' folders (the full one: this interpreter's, default).
 
-The backend is chosen with MEDVIEWER_CLICK_BACKEND (plugins/click_segment/learned.py).
+The backend is chosen with MEDVIEWER_CLICK_BACKEND (medviewer_plugins/click_segment/learned.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ WARM = """
 import sys, time
 from medviewer.plugins.registry import get_manifest
 from medviewer.plugins.runner import Runner
-import plugins.click_segment.impl
+import medviewer_plugins.click_segment.impl
 start = time.perf_counter()
 Runner().warm(get_manifest("click-segment"), {"engine": "learned"}).result()
 print(time.perf_counter() - start)
@@ -81,7 +81,7 @@ def engine_ready(backend: str, repeat: int) -> float:
 
 
 def per_click(volume, click, backend: str, repeat: int) -> float:
-    from plugins.click_segment.learned import segment_learned
+    from medviewer_plugins.click_segment.learned import segment_learned
 
     segment_learned(volume, [click], backend=backend)  # loads the network, warms the caches
     times = []
@@ -109,7 +109,7 @@ def agreement() -> bool:
     import numpy as np
 
     from medviewer.segmentation.guidance import dice
-    from plugins.click_segment.learned import segment_learned
+    from medviewer_plugins.click_segment.learned import segment_learned
 
     print(f"\n{'case':8} {'Dice 1 click':>13} {'+1 negative':>12} {'lesion Dice':>12}")
     ok = True

@@ -97,7 +97,7 @@ def run_baseline(volume, bundle: str):
     from monai.data import MetaTensor
     from monai.inferers import sliding_window_inference
 
-    from plugins.monai_bundle.impl import volume_to_metatensor
+    from medviewer_plugins.monai_bundle.impl import volume_to_metatensor
 
     parser = ConfigParser()
     parser.read_config(os.path.join(bundle, "configs", "inference.json"))
@@ -142,7 +142,7 @@ def _child(kind: str, volume_path: str, bundle: str, params: dict, out_path: str
         import monai.bundle  # noqa: F401
         import torch  # noqa: F401
 
-        import plugins.monai_bundle.impl  # noqa: F401
+        import medviewer_plugins.monai_bundle.impl  # noqa: F401
     else:
         runner = Runner()
         if kind == "ours":

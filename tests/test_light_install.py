@@ -133,6 +133,7 @@ def test_the_wheel_carries_the_bundle_and_its_plugins(tmp_path):
     entry_points.read_string(wheel.read("medviewer-0.1.0.dist-info/entry_points.txt").decode())
     modules = [value.split(":")[0] for value in entry_points["medviewer.plugins"].values()]
     assert len(modules) >= 4
+    assert "plugins" not in top_level  # a name other projects install too
     for module in modules:
         assert module.split(".")[0] in top_level
         assert "/".join(module.split(".")) + "/__init__.py" in names

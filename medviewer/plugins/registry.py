@@ -3,7 +3,7 @@
 Two sources, both static:
 
 * the ``medviewer.plugins`` entry-point group: each entry point names a :class:`Manifest` object
-  (``"plugins.denoise:MANIFEST"``); the module holding it must be light (no torch at its top);
+  (``"medviewer_plugins.denoise:MANIFEST"``); the module holding it must be light (no torch at its top);
 * user plugin folders: ``MEDVIEWER_PLUGIN_PATH`` (folders separated by ``os.pathsep``), else
   ``~/.medviewer/plugins``. Each sub-folder holding a ``plugin.json`` manifest is one plugin;
   its ``entry`` (``"module:Class"``) is imported from that sub-folder when it runs.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available, load_model
+from medviewer_plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available, load_model
 
 
 def test_bundle_layout_card_and_weights_only_load():
@@ -64,7 +64,7 @@ class BrightNet:
 def test_a_click_beyond_the_first_window_still_counts(monkeypatch):
     from medviewer.core import Volume
     from medviewer.segmentation.guidance import ModelGrid
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     model = learned.LoadedModel(BrightNet(), ModelGrid((1.0, 1.0, 1.0), (16, 16, 16), 1.0), "cpu")
     monkeypatch.setattr(learned, "load_model", lambda bundle, device: model)
@@ -99,7 +99,7 @@ def _use(monkeypatch, net):
     """The learned engine with ``net`` on a 1 mm grid and a 16-voxel window; the follow rule
     scaled to it (a 4 mm slab, 0.1 mL)."""
     from medviewer.segmentation.guidance import ModelGrid
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     model = learned.LoadedModel(net, ModelGrid((1.0, 1.0, 1.0), (16, 16, 16), 1.0), "cpu")
     monkeypatch.setattr(learned, "load_model", lambda bundle, device: model)
@@ -157,7 +157,7 @@ def test_warming_the_plugin_loads_the_network_ahead_of_the_first_click(tmp_path)
     """Runner.warm on the (thread) click-segment plugin loads the learned engine's network in the
     background: the future holds the seconds it took; asking again gives the same future; a
     failed load (a missing bundle) is an error in the future and is tried again when asked."""
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     from medviewer.plugins.registry import get_manifest
     from medviewer.plugins.runner import Runner
@@ -183,7 +183,7 @@ def test_warming_the_plugin_loads_the_network_ahead_of_the_first_click(tmp_path)
 def test_the_learned_engine_runs_where_the_request_asks(monkeypatch):
     """'auto' picks CUDA when the plugin sees a usable GPU (faked here: no GPU on the CI machine)
     and the CPU otherwise; the device reaches the engine."""
-    from plugins.click_segment import impl, learned
+    from medviewer_plugins.click_segment import impl, learned
 
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
@@ -213,7 +213,7 @@ def test_the_learned_engine_runs_where_the_request_asks(monkeypatch):
 def test_a_mask_that_reaches_the_image_edge_comes_with_a_note(monkeypatch):
     """A mask touching a face of the image has leaked beyond the scan or belongs to a lesion the
     scan cuts off: the result says so (the CLI prints it, the editor shows it); one inside does not."""
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     from medviewer.core.volume import Volume
     from medviewer.plugins.api import Prompts, Request
@@ -275,7 +275,7 @@ def test_a_slice_or_a_thin_slab_is_left_to_the_classical_engine(slices, monkeypa
     16 mm): the learned engine hands it to the classical one and says so. The classical engine
     used to fail on it (ITK's Gaussian needs 4 voxels along each axis); the edge warning does
     not fire for the slab's own faces, which any lesion in it touches."""
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
@@ -296,7 +296,7 @@ def test_a_slice_or_a_thin_slab_is_left_to_the_classical_engine(slices, monkeypa
 
 
 def test_a_slab_16_mm_thick_goes_to_the_network(monkeypatch):
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
@@ -343,7 +343,7 @@ def test_a_sagittal_or_feet_first_series_gets_the_same_outline(sts_cases):
     from medviewer.io import load_volume
     from medviewer.io.annotations import read_rtstruct
     from medviewer.segmentation.guidance import deepest_point, dice
-    from plugins.click_segment.learned import segment_learned
+    from medviewer_plugins.click_segment.learned import segment_learned
 
     case = next(c for c in sts_cases if c.name == "STS_024")
     volume = load_volume(case / "image")

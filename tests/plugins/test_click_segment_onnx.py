@@ -1,4 +1,4 @@
-"""The click network on ONNX Runtime (plugins/click_segment/onnx_backend.py): the shipped
+"""The click network on ONNX Runtime (medviewer_plugins/click_segment/onnx_backend.py): the shipped
 bundle's model.onnx is the network in model.pt, the learned engine runs it by default, and its
 masks are torch's on real validation sarcomas; bundles with only model.pt still run on torch."""
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.click_segment import learned
-from plugins.click_segment.learned import DEFAULT_BUNDLE
+from medviewer_plugins.click_segment import learned
+from medviewer_plugins.click_segment.learned import DEFAULT_BUNDLE
 
 
 def test_the_shipped_onnx_file_is_the_network_in_model_pt():

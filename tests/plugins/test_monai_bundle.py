@@ -121,7 +121,7 @@ def test_detection_bundle_gives_boxes_in_patient_mm(det_bundle, lung_crop):
 
 
 def test_voxel_boxes_map_to_lps_millimetres():
-    from plugins.monai_bundle.impl import LPS_TO_RAS, voxel_boxes_to_patient
+    from medviewer_plugins.monai_bundle.impl import LPS_TO_RAS, voxel_boxes_to_patient
 
     v = Volume(np.zeros((10, 20, 30)), spacing=(0.5, 0.8, 2.0), origin=(12.0, -40.0, 100.0),
                direction=np.diag([1.0, -1.0, 1.0]))
@@ -173,7 +173,7 @@ def test_box_conversion_agrees_with_monai_affine_box_to_world(lung_crop):
     from monai.apps.detection.transforms.dictionary import AffineBoxToWorldCoordinated
     from monai.transforms import Compose, EnsureChannelFirstd, Orientationd, Spacingd
 
-    from plugins.monai_bundle.impl import volume_to_metatensor, voxel_boxes_to_patient
+    from medviewer_plugins.monai_bundle.impl import volume_to_metatensor, voxel_boxes_to_patient
 
     pre = Compose([EnsureChannelFirstd("image"), Orientationd("image", axcodes="RAS"),
                    Spacingd("image", pixdim=[1.2, 1.2, 2.5])])

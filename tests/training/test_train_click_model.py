@@ -123,7 +123,7 @@ def test_robot_session_keeps_the_clicked_part_as_the_plugin_does():
 def test_exported_bundle_loads_in_the_plugin(tmp_path):
     import torch
 
-    from plugins.click_segment.learned import bundle_available, load_model
+    from medviewer_plugins.click_segment.learned import bundle_available, load_model
 
     net = T.build_network()
     weights = tmp_path / "w.pt"
@@ -146,7 +146,7 @@ def test_exported_bundle_loads_in_the_plugin(tmp_path):
 def test_the_shipped_bundle_runs_on_the_training_window_and_grid():
     """Instance norm ties the network's features to what its window holds: the plugin's window
     must be the one the network was trained on (a larger one under-segmented large tumours)."""
-    from plugins.click_segment.learned import DEFAULT_BUNDLE, load_model
+    from medviewer_plugins.click_segment.learned import DEFAULT_BUNDLE, load_model
 
     grid = load_model(DEFAULT_BUNDLE).grid
     assert grid.patch_zyx == tuple(T.TRAIN_PATCH_ZYX)

@@ -213,7 +213,7 @@ def test_process_plugin_is_warmed_when_selected_and_runs(window, panel, qtbot):
 def test_click_segment_loads_its_network_when_selected(window, panel, qtbot):
     """A thread plugin is warmed too: selecting click-segment (learned engine, the default) loads
     its network in the background, so its first run does not."""
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     learned._CACHE.clear()
     panel.select("click-segment")

@@ -284,7 +284,7 @@ def test_choosing_the_click_tool_loads_the_learned_engine_ahead_of_the_first_cli
     """With the learned engine chosen, picking the click tool loads its network in the background
     (seconds: torch, MONAI, the weights) and the status says so, then says it is ready; the first
     click then finds it loaded."""
-    from plugins.click_segment import learned
+    from medviewer_plugins.click_segment import learned
 
     window.resize(900, 700)
     window.set_volume(demo_volume)

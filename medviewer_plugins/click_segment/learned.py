@@ -72,7 +72,7 @@ def choose_backend(bundle: str | os.PathLike = DEFAULT_BUNDLE, backend: str | No
     else auto). Auto takes ONNX Runtime where the bundle has model.onnx and onnxruntime is
     installed, except on a GPU that only torch can reach (onnxruntime without its CUDA provider,
     the bundle's model.pt and torch there)."""
-    from plugins.click_segment.onnx_backend import cuda_available, onnxruntime_installed
+    from medviewer_plugins.click_segment.onnx_backend import cuda_available, onnxruntime_installed
 
     backend = (backend or os.environ.get("MEDVIEWER_CLICK_BACKEND") or "auto").lower()
     if backend not in BACKENDS:
@@ -129,7 +129,7 @@ def _model_grid(bundle: Path) -> ModelGrid:
 
 
 def _load_onnx(bundle: Path, device: str, grid: ModelGrid) -> LoadedModel:
-    from plugins.click_segment.onnx_backend import OnnxNetwork, onnxruntime_installed
+    from medviewer_plugins.click_segment.onnx_backend import OnnxNetwork, onnxruntime_installed
 
     path = bundle / "models" / "model.onnx"
     if not path.is_file() or not onnxruntime_installed():

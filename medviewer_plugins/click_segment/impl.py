@@ -20,7 +20,7 @@ def _cuda_usable() -> bool:
     driver = glob.glob("/proc/driver/nvidia/version") or glob.glob("/dev/nvidia[0-9]*")
     if sys.platform.startswith("linux") and "torch" not in sys.modules and not driver:
         return False
-    from plugins.click_segment.onnx_backend import cuda_available  # onnxruntime-gpu: no torch to ask
+    from medviewer_plugins.click_segment.onnx_backend import cuda_available  # onnxruntime-gpu: no torch to ask
 
     if cuda_available():
         return True
@@ -46,7 +46,7 @@ class ClickSegment(Plugin):
         (seconds), so that the first click is as quick as the next. The classical engine needs
         nothing."""
         if params.get("engine") in ("learned", "auto"):
-            from plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available, load_model
+            from medviewer_plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available, load_model
 
             bundle = params.get("bundle") or DEFAULT_BUNDLE
             if params.get("engine") == "auto" and not bundle_available(bundle):
@@ -62,7 +62,7 @@ class ClickSegment(Plugin):
         thin = too_thin_for_learned(request.volume) if engine in ("learned", "auto") else ""
         if thin:  # a slice or a thin slab: the classical engine outlines it better
             engine = "classical"
-        from plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available
+        from medviewer_plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available
 
         bundle = request.params.get("bundle") or DEFAULT_BUNDLE
         chosen = missing = ""
@@ -72,7 +72,7 @@ class ClickSegment(Plugin):
                 engine = "classical"
                 chosen = missing = f"the learned engine's bundle is missing ({bundle})"
         if engine == "learned":
-            from plugins.click_segment.learned import segment_learned
+            from medviewer_plugins.click_segment.learned import segment_learned
 
             mask = segment_learned(request.volume, request.prompts.positive, request.prompts.negative,
                                    bundle=bundle, device=self.resolve_device(request.device),

@@ -7,7 +7,7 @@ MANIFEST = Manifest(
     title="MONAI bundle (segmentation or detection)",
     kind="segmentation",
     also_kinds=("detection",),
-    entry="plugins.monai_bundle.impl:MonaiBundle",
+    entry="medviewer_plugins.monai_bundle.impl:MonaiBundle",
     description=(
         "Runs a MONAI Model Zoo bundle from a local folder (configs/inference.json or .yaml, "
         "models/model.pt or model.ts, configs/metadata.json) through MONAI's bundle ConfigParser: "

@@ -6,7 +6,7 @@ MANIFEST = Manifest(
     id="denoise",
     title="Denoise (classical filter, not a neural network)",
     kind="image-to-image",
-    entry="plugins.denoise.impl:Denoise",
+    entry="medviewer_plugins.denoise.impl:Denoise",
     description=(
         "Edge-preserving noise reduction with SimpleITK: curvature flow (default), bilateral or "
         "Gaussian smoothing. A classical filter standing in for a learned denoiser (no trained "

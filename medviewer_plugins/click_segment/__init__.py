@@ -6,7 +6,7 @@ MANIFEST = Manifest(
     id="click-segment",
     title="Click to segment a lesion",
     kind="interactive",
-    entry="plugins.click_segment.impl:ClickSegment",
+    entry="medviewer_plugins.click_segment.impl:ClickSegment",
     description=(
         "Left click inside a lesion (positive point), optionally outside it (negative points); "
         "each new click refines the mask. Works on a crop around the clicks. Engines: 'learned' "

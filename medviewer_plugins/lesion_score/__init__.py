@@ -6,7 +6,7 @@ MANIFEST = Manifest(
     id="lesion-density",
     title="Lesion density class (heuristic, not a trained model)",
     kind="classification",
-    entry="plugins.lesion_score.impl:LesionDensity",
+    entry="medviewer_plugins.lesion_score.impl:LesionDensity",
     description=(
         "Scores the tissue class of a lesion from its CT density: the median Hounsfield value in a "
         "sphere around the clicked point (the volume centre without a click) is compared with "

@@ -129,3 +129,34 @@ def test_listing_imports_no_torch_and_names_the_shipped_bundle(env):
     assert r.returncode == 0, r.stderr
     assert "click_segment_bundle" in r.stdout and "shipped" in r.stdout
     assert r.stdout.strip().endswith("light")
+
+
+@pytest.mark.gui
+@pytest.mark.data
+def test_the_windows_models_menu_gets_a_bundle_off_the_gui_thread_and_offers_it_to_the_click_tool(
+        server, tmp_path, qtbot, monkeypatch, shared_data):
+    import shutil
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    from medviewer.plugins import trust
+    from medviewer.ui import models_menu
+    from medviewer.ui.main_window import MainWindow
+
+    base, served = server
+    for key, value in (("MEDVIEWER_CONFIG", tmp_path / "settings.json"), ("MEDVIEWER_MODELS_DIR", tmp_path / "models"),
+                       ("MEDVIEWER_PLUGIN_PATH", tmp_path / "none")):
+        monkeypatch.setenv(key, str(value))
+    shutil.copytree(shared_data / "model-zoo" / "vista3d", tmp_path / "build" / "vista3d")  # configs only
+    zip_bundle(tmp_path / "build" / "vista3d", served / "vista3d_v0.5.4.zip")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    window = MainWindow(settings=QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat), quiet=True)
+    qtbot.addWidget(window)
+    assert "Get a Model Zoo bundle" in " ".join(a.text() for a in window.models_menu.actions())
+    task = models_menu.start_get(window, "vista3d", "0.5.4", base)
+    with qtbot.waitSignal(task.ended, timeout=60000):
+        pass
+    installed = str((tmp_path / "models" / "vista3d").resolve())
+    assert trust.is_trusted(installed) and "installed vista3d" in window.status_label.text()
+    assert window.segment_editor.engine_combo.currentText() == installed

@@ -221,3 +221,16 @@ def test_the_windows_click_tool_runs_a_bundle_picked_by_its_folder(bundles, lung
     with qtbot.waitSignal(editor.click_result, timeout=600000):
         editor.add_click(positive)
     assert (editor.layer.volume.array == 2).any(), editor.status.text()
+
+
+def test_vista3d_class_prompts_give_an_automatic_label_map_on_the_source_grid(bundles, lung_crop):
+    """VISTA3D's class head (no clicks): the prompted classes' numbers on the crop's grid."""
+    from plugins.click_segment import bundle_engines
+
+    trust.set_trusted(bundles["vista3d"])
+    engine = bundle_engines.load_engine(bundles["vista3d"])
+    names = bundle_engines.channel_names(bundles["vista3d"])
+    assert names[3] == "spleen"
+    labels = bundle_engines.segment_classes(engine, lung_crop, [3, 1])
+    assert labels.shape == lung_crop.shape
+    assert set(np.unique(labels)) <= {0, 1, 3} and labels.any()

@@ -182,8 +182,8 @@ def load_engine(folder: str | os.PathLike, device: str = "cpu") -> BundleEngine:
             inferer = _parsed(parser, "inferer", root)
             post = _parsed(parser, "postprocessing", root)
             _invert_with(post, pre)
-        amp = device.startswith("cuda") and bool(parser.get("evaluator", {}).get("amp", False)
-                                                  if isinstance(parser.get("evaluator"), dict) else False)
+        evaluator = parser.get("evaluator")  # the raw config: is the bundle's own run mixed precision?
+        amp = device.startswith("cuda") and isinstance(evaluator, dict) and bool(evaluator.get("amp", False))
         _CACHE[(root, device)] = BundleEngine(root, kind, device, parser, network, pre, inferer, post, amp)
         return _CACHE[(root, device)]
 

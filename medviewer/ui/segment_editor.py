@@ -216,9 +216,8 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
     def _engines() -> tuple[list[str], str]:
         """The click-segment plugin's engines (its ``engine`` parameter's choices) and its default."""
         try:
-            from medviewer.plugins.registry import get_manifest
-
             from medviewer.plugins.model_store import click_engine_folders
+            from medviewer.plugins.registry import get_manifest
 
             param = get_manifest("click-segment").param("engine")  # then DeepEdit/VISTA3D bundles (issue 20)
             return (list(param.choices) or [str(param.default)]) + click_engine_folders(), str(param.default)

@@ -49,8 +49,9 @@ def _bundle_engine(args) -> dict:
     if kind == "click":  # our own learned engine's layout (the shipped bundle, or a retrained one)
         return {"engine": "learned", "bundle": args.engine}
     if kind not in ("deepedit", "vista3d"):
-        raise MedviewerError(f"not a click engine: a {kind or 'folder without a MONAI bundle config'} "
-                             "(click engines: DeepEdit, VISTA3D; `medviewer run monai-bundle` runs others)", args.engine)
+        what = kind or "folder without a MONAI bundle config"
+        raise MedviewerError(f"not a click engine: a {what} (click engines: DeepEdit, VISTA3D; "
+                             "`medviewer run monai-bundle` runs others)", args.engine)
     if args.trust:
         print(f"Trusting {trust.set_trusted(args.engine)} (remembered in {trust.settings_path()})")
     elif not trust.is_trusted(args.engine):

@@ -241,7 +241,10 @@ def segment_deepedit(engine: BundleEngine, volume: Volume, positives_mm, negativ
     names = dict(engine.parser["label_names"])
     background = next((n for n, v in names.items() if int(v) == 0), "background")
     target = min((n for n in names if n != background), key=lambda n: int(names[n]))
-    to_index = lambda pts: np.rint(volume.patient_to_index(np.asarray(pts, float).reshape(-1, 3))).astype(int).tolist()  # noqa: E731
+
+    def to_index(points_mm) -> list:  # voxel (x, y, z) indices of the image as loaded
+        return np.rint(volume.patient_to_index(np.asarray(points_mm, float).reshape(-1, 3))).astype(int).tolist()
+
     data = {"image": _as_metatensor(volume), target: to_index(positives_mm),
             background: to_index(negatives_mm) if len(negatives_mm) else []}
     if progress:

@@ -180,8 +180,8 @@ def test_the_deepedit_engine_agrees_with_the_bundles_own_file_pipeline(bundles, 
         assert np.abs(np.subtract(mine["guidance"][name], theirs["guidance"][name])).max() <= 1
     with torch.no_grad():
         pred = net.eval()(mine["image"][None])[0]
-    again = bundle_engines._postprocess(bundle_engines.load_engine(root),
-                                        {"image": mine["image"], "pred": bundle_engines._prediction_like(pred, mine["image"])})
+    item = {"image": mine["image"], "pred": bundle_engines._prediction_like(pred, mine["image"])}
+    again = bundle_engines._postprocess(bundle_engines.load_engine(root), item)
     from_file = post({"image": theirs["image"], "pred": pred})["pred"][0].numpy().transpose(2, 1, 0)
     assert np.array_equal(again == 1, from_file == 1)
     assert ours.shape == lung_crop.shape

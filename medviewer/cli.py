@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "medviewer.commands.segment",
     "medviewer.commands.pacs",
     "medviewer.commands.plugins",
+    "medviewer.commands.models",
     "medviewer.commands.run",
     "medviewer.commands.batch",
 )

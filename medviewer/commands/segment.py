@@ -24,6 +24,43 @@ def _point(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _engine(text: str) -> str:
+    """An engine name, or the folder of the bundle named (by folder or by name)."""
+    import argparse
+
+    if text in ENGINES:
+        return text
+    from medviewer.plugins.model_store import find_bundle
+
+    try:
+        return find_bundle(text)
+    except MedviewerError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; or one of {', '.join(ENGINES)}") from None
+
+
+def _bundle_engine(args) -> dict:
+    """The plugin's parameters for a bundle given as --engine (trusted now if --trust), or {}."""
+    if args.engine in ENGINES:
+        return {}
+    from medviewer.plugins import trust
+    from medviewer.plugins.model_store import bundle_kind
+
+    kind = bundle_kind(args.engine)
+    if kind == "click":  # our own learned engine's layout (the shipped bundle, or a retrained one)
+        return {"engine": "learned", "bundle": args.engine}
+    if kind not in ("deepedit", "vista3d"):
+        what = kind or "folder without a MONAI bundle config"
+        raise MedviewerError(f"not a click engine: a {what} (click engines: DeepEdit, VISTA3D; "
+                             "`medviewer run monai-bundle` runs others)", args.engine)
+    if args.trust:
+        print(f"Trusting {trust.set_trusted(args.engine)} (remembered in {trust.settings_path()})")
+    elif not trust.is_trusted(args.engine):
+        raise MedviewerError(trust.untrusted_message(args.engine))
+    from medviewer.plugins.model_store import click_params
+
+    return click_params(args.engine)
+
+
 def register(sub) -> None:
     p = sub.add_parser("segment", help="segment a lesion from clicks (points in patient LPS mm)")
     p.add_argument("path", help="the image: a DICOM series folder/file or a NIfTI/NRRD/MHA volume")
@@ -33,9 +70,12 @@ def register(sub) -> None:
                    help="a negative click outside the lesion (repeatable)")
     p.add_argument("--out", required=True,
                    help="the mask to write: .nii.gz, .nrrd, or .dcm (DICOM SEG); replaced if it exists")
-    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+    p.add_argument("--engine", type=_engine, default=DEFAULT_ENGINE, metavar="|".join(ENGINES) + "|BUNDLE",
                    help=f"segmentation engine (default: {DEFAULT_ENGINE}: classical for a lesion that region "
-                        "growing closes off near the first point, learned otherwise)")
+                        "growing closes off near the first point, learned otherwise); or a DeepEdit or "
+                        "VISTA3D bundle, by folder or by name (`medviewer models`), which runs that bundle")
+    p.add_argument("--trust", action="store_true", help="trust the --engine bundle folder (remembered): "
+                   "a bundle runs the code in its configs")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the learned engine runs (default: CUDA when present, else CPU)")
     p.add_argument("--series", help="which image series in PATH (number, UID, position or folder)")
@@ -82,6 +122,9 @@ def run(args) -> int:
     from medviewer.segmentation.guidance import too_thin_for_learned
 
     # The plugin would decide the same; deciding here spares loading the network.
+    params = _bundle_engine(args)
+    if params:  # a DeepEdit or VISTA3D bundle: its network, named by its folder
+        args.engine = f"{os.path.basename(params['bundle'])} bundle"
     chosen = args.engine
     thin = too_thin_for_learned(volume) if args.engine in ("learned", "auto") else ""
     if thin:
@@ -94,12 +137,12 @@ def run(args) -> int:
     from medviewer.plugins.runner import Runner
 
     manifest = get_manifest("click-segment")
-    request = Request(volume, Prompts(tuple(args.point), tuple(args.negative)), {"engine": args.engine},
-                      device=args.device)
+    params = params or {"engine": args.engine}
+    request = Request(volume, Prompts(tuple(args.point), tuple(args.negative)), params, device=args.device)
     runner = Runner()
     # Loading the engine (torch, MONAI, the network: seconds in a fresh process) is timed apart
     # from the segmentation itself, which is what a click costs in the window.
-    loading = runner.warm(manifest, {"engine": args.engine}, device=args.device)
+    loading = runner.warm(manifest, params, device=args.device)
     try:
         loaded_in = loading.result() if loading is not None else 0.0
     except Exception:  # noqa: BLE001  (the run below fails with the same error, reported properly)

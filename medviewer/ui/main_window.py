@@ -111,7 +111,8 @@ class MainWindow(QMainWindow):
         self.index = None   # the DicomIndex of the folder open, if any
         from medviewer.ui.annotations_ui import add_annotations_bar
         self.annotations = add_annotations_bar(self)
-        from medviewer.ui import help_menu
+        from medviewer.ui import help_menu, models_menu
+        models_menu.install(self)  # Models: get a Model Zoo bundle (issue 20)
         help_menu.install(self)
 
     # ---- menus --------------------------------------------------------------------------------

@@ -216,10 +216,11 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
     def _engines() -> tuple[list[str], str]:
         """The click-segment plugin's engines (its ``engine`` parameter's choices) and its default."""
         try:
+            from medviewer.plugins.model_store import click_engine_folders
             from medviewer.plugins.registry import get_manifest
 
-            param = get_manifest("click-segment").param("engine")
-            return list(param.choices) or [str(param.default)], str(param.default)
+            param = get_manifest("click-segment").param("engine")  # then DeepEdit/VISTA3D bundles (issue 20)
+            return (list(param.choices) or [str(param.default)]) + click_engine_folders(), str(param.default)
         except Exception:  # no plugin: the click tool reports it when used
             return ["classical"], "classical"
 
@@ -582,12 +583,13 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         """Load the chosen click-segment engine in the background now (the learned one needs
         seconds to import torch and MONAI and read its network), so that the first click is as
         quick as the next. A click made meanwhile waits for it."""
+        from medviewer.plugins.model_store import click_params
         from medviewer.plugins.registry import get_manifest
 
         engine = self.engine_combo.currentText() or "classical"
         name = "learned" if engine == "auto" else engine  # what there is to load
         try:
-            future = self._runner().warm(get_manifest("click-segment"), {"engine": engine})
+            future = self._runner().warm(get_manifest("click-segment"), click_params(engine))
         except Exception as exc:  # no plugin, a bad parameter: the click reports it again
             self._say(f"could not load the {name} engine: {exc}")
             return
@@ -714,14 +716,21 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             return
         self._submit(label, after)
 
+    def add_bundle_engine(self, folder: str) -> None:
+        """Offer a DeepEdit or VISTA3D bundle folder as the click engine, and pick it."""
+        if self.engine_combo.findText(folder) < 0:
+            self.engine_combo.addItem(folder)
+        self.engine_combo.setCurrentText(folder)
+
     def _submit(self, label: int, clicks: Clicks) -> None:
         from medviewer.plugins.api import Prompts, Request
+        from medviewer.plugins.model_store import click_params
         from medviewer.plugins.registry import get_manifest
 
         try:
             manifest = get_manifest("click-segment")
             request = Request(self.document.image.volume, Prompts(clicks.positive, clicks.negative),
-                              params={"engine": self.engine_combo.currentText() or "classical"},
+                              params=click_params(self.engine_combo.currentText() or "classical"),
                               device="auto")  # CUDA when there is a GPU, as the plugin panel does
             self.job = self._runner().submit(manifest, request)
         except Exception as exc:  # MedviewerError/PluginError: a line for the user

@@ -14,15 +14,19 @@ MANIFEST = Manifest(
         "CTs; weights in resources/click_segment_bundle), 'classical' (SimpleITK region growing "
         "from intensity statistics at the clicks, no weights), and 'auto': the classical engine "
         "for a lesion that region growing closes off near the first click (a sharply bounded "
-        "one: a lung nodule, a hypodense liver lesion), the learned one otherwise."),
+        "one: a lung nodule, a hypodense liver lesion), the learned one otherwise. A DeepEdit or "
+        "VISTA3D Model Zoo bundle folder as 'bundle' runs that bundle's network instead (trusted "
+        "folders only; docs/bundle-click-engines.md)."),
     version="1",
     labels=(Label(1, "lesion", (255, 80, 80), ("SCT", "52988006", "Lesion")),),
     params=(
         # The learned engine measures better on the sarcomas (benchmarks/click_accuracy.py), the
         # classical one on sharply bounded lesions; "auto" picks (medviewer.segmentation.engine_choice).
         Param("engine", "choice", "auto", "segmentation engine", choices=("auto", "learned", "classical")),
-        Param("bundle", "path", "", "the learned engine's MONAI bundle folder (default: the shipped one)"),
+        Param("bundle", "path", "", "the learned engine's MONAI bundle folder (default: the shipped one); a "
+              "DeepEdit or VISTA3D bundle folder runs that bundle as the engine"),
     ),
     requires=("numpy", "SimpleITK"),
     isolation="thread",
 )
+

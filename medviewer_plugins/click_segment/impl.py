@@ -31,6 +31,17 @@ def _cuda_usable() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _bundle_engine(params) -> str:
+    """"deepedit" or "vista3d" when the request names such a Model Zoo bundle as its ``bundle``
+    (read, not run; the classical engine ignores it), else ""."""
+    if params.get("engine") == "classical" or not params.get("bundle"):
+        return ""
+    from medviewer_plugins.click_segment.bundle_engines import KINDS, bundle_kind
+
+    kind = bundle_kind(params["bundle"])
+    return kind if kind in KINDS else ""
+
+
 def algorithm_name(engine: str) -> str:
     """A click-segment result's Segment Algorithm Name (DICOM SEG), the engine that outlined it
     named: the same from the window, `segment` and `run`."""
@@ -45,7 +56,11 @@ class ClickSegment(Plugin):
         """The learned engine (which "auto" may pick): import torch and MONAI and load the network
         (seconds), so that the first click is as quick as the next. The classical engine needs
         nothing."""
-        if params.get("engine") in ("learned", "auto"):
+        if _bundle_engine(params):
+            from medviewer_plugins.click_segment.bundle_engines import load_engine
+
+            load_engine(params["bundle"], device)
+        elif params.get("engine") in ("learned", "auto"):
             from medviewer_plugins.click_segment.learned import DEFAULT_BUNDLE, bundle_available, load_model
 
             bundle = params.get("bundle") or DEFAULT_BUNDLE
@@ -57,6 +72,8 @@ class ClickSegment(Plugin):
         if not request.prompts.positive:
             raise PluginError("click inside the lesion first (a positive point)")
         engine = request.params["engine"]
+        if _bundle_engine(request.params):
+            return self._run_bundle(_bundle_engine(request.params), request, progress)
         note = ""
         report = lambda stage, f: progress(stage, f)  # noqa: E731
         thin = too_thin_for_learned(request.volume) if engine in ("learned", "auto") else ""
@@ -99,3 +116,13 @@ class ClickSegment(Plugin):
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
         return LabelMapResult(labels, self.manifest.labels, note=note, algorithm=algorithm_name(engine))
+
+    def _run_bundle(self, kind: str, request, progress):
+        """A DeepEdit or VISTA3D bundle's own network outlines it (bundle_engines)."""
+        from medviewer_plugins.click_segment.bundle_engines import segment_bundle
+
+        mask = segment_bundle(request.params["bundle"], request.volume, request.prompts.positive,
+                              request.prompts.negative, device=self.resolve_device(request.device),
+                              progress=lambda stage, f: progress(stage, f))
+        labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
+        return LabelMapResult(labels, self.manifest.labels, algorithm=algorithm_name(f"{kind} bundle"))

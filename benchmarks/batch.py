@@ -161,13 +161,15 @@ def click_sts(args) -> int:
             out = os.path.join(work, "out-" + seeds[0].strip("-"))
             t = time.perf_counter()
             code = cli(["batch", "click-segment", "--input", os.path.join(work, "in"), *seeds, "--out", out,
-                        "--workers", str(args.workers), "--device", "cpu", "--quiet", *sum((["--param", p] for p in args.param), [])])
+                        "--workers", str(args.workers), "--device", "cpu", "--quiet",
+                        *sum((["--param", p] for p in args.param), [])])
             seconds = time.perf_counter() - t
             with open(os.path.join(out, "lesions.csv"), newline="") as fh:
                 table = list(csv.DictReader(fh))
             dices = []
             print(f"\nseeds from {how}: exit {code}, {len(table)} lesions in {seconds:.1f} s")
-            print(f"{'study':12s} {'dice':>5s} {'mL':>8s} {'expert mL':>9s} {'long':>6s} {'expert':>6s} {'short':>6s}  algorithm")
+            print(f"{'study':12s} {'dice':>5s} {'mL':>8s} {'expert mL':>9s} {'long':>6s} {'expert':>6s} "
+                  f"{'short':>6s}  algorithm")
             for row in table:
                 volume, mask, _, m = found[row["study"].rsplit("_", 1)[0]]
                 seg = np.asarray(read_seg_layer(row["seg"], volume).labels.array) > 0

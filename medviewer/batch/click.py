@@ -136,7 +136,8 @@ def assign_points(jobs: Sequence, rows: Sequence[PointRow], path: str, root: str
         lesions = grouped.setdefault(found[0].study, {})
         name = row.lesion or (f"lesion {sum(1 for k in lesions if k.startswith('lesion '))+ 1}" if row.positive else "")
         if not name:
-            raise MedviewerError(f"line {row.line}: a negative point needs the lesion it belongs to (lesion column)", path)
+            raise MedviewerError(f"line {row.line}: a negative point needs the lesion it belongs to "
+                                 "(lesion column)", path)
         lesion = lesions.setdefault(name, {"positive": [], "negative": []})
         lesion["positive" if row.positive else "negative"].append(row.point)
     out = {}

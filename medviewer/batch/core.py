@@ -389,8 +389,10 @@ def run_job(job: BatchJob) -> dict:
     row["attempt"] = log.attempt
     details: list[str] = []
     try:
-        log(f"study {job.study}: series {job.series_uid or job.series or '-'} ({job.instances} instances) in {job.path}")
-        log(f"plugin {job.manifest.id} (version {job.manifest.version}), parameters {json.dumps(dict(job.params), default=str)}")
+        log(f"study {job.study}: series {job.series_uid or job.series or '-'} ({job.instances} instances) "
+            f"in {job.path}")
+        log(f"plugin {job.manifest.id} (version {job.manifest.version}), "
+            f"parameters {json.dumps(dict(job.params), default=str)}")
         log(f"host {os.uname().nodename}, process {os.getpid()}")
         _fresh_plugin_code(job, log)
         os.makedirs(staging, exist_ok=True)

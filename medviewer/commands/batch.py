@@ -135,7 +135,8 @@ def run(args) -> int:
         jobs, left = click_jobs(jobs, points=os.path.abspath(args.points) if args.points else None,
                                 from_sr=args.seeds_from_sr, root=os.path.abspath(args.input) if args.input else None)
         if left:
-            print(f"{len(left)} series without seed points left out: {', '.join(left[:5])}{' ...' if len(left) > 5 else ''}")
+            more = " ..." if len(left) > 5 else ""
+            print(f"{len(left)} series without seed points left out: {', '.join(left[:5])}{more}")
         if not jobs:
             raise MedviewerError("no series has seed points (check the points CSV's study column, or the SRs)", where)
         after_row = write_cohort_table

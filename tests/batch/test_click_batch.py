@@ -167,3 +167,32 @@ def test_click_segment_batch_refusals(sarcomas, tmp_path, capsys):
     assert "1 series without seed points left out" in text
     assert "lesion 'far away': seed 0.0, 0.0, 5000.0 mm lies outside the image" in text
     assert not os.path.exists(out / "STS_002_3" / "done.json")
+
+
+def test_click_segment_batch_from_a_pacs_with_its_measurement_sr(sarcomas, orthanc, sts_study, tmp_path, capsys,
+                                                                 request):
+    """The study and a measurement SR in the real Orthanc: retrieved with its SR, a seed at the
+    length's middle, the SEG sent back to the PACS."""
+    import pydicom
+
+    from medviewer.core.document import Ruler
+    from medviewer.export.measurements import write_measurements
+
+    _, cases = sarcomas
+    c = cases["STS_002"]
+    ruler = Ruler(*(tuple(float(v) for v in p) for p in c["measures"].long_axis_endpoints_mm), label="target 1")
+    sr = tmp_path / "sr.dcm"
+    write_measurements(c["volume"], [ruler], sr)
+    stored = orthanc.upload(str(sr))
+    request.addfinalizer(lambda: orthanc.delete(f"/instances/{stored['ID']}"))  # leave the study as uploaded
+    out = tmp_path / "out"
+    assert main(["batch", "click-segment", "--pacs", orthanc.dicomweb_url, "--query", f"patient={sts_study.patient_id}",
+                 "--cache", str(tmp_path / "cache"), "--seeds-from-sr", "--send-to-pacs", orthanc.dicomweb_url,
+                 "--out", str(out), "--workers", "1", "--device", "cpu", "--quiet"]) == 0, capsys.readouterr()
+    table = _table(out)
+    assert len(table) == 1 and table[0]["seeds"] == "sr" and table[0]["lesion"] == "target 1"
+    _check_study(out, table[0]["study"], "STS_002", c, min_dice=0.6)
+    seg = pydicom.dcmread(out / table[0]["study"] / "result.dcm")
+    found = orthanc.post("/tools/lookup", str(seg.SOPInstanceUID).encode())
+    assert len(found) == 1
+    request.addfinalizer(lambda: orthanc.delete(f"/instances/{found[0]['ID']}"))

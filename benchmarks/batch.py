@@ -40,6 +40,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--click-sts", action="store_true", help="click-segment over the sarcomas (CSV and SR seeds)")
     ap.add_argument("--cases", default="", help="with --click-sts: which cases (default: all)")
+    ap.add_argument("--seeds", default="csv,sr", help="with --click-sts: seeds from a points CSV, SRs, or both")
     args = ap.parse_args()
     if args.click_sts:
         return click_sts(args)
@@ -157,7 +158,8 @@ def click_sts(args) -> int:
             w.writerow(["study", "x", "y", "z", "lesion"])
             for case, (_, _, deepest, _) in found.items():
                 w.writerow([case, *(f"{v:.2f}" for v in deepest), "sarcoma"])
-        for how, seeds in (("points CSV", ["--points", points]), ("measurement SRs", ["--seeds-from-sr"])):
+        sources = {"csv": ("points CSV", ["--points", points]), "sr": ("measurement SRs", ["--seeds-from-sr"])}
+        for how, seeds in (sources[s] for s in args.seeds.split(",")):
             out = os.path.join(work, "out-" + seeds[0].strip("-"))
             t = time.perf_counter()
             code = cli(["batch", "click-segment", "--input", os.path.join(work, "in"), *seeds, "--out", out,

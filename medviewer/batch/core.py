@@ -600,7 +600,6 @@ def run_batch(jobs: Sequence[BatchJob], out: str, *, workers: int | None = None,
     runs' included, and is rewritten after every finished study; ``after_row(out)`` is called then
     too (the click-segment cohort table). Returns this run's rows in job order."""
     started = time.perf_counter()
-    os.makedirs(out, exist_ok=True)
     csv_path = os.path.join(out, summary_name)
     order = {job.study: n for n, job in enumerate(jobs)}
     if len(order) != len(jobs):
@@ -615,6 +614,7 @@ def run_batch(jobs: Sequence[BatchJob], out: str, *, workers: int | None = None,
             todo.append(replace(job, run_id=run_id))
     for server in sorted({job.send_to for job in todo if job.send_to}):
         check_destination(server)
+    os.makedirs(out, exist_ok=True)
     by_study = {job.study: job for job in todo}
     bar = _progress_bar(len(jobs), len(rows)) if progress else None
 

@@ -108,9 +108,8 @@ def run(args) -> int:
     if told:
         print(told)
     if args.send_to_pacs:
-        from medviewer.pacs import resolve_server
-
         from medviewer.batch.core import check_destination
+        from medviewer.pacs import resolve_server
 
         resolve_server(args.send_to_pacs)  # a bad address stops the batch before it starts
         if not seg:

@@ -3,8 +3,16 @@ run a plugin over every image series of a cohort, in a local process pool or on 
 
 Each series gets OUT/<patient>_<series number>/ with result.nii.gz or result.json (result.dcm
 with --format seg), log.txt and a done.json marker; OUT/summary.csv has one row per study and is
-rewritten after each one. Running the same command again skips the finished studies (--force
-runs them again). A study that fails is logged and reported; the others carry on.
+rewritten after each one, and lists every study in OUT (earlier runs' too). Running the same
+command again skips the studies finished from the same series with the same plugin code and
+parameters (--force runs them again). A study that fails is logged and reported; the others
+carry on. A PACS given to --send-to-pacs is checked before the first study.
+
+click-segment runs with seed points: --points CSV (columns study, series (optional), x, y, z in
+patient mm, lesion and positive (optional)) and/or --seeds-from-sr (a click at the middle of
+each length, bidirectional or ellipse measured in the study's SRs); it writes a SEG per study
+(one segment per lesion) and OUT/lesions.csv, each lesion's volume and diameters. See
+docs/batch.md.
 """
 
 from __future__ import annotations
@@ -46,6 +54,10 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where plugins run")
     p.add_argument("--timeout", type=float, metavar="S", help="stop a study's plugin after S seconds (a failure)")
     p.add_argument("--trust", action="store_true", help="trust the bundle folder given as --param bundle=DIR")
+    p.add_argument("--points", metavar="CSV",
+                   help="click-segment: seed points (study, series, x, y, z in patient mm, lesion, positive)")
+    p.add_argument("--seeds-from-sr", action="store_true",
+                   help="click-segment: a seed at the middle of each measurement in the study's SRs (TID 1500)")
     p.add_argument("--force", action="store_true", help="run finished studies again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -77,10 +89,15 @@ def run(args) -> int:
     avail = static_availability(manifest)
     if not avail:
         raise MedviewerError(f"plugin {manifest.id} cannot run here: {avail.describe()}")
-    if manifest.kind == "interactive":
-        raise MedviewerError(f"plugin {manifest.id} is interactive (it needs clicks per study): it cannot run in a batch")
+    click = manifest.kind == "interactive"
+    if click and not (args.points or args.seeds_from_sr):
+        raise MedviewerError(f"plugin {manifest.id} is interactive (it needs clicks per study): give its seeds "
+                             "with --points CSV or --seeds-from-sr")
+    if not click and (args.points or args.seeds_from_sr):
+        raise MedviewerError(f"--points and --seeds-from-sr go with an interactive plugin (click-segment), "
+                             f"not {manifest.id}")
     params = resolve_params(manifest, parse_params(args.param))
-    seg = args.format == "seg"
+    seg = args.format == "seg" or click  # click-segment writes a SEG per study
     if seg:
         check_output(manifest, os.path.join(args.out, "result.dcm"), force=True, seg=True)
     if args.workers is not None and args.workers < 1:
@@ -91,11 +108,13 @@ def run(args) -> int:
     if told:
         print(told)
     if args.send_to_pacs:
+        from medviewer.batch.core import check_destination
         from medviewer.pacs import resolve_server
 
         resolve_server(args.send_to_pacs)  # a bad address stops the batch before it starts
         if not seg:
             raise MedviewerError("--send-to-pacs sends DICOM outputs: use it with --format seg")
+        print(f"sending to {check_destination(args.send_to_pacs)} (it answers)")
     out = os.path.abspath(args.out)
     options = dict(seg=seg, device=args.device, timeout_s=args.timeout, send_to=args.send_to_pacs)
     if args.input:
@@ -108,15 +127,30 @@ def run(args) -> int:
         where = args.pacs
     if not jobs:
         raise MedviewerError("no image series found", where)
+    after_row = None
+    if click:
+        from medviewer.batch.click import click_jobs, write_cohort_table
+
+        jobs, left = click_jobs(jobs, points=os.path.abspath(args.points) if args.points else None,
+                                from_sr=args.seeds_from_sr, root=os.path.abspath(args.input) if args.input else None)
+        if left:
+            more = " ..." if len(left) > 5 else ""
+            print(f"{len(left)} series without seed points left out: {', '.join(left[:5])}{more}")
+        if not jobs:
+            raise MedviewerError("no series has seed points (check the points CSV's study column, or the SRs)", where)
+        after_row = write_cohort_table
     how = (f"Dask scheduler {args.scheduler}" if args.scheduler not in (None, "local")
            else f"a Dask LocalCluster of {args.workers or os.cpu_count()} workers" if args.scheduler
            else f"a process pool of {min(args.workers or os.cpu_count() or 1, len(jobs))} workers")
     print(f"{len(jobs)} series, plugin {manifest.id}, on {how}")
     summary = run_batch(jobs, out, workers=args.workers, scheduler=args.scheduler, force=args.force,
-                        progress=not args.quiet)
+                        progress=not args.quiet, after_row=after_row)
     for row in summary.rows:
         if row["status"] == "failed":
             print(f"failed: {row['study']}: {row['message']} (log: {os.path.join(os.path.dirname(row['output']), 'log.txt')})")
+    earlier = f" (and {len(summary.earlier)} earlier studies in {out})" if summary.earlier else ""
     print(f"{summary.done} done, {summary.failed} failed, {summary.skipped} skipped (finished earlier) "
-          f"in {summary.seconds:.1f} s; summary: {summary.csv_path}")
+          f"in {summary.seconds:.1f} s; summary: {summary.csv_path}{earlier}")
+    if click:
+        print(f"cohort table: {os.path.join(out, 'lesions.csv')}")
     return 0 if not summary.failed else 1

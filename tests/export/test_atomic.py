@@ -76,10 +76,23 @@ def test_path_under_a_file_fails_clearly(demo_volume, demo_labels, tmp_path):
     assert os.listdir(tmp_path) == ["a-file"]
 
 
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _importable_copy(base: str) -> str:
+    """A world-readable copy of the medviewer package under ``base``, for a child run as user
+    nobody: the clone itself may lie under a folder only root can read (a home or /root)."""
+    code = os.path.join(base, "code")
+    shutil.copytree(os.path.join(ROOT, "medviewer"), os.path.join(code, "medviewer"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return code
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root and setpriv to run the CLI as another user")
 def test_read_only_folder_for_a_real_user(demo_labels):
-    """Must-show 4, for real: the CLI as user nobody into a root-owned folder it cannot write."""
+    """Must-show 4, for real: the CLI as user nobody into a root-owned folder it cannot write.
+    The child imports medviewer from a world-readable copy, wherever this clone lives."""
     base = tempfile.mkdtemp(prefix="medviewer-ro-")
     try:
         os.chmod(base, 0o755)
@@ -89,17 +102,24 @@ def test_read_only_folder_for_a_real_user(demo_labels):
         from medviewer.io.demo_study import write_demo_study
 
         series = write_demo_study(series)
+        code = _importable_copy(base)
         for dirpath, dirnames, filenames in os.walk(base):
             os.chmod(dirpath, 0o755)
             for f in filenames:
                 os.chmod(os.path.join(dirpath, f), 0o644)
         mask = os.path.join(series, "lesions.nii.gz")
-        env = dict(os.environ, HOME=base, PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, HOME=base, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=code)
+        probe = subprocess.run(NOBODY + [sys.executable, "-c", "import medviewer; print(medviewer.__file__)"],
+                               capture_output=True, text=True, cwd=base, env=env, timeout=120)
+        if probe.returncode != 0:  # the interpreter or its packages are not readable by nobody
+            pytest.skip("user nobody cannot run this Python with its packages: "
+                        + (probe.stderr.strip().splitlines() or ["no message"])[-1])
+        assert probe.stdout.strip().startswith(code + os.sep)
         for fmt, name in (("seg", "seg.dcm"), ("nifti", "m.nii.gz"), ("json", "r.json")):
             run = subprocess.run(
-                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "medviewer",
-                 "export", series, "--seg", mask, "--format", fmt, "--out", os.path.join(readonly, name)],
-                capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                NOBODY + [sys.executable, "-m", "medviewer", "export", series, "--seg", mask, "--format", fmt,
+                          "--out", os.path.join(readonly, name)],
+                capture_output=True, text=True, cwd=base, env=env, timeout=300)
             assert run.returncode == 1, run.stderr
             assert "permission denied" in run.stderr and "Traceback" not in run.stderr
             assert len(run.stderr.strip().splitlines()) == 1

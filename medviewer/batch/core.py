@@ -120,7 +120,7 @@ CODE_SUFFIXES = (".py", ".json", ".yaml", ".yml")
 
 def _plugin_code_root(manifest) -> str | None:
     """The folder (or single file) holding the plugin's code: a user plugin's folder, else the
-    package of its entry module (``plugins/click_segment`` for ``plugins.click_segment.impl``)."""
+    package of its entry module (``medviewer_plugins/click_segment`` for ``medviewer_plugins.click_segment.impl``)."""
     if manifest.search_path:
         return os.path.abspath(manifest.search_path)
     module = manifest.entry.partition(":")[0]

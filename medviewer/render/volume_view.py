@@ -7,6 +7,14 @@ the patient's right is on the screen's left (as in the coronal view).
 The volume rendered is the Document's displayed image (``Document.displayed_image``: the topmost
 visible image layer, else the reference image); switching to another image on the same grid
 swaps the voxels and keeps the camera.
+
+Volume rendering costs: on software OpenGL (llvmpipe, a remote desktop, Xvfb) one frame of a
+chest CT takes 0.3 to 2 s, its first seconds more, all on the GUI thread (VTK is touched only
+there). So it is off until asked for (:meth:`VolumeView.set_volume_rendering`, as 3D Slicer does
+by default), built only while the view is shown (:meth:`VolumeView.set_active`), and drawn from a
+copy of at most :data:`MAX_RENDER_VOXELS` voxels, reduced by averaging blocks
+(:func:`reduced_for_rendering`: numpy only, which the window runs in a worker thread through the
+``reduce`` callable). Segment surfaces, boxes and measurements are drawn always.
 """
 
 from __future__ import annotations
@@ -31,15 +39,52 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer, RulerLayer
 from medviewer.core.presets import DEFAULT_VOLUME_PRESET, VOLUME_PRESETS
 from medviewer.render.surface import surface_nets
+from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
+
+#: the most voxels the volume rendering draws (a 512 x 512 x 300 CT is reduced 3 x 3 x 3)
+MAX_RENDER_VOXELS = 8_000_000
+
+
+def reduced_for_rendering(volume: Volume, max_voxels: int = MAX_RENDER_VOXELS) -> Volume:
+    """``volume`` itself when small enough, else a copy made of the means of f x f x f blocks
+    (f the smallest whole factor that fits ``max_voxels``; a partial block at the far edges is
+    dropped), each block's voxel at the block's centre. Numpy only: safe in a worker thread."""
+    f = 1
+    while int(np.prod([s // f for s in volume.shape])) > max_voxels:
+        f += 1
+    if f == 1:
+        return volume
+    z, y, x = (s // f for s in volume.shape)
+    array = volume.array[:z * f, :y * f, :x * f].reshape(z, f, y, f, x, f)
+    reduced = array.mean(axis=(1, 3, 5), dtype=np.float32)
+    if np.issubdtype(volume.array.dtype, np.integer):
+        reduced = np.rint(reduced).astype(volume.array.dtype)
+    shift = np.asarray(volume.direction) @ (np.asarray(volume.spacing) * (f - 1) / 2.0)
+    return volume.with_array(reduced, spacing=tuple(s * f for s in volume.spacing),
+                             origin=tuple(np.asarray(volume.origin) + shift))
+
+
+def _reduce_now(volume: Volume, done: Callable[[Volume, Volume], None]) -> None:
+    done(volume, reduced_for_rendering(volume))
+
 
 class VolumeView:
     """3D rendering of the Document's displayed image, label layers and box layers."""
 
     def __init__(self, document: Document, render_window, interactor=None,
                  request_render: Callable[[], None] | None = None,
-                 preset: str = DEFAULT_VOLUME_PRESET) -> None:
+                 preset: str = DEFAULT_VOLUME_PRESET, volume_rendering: bool = False,
+                 reduce: Callable[[Volume, Callable[[Volume, Volume], None]], None] | None = None) -> None:
+        """``reduce(volume, done)``: make the copy to render (:func:`reduced_for_rendering`) and
+        call ``done(volume, copy)`` on the GUI thread; default: at once, here."""
         self.document = document
+        self.volume_rendering = volume_rendering
+        self.active = True        # the view is on screen (see set_active)
+        self.loading = False      # the image's voxels are still being read (see set_loading)
+        self.reduce = reduce or _reduce_now
+        self._reduced: tuple[Volume, Volume] | None = None   # (volume, its copy to render)
+        self._reducing: Volume | None = None                 # the volume being reduced
         self.render_window = render_window
         self.request_render = request_render or self.render
         self.preset = preset
@@ -89,6 +134,8 @@ class VolumeView:
     # ---- events -------------------------------------------------------------------------------
     def _on_layer_added(self, layer: Layer) -> None:
         if isinstance(layer, ImageLayer):
+            if layer is self.document.image:   # a new reference image: the camera fits it
+                self.reset_camera()
             self._sync_image()
         elif isinstance(layer, LabelLayer):
             self._add_surface(layer)
@@ -127,33 +174,81 @@ class VolumeView:
         self.request_render()
 
     # ---- image --------------------------------------------------------------------------------
+    def set_volume_rendering(self, on: bool) -> None:
+        """Render the displayed image's volume (built when the view is next shown), or not."""
+        self.volume_rendering = bool(on)
+        self._sync_image()
+        self.request_render()
+
+    def set_loading(self, on: bool) -> None:
+        """The displayed image's voxels are still being read (``on``): build nothing from them
+        until they are all in (then the copy to render is made afresh)."""
+        if bool(on) == self.loading:
+            return
+        self.loading = bool(on)
+        if not on:
+            if self._volume_actor is not None:
+                self.renderer.RemoveVolume(self._volume_actor)
+            self._volume_actor = None
+            self._image_volume = self._reduced = self._reducing = None
+            self._sync_image()
+            self.request_render()
+
+    def set_active(self, on: bool) -> None:
+        """The view is shown (``on``) or hidden: a hidden view builds nothing."""
+        if bool(on) != self.active:
+            self.active = bool(on)
+            self._sync_image()
+
+    def _render_copy(self, volume: Volume) -> Volume | None:
+        """The copy of ``volume`` to render, or None while it is being made (then ``_sync_image``
+        runs again when it is)."""
+        if self._reduced is not None and self._reduced[0] is volume:
+            return self._reduced[1]
+        if self._reducing is not volume:
+            self._reducing = volume
+            self.reduce(volume, self._reduced_ready)
+        return None if self._reduced is None or self._reduced[0] is not volume else self._reduced[1]
+
+    def _reduced_ready(self, volume: Volume, copy: Volume) -> None:
+        if self._reducing is not volume:
+            return   # another image meanwhile
+        self._reducing = None
+        self._reduced = (volume, copy)
+        self._sync_image()
+        self.request_render()
+
     def _sync_image(self) -> None:
-        """Render the Document's displayed image: on the same grid as the one rendered now, only
-        the mapper's input changes (camera and preset stay); otherwise a new volume actor (the
-        camera is fitted when there was none)."""
+        """Render the Document's displayed image (when volume rendering is on and the view shown):
+        on the same grid as the one rendered now, only the mapper's input changes (camera and
+        preset stay); otherwise a new volume actor (the camera is fitted when there was none)."""
         shown = self.document.displayed_image
         if shown is None:
             if self._volume_actor is not None:
                 self.renderer.RemoveVolume(self._volume_actor)
             self._volume_actor = None
             self._image_layer = self._image_volume = None
+            self._reduced = self._reducing = None
+            return
+        if not (self.volume_rendering and self.active) or self.loading:
+            if self._volume_actor is not None:
+                self._volume_actor.SetVisibility(False)
             return
         if shown.volume is not self._image_volume:
+            copy = self._render_copy(shown.volume)
+            if copy is None:
+                return   # the copy to render comes later
             if self._volume_actor is not None and self._image_volume.same_grid(shown.volume):
-                self._mapper.SetInputData(local_image(shown.volume))
+                self._mapper.SetInputData(local_image(copy))
             else:
-                first = self._volume_actor is None
-                if not first:
+                if self._volume_actor is not None:
                     self.renderer.RemoveVolume(self._volume_actor)
-                self._set_image(shown)
-                if first:
-                    self.reset_camera()
+                self._set_image(shown, copy)
             self._image_volume = shown.volume
         self._image_layer = shown
         self._volume_actor.SetVisibility(shown.visible)
 
-    def _set_image(self, layer: ImageLayer) -> None:
-        volume = layer.volume
+    def _set_image(self, layer: ImageLayer, volume: Volume) -> None:
         image = local_image(volume)
         mapper = vtkFixedPointVolumeRayCastMapper()
         mapper.SetInputData(image)

@@ -29,8 +29,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout,
-    QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem, QPushButton,
-    QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QApplication, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem,
+    QProgressBar, QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from medviewer import __version__
@@ -55,6 +55,23 @@ MEASURE_TIPS = ("", "volume in millilitres", "mean HU in the segment", "lowest H
                 "longest axial diameter (RECIST), on its slice",
                 "longest extent perpendicular to it, same slice", "bounding box size (LPS x, y, z)")
 POLL_MS = 25
+
+
+def _measure_changes(image, labels, before: np.ndarray | None):
+    """(measures of the segments whose voxels differ from ``before``, the labels no longer
+    there, the voxels measured): in a worker thread; one segment edited is one measured."""
+    from medviewer.core.measures import measure_segments
+
+    new = labels.array
+    if before is None or before.shape != new.shape:
+        changed = np.unique(new)
+    else:
+        differs = before != new
+        changed = np.union1d(np.unique(before[differs]), np.unique(new[differs]))
+    changed = [int(v) for v in changed if v]
+    present = [v for v in changed if (new == v).any()]
+    gone = sorted(set(changed) - set(present))
+    return measure_segments(image, labels, present), gone, new
 
 
 def _rgb255(color) -> tuple[int, int, int]:
@@ -89,8 +106,12 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.job = None
         self.pending: tuple[int, Clicks, Clicks] | None = None   # label, clicks before, after
         self.measures: list = []
+        self._measured: dict[int, object] = {}   # label -> its LesionMeasures
+        self._measured_array: np.ndarray | None = None   # the voxels those measures are of
         self._measure_task: Task | None = None
         self._measure_again = False
+        self._jump_after: int | None = None   # Go to segment asked while measures were pending
+        self._busy_cursor = False
         self._stroke: tuple | None = None
         self._outline: tuple | None = None   # scissors: (view, [LPS mm points]) while dragging
         self._markers: dict = {}
@@ -192,6 +213,12 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         box.addWidget(self.status)
+        # while a click runs: its stages' progress (a moving bar when a stage gives no fraction)
+        self.click_progress = QProgressBar()
+        self.click_progress.setMaximumHeight(12)
+        self.click_progress.setTextVisible(False)
+        self.click_progress.hide()
+        box.addWidget(self.click_progress)
         box.addWidget(QLabel("Measures"))
         self.table = QTableWidget(0, len(MEASURE_COLUMNS))
         self.table.setHorizontalHeaderLabels(MEASURE_COLUMNS)
@@ -318,7 +345,12 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         if label is None or self.layer is None or label not in self.segments:
             return
         self.select_segment(label)
-        measured = next((m for m in self.measures if m.label == label), None)
+        if not self.measures_current():
+            self._jump_after = label   # the mask or its measures are on their way: go there then
+            self._say(f"going to {self.segments[label].name} once its measures are in...")
+            return
+        self._jump_after = None
+        measured = self._measured.get(label)
         if measured is not None and measured.long_axis_mm > 0:
             point = np.mean(np.asarray(measured.long_axis_endpoints_mm), axis=0)
         else:
@@ -524,6 +556,9 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             self.current = None
             self.stack.clear()
             self.measures = []
+            self._measured.clear()
+            self._measured_array = None
+            self._jump_after = None
             self._fill_list()
             self._fill_table()
             self._update_markers()
@@ -728,18 +763,40 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             self._click_failed(str(exc))
             return
         self._say("segmenting...")
+        self._set_busy(True)
         self._poller.watch(self.job)
+
+    def _set_busy(self, on: bool) -> None:
+        """A busy cursor and the progress bar while a click runs (see _submit, _on_job_event)."""
+        if on:
+            self.click_progress.setRange(0, 0)
+            self.click_progress.show()
+        else:
+            self.click_progress.hide()
+        if on != self._busy_cursor:
+            self._busy_cursor = on
+            if on:
+                QApplication.setOverrideCursor(Qt.BusyCursor)
+            else:
+                QApplication.restoreOverrideCursor()
 
     def _on_job_event(self, event) -> None:
         """One of the running job's events, on the GUI thread (the poller stops by itself
         before the last one)."""
         if event.kind == "progress" and event.stage:
             self._say(f"segmenting: {event.stage}")
+            if event.fraction is not None:
+                self.click_progress.setRange(0, 100)
+                self.click_progress.setValue(int(round(100 * event.fraction)))
         elif event.kind == "returned":
             self.job = None
+            self._set_busy(False)
             self._finish_click(event.result.label_map.array, event.result.note, event.result.algorithm)
+            self._measure_timer.stop()
+            self._start_measures()   # at once: the measures follow the mask, not 100 ms later
         elif event.kind in ("errored", "aborted"):
             self.job = None
+            self._set_busy(False)
             if event.kind == "errored":
                 self._click_failed(event.message)
 
@@ -777,6 +834,7 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             self.job.cancel()
             self.job = None
             self._poller.stop()
+            self._set_busy(False)
         if not keep_pending and self.pending is not None:
             self.pending = None
             self._update_markers()
@@ -856,11 +914,10 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         image = self.document.image
         if image is None or self.layer is None:
             return
-        from medviewer.core.measures import measure_segments
-
         volume = image.volume
         labels = self.layer.volume.with_array(self.layer.volume.array.copy())
-        task = Task(lambda progress, cancelled: measure_segments(volume, labels), "measures", self)
+        before = self._measured_array
+        task = Task(lambda progress, cancelled: _measure_changes(volume, labels, before), "measures", self)
         task.finished.connect(self._measures_done)
         task.failed.connect(self._say)
         task.ended.connect(self._measures_ended)
@@ -871,12 +928,26 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             self._measure_again = False
             self._start_measures()
 
-    def _measures_done(self, measures) -> None:
+    def _measures_done(self, outcome) -> None:
+        measured, gone, array = outcome
+        for label in gone:
+            self._measured.pop(label, None)
+        self._measured.update((m.label, m) for m in measured)
+        self._measured_array = array
         if self._measure_again:
             return  # stale: another edit came meanwhile
-        self.measures = list(measures)
+        self.measures = [self._measured[k] for k in sorted(self._measured)]
         self._fill_table()
         self.measures_updated.emit(self.measures)
+        if self._jump_after is not None and self.measures_current():
+            self.jump_to_segment(self._jump_after)
+
+    def measures_current(self) -> bool:
+        """Whether the measures are those of the segments' voxels now (no click, no edit and no
+        measuring under way)."""
+        task = self._measure_task
+        return not (self.busy() or self.pending is not None or self._measure_timer.isActive()
+                    or self._measure_again or (task is not None and task.running))
 
     def _show_rulers(self, rows) -> None:
         """Each segment's longest axial diameter (RECIST) as a ruler on its slice, in a layer of

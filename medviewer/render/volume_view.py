@@ -27,7 +27,8 @@ from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 from vtkmodules.vtkImagingCore import vtkImageShrink3D
 from vtkmodules.vtkRenderingCore import (
-    vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
+    vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkTextActor,
+    vtkVolume, vtkVolumeProperty,
 )
 from vtkmodules.vtkRenderingVolume import vtkFixedPointVolumeRayCastMapper
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
@@ -100,6 +101,14 @@ class VolumeView:
         self.overlay.SetActiveCamera(self.renderer.GetActiveCamera())
         render_window.SetNumberOfLayers(2)
         render_window.AddRenderer(self.overlay)
+        # says where volume rendering is while it is off (an empty dark view looks broken)
+        self.hint = vtkTextActor()
+        self.hint.SetInput("volume rendering: 3D menu")
+        self.hint.GetTextProperty().SetFontSize(12)
+        self.hint.GetTextProperty().SetColor(0.6, 0.6, 0.65)
+        self.hint.SetPosition(6, 6)
+        self.hint.VisibilityOff()
+        self.overlay.AddViewProp(self.hint)
         self._image_layer: ImageLayer | None = None    # the image rendered (Document.displayed_image)
         self._image_volume = None                      # its volume, the mapper's input
         self._volume_actor: vtkVolume | None = None
@@ -219,6 +228,10 @@ class VolumeView:
         self.request_render()
 
     def _sync_image(self) -> None:
+        self.hint.SetVisibility(self.document.displayed_image is not None and not self.volume_rendering)
+        self._sync_volume()
+
+    def _sync_volume(self) -> None:
         """Render the Document's displayed image (when volume rendering is on and the view shown):
         on the same grid as the one rendered now, only the mapper's input changes (camera and
         preset stay); otherwise a new volume actor (the camera is fitted when there was none)."""

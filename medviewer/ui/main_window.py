@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+    QComboBox, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
     QPushButton, QToolBar,
 )
 
@@ -31,6 +31,8 @@ SCREENSHOT_FILTERS = "PNG (*.png);;DICOM key image, in the study (*.dcm)"
 #: the toolbar's slab choices: (mode, thickness mm) for SliceView.set_slab, None: the slice alone
 SLAB_CHOICES = {"slice": None, "MIP 5 mm": ("max", 5.0), "MIP 10 mm": ("max", 10.0),
                 "MIP 20 mm": ("max", 20.0), "MinIP 10 mm": ("min", 10.0), "Mean 5 mm": ("mean", 5.0)}
+#: the left (studies, layers, segment editor) and right (plugins, PACS, measurements) docks' first widths
+DOCK_WIDTHS = (280, 250)
 #: while a series is read, the views redraw the slices come in at most this often (seconds)
 PARTIAL_REDRAW_S = 0.3
 IMAGE_FILTER = "Images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
@@ -66,6 +68,8 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("")
         self.readout_label = QLabel("")
         self.grid = ViewGrid(self.document, self, on_hover=self._show_readout)
+        # the readout follows the crosshair too (moved by keys, by Go to segment), not only the mouse
+        self.document.events.connect("cursor_changed", self._cursor_moved)
         self.setCentralWidget(self.grid)
 
         self.browser = StudyBrowser()
@@ -82,6 +86,8 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.layers)
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.layers_dock = dock
+        # tabs, not a column of docks: the views get the window's height and most of its width
+        self.tabify_docks(self.browser_dock, dock)
 
         from medviewer.ui.segment_editor import SegmentEditor
         self.segment_editor = SegmentEditor(self)
@@ -285,7 +291,12 @@ class MainWindow(QMainWindow):
             if series is not None:
                 from medviewer.io import _pick
                 chosen = _pick(idx.image_series(), series, path)
-            else:
+            elif len(idx.image_series()) > 1 and not self.quiet:
+                chosen = self.choose_series(idx.image_series(), path)
+                if chosen is None:
+                    self.status_label.setText(f"{path}: no series opened (double-click one in Studies)")
+                    return
+            else:   # one series; or automation, which opens the largest
                 chosen = pick_series(idx)
             if chosen is None:
                 from medviewer.io import nothing_found_message
@@ -293,6 +304,17 @@ class MainWindow(QMainWindow):
                 return
             self.load_series(chosen, idx.study_of(chosen), ask=False)
         self._start(Task(index, "index"), f"Indexing {path}", indexed)
+
+    def choose_series(self, candidates, path: str):
+        """Ask which of several image series to open (as ``medviewer open`` asks for --series);
+        the largest is offered first. None: the user cancelled."""
+        from medviewer.io import _where, describe_series
+
+        ordered = sorted(candidates, key=lambda s: -s.slice_count)
+        items = [describe_series(s) + _where(s, path) for s in ordered]
+        item, ok = QInputDialog.getItem(self, "Open which series?",
+                                        f"{os.path.basename(path)} holds {len(items)} image series:", items, 0, False)
+        return ordered[items.index(item)] if ok and item in items else None
 
     def load_series(self, entry, study=None, ask: bool = True) -> Task | None:
         """Read a series in the background (progress bar, cancel), progressively: the middle
@@ -533,6 +555,10 @@ class MainWindow(QMainWindow):
         self.grid.set_layout(mode, active)
         self.layout_actions[mode].setChecked(True)
 
+    def _cursor_moved(self, point) -> None:
+        value = self.document.value_at(point, self.document.displayed_image)
+        self._show_readout(None if value is None else point, value)
+
     def _show_readout(self, point, value) -> None:
         if point is None:
             self.readout_label.setText("")
@@ -665,8 +691,8 @@ class MainWindow(QMainWindow):
                 self.tabifyDockWidget(first, second)
                 first.raise_()
             self._tab_groups.clear()
-            # the study list needs less height than the layers and the segment editor below it
-            self.resizeDocks([self.browser_dock, self.layers_dock], [1, 3], Qt.Vertical)
+            # narrow side panels: at 1280 x 900 each view of the 2 x 2 grid is about 380 pixels wide
+            self.resizeDocks([self.browser_dock, self.plugins_dock], list(DOCK_WIDTHS), Qt.Horizontal)
         super().showEvent(event)
 
     def confirm_discard_segments(self, action: str) -> bool:

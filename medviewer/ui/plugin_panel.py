@@ -446,7 +446,7 @@ class PluginPanel(QWidget):
         """Empty the scores table (hidden), the status line and the bar (not while a run goes on)."""
         self.table.setRowCount(0)
         self.table.hide()
-        if not self.running():
+        if not self.running:
             self.status.setText("")
             self.progress_row.reset()
 

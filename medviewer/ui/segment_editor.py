@@ -575,6 +575,10 @@ class SegmentEditor(ClickSegmenting, BrushPainting, SegmentMeasures, SegmentEffe
         image = self.document.image
         if image is None or not image.volume.contains_point(point):
             return True  # swallowed: no crosshair jump while a tool is on
+        if getattr(self.window, "loading", None) is not None:
+            # the slices still being read are blank: an edit or a click would work on them
+            self._say("the series is still loading: edit it once all its slices are in")
+            return True
         if self.tool == "click":
             self.add_click(point, positive=not shift)
             return True

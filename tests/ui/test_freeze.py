@@ -180,3 +180,30 @@ def test_go_to_segment_waits_for_the_new_masks_measures(window, qtbot, demo_seri
     assert np.linalg.norm(target - np.asarray(_lesion_centre(demo_series, 2))) < 10
     assert np.allclose(window.document.cursor, target, atol=1.0)
     editor.mark_exported()
+
+
+def test_the_tools_wait_for_the_whole_series(window, qtbot, demo_series, monkeypatch):
+    """While the slices are still being read (blank), the editor's tools refuse to edit."""
+    import time
+
+    from medviewer.io import index_folder
+    from medviewer.ui.series_loading import ProgressiveSeries
+
+    read = ProgressiveSeries._read
+    monkeypatch.setattr(ProgressiveSeries, "_read", staticmethod(lambda *a: (time.sleep(0.2), read(*a))[1]))
+    index = index_folder(demo_series)
+    entry = index.image_series()[0]
+    window.load_series(entry, index.study_of(entry))
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=60000)
+    editor = window.segment_editor
+    editor.set_tool("brush")
+    axial = window.grid.views["axial"]
+    w, h = axial.render_window.GetSize()
+    assert editor.press(axial, w // 2, h // 2) is True
+    assert "still loading" in editor.status.text() and editor.layer is None
+    with qtbot.waitSignal(window.volume_loaded, timeout=120000):
+        pass
+    editor.press(axial, w // 2, h // 2)
+    editor.release(axial, w // 2, h // 2)
+    assert editor.layer is not None and editor.layer.volume.array.any()
+    editor.mark_exported()

@@ -113,6 +113,9 @@ class VolumeView:
         self._image_volume = None                      # its volume, the mapper's input
         self._volume_actor: vtkVolume | None = None
         self._surfaces: dict[int, tuple[LabelLayer, vtkActor]] = {}
+        #: label layers whose surfaces wait for the view to be shown (surface nets over a whole
+        #: CT's label map takes the GUI thread for a second: not for a hidden view)
+        self._stale: dict[int, LabelLayer] = {}
         #: per box or measurement layer: its lines and captions
         self._lines: dict[int, _Lines] = {}
         self._handlers = document.events.connect_all([
@@ -163,6 +166,7 @@ class VolumeView:
             self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
         elif layer.id in self._lines:
             self._lines.pop(layer.id).remove()
+        self._stale.pop(layer.id, None)
         self.request_render()
 
     def _on_layer_changed(self, layer: Layer, changed: set) -> None:
@@ -176,6 +180,8 @@ class VolumeView:
                 self._add_surface(layer)
             else:
                 self._apply_surface_props(layer)
+        elif layer.id in self._stale:
+            return   # built when the view is shown
         elif layer.id in self._lines:
             self._update_lines(layer)
         else:
@@ -208,6 +214,10 @@ class VolumeView:
         if bool(on) != self.active:
             self.active = bool(on)
             self._sync_image()
+            if self.active:
+                stale, self._stale = self._stale, {}
+                for layer in stale.values():
+                    self._add_surface(layer)
 
     def _render_copy(self, volume: Volume) -> Volume | None:
         """The copy of ``volume`` to render, or None while it is being made (then ``_sync_image``
@@ -328,6 +338,9 @@ class VolumeView:
 
     # ---- labels -------------------------------------------------------------------------------
     def _add_surface(self, layer: LabelLayer) -> None:
+        if not self.active:
+            self._stale[layer.id] = layer
+            return
         volume = layer.volume
         top = max(1, int(volume.array.max()))
         if layer.hidden_labels:   # hidden segments become background: a neighbour's wall is its own

@@ -209,3 +209,15 @@ def test_the_tools_wait_for_the_whole_series(window, qtbot, demo_series, monkeyp
     editor.release(axial, w // 2, h // 2)
     assert editor.layer is not None and editor.layer.volume.array.any()
     editor.mark_exported()
+
+
+def test_a_hidden_3d_view_builds_segment_surfaces_only_when_shown(window, qtbot, demo_series, demo_volume):
+    view = window.grid.views["3d"]
+    window.set_layout("1x1", "axial")
+    window.set_volume(demo_volume)
+    layer = window.load_segmentation(str(demo_series / "lesions.nii.gz"))
+    assert layer.id not in view._surfaces                 # hidden: no surface nets on the GUI thread
+    window.document.update_layer(layer, opacity=0.3)     # changes meanwhile are not lost
+    window.set_layout("2x2")
+    assert layer.id in view._surfaces
+    assert view._surfaces[layer.id][1].GetProperty().GetOpacity() == pytest.approx(0.6)

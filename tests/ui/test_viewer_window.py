@@ -444,8 +444,14 @@ def test_label_surfaces_in_3d_are_smooth_and_take_each_segments_colour(window, q
     mesh = actor.GetMapper().GetInputAlgorithm().GetOutputDataObject(0)
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
-    points = vtk_to_numpy(mesh.GetPoints().GetData())
-    normals = vtk_to_numpy(mesh.GetPointData().GetNormals())
+    from medviewer.render.vtk_util import local_to_patient
+
+    # the mesh lies in the frame of the labels' bounding box (its own origin): into the image's
+    matrix = actor.GetUserMatrix()
+    to_image = np.linalg.inv(local_to_patient(demo_volume)) @ np.array(
+        [[matrix.GetElement(i, j) for j in range(4)] for i in range(4)])
+    points = vtk_to_numpy(mesh.GetPoints().GetData()) @ to_image[:3, :3].T + to_image[:3, 3]
+    normals = vtk_to_numpy(mesh.GetPointData().GetNormals()) @ to_image[:3, :3].T
     # on a smooth sphere the normal at each point is close to the radial direction
     radial = points - points.mean(axis=0)
     radial /= np.linalg.norm(radial, axis=1, keepdims=True)

@@ -80,6 +80,7 @@ class ViewGrid(QWidget):
             return
         task = Task(lambda progress, cancelled: reduced_for_rendering(volume), "3d-copy", self)
         task.finished.connect(lambda copy: done(volume, copy))
+        task.failed.connect(lambda _message: done(volume, volume))   # (memory?) the volume itself
         task.ended.connect(lambda: self._reductions.remove(task))
         self._reductions.append(task)
         task.start()

@@ -101,13 +101,13 @@ def test_a_large_volume_is_rendered_from_a_reduced_copy_in_the_right_place():
     array = np.arange(6 * 8 * 10, dtype=np.int16).reshape(6, 8, 10)
     volume = Volume(array, spacing=(0.5, 0.7, 2.0), origin=(10.0, -5.0, 3.0), direction=direction)
     assert reduced_for_rendering(volume, max_voxels=480) is volume
-    small = reduced_for_rendering(volume, max_voxels=100)   # 2 x 2 x 2 blocks: 3 x 4 x 5 voxels
-    assert small.shape == (3, 4, 5) and small.array.dtype == np.int16
-    assert small.spacing == (1.0, 1.4, 4.0)
-    assert small.array[1, 2, 3] == round(array[2:4, 4:6, 6:8].mean())
-    # each voxel of the copy sits at the centre of its block
-    centre = volume.voxel_to_patient(np.array([2.5, 4.5, 6.5]))
-    assert np.allclose(small.voxel_to_patient(np.array([1.0, 2.0, 3.0])), centre)
+    small = reduced_for_rendering(volume, max_voxels=200)   # the finest axes thinned first: x, then y
+    assert small.shape == (6, 4, 5) and small.array.dtype == np.int16
+    assert small.spacing == (1.0, 1.4, 2.0)
+    assert small.array[1, 2, 3] == array[1, 4, 6]          # a voxel taken, not a mean
+    # each voxel of the copy sits where it sat in the volume
+    assert np.allclose(small.voxel_to_patient(np.array([1.0, 2.0, 3.0])),
+                       volume.voxel_to_patient(np.array([1.0, 4.0, 6.0])))
 
 
 def _lesion_centre(demo_series, n=0):
@@ -137,7 +137,7 @@ def test_engine_load_and_a_click_run_off_the_gui_thread_with_a_busy_cursor(windo
     editor.engine_ready.connect(lambda *a: ready.append(a))
     meter = FreezeMeter(TICK_MS).start()
     editor.set_tool("click")
-    if engine == "learned":
+    if editor.status.text().startswith("loading"):   # (not loaded by an earlier test of the session)
         qtbot.waitUntil(lambda: bool(ready), timeout=120000)
         assert not isinstance(ready[0][1], BaseException), ready
     qtbot.wait(200)

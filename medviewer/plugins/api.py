@@ -68,9 +68,17 @@ class Label:
     code: tuple[str, str, str] | None = None
 
 
+#: a parameter name's suffix that says its unit (``radius_mm``), as forms show it
+NAME_UNITS = {"mm": "mm", "ml": "mL", "hu": "HU", "s": "s", "seconds": "s", "deg": "degrees", "pct": "%"}
+
+
 @dataclass(frozen=True)
 class Param:
-    """One user-settable parameter with its type and default."""
+    """One user-settable parameter with its type and default.
+
+    ``label`` and ``unit`` are what a form shows (``Radius`` ... ``mm``); left empty, they are read
+    from the name (``radius_mm``: label "Radius", unit "mm"; see :attr:`display_label`,
+    :attr:`display_unit`), so manifests without them show sensibly too."""
 
     name: str
     type: str = "str"  # one of PARAM_TYPES
@@ -78,6 +86,46 @@ class Param:
     help: str = ""
     choices: tuple[str, ...] = ()
     required: bool = False
+    label: str = ""
+    unit: str = ""
+
+    @property
+    def _name_unit(self) -> tuple[str, str]:
+        """(the name without a unit suffix, the unit that suffix names, or '')."""
+        stem, _, suffix = self.name.rpartition("_")
+        unit = NAME_UNITS.get(suffix.lower()) if stem else None
+        return (stem, unit) if unit else (self.name, "")
+
+    @property
+    def display_label(self) -> str:
+        """The label, else the name in words, its unit suffix taken off (``time_step``: Time step)."""
+        if self.label:
+            return self.label
+        words = self._name_unit[0].replace("_", " ").strip()
+        return words[:1].upper() + words[1:]
+
+    @property
+    def display_unit(self) -> str:
+        return self.unit or self._name_unit[1]
+
+    @property
+    def decimals(self) -> int:
+        """Decimals a form shows for a float: 1 for lengths and volumes, 0 for HU, else as many
+        as the default needs (at least 1, 2 below one, at most 4): 0.0625 shows as such, 5.0 as 5.0,
+        0.0 as 0.00."""
+        unit = self.display_unit
+        if unit in ("mm", "mL"):
+            return 1
+        if unit == "HU":
+            return 0
+        try:
+            text = repr(float(self.default or 0.0))
+        except (TypeError, ValueError):
+            return 2
+        if "e" in text:
+            return 4
+        least = 2 if abs(float(self.default or 0.0)) < 1 else 1
+        return max(least, min(4, len(text.split(".")[1].rstrip("0"))))
 
     def parse(self, text: Any) -> Any:
         """The value of ``text`` (a string from the command line, or a value) for this parameter."""
@@ -170,7 +218,8 @@ class Manifest:
             for l in data.get("labels", ()))
         data["params"] = tuple(
             Param(p["name"], p.get("type", "str"), p.get("default"), p.get("help", ""),
-                  tuple(p.get("choices", ())), bool(p.get("required", False)))
+                  tuple(p.get("choices", ())), bool(p.get("required", False)), str(p.get("label", "")),
+                  str(p.get("unit", "")))
             for p in data.get("params", ()))
         data["requires"] = tuple(data.get("requires", ()))
         known = {f.name for f in dataclasses.fields(cls)}

@@ -7,6 +7,14 @@ the patient's right is on the screen's left (as in the coronal view).
 The volume rendered is the Document's displayed image (``Document.displayed_image``: the topmost
 visible image layer, else the reference image); switching to another image on the same grid
 swaps the voxels and keeps the camera.
+
+Volume rendering costs: on software OpenGL (llvmpipe, a remote desktop, Xvfb) one frame of a
+chest CT takes 0.3 to 2 s, its first seconds more, all on the GUI thread (VTK is touched only
+there). So it is off until asked for (:meth:`VolumeView.set_volume_rendering`, as 3D Slicer does
+by default), built only while the view is shown (:meth:`VolumeView.set_active`), and drawn from a
+copy of at most :data:`MAX_RENDER_VOXELS` voxels, thinned out
+(:func:`reduced_for_rendering`: numpy only, which the window runs in a worker thread through the
+``reduce`` callable). Segment surfaces, boxes and measurements are drawn always.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 from vtkmodules.vtkImagingCore import vtkImageShrink3D
 from vtkmodules.vtkRenderingCore import (
-    vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkVolume, vtkVolumeProperty,
+    vtkActor, vtkBillboardTextActor3D, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkTextActor,
+    vtkVolume, vtkVolumeProperty,
 )
 from vtkmodules.vtkRenderingVolume import vtkFixedPointVolumeRayCastMapper
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
@@ -31,15 +40,63 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from medviewer.core.document import BoxLayer, Document, ImageLayer, LabelLayer, Layer, RulerLayer
 from medviewer.core.presets import DEFAULT_VOLUME_PRESET, VOLUME_PRESETS
 from medviewer.render.surface import surface_nets
+from medviewer.core.volume import Volume
 from medviewer.render.vtk_util import lines_polydata_arrays, local_image, local_to_patient, vtk_matrix
+
+#: the most voxels the volume rendering draws (a 512 x 512 x 300 CT of 0.8 x 0.8 x 1 mm: every
+#: second pixel and every second slice)
+MAX_RENDER_VOXELS = 8_000_000
+
+
+def reduced_for_rendering(volume: Volume, max_voxels: int = MAX_RENDER_VOXELS) -> Volume:
+    """``volume`` itself when small enough, else every f-th voxel along each axis, the finest
+    axes thinned first (a chest CT of 0.8 mm pixels and 5 mm slices loses pixels, not slices).
+    Voxels are taken, not averaged: averaging blurred the bone below the bone presets' threshold.
+    Numpy only: safe in a worker thread."""
+    factors = [1, 1, 1]   # (z, y, x)
+    spacing_zyx = np.asarray(volume.spacing)[::-1]
+    while int(np.prod([-(-n // f) for n, f in zip(volume.shape, factors)])) > max_voxels:
+        finest = int(np.argmin(spacing_zyx * factors))
+        factors[finest] += 1
+    if factors == [1, 1, 1]:
+        return volume
+    fz, fy, fx = factors
+    array = np.ascontiguousarray(volume.array[::fz, ::fy, ::fx])
+    return volume.with_array(array, spacing=tuple(s * f for s, f in zip(volume.spacing, factors[::-1])),
+                             origin=volume.origin)
+
+
+def _around_labels(volume: Volume) -> Volume:
+    """The part of a label map that holds labels, with a voxel of background round it: surface
+    nets over a whole CT's grid took a second on the GUI thread for a lesion a few cm across
+    (0.1 s so cropped). The crop keeps its place in patient space (its own origin)."""
+    array = volume.array
+    spans = [np.flatnonzero(array.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    if any(len(s) == 0 for s in spans):
+        return volume
+    return volume.crop([s[0] - 1 for s in spans], [s[-1] + 2 for s in spans])
+
+
+def _reduce_now(volume: Volume, done: Callable[[Volume, Volume], None]) -> None:
+    done(volume, reduced_for_rendering(volume))
+
 
 class VolumeView:
     """3D rendering of the Document's displayed image, label layers and box layers."""
 
     def __init__(self, document: Document, render_window, interactor=None,
                  request_render: Callable[[], None] | None = None,
-                 preset: str = DEFAULT_VOLUME_PRESET) -> None:
+                 preset: str = DEFAULT_VOLUME_PRESET, volume_rendering: bool = False,
+                 reduce: Callable[[Volume, Callable[[Volume, Volume], None]], None] | None = None) -> None:
+        """``reduce(volume, done)``: make the copy to render (:func:`reduced_for_rendering`) and
+        call ``done(volume, copy)`` on the GUI thread; default: at once, here."""
         self.document = document
+        self.volume_rendering = volume_rendering
+        self.active = True        # the view is on screen (see set_active)
+        self.loading = False      # the image's voxels are still being read (see set_loading)
+        self.reduce = reduce or _reduce_now
+        self._reduced: tuple[Volume, Volume] | None = None   # (volume, its copy to render)
+        self._reducing: Volume | None = None                 # the volume being reduced
         self.render_window = render_window
         self.request_render = request_render or self.render
         self.preset = preset
@@ -55,10 +112,21 @@ class VolumeView:
         self.overlay.SetActiveCamera(self.renderer.GetActiveCamera())
         render_window.SetNumberOfLayers(2)
         render_window.AddRenderer(self.overlay)
+        # says where volume rendering is while it is off (an empty dark view looks broken)
+        self.hint = vtkTextActor()
+        self.hint.SetInput("volume rendering: 3D menu")
+        self.hint.GetTextProperty().SetFontSize(12)
+        self.hint.GetTextProperty().SetColor(0.6, 0.6, 0.65)
+        self.hint.SetPosition(6, 6)
+        self.hint.VisibilityOff()
+        self.overlay.AddViewProp(self.hint)
         self._image_layer: ImageLayer | None = None    # the image rendered (Document.displayed_image)
         self._image_volume = None                      # its volume, the mapper's input
         self._volume_actor: vtkVolume | None = None
         self._surfaces: dict[int, tuple[LabelLayer, vtkActor]] = {}
+        #: label layers whose surfaces wait for the view to be shown (surface nets over a whole
+        #: CT's label map takes the GUI thread for a second: not for a hidden view)
+        self._stale: dict[int, LabelLayer] = {}
         #: per box or measurement layer: its lines and captions
         self._lines: dict[int, _Lines] = {}
         self._handlers = document.events.connect_all([
@@ -89,6 +157,8 @@ class VolumeView:
     # ---- events -------------------------------------------------------------------------------
     def _on_layer_added(self, layer: Layer) -> None:
         if isinstance(layer, ImageLayer):
+            if layer is self.document.image:   # a new reference image: the camera fits it
+                self.reset_camera()
             self._sync_image()
         elif isinstance(layer, LabelLayer):
             self._add_surface(layer)
@@ -107,6 +177,7 @@ class VolumeView:
             self.renderer.RemoveActor(self._surfaces.pop(layer.id)[1])
         elif layer.id in self._lines:
             self._lines.pop(layer.id).remove()
+        self._stale.pop(layer.id, None)
         self.request_render()
 
     def _on_layer_changed(self, layer: Layer, changed: set) -> None:
@@ -120,6 +191,8 @@ class VolumeView:
                 self._add_surface(layer)
             else:
                 self._apply_surface_props(layer)
+        elif layer.id in self._stale:
+            return   # built when the view is shown
         elif layer.id in self._lines:
             self._update_lines(layer)
         else:
@@ -127,33 +200,94 @@ class VolumeView:
         self.request_render()
 
     # ---- image --------------------------------------------------------------------------------
+    def set_volume_rendering(self, on: bool) -> None:
+        """Render the displayed image's volume (built when the view is next shown), or not."""
+        self.volume_rendering = bool(on)
+        self._sync_image()
+        self.request_render()
+
+    @property
+    def building(self) -> bool:
+        """Whether the copy of the image to render is being made (the volume shows after)."""
+        return self._reducing is not None
+
+    def set_loading(self, on: bool) -> None:
+        """The displayed image's voxels are still being read (``on``): build nothing from them
+        until they are all in (then the copy to render is made afresh)."""
+        if bool(on) == self.loading:
+            return
+        self.loading = bool(on)
+        if not on:
+            if self._volume_actor is not None:
+                self.renderer.RemoveVolume(self._volume_actor)
+            self._volume_actor = None
+            self._image_volume = self._reduced = self._reducing = None
+            self._sync_image()
+            self.request_render()
+
+    def set_active(self, on: bool) -> None:
+        """The view is shown (``on``) or hidden: a hidden view builds nothing."""
+        if bool(on) != self.active:
+            self.active = bool(on)
+            self._sync_image()
+            if self.active:
+                stale, self._stale = self._stale, {}
+                for layer in stale.values():
+                    self._add_surface(layer)
+
+    def _render_copy(self, volume: Volume) -> Volume | None:
+        """The copy of ``volume`` to render, or None while it is being made (then ``_sync_image``
+        runs again when it is)."""
+        if self._reduced is not None and self._reduced[0] is volume:
+            return self._reduced[1]
+        if self._reducing is not volume:
+            self._reducing = volume
+            self.reduce(volume, self._reduced_ready)
+        return None if self._reduced is None or self._reduced[0] is not volume else self._reduced[1]
+
+    def _reduced_ready(self, volume: Volume, copy: Volume) -> None:
+        if self._reducing is not volume:
+            return   # another image meanwhile
+        self._reducing = None
+        self._reduced = (volume, copy)
+        self._sync_image()
+        self.request_render()
+
     def _sync_image(self) -> None:
-        """Render the Document's displayed image: on the same grid as the one rendered now, only
-        the mapper's input changes (camera and preset stay); otherwise a new volume actor (the
-        camera is fitted when there was none)."""
+        self.hint.SetVisibility(self.document.displayed_image is not None and not self.volume_rendering)
+        self._sync_volume()
+
+    def _sync_volume(self) -> None:
+        """Render the Document's displayed image (when volume rendering is on and the view shown):
+        on the same grid as the one rendered now, only the mapper's input changes (camera and
+        preset stay); otherwise a new volume actor (the camera is fitted when there was none)."""
         shown = self.document.displayed_image
         if shown is None:
             if self._volume_actor is not None:
                 self.renderer.RemoveVolume(self._volume_actor)
             self._volume_actor = None
             self._image_layer = self._image_volume = None
+            self._reduced = self._reducing = None
+            return
+        if not (self.volume_rendering and self.active) or self.loading:
+            if self._volume_actor is not None:
+                self._volume_actor.SetVisibility(False)
             return
         if shown.volume is not self._image_volume:
+            copy = self._render_copy(shown.volume)
+            if copy is None:
+                return   # the copy to render comes later
             if self._volume_actor is not None and self._image_volume.same_grid(shown.volume):
-                self._mapper.SetInputData(local_image(shown.volume))
+                self._mapper.SetInputData(local_image(copy))
             else:
-                first = self._volume_actor is None
-                if not first:
+                if self._volume_actor is not None:
                     self.renderer.RemoveVolume(self._volume_actor)
-                self._set_image(shown)
-                if first:
-                    self.reset_camera()
+                self._set_image(shown, copy)
             self._image_volume = shown.volume
         self._image_layer = shown
         self._volume_actor.SetVisibility(shown.visible)
 
-    def _set_image(self, layer: ImageLayer) -> None:
-        volume = layer.volume
+    def _set_image(self, layer: ImageLayer, volume: Volume) -> None:
         image = local_image(volume)
         mapper = vtkFixedPointVolumeRayCastMapper()
         mapper.SetInputData(image)
@@ -220,11 +354,15 @@ class VolumeView:
 
     # ---- labels -------------------------------------------------------------------------------
     def _add_surface(self, layer: LabelLayer) -> None:
+        if not self.active:
+            self._stale[layer.id] = layer
+            return
         volume = layer.volume
         top = max(1, int(volume.array.max()))
         if layer.hidden_labels:   # hidden segments become background: a neighbour's wall is its own
             array = volume.array
             volume = volume.with_array(np.where(np.isin(array, list(layer.hidden_labels)), 0, array).astype(array.dtype))
+        volume = _around_labels(volume)
         surf = surface_nets(volume, 1, top)
         normals = vtkPolyDataNormals()  # also makes the polygons' order consistent
         normals.SetInputConnection(surf.GetOutputPort())

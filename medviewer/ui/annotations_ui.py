@@ -111,7 +111,7 @@ class AnnotationsBar(QToolBar):
             self.combo.addItem(text)
         n = len(self.refs)
         if n:
-            self.label.setText(f" {n} segmentation{'s' if n != 1 else ''} reference this series: ")
+            self.label.setText(f" {n} segmentation{'s reference' if n != 1 else ' references'} this series: ")
             self.show()
         self.offered.emit(self.refs)
 

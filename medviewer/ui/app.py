@@ -77,9 +77,15 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
         # the views get the width (a screenshot is of the views): the docks on the right go
         for dock in (window.plugins_dock, window.pacs_dock, window.measurements_dock):
             dock.hide()
+        # a picture of the four views: the 3D one with its volume rendered (the window renders
+        # it only when asked, for its cost on the GUI thread)
+        window.set_volume_rendering(True)
 
         def shoot(_volume):
             def save():
+                if window.grid.views["3d"].building:   # its copy to render is being made
+                    QTimer.singleShot(100, save)
+                    return
                 window.grid.render_all()
                 try:
                     written = window.save_views_screenshot(screenshot)

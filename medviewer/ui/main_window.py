@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+    QComboBox, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
     QPushButton, QToolBar,
 )
 
@@ -30,6 +31,10 @@ SCREENSHOT_FILTERS = "PNG (*.png);;DICOM key image, in the study (*.dcm)"
 #: the toolbar's slab choices: (mode, thickness mm) for SliceView.set_slab, None: the slice alone
 SLAB_CHOICES = {"slice": None, "MIP 5 mm": ("max", 5.0), "MIP 10 mm": ("max", 10.0),
                 "MIP 20 mm": ("max", 20.0), "MinIP 10 mm": ("min", 10.0), "Mean 5 mm": ("mean", 5.0)}
+#: the left (studies, layers, segment editor) and right (plugins, PACS, measurements) docks' first widths
+DOCK_WIDTHS = (280, 250)
+#: while a series is read, the views redraw the slices come in at most this often (seconds)
+PARTIAL_REDRAW_S = 0.3
 IMAGE_FILTER = "Images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
 
 
@@ -56,12 +61,15 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("medviewer", "medviewer")
         self.document = document or Document()
         self.task: Task | None = None
+        self.loading = None   # the ProgressiveSeries shown while its slices are read, if any
         self.errors: list[str] = []
         self.setAcceptDrops(True)
 
         self.status_label = QLabel("")
         self.readout_label = QLabel("")
         self.grid = ViewGrid(self.document, self, on_hover=self._show_readout)
+        # the readout follows the crosshair too (moved by keys, by Go to segment), not only the mouse
+        self.document.events.connect("cursor_changed", self._cursor_moved)
         self.setCentralWidget(self.grid)
 
         self.browser = StudyBrowser()
@@ -78,6 +86,8 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.layers)
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.layers_dock = dock
+        # tabs, not a column of docks: the views get the window's height and most of its width
+        self.tabify_docks(self.browser_dock, dock)
 
         from medviewer.ui.segment_editor import SegmentEditor
         self.segment_editor = SegmentEditor(self)
@@ -181,6 +191,11 @@ class MainWindow(QMainWindow):
         for name in WINDOW_PRESETS:
             self._action(wl, name.capitalize(), lambda _=False, n=name: self.apply_window_preset(n))
         vr = mb.addMenu("&3D")
+        # off at first, as in 3D Slicer: on software OpenGL a frame of a CT's volume takes
+        # seconds on the GUI thread (see medviewer.render.volume_view); a preset turns it on
+        self.volume_rendering_action = self._action(vr, "&Volume rendering", self.set_volume_rendering)
+        self.volume_rendering_action.setCheckable(True)
+        vr.addSeparator()
         for name in VOLUME_PRESETS:
             self._action(vr, name, lambda _=False, n=name: self.apply_volume_preset(n))
 
@@ -277,7 +292,12 @@ class MainWindow(QMainWindow):
             if series is not None:
                 from medviewer.io import _pick
                 chosen = _pick(idx.image_series(), series, path)
-            else:
+            elif len(idx.image_series()) > 1 and not self.quiet:
+                chosen = self.choose_series(idx.image_series(), path)
+                if chosen is None:
+                    self.status_label.setText(f"{path}: no series opened (double-click one in Studies)")
+                    return
+            else:   # one series; or automation, which opens the largest
                 chosen = pick_series(idx)
             if chosen is None:
                 from medviewer.io import nothing_found_message
@@ -286,19 +306,73 @@ class MainWindow(QMainWindow):
             self.load_series(chosen, idx.study_of(chosen), ask=False)
         self._start(Task(index, "index"), f"Indexing {path}", indexed)
 
+    def choose_series(self, candidates, path: str):
+        """Ask which of several image series to open (as ``medviewer open`` asks for --series);
+        the largest is offered first. None: the user cancelled."""
+        from medviewer.io import _where, describe_series
+
+        ordered = sorted(candidates, key=lambda s: -s.slice_count)
+        items = [describe_series(s) + _where(s, path) for s in ordered]
+        item, ok = QInputDialog.getItem(self, "Open which series?",
+                                        f"{os.path.basename(path)} holds {len(items)} image series:", items, 0, False)
+        return ordered[items.index(item)] if ok and item in items else None
+
     def load_series(self, entry, study=None, ask: bool = True) -> Task | None:
-        """Read a series in the background (progress bar, cancel); show it when done. With
-        ``ask``, unexported segments are offered for export first (None: the user cancelled)."""
-        from medviewer.io import load_series
+        """Read a series in the background (progress bar, cancel), progressively: the middle
+        slice (where the views open) shows as soon as it is read, the other slices appear as they
+        come (see :mod:`medviewer.ui.series_loading`); ``volume_loaded`` when all are in. A
+        cancelled or failed load shows nothing. With ``ask``, unexported segments are offered for
+        export first (None: the user cancelled)."""
+        from medviewer.ui.series_loading import ProgressiveSeries
 
         if ask and not self.confirm_discard("opening another series"):
             return None
-
-        def run(progress, cancelled):
-            return load_series(entry, study, progress=progress, cancelled=cancelled)
+        loader = ProgressiveSeries(entry, study)
+        task = Task(loader.read, "series")
+        task.progress.connect(lambda _f: self._show_partial(task, loader))
+        task.failed.connect(lambda _m: self._drop_partial(loader))
+        task.was_cancelled.connect(lambda: self._drop_partial(loader))
         label = entry.series_description or entry.series_instance_uid
-        return self._start(Task(run, "series"), f"Loading {label} ({entry.slice_count} images)",
-                           self._show_volume)
+        return self._start(task, f"Loading {label} ({entry.slice_count} images)",
+                           lambda volume: self._series_read(loader, volume))
+
+    def _show_partial(self, task: Task, loader) -> None:
+        """Show the series being read (its first slice in), then redraw as its slices come in."""
+        volume = loader.partial
+        if volume is None or self.task is not task:
+            return
+        if self.loading is not loader:
+            self.loading = loader
+            self._redrawn_at = time.monotonic()
+            self.set_volume(volume, complete=False)
+        elif time.monotonic() - self._redrawn_at >= PARTIAL_REDRAW_S:
+            self._redrawn_at = time.monotonic()
+            self._voxels_changed(volume)
+
+    def _voxels_changed(self, volume: Volume) -> None:
+        from medviewer.render.vtk_util import local_image
+
+        local_image(volume).Modified()
+        for name, view in self.grid.views.items():
+            if name != "3d":
+                view.request_render()
+
+    def _series_read(self, loader, volume: Volume) -> None:
+        if self.loading is not loader or volume is not loader.partial:
+            self.set_volume(volume)   # read whole (multi-frame, short series): shown now
+            return
+        self.loading = None
+        self._voxels_changed(volume)
+        self._volume_complete(volume)
+
+    def _drop_partial(self, loader) -> None:
+        """A load that ends without its volume takes back what it showed."""
+        if self.loading is loader:
+            self.loading = None
+            image = self.document.image
+            if image is not None and image.volume is loader.partial:
+                self.document.clear()
+                self.setWindowTitle("medviewer")
 
     def _start(self, task: Task, message: str, on_done) -> Task:
         if self.task is not None and self.task.running:
@@ -351,8 +425,9 @@ class MainWindow(QMainWindow):
     def _show_volume(self, volume: Volume) -> None:
         self.set_volume(volume)
 
-    def set_volume(self, volume: Volume, name: str | None = None) -> ImageLayer:
-        """Show ``volume`` as the new reference image (removing the previous layers)."""
+    def set_volume(self, volume: Volume, name: str | None = None, complete: bool = True) -> ImageLayer:
+        """Show ``volume`` as the new reference image (removing the previous layers). Not
+        ``complete``: its slices are still being read (see load_series); the 3D view waits."""
         self.document.clear()
         preset = WINDOW_PRESETS[self.wl_combo.currentText()]
         name = name or volume.meta.get("series_description") or "image"
@@ -360,12 +435,22 @@ class MainWindow(QMainWindow):
                                                    level=preset.level))
         patient = volume.meta.get("patient_id")
         self.setWindowTitle(f"medviewer - {name}" + (f" ({patient})" if patient else ""))
-        self.status_label.setText(f"{name}: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]}, "
-                                  f"{' x '.join(f'{s:.2f}' for s in volume.spacing)} mm")
+        self.grid.views["3d"].set_loading(not complete)
         self.grid.reset_cameras()
+        if complete:
+            self._volume_complete(volume)
+        else:
+            self.status_label.setText(f"Loading {name} ({volume.shape[0]} images)...")
+        return layer
+
+    def _volume_complete(self, volume: Volume) -> None:
+        """All of the image's voxels are in: the 3D view, the offer of its annotations, and
+        ``volume_loaded``."""
+        self.grid.views["3d"].set_loading(False)
+        self.status_label.setText(f"{self.document.image.name}: {volume.shape[2]} x {volume.shape[1]} x "
+                                  f"{volume.shape[0]}, {' x '.join(f'{s:.2f}' for s in volume.spacing)} mm")
         self.annotations.offer(self.index, volume)
         self.volume_loaded.emit(volume)
-        return layer
 
     # ---- segmentation -----------------------------------------------------------------------
     def choose_segmentation(self) -> None:
@@ -428,8 +513,17 @@ class MainWindow(QMainWindow):
             self.document.update_layer(image, window=preset.window, level=preset.level)
 
     def apply_volume_preset(self, name: str) -> None:
+        """Render the image's volume in the 3D view with preset ``name`` (turning it on)."""
         self.vr_combo.setCurrentText(name)
         self.grid.views["3d"].set_preset(name)
+        self.set_volume_rendering(True)
+
+    def set_volume_rendering(self, on: bool) -> None:
+        """Show the image's volume rendering in the 3D view, or only its surfaces, boxes and
+        measurements (the default: see medviewer.render.volume_view)."""
+        self.grid.views["3d"].set_volume_rendering(on)
+        if self.volume_rendering_action.isChecked() != bool(on):
+            self.volume_rendering_action.setChecked(bool(on))
 
     def undo(self) -> None:
         tool = self.measure_tool
@@ -461,6 +555,10 @@ class MainWindow(QMainWindow):
     def set_layout(self, mode: str, active: str | None = None) -> None:
         self.grid.set_layout(mode, active)
         self.layout_actions[mode].setChecked(True)
+
+    def _cursor_moved(self, point) -> None:
+        value = self.document.value_at(point, self.document.displayed_image)
+        self._show_readout(None if value is None else point, value)
 
     def _show_readout(self, point, value) -> None:
         if point is None:
@@ -594,8 +692,8 @@ class MainWindow(QMainWindow):
                 self.tabifyDockWidget(first, second)
                 first.raise_()
             self._tab_groups.clear()
-            # the study list needs less height than the layers and the segment editor below it
-            self.resizeDocks([self.browser_dock, self.layers_dock], [1, 3], Qt.Vertical)
+            # narrow side panels: at 1280 x 900 each view of the 2 x 2 grid is about 380 pixels wide
+            self.resizeDocks([self.browser_dock, self.plugins_dock], list(DOCK_WIDTHS), Qt.Horizontal)
         super().showEvent(event)
 
     def confirm_discard_segments(self, action: str) -> bool:

@@ -81,7 +81,7 @@ class PluginPanel(QWidget):
         self.list = QListWidget()
         self.list.setMaximumHeight(150)
         self.list.setWordWrap(True)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(230)   # narrow: the views get the room (its rows wrap)
         layout.addWidget(self.list)
         self.description = QLabel("")
         self.description.setWordWrap(True)
@@ -125,6 +125,7 @@ class PluginPanel(QWidget):
             self.refresh()
         self._update_buttons()
         self.table.hide()
+        self._update_trust()   # no plugin picked yet: no trust button
 
     # ---- plugins -------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -167,6 +168,7 @@ class PluginPanel(QWidget):
 
     def _selected(self) -> None:
         manifest = self.current_manifest()
+        self.clear_results()   # another plugin's scores and status are not this one's
         self._build_form(manifest)
         if manifest is None:
             self.description.setText("")
@@ -193,8 +195,10 @@ class PluginPanel(QWidget):
             return
         for p in manifest.params:
             editor, getter = self._editor(p)
-            editor.setToolTip(p.help)
-            self.form.addRow(p.name + ("*" if p.required else ""), editor)
+            editor.setToolTip(f"{p.help} ({p.name})" if p.help else p.name)
+            label = QLabel(p.display_label + ("*" if p.required else ""))
+            label.setToolTip(editor.toolTip())
+            self.form.addRow(label, editor)
             self._editors[p.name] = getter
 
     def _editor(self, p):
@@ -202,16 +206,20 @@ class PluginPanel(QWidget):
             w = QCheckBox()
             w.setChecked(bool(p.default))
             return w, w.isChecked
+        unit = f" {p.display_unit}" if p.display_unit else ""
         if p.type == "int":
             w = QSpinBox()
             w.setRange(-1_000_000, 1_000_000)
             w.setValue(int(p.default or 0))
+            w.setSuffix(unit)
             return w, w.value
         if p.type == "float":
             w = QDoubleSpinBox()
             w.setRange(-1e6, 1e6)
-            w.setDecimals(4)
+            w.setDecimals(p.decimals)
+            w.setSingleStep(10.0 ** -(p.decimals - 1) if p.decimals > 1 else 1.0)
             w.setValue(float(p.default or 0.0))
+            w.setSuffix(unit)
             return w, w.value
         if p.choices or p.type == "choice":
             w = QComboBox()
@@ -433,6 +441,14 @@ class PluginPanel(QWidget):
             return (f"image layer {layer.name!r} added and shown (untick it in Layers to see "
                     "the image below)")
         raise MedviewerError(f"cannot show a {type(result).__name__}")
+
+    def clear_results(self) -> None:
+        """Empty the scores table (hidden), the status line and the bar (not while a run goes on)."""
+        self.table.setRowCount(0)
+        self.table.hide()
+        if not self.running:
+            self.status.setText("")
+            self.progress_row.reset()
 
     def show_scores(self, result: ScoresResult) -> None:
         rows = sorted(result.scores.items(), key=lambda kv: -kv[1])

@@ -13,9 +13,11 @@ tools take the left button of the 2D views (``SliceView.tool``) while they are s
 * scissors: drag an outline around a part (a spill, say); on release it is erased (or what lies
   outside it, or it is filled) through every slice along the view's axis, or on that slice only.
 
-The effects on the current segment (scissors, islands, margin, smoothing, fill between slices)
-live in :mod:`medviewer.ui.segment_effects`, the recovery copies in
-:mod:`medviewer.ui.segment_recovery`; both are mixins of the editor.
+Each tool and effect has its options panel in :mod:`medviewer.ui.segment_tools` (one module each;
+the editor shows the panel of the one in use only), where the click tool's and the brushes' work
+lives too; the effects' work is in :mod:`medviewer.ui.segment_effects`, the measures table in
+:mod:`medviewer.ui.segment_measures`, the recovery copies in :mod:`medviewer.ui.segment_recovery`:
+all mixins of the editor.
 
 Edits never overwrite another segment. Ctrl+Z undoes, Ctrl+Shift+Z (or Ctrl+Y) redoes; an undone
 click also takes its marker back. The measures (volume, HU, RECIST axes, bounding box) are
@@ -28,32 +30,24 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout,
-    QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem, QPushButton,
-    QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QColorDialog, QComboBox, QDockWidget, QFormLayout, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QListWidget,
+    QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QStackedWidget, QVBoxLayout, QWidget,
 )
 
-from medviewer import __version__
-from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
-from medviewer.core.label_edit import (
-    Clicks, EditStack, central_voxel, diff, disc_region, erase, paint, replace_segment,
-)
-from medviewer.core.segments import AlgorithmInfo, Segment
+from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, RulerLayer
+from medviewer.core.label_edit import Clicks, EditStack, central_voxel, diff
+from medviewer.core.segments import Segment
 from medviewer.ui.segment_effects import SegmentEffects
+from medviewer.ui.segment_measures import SegmentMeasures
 from medviewer.ui.segment_recovery import SegmentRecovery
+from medviewer.ui.segment_tools import EFFECTS, TOOLS, options_panels
+from medviewer.ui.segment_tools.brush import BrushPainting
+from medviewer.ui.segment_tools.click import ClickSegmenting
 from medviewer.ui.tasks import JobPoller, Task
 
 LAYER_NAME = "segments"
-TOOLS = {"navigate": "Navigate", "click": "Click segment", "brush": "Brush", "eraser": "Eraser",
-         "threshold": "Threshold brush", "scissors": "Scissors"}
 #: keys that pick a tool, as Slicer's segment editor numbers its effects (Escape: back to navigating)
 TOOL_SHORTCUTS = {"navigate": "Esc", "click": "1", "brush": "2", "eraser": "3", "threshold": "4", "scissors": "5"}
-POSITIVE_RGB = (40, 230, 40)
-NEGATIVE_RGB = (240, 40, 40)
-MEASURE_COLUMNS = ("Segment", "mL", "Mean HU", "Min", "Max", "Long mm", "Short mm", "Box mm (x y z)")
-MEASURE_TIPS = ("", "volume in millilitres", "mean HU in the segment", "lowest HU", "highest HU",
-                "longest axial diameter (RECIST), on its slice",
-                "longest extent perpendicular to it, same slice", "bounding box size (LPS x, y, z)")
 POLL_MS = 25
 
 
@@ -61,7 +55,7 @@ def _rgb255(color) -> tuple[int, int, int]:
     return tuple(int(round(255 * c)) for c in color)  # type: ignore[return-value]
 
 
-class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
+class SegmentEditor(ClickSegmenting, BrushPainting, SegmentMeasures, SegmentEffects, SegmentRecovery, QWidget):
     """The editor's widget; ``window`` is the MainWindow (its document, view grid and status bar)."""
 
     edited = Signal()                 # the segments' voxels changed (an edit, an undo, a result)
@@ -89,8 +83,12 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.job = None
         self.pending: tuple[int, Clicks, Clicks] | None = None   # label, clicks before, after
         self.measures: list = []
+        self._measured: dict[int, object] = {}   # label -> its LesionMeasures
+        self._measured_array: np.ndarray | None = None   # the voxels those measures are of
         self._measure_task: Task | None = None
         self._measure_again = False
+        self._jump_after: int | None = None   # Go to segment asked while measures were pending
+        self._busy_cursor = False
         self._stroke: tuple | None = None
         self._outline: tuple | None = None   # scissors: (view, [LPS mm points]) while dragging
         self._markers: dict = {}
@@ -133,46 +131,30 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.segment_list.itemDoubleClicked.connect(lambda _item: self.rename_dialog())
         box.addWidget(QLabel("Segments"))
         box.addWidget(self.segment_list)
-        row = QHBoxLayout()
-        for text, slot in (("Add", lambda: self.add_segment()), ("Rename", self.rename_dialog),
-                           ("Colour", self.recolour_dialog), ("Delete", lambda: self.delete_segment())):
+        row = QGridLayout()   # two by two: the dock stays narrow
+        for n, (text, slot) in enumerate((("Add", lambda: self.add_segment()), ("Rename", self.rename_dialog),
+                                          ("Colour", self.recolour_dialog), ("Delete", lambda: self.delete_segment()))):
             b = QPushButton(text)
             b.clicked.connect(slot)
-            row.addWidget(b)
+            row.addWidget(b, n // 2, n % 2)
         box.addLayout(row)
 
         form = QFormLayout()
         self.tool_combo = QComboBox()
-        for key, text in TOOLS.items():
+        for key, text in {**TOOLS, **EFFECTS}.items():
             self.tool_combo.addItem(text, key)
+        self.tool_combo.insertSeparator(len(TOOLS))
         self.tool_combo.currentIndexChanged.connect(lambda _i: self.set_tool(self.tool_combo.currentData()))
         form.addRow("Tool", self.tool_combo)
-        self.engine_combo = QComboBox()
-        engines, default = self._engines()
-        self.engine_combo.addItems(engines)
-        self.engine_combo.setCurrentText(default)
-        self.engine_combo.setToolTip(
-            "click-segment engine (left click: inside, shift+left click: outside); auto: classical for a "
-            "lesion that region growing closes off near the first click (lung nodule, liver lesion), "
-            "learned otherwise (trained on soft-tissue sarcomas)")
-        self.engine_combo.currentTextChanged.connect(lambda _t: self.tool == "click" and self.warm_engine())
-        self.engine_ready.connect(self._engine_ready)
-        form.addRow("Engine", self.engine_combo)
-        self.radius = QDoubleSpinBox()
-        self.radius.setRange(0.5, 100.0)
-        self.radius.setValue(5.0)
-        self.radius.setSuffix(" mm")
-        form.addRow("Brush radius", self.radius)
-        hu = QHBoxLayout()
-        self.hu_min = QDoubleSpinBox()
-        self.hu_max = QDoubleSpinBox()
-        for spin, value in ((self.hu_min, -100.0), (self.hu_max, 200.0)):
-            spin.setRange(-3000.0, 5000.0)
-            spin.setValue(value)
-            hu.addWidget(spin)
-        form.addRow("Threshold HU", hu)
-        self._build_effect_rows(form)
         box.addLayout(form)
+        # the options of the tool in use only (as Slicer's Segment Editor shows its effect's)
+        self.options = QStackedWidget()
+        self.option_panels = options_panels(self)
+        for panel in dict.fromkeys(self.option_panels.values()):
+            self.options.addWidget(panel)
+        self.options.setCurrentWidget(self.option_panels[self.tool])
+        self.engine_ready.connect(self._engine_ready)
+        box.addWidget(self.options)
 
         row = QHBoxLayout()
         self.undo_button = QPushButton("Undo")
@@ -192,15 +174,14 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         box.addWidget(self.status)
+        # while a click runs: its stages' progress (a moving bar when a stage gives no fraction)
+        self.click_progress = QProgressBar()
+        self.click_progress.setMaximumHeight(12)
+        self.click_progress.setTextVisible(False)
+        self.click_progress.hide()
+        box.addWidget(self.click_progress)
         box.addWidget(QLabel("Measures"))
-        self.table = QTableWidget(0, len(MEASURE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(MEASURE_COLUMNS)
-        for c, tip in enumerate(MEASURE_TIPS):
-            self.table.horizontalHeaderItem(c).setToolTip(tip)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.setToolTip("double-click a lesion to go to its longest axial diameter")
+        self.table = self._build_table()
         self.table.cellDoubleClicked.connect(lambda row, _col: self.jump_to_segment(self._table_labels[row]))
         self._table_labels: list[int] = []
         # what a follow-up read adds up: the lesions' longest axial diameters (RECIST's sum, before
@@ -212,24 +193,12 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         box.addWidget(self.table, 1)
         self._update_buttons()
 
-    @staticmethod
-    def _engines() -> tuple[list[str], str]:
-        """The click-segment plugin's engines (its ``engine`` parameter's choices) and its default."""
-        try:
-            from medviewer.plugins.model_store import click_engine_folders
-            from medviewer.plugins.registry import get_manifest
-
-            param = get_manifest("click-segment").param("engine")  # then DeepEdit/VISTA3D bundles (issue 20)
-            return (list(param.choices) or [str(param.default)]) + click_engine_folders(), str(param.default)
-        except Exception:  # no plugin: the click tool reports it when used
-            return ["classical"], "classical"
-
     def install(self, window) -> None:
         """Put the dock and a Segment menu (its tools on the keys of TOOL_SHORTCUTS) into ``window``."""
         layers = getattr(window, "layers_dock", None)
         if layers is not None:  # a tab beside the layers: the views keep their width
             window.addDockWidget(Qt.LeftDockWidgetArea, self.dock)
-            window.tabify_docks(layers, self.dock)
+            window.tabify_docks(getattr(window, "browser_dock", layers), self.dock)
         else:
             window.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         menu = window.menuBar().addMenu("&Segment")
@@ -319,7 +288,12 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         if label is None or self.layer is None or label not in self.segments:
             return
         self.select_segment(label)
-        measured = next((m for m in self.measures if m.label == label), None)
+        if not self.measures_current():
+            self._jump_after = label   # the mask or its measures are on their way: go there then
+            self._say(f"going to {self.segments[label].name} once its measures are in...")
+            return
+        self._jump_after = None
+        measured = self._measured.get(label)
         if measured is not None and measured.long_axis_mm > 0:
             point = np.mean(np.asarray(measured.long_axis_endpoints_mm), axis=0)
         else:
@@ -525,6 +499,9 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             self.current = None
             self.stack.clear()
             self.measures = []
+            self._measured.clear()
+            self._measured_array = None
+            self._jump_after = None
             self._fill_list()
             self._fill_table()
             self._update_markers()
@@ -561,56 +538,26 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
 
     # ---- tools ------------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:
-        if tool not in TOOLS:
+        """Pick a tool (it takes the views' left button) or an effect (the mouse navigates); the
+        editor shows its options only."""
+        if tool not in TOOLS and tool not in EFFECTS:
             raise ValueError(f"unknown tool {tool!r}")
         self.tool = tool
-        index = list(TOOLS).index(tool)
+        index = self.tool_combo.findData(tool)
         if self.tool_combo.currentIndex() != index:
             self.tool_combo.setCurrentIndex(index)
+        self.options.setCurrentWidget(self.option_panels[tool])
         self._apply_tool()
         self.tool_changed.emit(tool)
 
     def _apply_tool(self) -> None:
         for view in self._slice_views():
-            if self.tool != "navigate":
+            if self.tool in TOOLS and self.tool != "navigate":
                 view.tool = self
             elif view.tool is self:   # another tool (the measure tool) may hold the button
                 view.tool = None
         if self.tool == "click":
             self.warm_engine()
-
-    def warm_engine(self) -> None:
-        """Load the chosen click-segment engine in the background now (the learned one needs
-        seconds to import torch and MONAI and read its network), so that the first click is as
-        quick as the next. A click made meanwhile waits for it."""
-        from medviewer.plugins.model_store import click_params
-        from medviewer.plugins.registry import get_manifest
-
-        engine = self.engine_combo.currentText() or "classical"
-        name = "learned" if engine == "auto" else engine  # what there is to load
-        try:
-            future = self._runner().warm(get_manifest("click-segment"), click_params(engine))
-        except Exception as exc:  # no plugin, a bad parameter: the click reports it again
-            self._say(f"could not load the {name} engine: {exc}")
-            return
-        if future is None or future.done():
-            return
-        self._say(f"loading the {name} engine...")
-        future.add_done_callback(lambda f: self._emit_ready(name, f))
-
-    def _emit_ready(self, engine: str, future) -> None:
-        try:  # from the loading thread; the signal reaches the GUI thread queued
-            self.engine_ready.emit(engine, future.exception() or future.result())
-        except RuntimeError:  # the window closed meanwhile
-            pass
-
-    def _engine_ready(self, engine: str, outcome) -> None:
-        if self.busy() or self.pending is not None:
-            return  # a click is under way and says what it does
-        if isinstance(outcome, BaseException):
-            self._say(f"could not load the {engine} engine: {outcome}")
-        else:
-            self._say(f"the {engine} engine is ready (loaded in {outcome:.1f} s): left click inside a lesion")
 
     def _runner(self):
         from medviewer.plugins.runner import Runner
@@ -628,6 +575,10 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         image = self.document.image
         if image is None or not image.volume.contains_point(point):
             return True  # swallowed: no crosshair jump while a tool is on
+        if getattr(self.window, "loading", None) is not None:
+            # the slices still being read are blank: an edit or a click would work on them
+            self._say("the series is still loading: edit it once all its slices are in")
+            return True
         if self.tool == "click":
             self.add_click(point, positive=not shift)
             return True
@@ -665,133 +616,6 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         _, before, label = self._stroke
         self._stroke = None
         self._commit(before, self.layer.volume.array, label, TOOLS[self.tool])
-
-    def _dab(self, view, point) -> None:
-        """One disc of the brush at ``point`` in ``view``'s slice, painted in place (the 2D views
-        redraw now; the 3D surface and the measures when the stroke ends)."""
-        from medviewer.render.vtk_util import local_image
-
-        _, _, label = self._stroke
-        volume = self.layer.volume
-        box, mask = disc_region(volume, point, self.radius.value(), view.normal)
-        if self.tool == "eraser":
-            erase(volume.array, box, mask, label)
-        else:
-            hu = (self.hu_min.value(), self.hu_max.value()) if self.tool == "threshold" else None
-            paint(volume.array, box, mask, label, self.document.image.volume.array, hu)
-        local_image(volume).Modified()
-        for v in self._slice_views():
-            v.request_render()
-
-    def paint_disc(self, view_name: str, point, tool: str | None = None) -> None:
-        """Paint (or erase) one brush disc at ``point`` (LPS mm) in a view's slice, as one edit."""
-        view = self.window.grid.views[view_name]
-        if tool is not None:
-            self.set_tool(tool)
-        label = self._current_or_new()
-        if label is None:
-            return
-        self._stroke = (view, self.layer.volume.array.copy(), label)
-        self._dab(view, np.asarray(point, dtype=float))
-        self.release(view, 0, 0)
-
-    # ---- click to segment -------------------------------------------------------------------
-    def add_click(self, point, positive: bool = True) -> None:
-        """Add a click to the current segment (a new one if none) and rerun the segmentation."""
-        label = self._current_or_new()
-        if label is None:
-            return
-        if self.pending is not None and self.pending[0] == label:
-            before, shown = self.pending[1], self.pending[2]
-        else:
-            self._cancel_job()
-            before = shown = self.clicks.get(label, Clicks())
-        after = shown.add(point, positive)
-        self._cancel_job(keep_pending=True)
-        self.pending = (label, before, after)
-        self._update_markers()
-        if not after.positive:
-            self._finish_click(None)  # nothing to segment yet; the click is kept (undoable)
-            self._say("click inside the lesion first (left click, no shift)")
-            return
-        self._submit(label, after)
-
-    def add_bundle_engine(self, folder: str) -> None:
-        """Offer a DeepEdit or VISTA3D bundle folder as the click engine, and pick it."""
-        if self.engine_combo.findText(folder) < 0:
-            self.engine_combo.addItem(folder)
-        self.engine_combo.setCurrentText(folder)
-
-    def _submit(self, label: int, clicks: Clicks) -> None:
-        from medviewer.plugins.api import Prompts, Request
-        from medviewer.plugins.model_store import click_params
-        from medviewer.plugins.registry import get_manifest
-
-        try:
-            manifest = get_manifest("click-segment")
-            request = Request(self.document.image.volume, Prompts(clicks.positive, clicks.negative),
-                              params=click_params(self.engine_combo.currentText() or "classical"),
-                              device="auto")  # CUDA when there is a GPU, as the plugin panel does
-            self.job = self._runner().submit(manifest, request)
-        except Exception as exc:  # MedviewerError/PluginError: a line for the user
-            self._click_failed(str(exc))
-            return
-        self._say("segmenting...")
-        self._poller.watch(self.job)
-
-    def _on_job_event(self, event) -> None:
-        """One of the running job's events, on the GUI thread (the poller stops by itself
-        before the last one)."""
-        if event.kind == "progress" and event.stage:
-            self._say(f"segmenting: {event.stage}")
-        elif event.kind == "returned":
-            self.job = None
-            self._finish_click(event.result.label_map.array, event.result.note, event.result.algorithm)
-        elif event.kind in ("errored", "aborted"):
-            self.job = None
-            if event.kind == "errored":
-                self._click_failed(event.message)
-
-    def _finish_click(self, mask, note: str = "", algorithm: str = "") -> None:
-        label, before, after = self.pending
-        self.pending = None
-        if label not in self.segments or self.layer is None:
-            return
-        if mask is not None and mask.shape != self.layer.volume.shape:
-            self._click_failed("the segmentation came back on another grid; ignored")
-            return
-        old = self.layer.volume.array
-        new = old if mask is None else replace_segment(old, label, mask)
-        self.clicks[label] = after
-        change = self._commit(old, new, label, "click", clicks_before=before, clicks_after=after)
-        self._update_markers()
-        if mask is not None:
-            self.segments[label] = Segment(
-                label, self.segments[label].name, self.segments[label].color,
-                algorithm=AlgorithmInfo("SEMIAUTOMATIC", algorithm or "medviewer click-to-segment", __version__))
-            voxels = int((new == label).sum())
-            self._say(f"{self.segments[label].name}: {voxels * self.layer.volume.voxel_volume_ml:.1f} mL "
-                      f"({voxels:,} voxels)"
-                      + (f"; {note}" if note else ""))
-        self.click_result.emit(change)
-
-    def _click_failed(self, message: str) -> None:
-        self.pending = None
-        self._update_markers()
-        self._say(message)
-        self.click_failed.emit(message)
-
-    def _cancel_job(self, keep_pending: bool = False) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.job = None
-            self._poller.stop()
-        if not keep_pending and self.pending is not None:
-            self.pending = None
-            self._update_markers()
-
-    def busy(self) -> bool:
-        return self.job is not None
 
     # ---- undo -------------------------------------------------------------------------------
     def undo(self) -> None:
@@ -834,98 +658,6 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         self.redo_button.setEnabled(self.stack.can_redo())
         self.undo_action.setEnabled(self.stack.can_undo())
         self.redo_action.setEnabled(self.stack.can_redo())
-
-    # ---- markers ----------------------------------------------------------------------------
-    def shown_clicks(self) -> Clicks:
-        if self.current is None:
-            return Clicks()
-        if self.pending is not None and self.pending[0] == self.current:
-            return self.pending[2]
-        return self.clicks.get(self.current, Clicks())
-
-    def _update_markers(self) -> None:
-        from medviewer.render.markers import PointMarkers
-
-        clicks = self.shown_clicks()
-        points = list(clicks.positive) + list(clicks.negative)
-        colors = [POSITIVE_RGB] * len(clicks.positive) + [NEGATIVE_RGB] * len(clicks.negative)
-        for view in self._slice_views():
-            markers = self._markers.get(view.orientation)
-            if markers is None:
-                if not points:
-                    continue
-                markers = self._markers[view.orientation] = PointMarkers(view)
-            markers.set_points(points, colors)
-
-    # ---- measures ---------------------------------------------------------------------------
-    def _start_measures(self) -> None:
-        if self._measure_task is not None and self._measure_task.running:
-            self._measure_again = True
-            return
-        image = self.document.image
-        if image is None or self.layer is None:
-            return
-        from medviewer.core.measures import measure_segments
-
-        volume = image.volume
-        labels = self.layer.volume.with_array(self.layer.volume.array.copy())
-        task = Task(lambda progress, cancelled: measure_segments(volume, labels), "measures", self)
-        task.finished.connect(self._measures_done)
-        task.failed.connect(self._say)
-        task.ended.connect(self._measures_ended)
-        self._measure_task = task.start()
-
-    def _measures_ended(self) -> None:
-        if self._measure_again:
-            self._measure_again = False
-            self._start_measures()
-
-    def _measures_done(self, measures) -> None:
-        if self._measure_again:
-            return  # stale: another edit came meanwhile
-        self.measures = list(measures)
-        self._fill_table()
-        self.measures_updated.emit(self.measures)
-
-    def _show_rulers(self, rows) -> None:
-        """Each segment's longest axial diameter (RECIST) as a ruler on its slice, in a layer of
-        its own ("RECIST long axes": the layers panel hides it), there while there are any."""
-        rulers = [Ruler(m.long_axis_endpoints_mm[0], m.long_axis_endpoints_mm[1],
-                        f"{self.segments[m.label].name}: {m.long_axis_mm:.1f} mm")
-                  for m in rows if m.long_axis_mm > 0]
-        layer = self.rulers_layer if self.rulers_layer in self.document.layers else None
-        if layer is None:
-            if rulers and self.document.image is not None:
-                self.rulers_layer = self.document.add_layer(RulerLayer(name="RECIST long axes", rulers=rulers))
-        elif rulers:
-            self.document.update_layer(layer, rulers=rulers)
-        else:
-            self.document.remove_layer(layer)
-            self.rulers_layer = None
-
-    def _fill_table(self) -> None:
-        rows = [m for m in self.measures if m.label in self.segments]
-        self._table_labels = [m.label for m in rows]
-        self._show_rulers(rows)
-        self.table.setRowCount(len(rows))
-        for r, m in enumerate(rows):
-            size = np.asarray(m.bbox_max_mm) - np.asarray(m.bbox_min_mm)
-            cells = (self.segments[m.label].name, f"{m.volume_ml:.2f}", f"{m.mean:.0f}", f"{m.minimum:.0f}",
-                     f"{m.maximum:.0f}", f"{m.long_axis_mm:.1f}", f"{m.short_axis_mm:.1f}",
-                     " x ".join(f"{s:.0f}" for s in size))
-            for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if c == 0:
-                    pix = QPixmap(10, 10)
-                    pix.fill(QColor(*self.segments[m.label].color))
-                    item.setIcon(QIcon(pix))
-                if c == 7:
-                    item.setToolTip("LPS mm: " + ", ".join(f"{a:.1f}..{b:.1f}" for a, b in
-                                                           zip(m.bbox_min_mm, m.bbox_max_mm)))
-                self.table.setItem(r, c, item)
-        self.totals.setText(
-            f"{len(rows)} lesions: sum of the longest axial diameters {sum(m.long_axis_mm for m in rows):.1f} mm, "
-            f"total volume {sum(m.volume_ml for m in rows):.2f} mL" if len(rows) > 1 else "")
 
     def _say(self, text: str) -> None:
         self.status.setText(text)

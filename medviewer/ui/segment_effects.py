@@ -9,74 +9,15 @@ edit and never touches another segment.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QPushButton
 
 from medviewer.core.label_edit import (
-    SCISSORS_MODES, SMOOTHING_METHODS, fill_between_slices, margin, margin_radius, remove_islands, scissors,
+    SCISSORS_MODES, fill_between_slices, margin, margin_radius, remove_islands, scissors,
     smooth, smoothing_radius,
 )
 
-SCISSORS_EXTENTS = ("all slices", "this slice")
-
 
 class SegmentEffects:
-    """The effects' rows of the editor's form, and the effects."""
-
-    def _build_effect_rows(self, form) -> None:
-        self.island_ml = self._spin_with_button(
-            form, "Islands", (0.0, 10000.0), 0.0, " mL", "Remove islands", lambda: self.remove_islands(),
-            "0: keep only the largest piece; else remove pieces smaller than this")
-        self.margin_mm = self._spin_with_button(
-            form, "Margin", (-50.0, 50.0), 1.0, " mm", "Grow / shrink", lambda: self.apply_margin(),
-            "positive: grow the segment (into background only); negative: shrink it")
-        row = QHBoxLayout()
-        self.smooth_mm = QDoubleSpinBox()
-        self.smooth_mm.setRange(0.5, 50.0)
-        self.smooth_mm.setValue(3.0)
-        self.smooth_mm.setSuffix(" mm")
-        self.smooth_mm.setToolTip("the smoothing kernel's size")
-        self.smooth_method = QComboBox()
-        for method, what in SMOOTHING_METHODS.items():
-            self.smooth_method.addItem(method, method)
-            self.smooth_method.setItemData(self.smooth_method.count() - 1, what, Qt.ToolTipRole)
-        smooth_button = QPushButton("Smooth")
-        smooth_button.clicked.connect(lambda: self.apply_smoothing())
-        for w in (self.smooth_mm, self.smooth_method, smooth_button):
-            row.addWidget(w)
-        form.addRow("Smoothing", row)
-        row = QHBoxLayout()
-        self.scissors_mode = QComboBox()
-        self.scissors_mode.addItems(list(SCISSORS_MODES))
-        self.scissors_extent = QComboBox()
-        self.scissors_extent.addItems(list(SCISSORS_EXTENTS))
-        self.scissors_extent.setToolTip("cut through every slice along the view's axis, or only the slice drawn on")
-        row.addWidget(self.scissors_mode)
-        row.addWidget(self.scissors_extent)
-        form.addRow("Scissors", row)
-        fill = QPushButton("Fill between slices")
-        fill.setToolTip("draw the segment on every few slices (brush, clicks), then fill the slices "
-                        "between: the outline changes smoothly from one drawn slice to the next")
-        fill.clicked.connect(lambda: self.fill_between_slices())
-        form.addRow("Interpolate", fill)
-
-    @staticmethod
-    def _spin_with_button(form, label: str, limits, value: float, suffix: str, button: str, slot,
-                          tip: str) -> QDoubleSpinBox:
-        """A form row: a spin box (its value) and a button that acts with it."""
-        row = QHBoxLayout()
-        spin = QDoubleSpinBox()
-        spin.setRange(*limits)
-        spin.setDecimals(2)
-        spin.setValue(value)
-        spin.setSuffix(suffix)
-        spin.setToolTip(tip)
-        b = QPushButton(button)
-        b.clicked.connect(slot)
-        row.addWidget(spin)
-        row.addWidget(b)
-        form.addRow(label, row)
-        return spin
+    """The effects (their options panels are in :mod:`medviewer.ui.segment_tools`)."""
 
     def _apply(self, old: np.ndarray, new: np.ndarray, label: int, description: str) -> int:
         """An effect's result as one undoable edit; returns how many voxels it changed."""

@@ -87,13 +87,15 @@ class SegmentRecovery:
         if self.window.quiet:
             self._say(text + " Segment > Recover kept segments brings them back.")
             return
-        answer = QMessageBox.question(self.window, "medviewer", text + " Recover them?",
-                                      QMessageBox.Yes | QMessageBox.Discard | QMessageBox.No, QMessageBox.Yes)
-        if answer == QMessageBox.Yes:
+        box = recovery_question(self.window, text)
+        box.exec()
+        answer = box.clickedButton()
+        if answer is box.recover_button:
             self.recover()
-        elif answer == QMessageBox.Discard:
+        elif answer is box.discard_button:
             self.forget_recovery_copy()
             self.recover_action.setEnabled(False)
+        # Decide later (or the box closed): the copy stays, Segment > Recover kept segments has it
 
     def recover(self) -> list[Segment]:
         """Bring back the kept segments of the open image (as one undoable edit)."""
@@ -129,3 +131,18 @@ class SegmentRecovery:
         self.recover_action.setEnabled(False)
         self._say(f"recovered {len(kept)} segment(s) kept on {found.age_text}")
         return kept
+
+
+def recovery_question(parent, text: str) -> QMessageBox:
+    """"Recover them?" with buttons that say what each does: Recover (the default), Discard (the
+    copy is deleted) and Decide later (it is kept; the Segment menu offers it again)."""
+    box = QMessageBox(QMessageBox.Question, "medviewer", text + " Recover them?", QMessageBox.NoButton, parent)
+    box.recover_button = box.addButton("Recover", QMessageBox.AcceptRole)
+    box.discard_button = box.addButton("Discard", QMessageBox.DestructiveRole)
+    box.later_button = box.addButton("Decide later", QMessageBox.RejectRole)
+    box.recover_button.setToolTip("bring the kept segments back into the editor")
+    box.discard_button.setToolTip("delete the kept copy: it cannot be recovered afterwards")
+    box.later_button.setToolTip("keep the copy; Segment > Recover kept segments brings it back")
+    box.setDefaultButton(box.recover_button)
+    box.setEscapeButton(box.later_button)
+    return box

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from medviewer.core.errors import MedviewerError
 from medviewer.plugins.runner import TERMINAL
@@ -153,3 +154,43 @@ class JobPoller(QObject):
             self.on_event(event)
         if self.job is None:
             self._timer.stop()
+
+
+class FreezeMeter(QObject):
+    """How long the GUI thread stopped turning its event loop: a QTimer ticking every
+    ``interval_ms``; the longest gap between two ticks is the longest freeze.
+
+    ``longest_ticks``: that gap in ticks (1 when no tick was missed), what the tests assert on;
+    ``longest_ms`` the same in milliseconds, what the benchmarks report."""
+
+    def __init__(self, interval_ms: int = 10, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.interval_ms = interval_ms
+        self.longest_ms = 0.0
+        self.ticks = 0
+        self._last: float | None = None
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> "FreezeMeter":
+        self.longest_ms, self.ticks, self._last = 0.0, 0, time.perf_counter()
+        self._timer.start()
+        return self
+
+    def stop(self) -> "FreezeMeter":
+        self._tick()
+        self._timer.stop()
+        return self
+
+    @property
+    def longest_ticks(self) -> float:
+        return self.longest_ms / self.interval_ms
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.longest_ms = max(self.longest_ms, 1000.0 * (now - self._last))
+        self._last = now
+        self.ticks += 1

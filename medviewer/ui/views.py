@@ -8,18 +8,23 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 
 from medviewer.core.document import Document
+from medviewer.core.volume import Volume
 from medviewer.render.slice_view import SliceView
-from medviewer.render.volume_view import VolumeView
+from medviewer.render.volume_view import MAX_RENDER_VOXELS, VolumeView, reduced_for_rendering
 from medviewer.render.vtk_util import capture
+from medviewer.ui.tasks import Task
 
 VIEW_NAMES = ("axial", "coronal", "sagittal", "3d")
 
 
 class RenderScheduler:
-    """Coalesces render requests: at most one render per view per turn of the event loop."""
+    """Coalesces render requests: at most one render per view per turn of the event loop, and
+    none while the view's ``widget`` is hidden (a hidden 3D view rendered a chest CT for seconds);
+    the grid renders the views it shows again."""
 
-    def __init__(self, render_window) -> None:
+    def __init__(self, render_window, widget: QWidget | None = None) -> None:
         self.render_window = render_window
+        self.widget = widget
         self.pending = False
         self.enabled = True
 
@@ -31,7 +36,7 @@ class RenderScheduler:
 
     def _render(self) -> None:
         self.pending = False
-        if self.enabled:
+        if self.enabled and (self.widget is None or not self.widget.isHidden()):
             self.render_window.Render()
 
 
@@ -52,10 +57,10 @@ class ViewGrid(QWidget):
             w = QVTKRenderWindowInteractor(self)
             w.setObjectName(f"view-{name}")
             rw = w.GetRenderWindow()
-            sched = RenderScheduler(rw)
+            sched = RenderScheduler(rw, w)
             iren = rw.GetInteractor()
             if name == "3d":
-                view = VolumeView(document, rw, iren, request_render=sched.request)
+                view = VolumeView(document, rw, iren, request_render=sched.request, reduce=self._reduce)
             else:
                 view = SliceView(document, name, rw, iren, request_render=sched.request, on_hover=on_hover)
             self.widgets[name] = w
@@ -65,6 +70,20 @@ class ViewGrid(QWidget):
             w.Initialize()
         self.layout_mode = "2x2"
         self.active = "axial"
+        self._reductions: list[Task] = []
+
+    def _reduce(self, volume: Volume, done) -> None:
+        """The 3D view's copy of ``volume`` to render, made in a worker thread (a 512 x 512 x 300
+        CT takes a second or two to average down); ``done`` runs on the GUI thread."""
+        if volume.array.size <= MAX_RENDER_VOXELS:
+            done(volume, volume)   # small enough: rendered as it is
+            return
+        task = Task(lambda progress, cancelled: reduced_for_rendering(volume), "3d-copy", self)
+        task.finished.connect(lambda copy: done(volume, copy))
+        task.failed.connect(lambda _message: done(volume, volume))   # (memory?) the volume itself
+        task.ended.connect(lambda: self._reductions.remove(task))
+        self._reductions.append(task)
+        task.start()
 
     def set_layout(self, mode: str, active: str | None = None) -> None:
         """'2x2' (all four views) or '1x1' (only ``active``)."""
@@ -73,7 +92,8 @@ class ViewGrid(QWidget):
         self.layout_mode = mode
         for name, w in self.widgets.items():
             w.setVisible(mode == "2x2" or name == self.active)
-        QTimer.singleShot(0, self.render_all)
+        self.views["3d"].set_active(not self.widgets["3d"].isHidden())
+        self.request_all()
 
     def visible_views(self) -> list[str]:
         return [n for n in VIEW_NAMES if self.widgets[n].isVisible()]
@@ -82,10 +102,17 @@ class ViewGrid(QWidget):
         for name in self.visible_views():
             self.widgets[name].GetRenderWindow().Render()
 
+    def request_all(self) -> None:
+        """Render the visible views soon, each in a turn of the event loop of its own (a first
+        frame of a new image takes a few hundred milliseconds on software OpenGL: four in a row
+        froze the window)."""
+        for name in self.visible_views():
+            self.schedulers[name].request()
+
     def reset_cameras(self) -> None:
         for view in self.views.values():
             view.reset_camera()
-        self.render_all()
+        self.request_all()
 
     def capture_view(self, name: str) -> np.ndarray:
         """Pixels of one view (h, w, 3), read back from its render window."""
@@ -109,6 +136,8 @@ class ViewGrid(QWidget):
         return self.paste_views(canvas, self)
 
     def close_views(self) -> None:
+        for task in self._reductions:
+            task.cancel()
         for sched in self.schedulers.values():
             sched.enabled = False
         for view in self.views.values():

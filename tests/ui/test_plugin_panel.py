@@ -218,3 +218,58 @@ def test_click_segment_loads_its_network_when_selected(window, panel, qtbot):
     learned._CACHE.clear()
     panel.select("click-segment")
     qtbot.waitUntil(lambda: learned.model_loaded(learned.DEFAULT_BUNDLE, "cpu"), timeout=60000)
+
+
+def test_parameters_show_labels_units_and_sensible_precision(window, panel):
+    """A form shows "Radius" and "mm" for radius_mm, not the raw key with four decimals; a
+    manifest's own label and unit win; the raw key stays in the tip."""
+    from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout
+
+    from medviewer.plugins.api import Manifest, Param
+
+    def row(name):
+        index = list(panel._editors).index(name)
+        label = panel.form.itemAt(index, QFormLayout.LabelRole).widget()
+        return label.text(), panel.form.itemAt(index, QFormLayout.FieldRole).widget()
+
+    panel.select("lesion-density")
+    text, spin = row("radius_mm")
+    assert text == "Radius" and isinstance(spin, QDoubleSpinBox)
+    assert spin.suffix() == " mm" and spin.decimals() == 1 and spin.text() == "5.0 mm"
+    assert "radius_mm" in spin.toolTip()
+    panel.select("denoise")
+    assert row("time_step")[0] == "Time step" and row("time_step")[1].text() == "0.0625"
+    assert row("range_sigma_hu")[1].text() == "50 HU"
+    panel.add_manifest(Manifest(id="labelled", title="Labelled", kind="segmentation", entry="x:Y",
+                                params=(Param("w", "float", 0.5, "how much", label="Weight", unit="%"),)))
+    panel.select("labelled")
+    assert row("w")[0] == "Weight" and row("w")[1].text() == "0.50 %"
+    assert panel.params() == {"w": 0.5}
+
+
+def test_trust_button_only_for_a_bundle_plugin_and_scores_cleared_on_another_pick(window, panel, qtbot, tmp_path):
+    assert panel.current_manifest() is None or not panel.current_manifest().executes_untrusted_code
+    assert panel.trust_button.isHidden() and panel.trust_label.isHidden()    # nothing picked: no button
+    panel.select("denoise")
+    assert panel.trust_button.isHidden()                                       # not a bundle plugin
+    panel.select("lesion-density")
+    assert run_and_wait(panel, qtbot) == "returned"
+    assert not panel.table.isHidden() and panel.table.rowCount() == 5
+    panel.select("denoise")
+    assert panel.table.isHidden() and panel.table.rowCount() == 0 and panel.status.text() == ""
+
+
+def test_param_label_and_unit_from_the_manifest_or_the_name():
+    """plugin.json may give a parameter's label and unit; without them (every manifest written
+    before), the name says them: radius_mm is "Radius" in mm."""
+    from medviewer.plugins.api import Manifest, Param
+
+    manifest = Manifest.from_dict({"id": "p", "title": "P", "kind": "segmentation", "entry": "m:C", "params": [
+        {"name": "radius_mm", "type": "float", "default": 5.0},
+        {"name": "gain", "type": "float", "default": 0.25, "label": "Gain factor", "unit": "x"}]})
+    radius, gain = manifest.params
+    assert (radius.display_label, radius.display_unit, radius.decimals) == ("Radius", "mm", 1)
+    assert (gain.display_label, gain.display_unit, gain.decimals) == ("Gain factor", "x", 2)
+    assert Param("threshold_hu", "float", -500.0).display_unit == "HU"
+    assert Param("threshold_hu", "float", -500.0).decimals == 0
+    assert Param("mm", "float", 1.0).display_label == "Mm"   # a bare unit word is a name, not a suffix

@@ -511,7 +511,8 @@ def test_margin_grows_and_shrinks_the_current_segment_and_undo_restores(window, 
 
 def test_each_lesions_recist_long_axis_is_drawn_on_its_slice(window, qtbot, editor, demo_series, demo_volume):
     """The measures' longest axial diameter of each segment shows as a ruler with its length in
-    a "RECIST long axes" layer, on the slice where it was measured only; it goes with the segment."""
+    a "RECIST axes" layer, on the slice where it was measured only, and its short axis across it,
+    as long as measured; they go with the segment."""
     from medviewer.core.document import RulerLayer
     from medviewer.render.vtk_util import capture
 
@@ -523,9 +524,16 @@ def test_each_lesions_recist_long_axis_is_drawn_on_its_slice(window, qtbot, edit
     (m,) = editor.measures
     layer = editor.rulers_layer
     assert isinstance(layer, RulerLayer) and layer in window.document.layers
-    (ruler,) = layer.rulers
-    assert ruler.caption == f"lesion 1: {m.long_axis_mm:.1f} mm"
+    ruler, short = layer.rulers
+    assert ruler.caption == f"lesion 1: {m.long_axis_mm:.1f} x {m.short_axis_mm:.1f} mm"
     assert np.allclose([ruler.start, ruler.end], m.long_axis_endpoints_mm)
+    across = np.subtract(short.end, short.start)
+    along = np.subtract(ruler.end, ruler.start)
+    assert np.linalg.norm(across) == pytest.approx(m.short_axis_mm, abs=1e-6) and short.caption == ""
+    assert abs(across @ along) < 1e-6 * np.linalg.norm(along) * np.linalg.norm(across) + 1e-9   # perpendicular
+    assert abs(across[2]) < 1e-6 and abs(short.start[2] - ruler.start[2]) < 1e-6               # same axial slice
+    middle = (np.asarray(ruler.start) + np.asarray(ruler.end)) / 2    # it crosses the long axis near its middle
+    assert np.linalg.norm((np.asarray(short.start) + np.asarray(short.end)) / 2 - middle) < m.short_axis_mm / 2
     editor.jump_to_segment(1)   # onto the RECIST slice
     axial = window.grid.views["axial"]
     assert [text for text, _ in axial.box_captions(layer)] == [ruler.caption]
@@ -730,3 +738,39 @@ def test_a_segment_is_compared_with_the_loaded_reference_lesion_it_overlaps(wind
     expected = compare_masks(editor.layer.volume.array == 1, truth == value, demo_volume.spacing)
     assert result == expected and 0 < result.dice < 0.5
     assert f"Dice {result.dice:.3f}" in editor.status.text() and "HD95" in editor.status.text()
+
+
+def test_recover_question_tells_discard_from_decide_later(window):
+    """"Recover them?" offers Recover, Discard and Decide later (it offered Yes / Discard / No)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from medviewer.ui.segment_recovery import recovery_question
+
+    box = recovery_question(window, "2 segment(s) of this image from 3 minutes ago were kept.")
+    texts = [b.text().replace("&", "") for b in box.buttons()]
+    assert sorted(texts) == ["Decide later", "Discard", "Recover"]
+    assert box.defaultButton() is box.recover_button and box.escapeButton() is box.later_button
+    assert box.buttonRole(box.discard_button) == QMessageBox.DestructiveRole
+    assert "cannot be recovered" in box.discard_button.toolTip()
+    assert "Recover them?" in box.text()
+
+
+def test_the_editor_shows_the_options_of_the_tool_in_use_only(window, editor):
+    """As Slicer's Segment Editor: the brush's radius with the brush, the threshold range only
+    with the threshold brush, the engine only with the click tool, an effect's Apply button with
+    that effect (and the mouse navigates meanwhile)."""
+    def shown(widget):
+        return not widget.isHidden() and editor.options.currentWidget().isAncestorOf(widget)
+
+    editor.dock.show()
+    editor.set_tool("brush")
+    assert shown(editor.radius) and not shown(editor.engine_combo) and not shown(editor.island_ml)
+    assert not editor.options.currentWidget().form.isRowVisible(editor.hu_min)
+    editor.set_tool("threshold")
+    assert editor.options.currentWidget().form.isRowVisible(editor.hu_min)
+    editor.set_tool("click")
+    assert shown(editor.engine_combo) and not shown(editor.radius)
+    editor.set_tool("margin")
+    assert shown(editor.margin_mm) and not shown(editor.engine_combo)
+    assert all(v.tool is not editor for n, v in window.grid.views.items() if n != "3d")   # the mouse navigates
+    assert editor.tool_combo.currentData() == "margin"

@@ -379,7 +379,7 @@ from medviewer.ui.main_window import MainWindow
 
 app = application()
 w = MainWindow(settings=QSettings(sys.argv[1], QSettings.IniFormat))
-w.resize(1400, 950)
+w.resize(1280, 900)
 w.show()
 end = time.monotonic() + 1.0
 while time.monotonic() < end:
@@ -387,18 +387,22 @@ while time.monotonic() < end:
     time.sleep(0.02)
 print(json.dumps({
     "bars": sorted([b.tabText(i) for i in range(b.count())] for b in w.findChildren(QTabBar) if b.isVisible()),
-    "tabbed": [d.objectName() for d in w.tabifiedDockWidgets(w.layers_dock)],
-    "front": [not d.visibleRegion().isEmpty()
-              for d in (w.layers_dock, w.segment_dock, w.plugins_dock, w.pacs_dock, w.measurements_dock)],
+    "tabbed": sorted(d.objectName() for d in w.tabifiedDockWidgets(w.layers_dock)),
+    "front": [not d.visibleRegion().isEmpty() for d in (w.browser_dock, w.layers_dock, w.segment_dock,
+                                                         w.plugins_dock, w.pacs_dock, w.measurements_dock)],
+    "view_widths": [w.grid.widgets[n].width() for n in ("axial", "coronal", "sagittal", "3d")],
+    "dock_widths": [w.browser_dock.width(), w.plugins_dock.width()],
 }))
 """
 
 
-def test_each_group_of_tabbed_docks_has_one_tab_bar(tmp_path):
-    """Layers | Segment editor on the left, Plugins | PACS | Measurements on the right: one tab bar
-    each, the first dock of each in front. Qt 6.11 drew a second, stray tab bar across the segment editor
-    when both groups were tabbed before the window was shown. A fresh process, as the app starts
-    (the stray did not show in a window made inside the test session)."""
+def test_each_group_of_tabbed_docks_has_one_tab_bar_and_the_views_get_the_room(tmp_path):
+    """Studies | Layers | Segment editor on the left, Plugins | PACS | Measurements on the right: one
+    tab bar each, the first dock of each in front. Qt 6.11 drew a second, stray tab bar across the
+    segment editor when both groups were tabbed before the window was shown. A fresh process, as
+    the app starts (the stray did not show in a window made inside the test session).
+    At 1280 x 900 the docks are narrow and each view about 380 pixels wide (295 when the docks
+    took half the width)."""
     import subprocess
     import sys
 
@@ -408,9 +412,10 @@ def test_each_group_of_tabbed_docks_has_one_tab_bar(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     seen = json.loads(r.stdout.strip().splitlines()[-1])
-    assert seen["bars"] == [["Layers", "Segment editor"], ["Plugins", "PACS", "Measurements"]], seen
-    assert seen["tabbed"] == ["segment-editor-dock"]
-    assert seen["front"] == [True, False, True, False, False]
+    assert seen["bars"] == [["Plugins", "PACS", "Measurements"], ["Studies", "Layers", "Segment editor"]], seen
+    assert seen["tabbed"] == ["segment-editor-dock", "studies-dock"]
+    assert seen["front"] == [True, False, False, True, False, False]
+    assert min(seen["view_widths"]) >= 340 and max(seen["dock_widths"]) <= 330, seen
 
 
 def test_label_surfaces_in_3d_are_smooth_and_take_each_segments_colour(window, qtbot, demo_volume):
@@ -439,8 +444,14 @@ def test_label_surfaces_in_3d_are_smooth_and_take_each_segments_colour(window, q
     mesh = actor.GetMapper().GetInputAlgorithm().GetOutputDataObject(0)
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
-    points = vtk_to_numpy(mesh.GetPoints().GetData())
-    normals = vtk_to_numpy(mesh.GetPointData().GetNormals())
+    from medviewer.render.vtk_util import local_to_patient
+
+    # the mesh lies in the frame of the labels' bounding box (its own origin): into the image's
+    matrix = actor.GetUserMatrix()
+    to_image = np.linalg.inv(local_to_patient(demo_volume)) @ np.array(
+        [[matrix.GetElement(i, j) for j in range(4)] for i in range(4)])
+    points = vtk_to_numpy(mesh.GetPoints().GetData()) @ to_image[:3, :3].T + to_image[:3, 3]
+    normals = vtk_to_numpy(mesh.GetPointData().GetNormals()) @ to_image[:3, :3].T
     # on a smooth sphere the normal at each point is close to the radial direction
     radial = points - points.mean(axis=0)
     radial /= np.linalg.norm(radial, axis=1, keepdims=True)
@@ -640,3 +651,41 @@ def test_side_panels_fold_away_for_the_views_and_come_back_as_they_were(window, 
     window.layers_dock.toggleViewAction().trigger()
     qtbot.waitUntil(lambda: in_front(window.layers_dock))
     assert action.isChecked() and not window.plugins_dock.toggleViewAction().isChecked()
+
+
+def test_a_study_of_several_series_asks_which_to_open(window, qtbot, shared_data, monkeypatch):
+    """As `medviewer open` asks for --series, the window asks (it opened series 2 silently); a
+    cancel opens nothing; a quiet window (automation) opens the largest."""
+    from PySide6.QtWidgets import QInputDialog
+
+    study = shared_data / "lung-pet-ct-dx" / "A0001"
+    asked = []
+
+    def answer(parent, title, label, items, current, editable):
+        asked.append(items)
+        return next(i for i in items if "series-3-5mm-B" in i), True
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(answer))
+    window.quiet = False
+    with qtbot.waitSignal(window.volume_loaded, timeout=60000):
+        window.open_path(str(study))
+    assert len(asked) == 1 and len(asked[0]) == 2
+    assert window.document.image.volume.meta["source_folder"].endswith("series-3-5mm-B")
+
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a: ("", False)))
+    window.open_path(str(study))
+    qtbot.waitUntil(lambda: "no series opened" in window.status_label.text(), timeout=60000)
+    assert window.document.image.volume.meta["source_folder"].endswith("series-3-5mm-B")   # unchanged
+
+
+def test_the_hu_readout_follows_the_crosshair_moved_by_keys(window, qtbot, demo_volume):
+    window.set_volume(demo_volume)
+    axial = window.grid.views["axial"]
+    window._show_readout(np.zeros(3), -1000.0)       # as a mouse hover left it
+    window.grid.widgets["axial"].setFocus()
+    before = window.document.cursor
+    qtbot.keyClick(window.grid.widgets["axial"], Qt.Key_Up)
+    qtbot.waitUntil(lambda: not np.allclose(window.document.cursor, before), timeout=5000)
+    cursor = window.document.cursor
+    value = window.document.value_at(cursor)
+    assert window.readout_label.text().startswith(f"{value:.0f} HU at ({cursor[0]:.1f}, {cursor[1]:.1f}, {cursor[2]:.1f})")
+    assert axial is not None

@@ -47,6 +47,7 @@ def run(args) -> int:
 
         raise MedviewerError(nothing_found_message(index), path)
     print(path)
+    loadable = 0
     for patient in index.patients:
         print(f"Patient {patient.patient_id or '(no ID)'}  {patient.patient_name}")
         for study in patient.studies:
@@ -67,6 +68,10 @@ def run(args) -> int:
                 print(head)
                 for problem in g.problems:
                     print(f"      problem: {problem}")
+                loadable += not g.problems
+                if s.damaged and not g.problems:
+                    print(f"      note: loads without {len(s.damaged)} damaged file(s) of its folder "
+                          "(listed below)")
                 if s.uid is None:
                     print("      note: the files carry no Series Instance UID (grouped by folder)")
     if index.ignored:
@@ -81,4 +86,7 @@ def run(args) -> int:
             print(f"  {os.path.relpath(s.path, path) if os.path.isdir(path) else s.path}: {s.reason}")
         if len(shown) < len(index.skipped):
             print(f"  ... and {len(index.skipped) - len(shown)} more (--skipped lists them all)")
+    if not loadable:
+        # The listing above says why; the exit status tells a script that nothing here loads.
+        raise MedviewerError("nothing loadable found (no image series without a problem)", path)
     return 0

@@ -12,8 +12,19 @@ from medviewer.io.image_files import image_suffix, read_image, write_image
 
 __all__ = [
     "DicomIndex", "SeriesEntry", "index_folder", "analyze_series", "load_series",
-    "read_image", "write_image", "image_suffix", "load_volume",
+    "read_image", "write_image", "image_suffix", "load_volume", "dropped_note",
 ]
+
+
+def dropped_note(volume: Volume, limit: int = 3) -> str | None:
+    """One line saying which files of the series' folder a load left out and why (None when it
+    left out none): what the CLI prints and the window shows after a partial load."""
+    dropped = volume.meta.get("dropped_files") or ()
+    if not dropped:
+        return None
+    shown = "; ".join(f"{os.path.basename(path)}: {reason}" for path, reason in dropped[:limit])
+    more = f"; and {len(dropped) - limit} more (medviewer info --skipped lists them)" if len(dropped) > limit else ""
+    return f"loaded without {len(dropped)} damaged file(s) ({shown}{more})"
 
 
 def describe_series(entry: SeriesEntry) -> str:

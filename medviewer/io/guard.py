@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
-from typing import IO, Iterator
+from typing import Iterator
 
 from medviewer.core.errors import MedviewerError
 
@@ -71,7 +72,7 @@ def check_regular(path: str) -> os.stat_result:
     return st
 
 
-def open_regular(path: str) -> IO[bytes]:
+def open_regular(path: str) -> "BoundedReader":
     """Open ``path`` for binary reading if, and only if, it is a regular file.
 
     Checked with ``os.stat`` first; then opened non-blocking (so that a file swapped for a pipe in
@@ -84,10 +85,37 @@ def open_regular(path: str) -> IO[bytes]:
             raise MedviewerError("not a regular file: not opened", path)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return BoundedReader(os.fdopen(fd, "rb"))
     except BaseException:
         os.close(fd)
         raise
+
+
+class BoundedReader:
+    """A binary file whose ``read(n)`` never asks for more than the bytes left in the file.
+
+    A damaged length field (a few gigabytes) makes a parser call ``read(length)``; Python
+    allocates the whole buffer before it finds the file short. Capped, a lie costs nothing."""
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+        self._size = os.fstat(raw.fileno()).st_size
+
+    def read(self, size: int = -1) -> bytes:
+        left = max(self._size - self._raw.tell(), 0)
+        return self._raw.read(left if size is None or size < 0 else min(size, left))
+
+    def readinto(self, buffer) -> int:
+        return self._raw.readinto(buffer)
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+    def __enter__(self) -> "BoundedReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._raw.close()
 
 
 @contextlib.contextmanager
@@ -117,3 +145,26 @@ def guarded(path: str | os.PathLike, what: str = "DICOM file") -> Iterator[None]
         raise MedviewerError(f"damaged {what} ({describe_exception(exc)})", path) from None
     except Exception as exc:  # noqa: BLE001  (the point of the guard: pydicom, GDCM, ITK raise many kinds)
         raise MedviewerError(f"damaged {what} ({describe_exception(exc)})", path) from None
+
+
+def read_dataset(path: str, **kwargs):
+    """``pydicom.dcmread`` of a regular file, through :class:`BoundedReader`."""
+    import pydicom
+
+    with open_regular(path) as fp:
+        return pydicom.dcmread(fp, **kwargs)
+
+
+def reads_file(what: str):
+    """Decorator for a reader whose first argument is a file path: the whole call runs inside
+    :func:`guarded`, after :func:`check_regular`."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(path, *args, **kwargs):
+            with guarded(path, what):
+                check_regular(os.fspath(path))
+                return fn(path, *args, **kwargs)
+        return wrapper
+
+    return decorate

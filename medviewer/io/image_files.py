@@ -11,7 +11,7 @@ import numpy as np
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
-from medviewer.io.guard import check_regular, guarded, one_line
+from medviewer.io.guard import check_regular, guarded, one_line, open_regular
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 # An image file whose header announces more voxels than this many bytes (as float64) is refused
@@ -42,6 +42,8 @@ def _read_checked(path: str) -> Volume:
     import SimpleITK as sitk
 
     check_regular(path)
+    for data_file in _detached_data_files(path):
+        check_regular(data_file)  # a header may name a pipe or a device as its data: never opened
     try:
         reader = sitk.ImageFileReader()
         reader.SetFileName(path)
@@ -61,6 +63,32 @@ def _read_checked(path: str) -> Volume:
         raise MedviewerError(f"a {image.GetDimension()}D image; only 3D volumes are supported", path)
     _check_geometry(image, path)
     return Volume.from_sitk(image, meta={"source_file": path})
+
+
+def _detached_data_files(path: str) -> list[str]:
+    """The data files a NRRD or MetaImage header names (``data file:`` / ``ElementDataFile =``),
+    made absolute; [] for NIfTI and for data kept in the header's own file."""
+    if not path.lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
+        return []
+    with open_regular(path) as f:
+        head = f.read(1 << 16).decode("latin-1")
+    lines = head.splitlines()
+    for n, line in enumerate(lines):
+        key, sep, value = line.partition("=" if path.lower().endswith((".mha", ".mhd")) else ":")
+        if not sep or key.strip().lower() not in ("elementdatafile", "data file", "datafile"):
+            continue
+        value = value.strip()
+        if value.upper() in ("LOCAL", ""):
+            return []
+        if value.upper().startswith("LIST"):
+            names = [ln.strip() for ln in lines[n + 1:] if ln.strip()]
+        elif "%" in value:
+            raise MedviewerError(f"data file pattern {value!r} is not supported")
+        else:
+            names = [value]
+        folder = os.path.dirname(os.path.abspath(path))
+        return [os.path.join(folder, name) for name in names]
+    return []
 
 
 def _memory_cap() -> int:

@@ -168,10 +168,13 @@ def _jpeg2000_problem(data: bytes, rows: int, columns: int, samples: int) -> str
     (components,) = struct.unpack(">H", data[at + 40:at + 42])
     if x <= xo or y <= yo or xt == 0 or yt == 0 or xto > xo or yto > yo:
         return "damaged JPEG 2000 codestream (its SIZ marker describes no image)"
+    declared = _declared("JPEG 2000", x - xo, y - yo, components, rows, columns, samples)
+    if declared:
+        return declared
     tiles = -(-(x - xto) // xt) * -(-(y - yto) // yt)
     if tiles > _MAX_TILES:
         return f"damaged JPEG 2000 codestream ({tiles} tiles)"
-    return _declared("JPEG 2000", x - xo, y - yo, components, rows, columns, samples)
+    return None
 
 
 def _jpeg_problem(data: bytes, rows: int, columns: int, samples: int) -> str | None:

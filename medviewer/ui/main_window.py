@@ -352,6 +352,8 @@ class MainWindow(QMainWindow):
 
     def set_volume(self, volume: Volume, name: str | None = None) -> ImageLayer:
         """Show ``volume`` as the new reference image (removing the previous layers)."""
+        from medviewer.io import dropped_note
+
         self.document.clear()
         preset = WINDOW_PRESETS[self.wl_combo.currentText()]
         name = name or volume.meta.get("series_description") or "image"
@@ -359,8 +361,10 @@ class MainWindow(QMainWindow):
                                                    level=preset.level))
         patient = volume.meta.get("patient_id")
         self.setWindowTitle(f"medviewer - {name}" + (f" ({patient})" if patient else ""))
+        dropped = dropped_note(volume)  # a partial load says what it left out, as the CLI does
         self.status_label.setText(f"{name}: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]}, "
-                                  f"{' x '.join(f'{s:.2f}' for s in volume.spacing)} mm")
+                                  f"{' x '.join(f'{s:.2f}' for s in volume.spacing)} mm"
+                                  + (f"; {dropped}" if dropped else ""))
         self.grid.reset_cameras()
         self.annotations.offer(self.index, volume)
         self.volume_loaded.emit(volume)

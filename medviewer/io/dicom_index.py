@@ -173,6 +173,10 @@ def _walk(root: str, unreadable: list[SkippedFile] | None = None) -> list[str]:
             unreadable.append(SkippedFile(exc.filename or root, f"folder not readable ({exc.strerror or exc})"))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
+        for d in dirnames:
+            if unreadable is not None and not d.startswith(".") and os.path.islink(os.path.join(dirpath, d)):
+                unreadable.append(SkippedFile(os.path.join(dirpath, d),
+                                              "a link to a folder: not followed (it could loop)"))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
     return files

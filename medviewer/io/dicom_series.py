@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import MedviewerError, printable
 from medviewer.core.volume import Volume
 from medviewer.io.dicom_index import InstanceHeader, SeriesEntry, StudyEntry, plausible_orientation
 from medviewer.io.guard import guarded, one_line
@@ -26,6 +26,10 @@ from medviewer.io.pixel_checks import MAX_PIXEL_BYTES
 SPACING_RELATIVE_TOLERANCE = 0.02
 # A series is decoded only if its voxels fit in this many bytes (as float32).
 MAX_SERIES_BYTES = 2 * MAX_PIXEL_BYTES
+# Geometry beyond these is damage, not a scanner's (a kilometre from the origin, a metre a pixel):
+# refused before its arithmetic overflows.
+MAX_POSITION_MM = 1e6
+MAX_SPACING_MM = 1e3
 # Angle (degrees) between the slice normal and the slice-to-slice direction that counts as tilt.
 TILT_TOLERANCE_DEGREES = 0.5
 
@@ -131,12 +135,12 @@ def analyze_series(entry: SeriesEntry) -> SeriesGeometry:
 
 
 def _name(h: InstanceHeader) -> str:
-    return os.path.basename(h.path)
+    return printable(os.path.basename(h.path))
 
 
 def _spacing_problem(spacing) -> str | None:
-    if spacing is not None and not all(math.isfinite(v) and v > 0 for v in spacing):
-        return f"Pixel Spacing {_values(spacing)} is not two positive numbers"
+    if spacing is not None and not all(math.isfinite(v) and 0 < v <= MAX_SPACING_MM for v in spacing):
+        return f"Pixel Spacing {_values(spacing)} is not two positive numbers (up to {MAX_SPACING_MM:g} mm)"
     return None
 
 
@@ -145,8 +149,8 @@ def _values(values) -> str:
 
 
 def _instance_geometry_problem(h: InstanceHeader, first: InstanceHeader) -> str | None:
-    if not all(math.isfinite(v) for v in h.position):
-        return f"Image Position (Patient) {_values(h.position)} is not finite"
+    if not all(math.isfinite(v) and abs(v) <= MAX_POSITION_MM for v in h.position):
+        return f"Image Position (Patient) {_values(h.position)} is not finite (or beyond {MAX_POSITION_MM:g} mm)"
     if not plausible_orientation(h.orientation):
         return (f"Image Orientation (Patient) {_values(h.orientation)} is not two perpendicular "
                 "unit vectors")
@@ -185,7 +189,7 @@ def _damaged_note(entry: SeriesEntry) -> str:
     missing slices."""
     if not entry.damaged:
         return ""
-    shown = "; ".join(f"{os.path.basename(s.path)}: {s.reason}" for s in entry.damaged[:3])
+    shown = "; ".join(f"{printable(os.path.basename(s.path))}: {s.reason}" for s in entry.damaged[:3])
     more = f"; and {len(entry.damaged) - 3} more" if len(entry.damaged) > 3 else ""
     return f"; {len(entry.damaged)} file(s) here could not be read ({shown}{more})"
 

@@ -15,6 +15,7 @@ import struct
 from typing import IO
 
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_PIXEL_DATA_TAG_BE = b"\x7f\xe0\x00\x10"
 _ITEM = (0xFFFE, 0xE000)
 _SEQUENCE_END = (0xFFFE, 0xE0DD)
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -57,7 +58,7 @@ def check_pixel_data(fp: IO[bytes], syntax: str, rows: int, columns: int, frames
     there, what is wrong with it or None)."""
     start = fp.tell()
     tag = fp.read(4)
-    if len(tag) < 4 or tag != _PIXEL_DATA_TAG:
+    if len(tag) < 4 or tag != (_PIXEL_DATA_TAG_BE if syntax == EXPLICIT_BE else _PIXEL_DATA_TAG):
         return False, None
     if syntax == DEFLATED:  # the stream is compressed as a whole: nothing to check by offset
         return True, None

@@ -554,7 +554,7 @@ def dicomdir_nowhere(rng, folder, files):
 def special_file(rng, folder, files):
     how = rng.choice(["fifo", "symlink loop", "two-link loop", "folder named .dcm", "unreadable",
                       "socket", "link to /dev/zero", "link to /dev/null", "dangling link", "empty file",
-                      "folder link loop", "garbage"])
+                      "folder link loop", "garbage", "hostile file name"])
     here = lambda name: os.path.join(folder, name)  # noqa: E731
     if how == "fifo":
         os.mkfifo(here("IM_FIFO.dcm"))
@@ -587,6 +587,15 @@ def special_file(rng, folder, files):
         _write(here("empty.dcm"), b"")
     elif how == "folder link loop":
         os.symlink(".", here("again"))
+    elif how == "hostile file name":
+        f = rng.choice(files)
+        name = rng.choice(["IM\n0001.dcm", "\x1b[2Jclear.dcm", "\u202eevil.dcm", "tab\there.dcm", " .dcm"])
+        if rng.random() < 0.5:  # the damaged copy, so that the name reaches a message
+            data = _read(f)
+            _write(here(name), data[:len(data) // 2])
+        else:
+            os.rename(f, here(name))
+            files[files.index(f)] = here(name)
     else:
         _write(here("garbage.dcm"), bytes(rng.randrange(256) for _ in range(rng.choice([10, 132, 2000]))))
     return f"special file: {how}"

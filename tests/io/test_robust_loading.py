@@ -287,3 +287,34 @@ def test_damaged_seg_and_sr_are_refused_naming_them(tmp_path, small_series):
         with pytest.raises(MedviewerError) as caught:
             read_annotation(path, volume) if path == seg else read_measurements_sr(path, volume)
         assert caught.value.path == path and "\n" not in str(caught.value)
+
+
+def test_hostile_names_stay_on_one_line(small_series, edit, capsys):
+    folder, files, _ = small_series()
+    edit(files[0], SeriesDescription="two\nlines \x1b[31mred")
+    edit(files[0], SOPInstanceUID="1.2.3")  # a stack of its own? no: same geometry, same series
+    bad = folder / "evil\nname.dcm"
+    bad.write_bytes(b"DICM" * 10)
+    assert cli(["info", str(folder)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "two\nlines" not in out
+    with pytest.raises(MedviewerError) as caught:
+        load_volume(bad)  # one file: refused, named
+    assert "\n" not in str(caught.value) and "evil\\nname.dcm" in str(caught.value)
+
+
+def test_a_link_to_a_folder_is_reported_not_followed(small_series):
+    folder, _, array = small_series()
+    os.symlink(".", folder / "again")
+    with no_hang():
+        volume = load_volume(folder)
+    assert volume.shape == array.shape
+    assert any(os.path.basename(p) == "again" and "not followed" in r for p, r in volume.meta["dropped_files"])
+
+
+def test_a_stray_stack_is_named_by_its_files(small_series, edit):
+    folder, files, _ = small_series()
+    edit(files[5], Rows=6)  # pixel data too long for 6 rows: read, but a stack of its own
+    with pytest.raises(MedviewerError, match="choose one") as caught:
+        load_volume(folder)
+    assert os.path.basename(files[5]) in str(caught.value)

@@ -138,7 +138,7 @@ class DicomIndex:
     root: str
     patients: list[PatientEntry] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)  # files of known non-DICOM types
+    ignored: list[str] = field(default_factory=list)  # files of known non-DICOM types, hidden ones
 
     def all_series(self) -> list[SeriesEntry]:
         return [s for p in self.patients for st in p.studies for s in st.series]
@@ -160,13 +160,15 @@ class DicomIndex:
         raise MedviewerError(f"no series {key!r} in the index", self.root)
 
 
-def _walk(root: str, unreadable: list[SkippedFile] | None = None) -> list[str]:
+def _walk(root: str, unreadable: list[SkippedFile] | None = None,
+          hidden: list[str] | None = None) -> list[str]:
     """Every non-hidden entry below ``root`` that is not a folder (special files included: the
     reader refuses them by name rather than the walk hiding them). Folders that cannot be listed
-    are added to ``unreadable``."""
+    are added to ``unreadable``; hidden files and folders (not read) to ``hidden``."""
     if not os.path.isdir(root):
         return [root]
     files = []
+    hidden = [] if hidden is None else hidden
 
     def on_error(exc: OSError) -> None:
         if unreadable is not None:
@@ -177,6 +179,7 @@ def _walk(root: str, unreadable: list[SkippedFile] | None = None) -> list[str]:
             if unreadable is not None and not d.startswith(".") and os.path.islink(os.path.join(dirpath, d)):
                 unreadable.append(SkippedFile(os.path.join(dirpath, d),
                                               "a link to a folder: not followed (it could loop)"))
+        hidden.extend(os.path.join(dirpath, n) for n in sorted(dirnames + filenames) if n.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
     return files
@@ -312,7 +315,7 @@ def index_folder(path: str | os.PathLike, progress: ProgressCallback | None = No
     if os.path.isdir(root) and not os.access(root, os.R_OK | os.X_OK):
         raise MedviewerError("folder is not readable (permission denied)", root)
     index = DicomIndex(root=root)
-    files = _walk(root, index.skipped)
+    files = _walk(root, index.skipped, index.ignored)
     patients: dict[str, PatientEntry] = {}
     studies: dict[str, StudyEntry] = {}
     series: dict[str, SeriesEntry] = {}

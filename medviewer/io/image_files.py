@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import MedviewerError, printable
 from medviewer.core.volume import Volume
 from medviewer.io.guard import check_regular, guarded, one_line, open_regular
 
@@ -43,7 +43,10 @@ def _read_checked(path: str) -> Volume:
 
     check_regular(path)
     for data_file in _detached_data_files(path):
-        check_regular(data_file)  # a header may name a pipe or a device as its data: never opened
+        try:  # a header may name a pipe or a device as its data: never opened
+            check_regular(data_file)
+        except MedviewerError as exc:
+            raise MedviewerError(f"its data file {printable(data_file)}: {exc.message}", path) from None
     try:
         reader = sitk.ImageFileReader()
         reader.SetFileName(path)

@@ -14,7 +14,6 @@ own work only; each sets RLIMIT_AS before it runs, and its peak resident memory 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -150,21 +149,31 @@ def _refusal(exc, case) -> tuple[str, str]:
     return "refusal", text
 
 
+def _info(case) -> tuple[str, str] | bool:
+    """`medviewer info --skipped FOLDER` through the CLI's own main (its last line of defence
+    included): whether it found something loadable, or a failure outcome."""
+    from medviewer.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["info", "--skipped", case.target])
+    message = err.getvalue().strip()
+    if status == 2 or "unexpected error" in message or "Traceback" in message:
+        return "foreign", f"info: exit {status}: {message}"
+    if status == 0:
+        return True
+    if "\n" in message or case.target not in message:
+        return "fileless", f"info: exit {status}: {message!r}"
+    return False
+
+
 def _dicom(case) -> tuple[str, str]:
-    from medviewer.commands.info import run as info
     from medviewer.core.errors import MedviewerError
     from medviewer.io import load_volume
 
-    listing = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(listing):
-            info(argparse.Namespace(path=case.target, skipped=True))
-        info_loadable = True
-    except MedviewerError as exc:
-        outcome = _refusal(exc, case)
-        if outcome[0] != "refusal":
-            return outcome[0], "info: " + outcome[1]
-        info_loadable = False
+    info_loadable = _info(case)
+    if isinstance(info_loadable, tuple):
+        return info_loadable
     try:
         volume = load_volume(case.target)
     except MedviewerError as exc:
@@ -175,10 +184,12 @@ def _dicom(case) -> tuple[str, str]:
 
 
 def _files_in(folder: str) -> set[str]:
+    """Every entry that is not a folder, hidden ones included (hidden folders count as one)."""
     found = set()
     for dirpath, dirnames, filenames in os.walk(folder):
+        found.update(os.path.join(dirpath, d) for d in dirnames if d.startswith("."))
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.update(os.path.join(dirpath, f) for f in filenames if not f.startswith("."))
+        found.update(os.path.join(dirpath, f) for f in filenames)
     return found
 
 

@@ -554,7 +554,7 @@ def dicomdir_nowhere(rng, folder, files):
 def special_file(rng, folder, files):
     how = rng.choice(["fifo", "symlink loop", "two-link loop", "folder named .dcm", "unreadable",
                       "socket", "link to /dev/zero", "link to /dev/null", "dangling link", "empty file",
-                      "folder link loop", "garbage", "hostile file name"])
+                      "folder link loop", "garbage", "hostile file name", "hidden file"])
     here = lambda name: os.path.join(folder, name)  # noqa: E731
     if how == "fifo":
         os.mkfifo(here("IM_FIFO.dcm"))
@@ -587,6 +587,8 @@ def special_file(rng, folder, files):
         _write(here("empty.dcm"), b"")
     elif how == "folder link loop":
         os.symlink(".", here("again"))
+    elif how == "hidden file":
+        shutil.copy(rng.choice(files), here(rng.choice([".hidden.dcm", "._IM0001.dcm"])))
     elif how == "hostile file name":
         f = rng.choice(files)
         name = rng.choice(["IM\n0001.dcm", "\x1b[2Jclear.dcm", "\u202eevil.dcm", "tab\there.dcm", " .dcm"])

@@ -261,8 +261,9 @@ def test_nrrd_naming_a_pipe_as_its_data_is_refused_unopened(tmp_path, demo_volum
     assert os.path.exists(data_file)
     os.unlink(data_file)
     os.mkfifo(data_file)
-    with no_hang(), pytest.raises(MedviewerError, match="named pipe"):
+    with no_hang(), pytest.raises(MedviewerError, match="named pipe") as caught:
         read_image(path)
+    assert caught.value.path == path and "image.raw" in str(caught.value)
 
 
 def test_damaged_seg_and_sr_are_refused_naming_them(tmp_path, small_series):

@@ -97,11 +97,18 @@ class BoundedReader:
     A damaged length field (a few gigabytes) makes a parser call ``read(length)``; Python
     allocates the whole buffer before it finds the file short. Capped, a lie costs nothing."""
 
+    # Reads up to this size go straight through: they cannot allocate much, and a parser makes
+    # thousands of them.
+    _SMALL = 1 << 20
+
     def __init__(self, raw) -> None:
         self._raw = raw
         self._size = os.fstat(raw.fileno()).st_size
+        self.tell, self.seek = raw.tell, raw.seek  # called often: no __getattr__ on the way
 
     def read(self, size: int = -1) -> bytes:
+        if size is not None and 0 <= size <= self._SMALL:
+            return self._raw.read(size)
         left = max(self._size - self._raw.tell(), 0)
         return self._raw.read(left if size is None or size < 0 else min(size, left))
 

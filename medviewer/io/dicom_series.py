@@ -185,13 +185,13 @@ def _shared_positions(ordered: tuple[InstanceHeader, ...], gaps: np.ndarray) -> 
 
 
 def _damaged_note(entry: SeriesEntry) -> str:
-    """``; unreadable here: NAME (reason), ...`` from the index: the files that likely held the
+    """``; N file(s) here were skipped (NAME: reason; ...)`` from the index: the files that likely held the
     missing slices."""
     if not entry.damaged:
         return ""
     shown = "; ".join(f"{printable(os.path.basename(s.path))}: {s.reason}" for s in entry.damaged[:3])
     more = f"; and {len(entry.damaged) - 3} more" if len(entry.damaged) > 3 else ""
-    return f"; {len(entry.damaged)} file(s) here could not be read ({shown}{more})"
+    return f"; {len(entry.damaged)} file(s) here were skipped ({shown}{more})"
 
 
 def _volume_fields(entry: SeriesEntry, study: StudyEntry | None) -> dict:

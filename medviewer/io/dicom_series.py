@@ -185,8 +185,8 @@ def _shared_positions(ordered: tuple[InstanceHeader, ...], gaps: np.ndarray) -> 
 
 
 def _damaged_note(entry: SeriesEntry) -> str:
-    """``; N file(s) here were skipped (NAME: reason; ...)`` from the index: the files that likely held the
-    missing slices."""
+    """``; N file(s) here were skipped (NAME: reason; ...)`` from the index: the files that
+    likely held the missing slices."""
     if not entry.damaged:
         return ""
     shown = "; ".join(f"{printable(os.path.basename(s.path))}: {s.reason}" for s in entry.damaged[:3])

@@ -19,6 +19,7 @@ from pydicom.errors import InvalidDicomError
 from medviewer.core.errors import MedviewerError
 from medviewer.io.guard import guarded, open_regular
 from medviewer.io.pixel_checks import check_pixel_data
+from medviewer.io.structure import structure_problem
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -226,9 +227,13 @@ def read_header(path: str) -> tuple[InstanceHeader, dict[str, str]]:
                 raise MedviewerError("not a DICOM file", path) from None
             _force_decoding(ds)
             header, fields = _header_from(ds, path)
+            pixels_at = fp.tell()
             has_pixels, problem = check_pixel_data(
                 fp, header.transfer_syntax_uid, header.rows, header.columns, header.number_of_frames,
                 _int_or_none(ds.get("SamplesPerPixel")) or 1, _int_or_none(ds.get("BitsAllocated")) or 16)
+            if has_pixels and not problem:  # what GDCM will parse on its own must hold together
+                fp.seek(0)
+                problem = structure_problem(fp.read(pixels_at), header.transfer_syntax_uid)
     if problem:
         raise MedviewerError(problem, path)
     if not has_pixels and _is_image_object(header.sop_class_uid, fields["Modality"]):

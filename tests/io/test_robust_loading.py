@@ -319,3 +319,18 @@ def test_a_stray_stack_is_named_by_its_files(small_series, edit):
     with pytest.raises(MedviewerError, match="choose one") as caught:
         load_volume(folder)
     assert os.path.basename(files[5]) in str(caught.value)
+
+
+@pytest.mark.data
+def test_a_sequence_whose_length_lies_is_skipped_before_gdcm_parses_it(j2k_folder):
+    """A sequence of length 0 whose items follow at the top level: pydicom skips past it, GDCM
+    parsed the rest as garbage and allocated hundreds of megabytes. Walked first, it is refused."""
+    folder, files = j2k_folder
+    data = bytearray(open(files[1], "rb").read())
+    at = data.find(b"\x08\x00\x40\x11SQ")  # (0008,1140) Referenced Image Sequence, explicit VR
+    assert at > 0
+    struct.pack_into("<I", data, at + 8, 0)
+    open(files[1], "wb").write(data)
+    found = reasons(index_folder(folder))
+    assert found[files[1].name].startswith("damaged DICOM structure (item tag (FFFE,E000) outside a sequence")
+    assert not {f.name for f in files} - {files[1].name} & set(found)  # the others index

@@ -55,7 +55,12 @@ def main() -> int:
     peak = (0.0, None)
     started = time.perf_counter()
     for n in numbers:
-        case = mutations.make_case(sources, args.seed, n, workdir)
+        try:
+            case = mutations.make_case(sources, args.seed, n, workdir)
+        except Exception as exc:  # noqa: BLE001  (a generator bug: say so, go on with the others)
+            print(f"case {n} could not be built: {type(exc).__name__}: {exc}", file=sys.stderr)
+            counts["not built"] += 1
+            continue
         result = fuzz_runner.run_case(case, args.time_limit, limit)
         counts[result.outcome] += 1
         by_kind[case.kind][result.outcome] += 1
@@ -77,7 +82,7 @@ def main() -> int:
 
 
 def _table(args, counts, by_kind, failures, peak, seconds, limit) -> None:
-    total = sum(counts.values())
+    total = sum(n for outcome, n in counts.items() if outcome != "not built")
     kinds = sorted(by_kind)
     print(f"\nLoader fuzz, seed {args.seed}: {total} cases in {seconds:.0f} s "
           f"(limits per case: {args.time_limit:.0f} s, RLIMIT_AS {limit / 2**30:.1f} GiB)")
@@ -86,6 +91,8 @@ def _table(args, counts, by_kind, failures, peak, seconds, limit) -> None:
         n = counts.get(outcome, 0)
         print(f"{outcome:<14}{n:>7}{100 * n / max(total, 1):>7.1f}%  "
               + "".join(f"{by_kind[k].get(outcome, 0):>9}" for k in kinds))
+    if counts.get("not built"):
+        print(f"{'not built':<14}{counts['not built']:>7}  (generator errors, listed above)")
     mb, case = peak
     print(f"peak memory of a case: {mb:.0f} MB" + (f" ({case.name}: {case.description[:100]})" if case else ""))
     for case, result in failures[:args.show]:

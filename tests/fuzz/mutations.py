@@ -295,6 +295,9 @@ def flip_bytes(rng, folder, files):
     data = _read(f)
     header = rng.random() < 0.7
     end = min(len(data), 3000) if header else len(data)
+    if end <= 128:  # cut short by an earlier step: there is only the preamble to damage
+        data += bytes(129 - end)
+        end = len(data)
     n = rng.randint(1, 24)
     for _ in range(n):
         at = rng.randrange(128, end)

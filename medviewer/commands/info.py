@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import MedviewerError, printable
 
 
 def register(sub) -> None:
@@ -47,17 +47,19 @@ def run(args) -> int:
 
         raise MedviewerError(nothing_found_message(index), path)
     print(path)
+    loadable = 0
     for patient in index.patients:
-        print(f"Patient {patient.patient_id or '(no ID)'}  {patient.patient_name}")
+        print(printable(f"Patient {patient.patient_id or '(no ID)'}  {patient.patient_name}"))
         for study in patient.studies:
-            print(f"  Study {study.study_date or '(no date)'}  {study.study_description or '(no description)'}"
-                  f"  UID {study.study_instance_uid or '(none)'}")
+            print(printable(f"  Study {study.study_date or '(no date)'}  "
+                            f"{study.study_description or '(no description)'}  UID {study.study_instance_uid or '(none)'}"))
             for s in study.series:
                 number = s.series_number if s.series_number is not None else "-"
                 head = (f"    Series {number}  {s.series_description or '(no description)'}  {s.modality}  "
                         f"{s.slice_count} slice{'s' if s.slice_count != 1 else ''}")
+                head = printable(head)  # names from the files: no terminal escapes, no line breaks
                 if not s.is_image:
-                    print(f"{head}  (no image: {s.modality} object)")
+                    print(printable(f"{head}  (no image: {s.modality} object)"))
                     continue
                 g = analyze_series(s)
                 h = g.instances[0] if g.instances else s.instances[0]
@@ -66,7 +68,11 @@ def run(args) -> int:
                     head += f"  spacing {_fmt_spacing(g.spacing)}  orientation {_orientation(g.direction)}"
                 print(head)
                 for problem in g.problems:
-                    print(f"      problem: {problem}")
+                    print(printable(f"      problem: {problem}"))
+                loadable += not g.problems
+                if s.damaged and not g.problems:
+                    print(f"      note: loads leaving out {len(s.damaged)} file(s) of its folder "
+                          "(skipped, listed below)")
                 if s.uid is None:
                     print("      note: the files carry no Series Instance UID (grouped by folder)")
     if index.ignored:
@@ -78,7 +84,10 @@ def run(args) -> int:
         print(f"Skipped {len(index.skipped)} file(s): {summary}")
         shown = index.skipped if args.skipped else index.skipped[:3]
         for s in shown:
-            print(f"  {os.path.relpath(s.path, path) if os.path.isdir(path) else s.path}: {s.reason}")
+            print(f"  {printable(os.path.relpath(s.path, path) if os.path.isdir(path) else s.path)}: {s.reason}")
         if len(shown) < len(index.skipped):
             print(f"  ... and {len(index.skipped) - len(shown)} more (--skipped lists them all)")
+    if not loadable:
+        # The listing above says why; the exit status tells a script that nothing here loads.
+        raise MedviewerError("nothing loadable found (no image series without a problem)", path)
     return 0

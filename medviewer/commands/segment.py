@@ -94,7 +94,7 @@ def run(args) -> int:
         sys.modules.setdefault("matplotlib.pyplot", None)  # type: ignore[arg-type]
 
     from medviewer import __version__
-    from medviewer.io import image_suffix, load_volume, write_image
+    from medviewer.io import dropped_note, image_suffix, load_volume, write_image
 
     if not args.point:
         raise MedviewerError("give at least one --point=X,Y,Z inside the lesion")
@@ -108,6 +108,8 @@ def run(args) -> int:
     if os.path.isdir(out):
         raise MedviewerError("is a folder; give a file name", out)
     volume = load_volume(args.path, series=args.series)
+    if dropped_note(volume):
+        print(f"note: {dropped_note(volume)}", file=sys.stderr)
     if is_seg:  # a series a SEG cannot reference fails now, not after the segmentation
         from medviewer.export.sources import source_datasets
 

@@ -14,4 +14,12 @@ class MedviewerError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return f"{printable(self.path)}: {self.message}" if self.path else self.message
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name, a terminal escape) written as
+    escapes, so that a message stays the one line it is meant to be."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)

@@ -54,13 +54,18 @@ class Volume:
             raise MedviewerError(f"a volume needs a 3D array, got shape {array.shape}")
         direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
         spacing = tuple(float(s) for s in self.spacing)
-        if len(spacing) != 3 or min(spacing) <= 0:
+        # The loaders check geometry naming the file (io/dicom_series, io/image_files); this is
+        # the last line, so that no NaN or degenerate grid is ever drawn or measured.
+        if len(spacing) != 3 or not all(np.isfinite(spacing)) or min(spacing) <= 0:
             raise MedviewerError(f"voxel spacing must be three positive numbers, got {self.spacing}")
-        if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        origin = tuple(float(o) for o in self.origin)
+        if len(origin) != 3 or not all(np.isfinite(origin)):
+            raise MedviewerError(f"the origin must be three finite numbers, got {self.origin}")
+        if not np.all(np.isfinite(direction)) or not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
             raise MedviewerError("the direction matrix is not orthonormal (sheared or tilted grid)")
         object.__setattr__(self, "array", array)
         object.__setattr__(self, "spacing", spacing)
-        object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
+        object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "direction", direction)
         object.__setattr__(self, "source_sop_instance_uids", tuple(self.source_sop_instance_uids))
         if self.source_frame_numbers is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import MedviewerError, printable
 from medviewer.core.volume import Volume
 from medviewer.io.dicom_index import DicomIndex, SeriesEntry, index_folder
 from medviewer.io.dicom_series import analyze_series, load_series
@@ -12,13 +12,27 @@ from medviewer.io.image_files import image_suffix, read_image, write_image
 
 __all__ = [
     "DicomIndex", "SeriesEntry", "index_folder", "analyze_series", "load_series",
-    "read_image", "write_image", "image_suffix", "load_volume",
+    "read_image", "write_image", "image_suffix", "load_volume", "dropped_note",
 ]
+
+
+def dropped_note(volume: Volume, limit: int = 3) -> str | None:
+    """One line saying which files of the series' folder a load left out and why (None when it
+    left out none): what the CLI prints and the window shows after a partial load."""
+    dropped = volume.meta.get("dropped_files") or ()
+    if not dropped:
+        return None
+    shown = "; ".join(f"{printable(os.path.basename(path))}: {reason}" for path, reason in dropped[:limit])
+    more = f"; and {len(dropped) - limit} more (medviewer info --skipped lists them)" if len(dropped) > limit else ""
+    return f"left out {len(dropped)} file(s) of its folder ({shown}{more})"
 
 
 def describe_series(entry: SeriesEntry) -> str:
     number = entry.series_number if entry.series_number is not None else "?"
-    return f"series {number} {entry.series_description!r} ({entry.modality}, {entry.slice_count} slices)"
+    files = ""
+    if len(entry.instances) <= 3:  # a stray stack of a slice or two: name its files
+        files = ": " + ", ".join(printable(os.path.basename(h.path)) for h in entry.instances)
+    return f"series {number} {entry.series_description!r} ({entry.modality}, {entry.slice_count} slices{files})"
 
 
 def load_volume(path: str | os.PathLike, series: str | int | None = None, **kwargs) -> Volume:
@@ -52,7 +66,7 @@ def _where(entry: SeriesEntry, root: str) -> str:
     if not os.path.isdir(root):
         return ""
     rel = os.path.relpath(entry.folder, root)
-    return "" if rel == "." else f" in {rel}"
+    return "" if rel == "." else f" in {printable(rel)}"
 
 
 def _pick(candidates: list[SeriesEntry], series: str | int, path: str) -> SeriesEntry:
@@ -81,7 +95,7 @@ def nothing_found_message(index: DicomIndex) -> str:
         return "no files found" if os.path.isdir(index.root) else "not a DICOM file"
     msg = "no loadable DICOM image series found"
     if index.skipped:
-        examples = "; ".join(f"{os.path.basename(s.path)}: {s.reason}" for s in index.skipped[:3])
+        examples = "; ".join(f"{printable(os.path.basename(s.path))}: {s.reason}" for s in index.skipped[:3])
         more = f" and {len(index.skipped) - 3} more" if len(index.skipped) > 3 else ""
         msg += f" ({len(index.skipped)} file(s) skipped: {examples}{more})"
     return msg

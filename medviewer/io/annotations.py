@@ -26,6 +26,8 @@ from medviewer.core.segments import (
     DEFAULT_COLORS, LESION, MORPHOLOGICALLY_ALTERED_STRUCTURE, AlgorithmInfo, Code, Segment,
 )
 from medviewer.core.volume import Volume
+from medviewer.io.guard import describe_exception, read_dataset, reads_file
+from medviewer.io.pixel_checks import NATIVE_SYNTAXES, image_size_problem
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"   # DICOM 2024: one frame holds every segment
@@ -60,13 +62,16 @@ class LabelLayer:
 # ---- discovery -------------------------------------------------------------------------------
 
 def describe_annotation(path: str) -> AnnotationRef | None:
-    """What a SEG/RTSTRUCT file references; None for any other file."""
-    import pydicom
-
+    """What a SEG/RTSTRUCT file references; None for any other file (a damaged one included)."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:
+        return _describe(path)
+    except MedviewerError:
         return None
+
+
+@reads_file("DICOM file")
+def _describe(path: str) -> AnnotationRef | None:
+    ds = read_dataset(path, stop_before_pixels=True)
     kind = _KINDS.get(str(ds.get("SOPClassUID", "")))
     if kind is None:
         return None
@@ -170,6 +175,24 @@ def _segment_from_item(item, label: int) -> Segment:
                    category, seg_type, algorithm, str(item.get("SegmentDescription", "") or ""))
 
 
+def _check_frames_size(ds, path: str) -> None:
+    """Rows x Columns x Number of Frames, as the header says, must be a size to decode and (for
+    native pixel data) what the file holds: a damaged Number of Frames made the frames' decoding
+    allocate a gigabyte for a SEG of a few kilobytes."""
+    if "PixelData" not in ds:
+        raise MedviewerError("the SEG holds no pixel data", path)
+    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    frames, bits = int(ds.get("NumberOfFrames", 1) or 0), int(ds.get("BitsAllocated", 1) or 0)
+    problem = image_size_problem(rows, columns, frames, 1, bits)
+    if problem:
+        raise MedviewerError(problem, path)
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
+    needed = -(-rows * columns * frames * bits // 8)
+    if syntax in NATIVE_SYNTAXES and len(ds.PixelData) < needed:
+        raise MedviewerError(f"pixel data of {len(ds.PixelData)} bytes is too short for {frames} frame(s) of "
+                             f"{rows} x {columns}", path)
+
+
 def _repack_frames_padded_to_bytes(ds) -> bool:
     """Pack a BINARY SEG's frames into one run of bits, as DICOM has them, where each frame was
     padded to whole bytes instead: OHIF's export (@cornerstonejs/adapters 5.14) writes them so
@@ -194,22 +217,25 @@ def _repack_frames_padded_to_bytes(ds) -> bool:
     return True
 
 
+@reads_file("DICOM SEG")
 def read_seg_masks(path: str | os.PathLike, volume: Volume,
                    notes: list[str] | None = None) -> tuple[np.ndarray, list[Segment]]:
     """A SEG as a (slices, rows, cols, segments) boolean stack on ``volume``'s grid; what was
     worth saying about reading it is appended to ``notes``."""
     import highdicom as hd
-    import pydicom
 
     path = os.fspath(path)
     try:
-        ds = pydicom.dcmread(path)
+        ds = read_dataset(path)
+        _check_frames_size(ds, path)
         if _repack_frames_padded_to_bytes(ds) and notes is not None:
             notes.append("its frames were each padded to whole bytes (as OHIF writes a SEG of an image of odd "
                          "size), not packed as DICOM asks; read frame by frame")
         seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
+    except (MedviewerError, MemoryError):
+        raise  # the guard around this reader words them
     except Exception as exc:
-        raise MedviewerError(f"not a readable DICOM SEG ({exc})", path) from None
+        raise MedviewerError(f"not a readable DICOM SEG ({describe_exception(exc)})", path) from None
     if str(seg.SegmentationType) not in ("BINARY", "FRACTIONAL", "LABELMAP"):
         raise MedviewerError(f"unsupported segmentation type {seg.SegmentationType}", path)
     # a LABELMAP SEG may describe its background as segment 0 (dcmqi, so Slicer, does): not a segment here
@@ -360,14 +386,15 @@ def rasterize_contours(contours, volume: Volume) -> tuple[np.ndarray, int]:
     return mask | outline, off
 
 
+@reads_file("DICOM RTSTRUCT")
 def read_rtstruct_layer(path: str | os.PathLike, volume: Volume, roi_names=None) -> LabelLayer:
-    import pydicom
-
     path = os.fspath(path)
     try:
-        ds = pydicom.dcmread(path)
+        ds = read_dataset(path)
+    except (MedviewerError, MemoryError):
+        raise
     except Exception as exc:
-        raise MedviewerError(f"not a readable DICOM file ({exc})", path) from None
+        raise MedviewerError(f"not a readable DICOM file ({describe_exception(exc)})", path) from None
     if str(ds.get("SOPClassUID", "")) != RTSTRUCT_SOP_CLASS:
         raise MedviewerError("not an RTSTRUCT", path)
     ref = describe_annotation(path)

@@ -26,6 +26,7 @@ import pydicom
 from medviewer.core.document import Bidirectional, Ellipse, Ruler
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
+from medviewer.io.guard import describe_exception, read_dataset, reads_file
 
 MEASUREMENT_GROUP = "125007"
 COMMENT = "121106"   # a group's comment (TID 1501): the measurement's label, as OHIF and medviewer write it
@@ -69,15 +70,18 @@ class _Elsewhere(Exception):
     """A SCOORD on an image of another series, or a SCOORD3D in another frame of reference."""
 
 
+@reads_file("DICOM SR")
 def read_measurements_sr(path: str | os.PathLike, volume: Volume) -> MeasurementsRead:
     """The two-point polylines, bidirectionals and four-point ellipses of the SR's measurement
     groups that lie on ``volume`` (a DICOM series: its slices' SOP Instance UIDs, its frame of
     reference), in LPS mm."""
     path = os.fspath(path)
     try:
-        ds = pydicom.dcmread(path)
+        ds = read_dataset(path)
+    except (MedviewerError, MemoryError):
+        raise  # the guard around this reader words them
     except Exception as exc:
-        raise MedviewerError(f"not a readable DICOM file ({exc})", path) from None
+        raise MedviewerError(f"not a readable DICOM file ({describe_exception(exc)})", path) from None
     if str(ds.get("Modality", "")) != "SR" or "ContentSequence" not in ds:
         raise MedviewerError("not a DICOM SR document", path)
     multiframe = volume.source_frame_numbers is not None   # slices are frames of one image: keyed by frame

@@ -65,6 +65,13 @@ def run_app(path: str | None = None, *, series: str | None = None, screenshot: s
     window.resize(*size)
     window.set_layout(layout)
     outcome = {"code": 0}
+
+    def say_dropped(volume):  # on the terminal too: what a partial load left out (io.dropped_note)
+        from medviewer.io import dropped_note
+
+        if dropped_note(volume):
+            print(f"medviewer: note: {dropped_note(volume)}", file=sys.stderr)
+    window.volume_loaded.connect(say_dropped)
     if seg is not None:
         def add_seg(_volume):
             try:

@@ -446,9 +446,13 @@ class MainWindow(QMainWindow):
     def _volume_complete(self, volume: Volume) -> None:
         """All of the image's voxels are in: the 3D view, the offer of its annotations, and
         ``volume_loaded``."""
+        from medviewer.io import dropped_note
+
         self.grid.views["3d"].set_loading(False)
+        dropped = dropped_note(volume)  # a partial load says what it left out, as the CLI does
         self.status_label.setText(f"{self.document.image.name}: {volume.shape[2]} x {volume.shape[1]} x "
-                                  f"{volume.shape[0]}, {' x '.join(f'{s:.2f}' for s in volume.spacing)} mm")
+                                  f"{volume.shape[0]}, {' x '.join(f'{s:.2f}' for s in volume.spacing)} mm"
+                                  + (f"; {dropped}" if dropped else ""))
         self.annotations.offer(self.index, volume)
         self.volume_loaded.emit(volume)
 

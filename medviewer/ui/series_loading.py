@@ -7,8 +7,8 @@ centre) into a full-size Volume whose other slices hold the lowest value of that
 the views), publishes it as ``partial``, then reads the rest in chunks, nearest the middle first,
 into the same array, in place. The window polls ``partial`` and ``filled`` and redraws.
 
-The voxels equal :func:`medviewer.io.load_series`'s: the same reader (SimpleITK with GDCM, so
-every transfer syntax it decodes), the same order of slices (:func:`~medviewer.io.analyze_series`),
+The voxels equal :func:`medviewer.io.load_series`'s: the same reader (``read_slice``: SimpleITK with GDCM inside
+the file's guard), the same order of slices (:func:`~medviewer.io.analyze_series`),
 the pixel type of the series' first file, as its series reader takes it. Multi-frame series are
 read whole by ``load_series``.
 """
@@ -38,53 +38,42 @@ class ProgressiveSeries:
 
     def read(self, progress: Callable[[float], None], cancelled: Callable[[], bool]) -> Volume:
         """Read the whole series (in a worker thread); returns the Volume ``partial`` became."""
-        from medviewer.io.dicom_series import _find_bad_file, _volume_fields, analyze_series, load_series
+        from medviewer.io.dicom_series import _volume_fields, analyze_series, check_series_size, load_series
 
         geometry = analyze_series(self.entry)
         if geometry.problems or geometry.multiframe or len(geometry.instances) < 2 * CHUNK:
             return load_series(self.entry, self.study, progress=progress, cancelled=cancelled)
-        files = [i.path for i in geometry.instances]
-        first = self._read(files[:1], None, _find_bad_file)
+        instances = geometry.instances
+        check_series_size(instances, self.entry.folder)
+        first = self._read(instances[:1], instances[0], None)
         # the slice(s) nearest the centre, where the views open (two for an even count)
-        lo, hi = (len(files) - 1) // 2, len(files) // 2 + 1
-        plane = self._read(files[lo:hi], first.dtype, _find_bad_file)
-        if plane.shape[1:] != first.shape[1:]:
-            raise MedviewerError(f"slices of different sizes ({first.shape[1:]} and {plane.shape[1:]})",
-                                 files[lo])
-        array = np.full((len(files),) + first.shape[1:], plane.min(), dtype=first.dtype)
+        lo, hi = (len(instances) - 1) // 2, len(instances) // 2 + 1
+        plane = self._read(instances[lo:hi], instances[0], first.dtype)
+        array = np.full((len(instances),) + first.shape[1:], plane.min(), dtype=first.dtype)
         array[0], array[lo:hi] = first[0], plane
-        middle = lo
+        fields = _volume_fields(self.entry, self.study)
+        fields["meta"]["dropped_files"] = tuple((s.path, s.reason) for s in self.entry.damaged)
         self.partial = Volume(
             array=array, spacing=geometry.spacing, origin=geometry.origin, direction=geometry.direction,
-            source_sop_instance_uids=tuple(i.sop_instance_uid for i in geometry.instances),
-            **_volume_fields(self.entry, self.study))
+            source_sop_instance_uids=tuple(i.sop_instance_uid for i in instances), **fields)
         progress(0.0)   # the window polls: the partial volume is there to show
-        for start in _chunks_from(middle, len(files)):
+        for start in _chunks_from(lo, len(instances)):
             if cancelled():
                 raise MedviewerError("loading cancelled", self.entry.folder)
-            stop = min(start + CHUNK, len(files))
-            array[start:stop] = self._read(files[start:stop], first.dtype, _find_bad_file)
+            stop = min(start + CHUNK, len(instances))
+            array[start:stop] = self._read(instances[start:stop], instances[0], first.dtype)
             self.filled += stop - start
-            progress(self.filled / len(files))
+            progress(self.filled / len(instances))
         return self.partial
 
     @staticmethod
-    def _read(files: list[str], dtype, find_bad_file) -> np.ndarray:
-        """``files`` (consecutive slices) as an array (slices, rows, columns) of ``dtype`` (None:
-        as the reader gives it)."""
-        import SimpleITK as sitk
+    def _read(instances, first, dtype) -> np.ndarray:
+        """``instances`` (consecutive slices) as an array (slices, rows, columns) of ``dtype``
+        (None: as the reader gives it), each slice decoded inside its file's guard
+        (:func:`medviewer.io.dicom_series.read_slice`: a bad file is named)."""
+        from medviewer.io.dicom_series import read_slice
 
-        reader = sitk.ImageSeriesReader()
-        reader.SetImageIO("GDCMImageIO")
-        reader.SetFileNames(files)
-        reader.MetaDataDictionaryArrayUpdateOff()
-        reader.LoadPrivateTagsOff()
-        try:
-            array = sitk.GetArrayFromImage(reader.Execute())
-        except RuntimeError as exc:
-            raise find_bad_file(files, exc) from None
-        if array.shape[0] != len(files):
-            raise MedviewerError(f"decoded {array.shape[0]} slices from {len(files)} files", files[0])
+        array = np.stack([read_slice(h, first) for h in instances])
         return array if dtype is None else array.astype(dtype, copy=False)
 
 

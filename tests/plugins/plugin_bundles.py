@@ -196,7 +196,6 @@ def detection_config(patch=(64, 64, 32), score_thresh: float = 0.0, detections: 
              "b_min": 0.0, "b_max": 1.0, "clip": True},
             {"_target_": "EnsureTyped", "keys": "image"},
         ]},
-        "inferer": {"_target_": "scripts.detection_inferer.RetinaNetInferer", "detector": "@detector"},
         "postprocessing": {"_target_": "Compose", "transforms": [
             {"_target_": "ClipBoxToImaged", "box_keys": "box", "label_keys": "label",
              "box_ref_image_keys": "image", "remove_empty": True},

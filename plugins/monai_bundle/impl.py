@@ -359,7 +359,7 @@ def prepare_config(parser, device, params) -> list[str]:
             del value["img_size"]
             notes.append("left out SwinUNETR's img_size, which this MONAI no longer takes")
         if (device.type != "cuda" and isinstance(value, str) and CUDA_DEVICE_EXPR.match(value)
-                and key != "device"):
+                and (container is not config or key != "device")):
             container[key] = "@device"
 
     _walk(config, visit)
@@ -447,6 +447,19 @@ def bundle_error(bundle: "BundleFolder", what: str, exc: BaseException, metadata
 
 
 # ---- the pipeline -------------------------------------------------------------------------------
+def use_bundle_scripts(root: str) -> None:
+    """Make ``import scripts...`` find this bundle's scripts/ package: its folder first on
+    sys.path, and another bundle's ``scripts`` modules (every bundle names its package so)
+    forgotten, as a fresh `python -m monai.bundle run` process would have them."""
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+        origin = getattr(sys.modules[name], "__file__", None) or ""
+        if not os.path.realpath(origin).startswith(root + os.sep):
+            del sys.modules[name]
+
+
 class Pipeline:
     """The bundle's own parts, built once from its config: ``network`` (with its weights),
     ``preprocessing``, ``inferer``, ``postprocessing`` and, for detection bundles, the
@@ -458,8 +471,7 @@ class Pipeline:
         self.bundle = bundle
         self.device = device
         self.metadata = bundle.read_metadata()
-        if bundle.root not in sys.path:  # bundles import their scripts/ package
-            sys.path.insert(0, bundle.root)
+        use_bundle_scripts(bundle.root)
         parser = ConfigParser()
         try:
             parser.read_config(bundle.config)
@@ -469,6 +481,9 @@ class Pipeline:
             raise bundle_error(bundle, "reading its config", exc, self.metadata) from None
         self.notes = prepare_config(parser, device, {**params, "__root": bundle.root})
         self.parser = parser
+        if _target_name(parser.config.get("inferer")) == "Vista3dInferer":
+            raise PluginError(f"bundle {bundle.name} segments from prompts (VISTA3D's points or classes): "
+                              "medviewer's click tool runs it; `medviewer run` has no prompts to give it")
         self.amp = bool(parser.get_parsed_content("amp")) if "amp" in parser else (
             bool(params.get("amp", True)) and device.type == "cuda")
         with safe_torch_load(device):
@@ -609,9 +624,6 @@ class MonaiBundle(Plugin):
         progress("loading the model", None)
         pipe = Pipeline(bundle, device, p)
         cancel.check()
-        if type(pipe.inferer).__name__ == "Vista3dInferer":
-            raise PluginError(f"bundle {bundle.name} segments from prompts (VISTA3D): medviewer's click "
-                              "tool runs it; `medviewer run` has no prompts to give it")
         detection = pipe.detector is not None
         source = work = request.volume
         box = None
@@ -718,11 +730,9 @@ class MonaiBundle(Plugin):
         mm = boxes_to_patient({"box": item[getattr(pipe.detector, "target_box_key", "box")]}, post, image)
         labels = np.asarray(item[label_key]).reshape(-1).astype(int)
         scores = np.asarray(item[score_key], dtype=float).reshape(-1)
-        keep = scores >= float(p.get("score_threshold", 0.0))
-        # Resampling can widen the grid by a voxel: keep boxes within the source's voxel extent.
-        edges = work.voxel_to_patient(np.array([[-0.5] * 3, np.asarray(work.shape) - 0.5]))
-        mm = np.clip(mm, edges.min(axis=0), edges.max(axis=0))
-        keep &= np.all(mm[:, 1] > mm[:, 0], axis=1)
+        # The boxes as the bundle's own ClipBoxToImaged left them (on its resampled grid, which can
+        # reach a voxel beyond the source's); only the score threshold is ours.
+        keep = (scores >= float(p.get("score_threshold", 0.0))) & np.all(mm[:, 1] > mm[:, 0], axis=1)
         mm, labels, scores = mm[keep], labels[keep], scores[keep]
         names = detection_names(pipe.metadata, labels)
         order = np.argsort(-scores, kind="stable")

@@ -119,6 +119,7 @@ def write_result(result, manifest, volume, source_path: str, out: str, force: bo
 def _write_result(result, manifest, volume, source_path: str, out: str, force: bool, *, seg: bool = False) -> str:
     import numpy as np
 
+    from medviewer.export.labelmap import LABEL_SUFFIXES, write_labelmap
     from medviewer.io import image_suffix, write_image
     from medviewer.plugins.api import BoxesResult, ImageResult, LabelMapResult, ScoresResult
 
@@ -138,7 +139,12 @@ def _write_result(result, manifest, volume, source_path: str, out: str, force: b
         if image_suffix(out) is None:
             raise MedviewerError("a mask or image is written as .nii.gz, .nii, .nrrd or .mha", out)
         image = result.label_map if isinstance(result, LabelMapResult) else result.image
-        write_image(image, out, force=force)
+        if isinstance(result, LabelMapResult) and out.lower().endswith(LABEL_SUFFIXES):
+            # With its label table: a .labels.json beside it (our loader reads it back) and, in a
+            # NRRD, 3D Slicer's segment fields, so the names travel with the mask.
+            write_labelmap(image, segments_for(result, manifest), out, force=force)
+        else:
+            write_image(image, out, force=force)
         if isinstance(result, LabelMapResult):
             counts = {int(v): int(n) for v, n in zip(*np.unique(image.array, return_counts=True)) if v}
             names = {l.value: l.name for l in result.labels}

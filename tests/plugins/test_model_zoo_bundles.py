@@ -285,3 +285,57 @@ def test_a_broken_bundle_says_why_in_one_line(zoo, lung_crop, tmp_path):
     assert msg.startswith("bundle spleen_broken cannot run: building its network failed: TypeError:")
     assert "bogus_option" in msg and "Failed to instantiate" not in msg
     assert f"made for MONAI 1.4.0; this is MONAI {monai.__version__.split('+')[0]}" in msg
+
+
+# ---- names carried into the files ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wholebody_result(zoo, lung_crop):
+    """wholeBody (low-res) on the crop: many of its 104 names present at once."""
+    trust.set_trusted(zoo("wholeBody_ct_segmentation"))
+    return run_bundle(lung_crop, zoo("wholeBody_ct_segmentation"), highres="false")
+
+
+def test_label_maps_are_written_with_the_bundle_names(wholebody_result, lung_crop, tmp_path):
+    import SimpleITK as sitk
+
+    from medviewer.export.labelmap import read_labelmap
+    from medviewer.plugins.headless import write_result
+
+    manifest = get_manifest("monai-bundle")
+    present = {int(v) for v in np.unique(wholebody_result.label_map.array) if v}
+    names = {l.value: l.name for l in wholebody_result.labels}
+    assert present
+    for out in (tmp_path / "nifti" / "wb.nii.gz", tmp_path / "nrrd" / "wb.seg.nrrd"):
+        out.parent.mkdir()
+        write_result(wholebody_result, manifest, lung_crop, "ct", str(out), False)
+        labels, segments, _ = read_labelmap(out, lung_crop)  # our loader, through the .labels.json
+        assert {s.label: s.name for s in segments} == {v: names[v] for v in present}
+        assert np.array_equal(labels.array, wholebody_result.label_map.array)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(tmp_path / "nrrd" / "wb.seg.nrrd"))
+    reader.ReadImageInformation()
+    slicer = {int(reader.GetMetaData(f"Segment{n}_LabelValue")): reader.GetMetaData(f"Segment{n}_Name")
+              for n in range(len(present))}
+    assert slicer == {v: names[v] for v in present}
+
+
+def test_dicom_seg_carries_the_bundle_names(wholebody_result, lung_series, tmp_path):
+    """The crop's labels placed in the whole series (a SEG's frames are its source images)."""
+    import pydicom
+
+    from medviewer.io import load_volume
+    from medviewer.plugins.api import LabelMapResult
+    from medviewer.plugins.headless import write_result
+
+    series = load_volume(lung_series)
+    full = np.zeros(series.shape, np.uint8)
+    full[14:22, 200:264, 140:204] = wholebody_result.label_map.array
+    result = LabelMapResult(series.with_array(full), wholebody_result.labels,
+                            algorithm=wholebody_result.algorithm)
+    out = tmp_path / "wb-seg.dcm"
+    write_result(result, get_manifest("monai-bundle"), series, str(lung_series), str(out), False, seg=True)
+    ds = pydicom.dcmread(out)
+    names = {l.value: l.name for l in wholebody_result.labels}
+    present = sorted(int(v) for v in np.unique(full) if v)
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == [names[v] for v in present]
+    assert {s.SegmentAlgorithmName for s in ds.SegmentSequence} == {"MONAI bundle Whole body CT segmentation 0.2.5"}

@@ -28,6 +28,8 @@ MANIFEST = Manifest(
         Param("body_hu", "float", -500.0, "threshold that finds the body for crop_body"),
         Param("score_threshold", "float", 0.0, "drop detection boxes scoring below this"),
         Param("threads", "int", 0, "CPU threads for torch (0: the cores not already busy)"),
+        Param("classes", "str", "", "class prompts for a VISTA3D bundle: names or numbers, comma-separated "
+              "(empty: all the classes it segments automatically)"),
         Param("highres", "str", "", "true/false: the bundle's highres switch (wholeBody: model.pt at 1.5 mm "
               "or model_lowres.pt at 3 mm); empty: the bundle's own default"),
     ),

@@ -481,9 +481,7 @@ class Pipeline:
             raise bundle_error(bundle, "reading its config", exc, self.metadata) from None
         self.notes = prepare_config(parser, device, {**params, "__root": bundle.root})
         self.parser = parser
-        if _target_name(parser.config.get("inferer")) == "Vista3dInferer":
-            raise PluginError(f"bundle {bundle.name} segments from prompts (VISTA3D's points or classes): "
-                              "medviewer's click tool runs it; `medviewer run` has no prompts to give it")
+        self.prompted = _target_name(parser.config.get("inferer")) == "Vista3dInferer"
         self.amp = bool(parser.get_parsed_content("amp")) if "amp" in parser else (
             bool(params.get("amp", True)) and device.type == "cuda")
         with safe_torch_load(device):
@@ -624,6 +622,8 @@ class MonaiBundle(Plugin):
         progress("loading the model", None)
         pipe = Pipeline(bundle, device, p)
         cancel.check()
+        if pipe.prompted:
+            return self._classes(pipe, request, progress, cancel)
         detection = pipe.detector is not None
         source = work = request.volume
         box = None
@@ -672,6 +672,13 @@ class MonaiBundle(Plugin):
         item = {"image": image, "pred": pred}
         with torch.inference_mode():
             item = run_postprocessing(pipe.postprocessing, item)
+        return self._label_map(pipe, item, source, work, box, progress)
+
+    def _label_map(self, pipe, item, source, work, box, progress, only=None):
+        """The postprocessed prediction as a LabelMapResult on the source grid, with the bundle's names."""
+        from monai.data import MetaTensor
+
+        image = item["image"]
         out = item["pred"]
         out_affine = np.asarray(out.affine if isinstance(out, MetaTensor) else image.affine, dtype=float)
         out = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
@@ -693,12 +700,43 @@ class MonaiBundle(Plugin):
             full[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = labels
             labels = full
         names = channel_names(pipe.metadata)
-        present = sorted(set(names) | set(int(v) for v in np.unique(labels)))
+        listed = set(names) if only is None else set(only)
+        present = sorted(listed | set(int(v) for v in np.unique(labels)))
         label_info = tuple(Label(v, names.get(v, f"class {v}"), PALETTE[(v - 1) % len(PALETTE)])
                            for v in present if v != 0)
         progress("done", 1.0)
         return LabelMapResult(source.with_array(labels, meta={**source.meta, "derived": "monai bundle"}),
                               label_info, note="; ".join(pipe.notes), algorithm=algorithm_name(pipe.metadata))
+
+    # ---- VISTA3D's class prompts -----------------------------------------------------------------
+    def _classes(self, pipe, request, progress, cancel):
+        """VISTA3D as an automatic segmentation: its class prompts (the ``classes`` parameter, else
+        the bundle's ``everything_labels``), as its own evaluator hands them to its inferer and
+        postprocessing (label_prompt as [N, 1], no points)."""
+        names = channel_names(pipe.metadata)
+        classes = prompt_classes(request.params.get("classes") or "", names, pipe)
+        source = request.volume
+        data = {"image": volume_to_metatensor(source, False), "label_prompt": classes}
+        progress("preprocessing", None)
+        data = pipe.preprocessing(data)
+        cancel.check()
+        image = data["image"]
+        prompt = torch.as_tensor(classes, device=pipe.device).unsqueeze(-1)
+        progress("inference", 0.0)
+        with torch.inference_mode(), torch.autocast(pipe.device.type, enabled=pipe.amp):
+            pred = pipe.inferer(inputs=image[None].to(pipe.device), network=pipe.network, point_coords=None,
+                                point_labels=None, class_vector=prompt)
+        cancel.check()
+        progress("postprocessing", None)
+        from monai.transforms.utils import reset_ops_id
+
+        # As its evaluator does: the image's transform ids reset, since its postprocessing inverts
+        # with a copy of the preprocessing (other ids).
+        item = {**data, "image": reset_ops_id(image.cpu()), "pred": pred[0].float().cpu(),
+                "label_prompt": prompt.cpu()}
+        with torch.inference_mode():
+            item = pipe.postprocessing(item)
+        return self._label_map(pipe, item, source, source, None, progress, only=classes)
 
     # ---- detection -----------------------------------------------------------------------------
     def _detect(self, pipe, data, work, p, progress, cancel):
@@ -741,6 +779,27 @@ class MonaiBundle(Plugin):
         label_info = tuple(Label(k, v, PALETTE[k % len(PALETTE)]) for k, v in sorted(names.items()))
         progress("done", 1.0)
         return BoxesResult(result, label_info)
+
+
+def prompt_classes(text: str, names: dict[int, str], pipe) -> list[int]:
+    """Class prompts from ``text`` (comma-separated numbers or the bundle's class names), else
+    the bundle's ``everything_labels``; unknown ones are an error naming them."""
+    if not text.strip():
+        if "everything_labels" in pipe.parser:
+            return sorted(int(v) for v in pipe.build("everything_labels"))
+        return sorted(k for k in names if k)
+    by_name = {v.lower(): k for k, v in names.items()}
+    out, unknown = [], []
+    for part in (t.strip() for t in text.split(",") if t.strip()):
+        value = int(part) if part.isdigit() else by_name.get(part.lower())
+        if value is None or value not in names or value == 0:
+            unknown.append(part)
+        elif value not in out:
+            out.append(value)
+    if unknown:
+        raise PluginError(f"bundle {pipe.bundle.name} has no class {', '.join(map(str, unknown))} "
+                          "(see the channel_def in its configs/metadata.json)")
+    return out
 
 
 def algorithm_name(metadata: dict) -> str:

@@ -257,11 +257,20 @@ def test_dints_builds_on_the_cpu_with_its_numpy_architecture_file(zoo):
     assert next(pipe.network.parameters()).device.type == "cpu"
 
 
-def test_vista3d_is_refused_with_what_runs_it(zoo, lung_crop):
+def test_vista3d_refuses_a_class_it_does_not_have(zoo, lung_crop):
     with pytest.raises(PluginError) as err:
-        run_bundle(lung_crop, zoo("vista3d"))
+        run_bundle(lung_crop, zoo("vista3d"), classes="liver,unicorn")
     msg = str(err.value)
-    assert "vista3d" in msg and "prompts" in msg and "\n" not in msg
+    assert msg.startswith("bundle vista3d has no class unicorn") and "\n" not in msg
+
+
+@slow
+def test_vista3d_segments_from_class_prompts(zoo, lung_crop):
+    """VISTA3D's plain run: its class prompts through its own inferer and postprocessing."""
+    res = run_bundle(lung_crop, zoo("vista3d"), classes="liver,spleen")
+    assert isinstance(res, LabelMapResult) and res.label_map.same_grid(lung_crop)
+    assert [(l.value, l.name) for l in res.labels] == [(1, "liver"), (3, "spleen")]
+    assert set(np.unique(res.label_map.array)) <= {0, 1, 3}
 
 
 def test_a_broken_bundle_says_why_in_one_line(zoo, lung_crop, tmp_path):

@@ -348,3 +348,28 @@ def test_dicom_seg_carries_the_bundle_names(wholebody_result, lung_series, tmp_p
     present = sorted(int(v) for v in np.unique(full) if v)
     assert [s.SegmentLabel for s in ds.SegmentSequence] == [names[v] for v in present]
     assert {s.SegmentAlgorithmName for s in ds.SegmentSequence} == {"MONAI bundle Whole body CT segmentation 0.2.5"}
+
+
+def test_detection_sr_carries_names_and_scores(zoo, lung_crop, lung_series, tmp_path):
+    """The detector's boxes (on the crop, so placed in the whole series' frame) as a DICOM SR:
+    each box a planar ROI on its centre slice, with the bundle's class name and its score."""
+    import pydicom
+
+    from medviewer.io import load_volume
+    from medviewer.plugins.headless import write_result
+
+    res = run_bundle(lung_crop, zoo("lung_nodule_ct_detection"), score_threshold="0.15")
+    assert res.boxes
+    out = tmp_path / "nodules.dcm"
+    series = load_volume(lung_series)
+    summary = write_result(res, get_manifest("monai-bundle"), series, str(lung_series), str(out), False, seg=True)
+    assert "DICOM SR" in summary
+    ds = pydicom.dcmread(out)
+    groups = [item for item in ds.ContentSequence if item.ValueType == "CONTAINER"][0].ContentSequence
+    found = []
+    for group in groups:
+        items = {i.ConceptNameCodeSequence[0].CodeMeaning: i for i in group.ContentSequence}
+        found.append((items["Tracking Identifier"].TextValue,
+                      float(items["Probability"].MeasuredValueSequence[0].NumericValue)))
+    assert [name.rsplit(" ", 1)[0] for name, _ in found] == ["lung nodule"] * len(res.boxes)
+    assert np.allclose([score for _, score in found], [b.score for b in res.boxes], atol=1e-4)

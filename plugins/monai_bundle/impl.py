@@ -482,6 +482,9 @@ class Pipeline:
         self.notes = prepare_config(parser, device, {**params, "__root": bundle.root})
         self.parser = parser
         self.prompted = _target_name(parser.config.get("inferer")) == "Vista3dInferer"
+        # Class prompts checked before the (large) network is built.
+        self.classes = prompt_classes(str(params.get("classes") or ""), channel_names(self.metadata), self) \
+            if self.prompted else None
         self.amp = bool(parser.get_parsed_content("amp")) if "amp" in parser else (
             bool(params.get("amp", True)) and device.type == "cuda")
         with safe_torch_load(device):
@@ -713,8 +716,7 @@ class MonaiBundle(Plugin):
         """VISTA3D as an automatic segmentation: its class prompts (the ``classes`` parameter, else
         the bundle's ``everything_labels``), as its own evaluator hands them to its inferer and
         postprocessing (label_prompt as [N, 1], no points)."""
-        names = channel_names(pipe.metadata)
-        classes = prompt_classes(request.params.get("classes") or "", names, pipe)
+        classes = pipe.classes
         source = request.volume
         data = {"image": volume_to_metatensor(source, False), "label_prompt": classes}
         progress("preprocessing", None)

@@ -172,9 +172,15 @@ def test_spleen_matches_monai_own_run(zoo, lung_crop, tmp_path):
     assert [(l.value, l.name) for l in ours.labels] == [(1, "spleen")]
 
 
-def test_wholebody_lowres_matches_monai_own_run(zoo, lung_crop, tmp_path):
+@pytest.fixture(scope="module")
+def wholebody_result(zoo, lung_crop):
+    """wholeBody (low-res) on the whole crop: many of its 104 names present at once."""
+    return run_bundle(lung_crop, zoo("wholeBody_ct_segmentation"), crop_body="false", highres="false")
+
+
+def test_wholebody_lowres_matches_monai_own_run(zoo, wholebody_result, lung_crop, tmp_path):
     bundle = zoo("wholeBody_ct_segmentation")
-    ours = run_bundle(lung_crop, bundle, crop_body="false", highres="false")
+    ours = wholebody_result
     theirs = monai_segmentation(bundle, lung_crop, tmp_path, **{"displayable_configs#highres": False})
     assert theirs.same_grid(lung_crop) and ours.label_map.same_grid(lung_crop)
     agree = (np.asarray(theirs.array) == ours.label_map.array).mean()
@@ -297,13 +303,6 @@ def test_a_broken_bundle_says_why_in_one_line(zoo, lung_crop, tmp_path):
 
 
 # ---- names carried into the files ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def wholebody_result(zoo, lung_crop):
-    """wholeBody (low-res) on the crop: many of its 104 names present at once."""
-    trust.set_trusted(zoo("wholeBody_ct_segmentation"))
-    return run_bundle(lung_crop, zoo("wholeBody_ct_segmentation"), highres="false")
-
-
 def test_label_maps_are_written_with_the_bundle_names(wholebody_result, lung_crop, tmp_path):
     import SimpleITK as sitk
 

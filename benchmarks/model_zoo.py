@@ -1,5 +1,6 @@
 """What `medviewer run monai-bundle` does with each real Model Zoo bundle, on the CPU: outcome,
-wall time and peak memory (GNU time's "Maximum resident set size") of the whole command.
+wall time, CPU time (user + system) and peak memory (GNU time's "Maximum resident set size") of
+the whole command (start-up, loading, inference and writing).
 
 The bundles come from $MEDVIEWER_DATA/model-zoo with stand-in weights (each bundle's own
 ``network_def``, randomly initialised: tests/plugins/plugin_bundles.py), cached in --cache. The
@@ -48,10 +49,11 @@ def run_one(bundle: str, ct: str, out_dir: str, threads: int, env: dict) -> dict
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    cpu = sum(float(v) for v in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("\t")
              and "Warning" not in ln and "warn" not in ln]
     said = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else (lines[-1] if lines else "?")
-    return {"bundle": name, "rc": proc.returncode, "wall_s": wall,
+    return {"bundle": name, "rc": proc.returncode, "wall_s": wall, "cpu_s": cpu,
             "peak_mb": int(rss.group(1)) / 1024 if rss else float("nan"), "said": said}
 
 
@@ -69,11 +71,12 @@ def main() -> int:
            "MEDVIEWER_CONFIG": os.path.join(work, "settings", "settings.json"), "PYTHONPATH": ROOT}
     ct = crop_file(work, args.size)
     print(f"input: {ct}; {args.threads} torch threads; load average {os.getloadavg()[0]:.1f}")
-    print("| bundle | exit | wall s | peak MB | what it said |\n|---|---|---|---|---|")
+    print("| bundle | exit | wall s | CPU s | peak MB | what it said |\n|---|---|---|---|---|---|")
     for name in args.bundles:
         bundle = standin_bundle(name, args.cache)
         r = run_one(bundle, ct, work, args.threads, env)
-        print(f"| {r['bundle']} | {r['rc']} | {r['wall_s']:.1f} | {r['peak_mb']:.0f} | {r['said'][:300]} |",
+        print(f"| {r['bundle']} | {r['rc']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_mb']:.0f} | "
+              f"{r['said'][:300]} |",
               flush=True)
     return 0
 

@@ -245,7 +245,7 @@ def _zoo_parser(folder: str):
     import torch
     from monai.bundle import ConfigParser
 
-    from plugins.monai_bundle.impl import BundleFolder, prepare_config
+    from plugins.monai_bundle.impl import prepare_config
 
     configs = os.path.join(folder, "configs")
     name = next(n for n in ("inference.json", "inference.yaml") if os.path.isfile(os.path.join(configs, n)))

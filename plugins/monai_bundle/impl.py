@@ -334,7 +334,7 @@ def _set_key(parser, names, value) -> str | None:
     return None
 
 
-def prepare_config(parser, device, params) -> list[str]:
+def prepare_config(parser, root: str, device, params: dict | None = None) -> list[str]:
     """Every change made to the bundle's config before anything in it is built (a later
     ``parser[...] = ...`` would empty MONAI's cache of built objects, so that a detector built
     afterwards would get a second, freshly initialised network). Returns notes for the user.
@@ -348,6 +348,7 @@ def prepare_config(parser, device, params) -> list[str]:
     * compatibility: SwinUNETR's ``img_size``, which MONAI 1.5 dropped, is left out when the
       installed SwinUNETR no longer takes it (it only checked the input size; the network is the same).
     """
+    params = params or {}
     notes = []
     config = parser.config
 
@@ -363,12 +364,14 @@ def prepare_config(parser, device, params) -> list[str]:
             container[key] = "@device"
 
     _walk(config, visit)
-    parser["bundle_root"] = params["__root"]
+    parser["bundle_root"] = root
     parser["device"] = device
     if "amp" in parser:
         parser["amp"] = bool(params.get("amp", True)) and device.type == "cuda" and parser.config["amp"] is not False
     highres = str(params.get("highres") or "").strip().lower()
-    if highres in ("true", "false", "1", "0", "yes", "no"):
+    if highres and highres not in ("true", "false", "1", "0", "yes", "no"):
+        raise PluginError(f"highres must be true or false, not {params['highres']!r}")
+    if highres:
         if _set_key(parser, ("highres", "displayable_configs#highres"), highres in ("true", "1", "yes")) is None:
             notes.append("the bundle has no highres setting: --param highres ignored")
     if "whether_raw_luna16" in parser:
@@ -479,7 +482,7 @@ class Pipeline:
                 parser.read_meta(bundle.metadata)
         except Exception as exc:
             raise bundle_error(bundle, "reading its config", exc, self.metadata) from None
-        self.notes = prepare_config(parser, device, {**params, "__root": bundle.root})
+        self.notes = prepare_config(parser, bundle.root, device, params)
         self.parser = parser
         self.prompted = _target_name(parser.config.get("inferer")) == "Vista3dInferer"
         # Class prompts checked before the (large) network is built.

@@ -254,7 +254,7 @@ def _zoo_parser(folder: str):
     parser = ConfigParser()
     parser.read_config(os.path.join(configs, name))
     parser.read_meta(os.path.join(configs, "metadata.json"))
-    prepare_config(parser, torch.device("cpu"), {"__root": folder})
+    prepare_config(parser, folder, torch.device("cpu"))
     return parser
 
 

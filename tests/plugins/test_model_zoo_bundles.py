@@ -203,6 +203,16 @@ def test_wholebody_highres_picks_the_weights_and_spacing(zoo):
     assert not np.allclose(a.numpy(), b.numpy())  # two stand-ins with different seeds
 
 
+def test_a_missing_weights_file_is_named_with_what_the_folder_has(zoo, lung_crop, tmp_path):
+    bundle = str(tmp_path / "wholeBody_ct_segmentation")
+    shutil.copytree(zoo("wholeBody_ct_segmentation"), bundle)
+    os.remove(os.path.join(bundle, "models", "model_lowres.pt"))
+    with pytest.raises(PluginError) as err:
+        run_bundle(lung_crop, bundle, highres="false")
+    assert err.value.message == ("bundle wholeBody_ct_segmentation: its config loads models/model_lowres.pt, "
+                                 "which is missing (models/ has model.pt; see the highres parameter)")
+
+
 def test_deepedit_prepares_its_automatic_mode(zoo, lung_crop):
     """No clicks: an empty click list per label, and the bundle's own transforms add one guidance
     channel per label to the image (what its DynUNet takes)."""

@@ -63,7 +63,8 @@ def pipeline(bundle, **params):
 
 def monai_run(bundle, out_dir, **overrides):
     """MONAI's own run of the bundle's inference config (what `python -m monai.bundle run`
-    does), on the CPU, with the given config overrides."""
+    does), on the CPU, with the given config overrides. Its evaluators need pytorch-ignite."""
+    pytest.importorskip("ignite", reason="MONAI's own bundle run needs pytorch-ignite")
     from monai.bundle import ConfigWorkflow
 
     configs = os.path.join(bundle, "configs")

@@ -13,8 +13,8 @@ def register(sub) -> None:
     p.add_argument("plugin", help="plugin id (see `medviewer plugins`)")
     p.add_argument("path", help="a DICOM folder or file, or a NIfTI/NRRD/MHA image")
     p.add_argument("--out", required=True,
-                   help="output: a mask or image (.nii.gz, .nrrd, .mha), a mask as DICOM SEG (.dcm), "
-                        "or boxes/scores (.json)")
+                   help="output: a mask or image (.nii.gz, .nrrd, .mha), a mask as DICOM SEG or boxes as "
+                        "DICOM SR (.dcm), or boxes/scores (.json)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a plugin parameter")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where to run (default: CUDA when present, else CPU)")
@@ -50,7 +50,7 @@ def run(args) -> int:
         raise MedviewerError(f"plugin {manifest.id} cannot run here: {avail.describe()}")
     params = resolve_params(manifest, parse_params(args.param))
     out = args.out
-    seg = out.lower().endswith(".dcm")  # a label map as a DICOM SEG on the source series
+    seg = out.lower().endswith(".dcm")  # a label map as a DICOM SEG (boxes as an SR) on the source series
     check_output(manifest, out, args.force, seg=seg)
     told = trust.require_trusted(manifest, params, trust_now=args.trust)
     if told:

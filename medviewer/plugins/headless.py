@@ -58,9 +58,9 @@ def check_output(manifest, out: str, force: bool = False, *, seg: bool = False) 
     low = out.lower()
     kinds = {manifest.kind, *manifest.also_kinds}
     if seg:
-        if not kinds & {"segmentation", "interactive"}:
-            raise MedviewerError(f"plugin {manifest.id} gives {manifest.kind} results, not a label map: "
-                                 "it cannot be written as a DICOM SEG", out)
+        if not kinds & {"segmentation", "interactive", "detection"}:
+            raise MedviewerError(f"plugin {manifest.id} gives {manifest.kind} results, not a label map or "
+                                 "boxes: it cannot be written as a DICOM SEG or SR", out)
         return
     if not low.endswith(".json") and image_suffix(out) is None:
         raise MedviewerError("unknown output type (use .nii.gz, .nrrd, .mha or .json)", out)
@@ -119,10 +119,13 @@ def write_result(result, manifest, volume, source_path: str, out: str, force: bo
 def _write_result(result, manifest, volume, source_path: str, out: str, force: bool, *, seg: bool = False) -> str:
     import numpy as np
 
+    from medviewer.export.labelmap import LABEL_SUFFIXES, write_labelmap
     from medviewer.io import image_suffix, write_image
     from medviewer.plugins.api import BoxesResult, ImageResult, LabelMapResult, ScoresResult
 
     is_json = out.lower().endswith(".json")
+    if seg and isinstance(result, BoxesResult):
+        return _write_boxes_sr(result, manifest, volume, out, force)
     if seg:
         if not isinstance(result, LabelMapResult):
             raise MedviewerError(f"plugin {manifest.id} gave a {type(result).__name__}, not a label map: "
@@ -138,7 +141,12 @@ def _write_result(result, manifest, volume, source_path: str, out: str, force: b
         if image_suffix(out) is None:
             raise MedviewerError("a mask or image is written as .nii.gz, .nii, .nrrd or .mha", out)
         image = result.label_map if isinstance(result, LabelMapResult) else result.image
-        write_image(image, out, force=force)
+        if isinstance(result, LabelMapResult) and out.lower().endswith(LABEL_SUFFIXES):
+            # With its label table: a .labels.json beside it (our loader reads it back) and, in a
+            # NRRD, 3D Slicer's segment fields, so the names travel with the mask.
+            write_labelmap(image, segments_for(result, manifest), out, force=force)
+        else:
+            write_image(image, out, force=force)
         if isinstance(result, LabelMapResult):
             counts = {int(v): int(n) for v, n in zip(*np.unique(image.array, return_counts=True)) if v}
             names = {l.value: l.name for l in result.labels}
@@ -162,6 +170,34 @@ def _write_result(result, manifest, volume, source_path: str, out: str, force: b
         best = max(result.scores.items(), key=lambda kv: kv[1]) if result.scores else ("-", 0)
         return f"Wrote scores to {out} (highest: {best[0]} {best[1]:.2f})"
     raise MedviewerError(f"cannot write a {type(result).__name__}", out)
+
+
+def slice_boxes(volume, boxes) -> list:
+    """3D boxes (LPS mm) as the per-slice boxes a detection SR holds: each on the slice nearest
+    its centre, its in-plane extent in pixels there; named and scored as the plugin named them."""
+    import numpy as np
+
+    from medviewer.core.segments import DetectionBox
+
+    out = []
+    top = np.asarray(volume.size_xyz, dtype=float) - 1
+    for b in boxes:
+        corners = volume.patient_to_index(np.array([b.lower_mm, b.upper_mm]))
+        lo, hi = np.clip(corners.min(axis=0), 0, top), np.clip(corners.max(axis=0), 0, top)
+        k = int(np.clip(np.rint(volume.patient_to_index(np.asarray(b.center_mm))[2]), 0, top[2]))
+        out.append(DetectionBox(k, float(np.floor(lo[0])), float(np.floor(lo[1])), float(np.ceil(hi[0])),
+                                float(np.ceil(hi[1])), label=b.name or f"class {b.label}", score=b.score))
+    return out
+
+
+def _write_boxes_sr(result, manifest, volume, out: str, force: bool) -> str:
+    from medviewer.export.sr import write_detections
+
+    if not result.boxes:
+        raise MedviewerError("no boxes: no DICOM SR written", out)
+    write_detections(volume, slice_boxes(volume, result.boxes), out, force=force,
+                     algorithm_name=f"medviewer plugin {manifest.id}", algorithm_version=str(manifest.version))
+    return f"Wrote {len(result.boxes)} box(es) as a DICOM SR (each on its centre slice) to {out}"
 
 
 def run_on_path(manifest, path: str, out: str, params: Mapping[str, Any], *, series: str | None = None,

@@ -1,10 +1,15 @@
-"""A MONAI Model Zoo bundle run on a medviewer Volume, in memory, through MONAI's ConfigParser.
+"""A MONAI Model Zoo bundle run on a medviewer Volume, in memory, as `python -m monai.bundle run`
+runs it.
 
-The bundle's own ``preprocessing``, ``network_def`` (weights from ``models/model.pt``, loaded with
-``weights_only=True``, or the TorchScript ``models/model.ts``), ``inferer`` and ``postprocessing``
-are used; file loaders and savers are left out (the volume is handed over as a MetaTensor with
-its RAS affine, as MONAI's ITK reader would give it). Detection bundles (those with a
-``detector``) run their RetinaNetDetector after ``detector_ops``.
+Everything comes from the bundle's config through MONAI's ConfigParser: its ``preprocessing``,
+its ``network`` with the weights its own ``checkpointloader`` names (``weights_only=True``), its
+``inferer`` and ``postprocessing``, and for detection bundles its ``detector`` (after
+``detector_ops``) built around that same network. Only the file readers and writers are left
+out: the volume is handed over as a MetaTensor with its RAS affine, as MONAI's ITK reader would
+give it. All changes to the config are made before anything is built (:func:`prepare_config`),
+so that every part the config builds shares the one network that holds the weights. When a
+bundle cannot run, the error is one line naming the bundle and the innermost exception
+(:func:`bundle_error`).
 
 Speed levers over a plain run (none changes the model or its window geometry): inference mode,
 a larger sliding-window batch on the CPU, as many torch threads as there are idle cores, mixed
@@ -15,9 +20,11 @@ postprocessing (see :func:`run_postprocessing`). benchmarks/inference.py measure
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import sys
 
 import monai  # noqa: F401  (imported here so that a warm worker process has it ready)
@@ -59,7 +66,9 @@ class BundleFolder:
         models = os.path.join(self.root, "models")
         self.model_pt = os.path.join(models, "model.pt")
         self.model_ts = os.path.join(models, "model.ts")
-        if not (os.path.isfile(self.model_pt) or os.path.isfile(self.model_ts)):
+        self.name = os.path.basename(self.root)
+        weights = [n for n in os.listdir(models) if n.endswith((".pt", ".ts"))] if os.path.isdir(models) else []
+        if not weights:
             raise PluginError("not a MONAI bundle: no models/model.pt or models/model.ts", self.root)
 
     def read_metadata(self) -> dict:
@@ -152,37 +161,6 @@ def voxel_boxes_to_patient(boxes_xyzxyz: np.ndarray, ras_affine: np.ndarray) -> 
         out[n, 0] = world[:, :3].min(axis=0)
         out[n, 1] = world[:, :3].max(axis=0)
     return out
-
-
-def _drop(compose, names_or_prefixes, prefix: bool = False):
-    """``compose`` without the transforms of the given class names (a new Compose)."""
-    from monai.transforms import Compose
-
-    if compose is None:
-        return None
-    kept = []
-    for t in compose.transforms:
-        name = type(t).__name__
-        hit = name.startswith(names_or_prefixes) if prefix else name in names_or_prefixes
-        if not hit:
-            kept.append(t)
-    return Compose(kept, map_items=compose.map_items, unpack_items=compose.unpack_items)
-
-
-def _disable_in_config(parser, key: str, predicate) -> None:
-    """Mark the transforms of ``parser[key]`` (a Compose config) whose ``_target_`` matches as
-    ``_disabled_``, so they are never instantiated (file readers and writers need other
-    packages and touch the disk)."""
-    if key not in parser:
-        return
-    section = parser[key]
-    transforms = section.get("transforms") if isinstance(section, dict) else None
-    if not isinstance(transforms, list):
-        return
-    for n, t in enumerate(transforms):
-        if isinstance(t, dict) and isinstance(t.get("_target_"), str):
-            if predicate(t["_target_"].rsplit(".", 1)[-1]):
-                parser[f"{key}#transforms#{n}#_disabled_"] = True
 
 
 def _has(compose, name: str) -> bool:
@@ -317,6 +295,307 @@ def forbid_downloads() -> None:
                 setattr(module, name, refuse)
 
 
+# ---- the bundle's config, made ready to run here ---------------------------------------------------
+CUDA_DEVICE_EXPR = re.compile(r"^\$\s*torch\.device\(.*cuda.*\)\s*$")
+
+
+def _walk(node, visit) -> None:
+    """Call ``visit(container, key, value)`` for every item of a nested config (dicts and lists)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        visit(node, key, value)
+        _walk(value, visit)
+
+
+def _target_name(value) -> str:
+    target = value.get("_target_") if isinstance(value, dict) else None
+    return target.rsplit(".", 1)[-1] if isinstance(target, str) else ""
+
+
+def _accepts(cls_name: str, keyword: str) -> bool:
+    """Whether the installed MONAI network ``cls_name`` takes ``keyword`` (True when unknown)."""
+    import inspect
+
+    import monai.networks.nets as nets
+
+    cls = getattr(nets, cls_name, None)
+    if cls is None:
+        return True
+    params = inspect.signature(cls.__init__).parameters
+    return keyword in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _set_key(parser, names, value) -> str | None:
+    """Set the first of ``names`` the config has (``a#b`` ids) to ``value``; the id set, or None."""
+    for name in names:
+        if name in parser:
+            parser[name] = value
+            return name
+    return None
+
+
+def prepare_config(parser, root: str, device, params: dict | None = None) -> list[str]:
+    """Every change made to the bundle's config before anything in it is built (a later
+    ``parser[...] = ...`` would empty MONAI's cache of built objects, so that a detector built
+    afterwards would get a second, freshly initialised network). Returns notes for the user.
+
+    * the file readers and writers are disabled (the volume is handed over in memory);
+    * ``bundle_root`` and ``device`` are set, ``amp`` only on CUDA;
+    * ``highres`` (wholeBody) follows the ``highres`` parameter when one is given;
+    * ``whether_raw_luna16`` (the detector) is set: our input is a raw CT on its own grid, so the
+      bundle's own resampling to its training spacing applies;
+    * on the CPU, config expressions that pick a CUDA device outright are pointed at ``@device``;
+    * compatibility: SwinUNETR's ``img_size``, which MONAI 1.5 dropped, is left out when the
+      installed SwinUNETR no longer takes it (it only checked the input size; the network is the same).
+    """
+    params = params or {}
+    notes = []
+    config = parser.config
+
+    def visit(container, key, value):
+        name = _target_name(value)
+        if name in LOADER_NAMES or name.startswith(SAVER_PREFIXES):
+            value["_disabled_"] = True
+        if name == "SwinUNETR" and "img_size" in value and not _accepts("SwinUNETR", "img_size"):
+            del value["img_size"]
+            notes.append("left out SwinUNETR's img_size, which this MONAI no longer takes")
+        if (device.type != "cuda" and isinstance(value, str) and CUDA_DEVICE_EXPR.match(value)
+                and (container is not config or key != "device")):
+            container[key] = "@device"
+
+    _walk(config, visit)
+    parser["bundle_root"] = root
+    parser["device"] = device
+    if "amp" in parser:
+        parser["amp"] = bool(params.get("amp", True)) and device.type == "cuda" and parser.config["amp"] is not False
+    highres = str(params.get("highres") or "").strip().lower()
+    if highres and highres not in ("true", "false", "1", "0", "yes", "no"):
+        raise PluginError(f"highres must be true or false, not {params['highres']!r}")
+    if highres:
+        if _set_key(parser, ("highres", "displayable_configs#highres"), highres in ("true", "1", "yes")) is None:
+            notes.append("the bundle has no highres setting: --param highres ignored")
+    if "whether_raw_luna16" in parser:
+        parser["whether_raw_luna16"] = True
+    return notes
+
+
+# ---- torch.load while the bundle's config is evaluated ----------------------------------------
+def numpy_safe_globals() -> list:
+    """What unpickling plain numpy arrays needs (DiNTS stores its architecture as arrays): the
+    array and dtype constructors, nothing that runs other code."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    kinds = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+             "float16", "float32", "float64")
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+            *{type(np.dtype(k)) for k in kinds}]
+
+
+@contextlib.contextmanager
+def safe_torch_load(device):
+    """Within: every ``torch.load`` (the bundle's config may call it, as DiNTS's does for its
+    architecture file) keeps ``weights_only=True``, with numpy arrays allowed, and maps CUDA
+    tensors to the CPU when running on the CPU (DiNTS asks for CUDA outright)."""
+    original = torch.load
+
+    def load(f, map_location=None, *args, **kwargs):
+        kwargs["weights_only"] = True
+        if device.type != "cuda":
+            map_location = "cpu"
+        return original(f, map_location, *args, **kwargs)
+
+    torch.load = load
+    try:
+        with torch.serialization.safe_globals(numpy_safe_globals()):
+            yield
+    finally:
+        torch.load = original
+
+
+# ---- errors ----------------------------------------------------------------------------------------
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain (MONAI wraps a bundle's errors in 'Failed to instantiate
+    component ...' several times over)."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def version_note(metadata: dict) -> str:
+    """A sentence when the bundle was made for another MONAI version than the installed one."""
+    wanted = str(metadata.get("monai_version") or "")
+    have = monai.__version__.split("+")[0]
+    if wanted and wanted.split("+")[0] != have:
+        return f" The bundle was made for MONAI {wanted}; this is MONAI {have}."
+    return ""
+
+
+def bundle_error(bundle: "BundleFolder", what: str, exc: BaseException, metadata: dict) -> PluginError:
+    """One line: which bundle, what step, the innermost exception, and the MONAI version note."""
+    inner = root_cause(exc)
+    if isinstance(inner, PluginError):
+        return inner
+    text = " ".join(str(inner).split()).rstrip(".")
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return PluginError(f"bundle {bundle.name} cannot run: {what} failed: {type(inner).__name__}: {text}."
+                       f"{version_note(metadata)}")
+
+
+# ---- the pipeline -------------------------------------------------------------------------------
+def use_bundle_scripts(root: str) -> None:
+    """Make ``import scripts...`` find this bundle's scripts/ package: its folder first on
+    sys.path, and another bundle's ``scripts`` modules (every bundle names its package so)
+    forgotten, as a fresh `python -m monai.bundle run` process would have them."""
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+        origin = getattr(sys.modules[name], "__file__", None) or ""
+        if not os.path.realpath(origin).startswith(root + os.sep):
+            del sys.modules[name]
+
+
+class Pipeline:
+    """The bundle's own parts, built once from its config: ``network`` (with its weights),
+    ``preprocessing``, ``inferer``, ``postprocessing`` and, for detection bundles, the
+    ``detector`` built around that same network."""
+
+    def __init__(self, bundle: BundleFolder, device, params: dict):
+        from monai.bundle import ConfigParser
+
+        self.bundle = bundle
+        self.device = device
+        self.metadata = bundle.read_metadata()
+        use_bundle_scripts(bundle.root)
+        parser = ConfigParser()
+        try:
+            parser.read_config(bundle.config)
+            if os.path.isfile(bundle.metadata):
+                parser.read_meta(bundle.metadata)
+        except Exception as exc:
+            raise bundle_error(bundle, "reading its config", exc, self.metadata) from None
+        self.notes = prepare_config(parser, bundle.root, device, params)
+        self.parser = parser
+        self.prompted = _target_name(parser.config.get("inferer")) == "Vista3dInferer"
+        # Class prompts checked before the (large) network is built.
+        self.classes = prompt_classes(str(params.get("classes") or ""), channel_names(self.metadata), self) \
+            if self.prompted else None
+        self.amp = bool(parser.get_parsed_content("amp")) if "amp" in parser else (
+            bool(params.get("amp", True)) and device.type == "cuda")
+        with safe_torch_load(device):
+            self.network = self._network()
+            self.preprocessing = self.build("preprocessing")
+            self.inferer = self.build("inferer")
+            self.postprocessing = self.build("postprocessing")
+            self.detector = self.build("detector")
+            if self.detector is not None:
+                self.build("detector_ops")
+                self.detector.eval()  # as the bundle's evaluator puts its network
+        if self.detector is not None and self.detector.network is not self.network:
+            raise PluginError(f"bundle {bundle.name}: its detector was built around another network "
+                              "than the one given the weights")
+
+    def build(self, key: str):
+        """``parser[key]`` built (None when the config has no such key), errors as one line."""
+        if key not in self.parser:
+            return None
+        try:
+            return self.parser.get_parsed_content(key)
+        except Exception as exc:
+            raise bundle_error(self.bundle, f"building its {key}", exc, self.metadata) from None
+
+    def weights_path(self) -> str:
+        """The checkpoint the bundle's own run loads (its ``checkpointloader#load_path``: for
+        wholeBody ``model.pt`` or ``model_lowres.pt`` after ``highres``), else models/model.pt."""
+        path = self.build("checkpointloader#load_path") if "checkpointloader#load_path" in self.parser else None
+        return os.path.realpath(str(path)) if path else self.bundle.model_pt
+
+    def _network(self):
+        path = self.weights_path()
+        has_def = "network_def" in self.parser
+        if os.path.isfile(path) and has_def:
+            net = self.build("network") if "network" in self.parser else self.build("network_def")
+            load_weights(net, path, self.bundle)
+            self.weights = path
+        elif os.path.isfile(self.bundle.model_ts):
+            net = torch.jit.load(self.bundle.model_ts, map_location=self.device)
+            self.weights = self.bundle.model_ts
+        elif has_def:
+            others = sorted(n for n in os.listdir(os.path.dirname(path)) if n.endswith((".pt", ".ts"))) \
+                if os.path.isdir(os.path.dirname(path)) else []
+            hint = f" (models/ has {', '.join(others)}; see the highres parameter)" if others else ""
+            raise PluginError(f"bundle {self.bundle.name}: its config loads {os.path.relpath(path, self.bundle.root)}, "
+                              f"which is missing{hint}", path)
+        else:
+            raise PluginError("the bundle has models/model.pt but no network_def in its config", self.bundle.config)
+        return net.to(self.device).eval()
+
+
+def load_weights(net, path: str, bundle: BundleFolder) -> None:
+    """``path`` into ``net`` as the bundle's CheckpointLoader would (a plain state dict, or one
+    under ``model``), with ``weights_only=True``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise PluginError(f"bundle {bundle.name}: cannot load the weights safely ({type(exc).__name__}: {first}); "
+                          "only plain tensor checkpoints are accepted", path) from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise PluginError(f"bundle {bundle.name}: the weights do not fit the bundle's network ({first})", path) from None
+
+
+def detection_names(metadata: dict, labels) -> dict[int, str]:
+    """Box class names: the metadata's ``channel_def`` when it has one; a one-class detector
+    without (lung_nodule_ct_detection) takes the bundle's name less its modality and task words
+    ('Lung nodule CT detection' -> 'lung nodule')."""
+    names = channel_names(metadata)
+    if names or len(set(int(v) for v in labels) | {0}) > 1:
+        return names
+    words = [w for w in str(metadata.get("name") or "").split()
+             if w.lower() not in ("ct", "mri", "mr", "pet", "detection", "3d", "model")]
+    return {0: " ".join(words).lower()} if words else {}
+
+
+def boxes_to_patient(item: dict, post, image) -> np.ndarray:
+    """The boxes of the bundle's postprocessed output as LPS (lower, upper) mm, (N, 2, 3).
+
+    Its postprocessing says where they are: after ``AffineBoxToWorldCoordinated`` in world mm
+    (LPS with ``affine_lps_to_ras``, else RAS), in the mode of a final ``ConvertBoxModed``;
+    without a world transform, in the image's index units."""
+    from monai.data.box_utils import convert_box_mode
+
+    boxes = item["box"]
+    boxes = boxes.detach().float().cpu() if hasattr(boxes, "detach") else torch.as_tensor(np.asarray(boxes, float))
+    boxes = boxes.reshape(-1, 6)
+    transforms = list(post.transforms) if post is not None else []
+    names = [type(t).__name__ for t in transforms]
+    mode = "xyzxyz"
+    for t in transforms:
+        if type(t).__name__.startswith("ConvertBoxMode"):
+            mode = t.converter.dst_mode
+    boxes = convert_box_mode(boxes, src_mode=mode, dst_mode="xyzxyz").numpy().astype(float)
+    world = next((t for t, n in zip(transforms, names) if n.startswith("AffineBoxToWorldCoordinate")), None)
+    if world is None:
+        return voxel_boxes_to_patient(boxes, np.asarray(image.affine, dtype=float))
+    if not world.affine_lps_to_ras:  # RAS world mm: flip x and y to LPS
+        boxes = boxes * np.array([-1, -1, 1, -1, -1, 1])
+    lo, hi = np.minimum(boxes[:, :3], boxes[:, 3:]), np.maximum(boxes[:, :3], boxes[:, 3:])
+    return np.stack([lo, hi], axis=1)
+
+
 # ---- the plugin ----------------------------------------------------------------------------------
 class MonaiBundle(Plugin):
     def is_available(self) -> Availability:
@@ -329,110 +608,56 @@ class MonaiBundle(Plugin):
         self.device = torch.device(device)
 
     def run(self, request, progress, cancel):
-        try:
-            return self._run(request, progress, cancel)
-        except Exception as exc:
-            # MONAI wraps errors raised inside config expressions: surface our own message.
-            inner, seen = exc, set()
-            while inner is not None and id(inner) not in seen:
-                seen.add(id(inner))
-                if isinstance(inner, PluginError) and "downloads are disabled" in str(inner):
-                    raise inner from None
-                inner = inner.__cause__ or inner.__context__
-            raise
-
-    def _run(self, request, progress, cancel):
         p = request.params
         bundle = BundleFolder(p["bundle"], p.get("config") or "")
         if not trust.is_trusted(bundle.root):
             raise PluginError(trust.untrusted_message(bundle.root))
+        try:
+            return self._run(bundle, request, progress, cancel)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise bundle_error(bundle, "its run", exc, bundle.read_metadata()) from None
+
+    def _run(self, bundle, request, progress, cancel):
+        p = request.params
         device = torch.device(request.device)
         torch.set_num_threads(choose_threads(int(p.get("threads") or 0)))
         progress("reading the bundle", None)
         forbid_downloads()
-        from monai.bundle import ConfigParser
-
-        if bundle.root not in sys.path:  # bundles import their scripts/ package
-            sys.path.insert(0, bundle.root)
-        parser = ConfigParser()
-        parser.read_config(bundle.config)
-        if os.path.isfile(bundle.metadata):
-            parser.read_meta(bundle.metadata)
-        parser["bundle_root"] = bundle.root
-        parser["device"] = device
-        if "amp" in parser:
-            parser["amp"] = bool(p.get("amp", True)) and device.type == "cuda"
-        metadata = bundle.read_metadata()
-        names = channel_names(metadata)
-        cancel.check()
-        detection = "detector" in parser
-
         progress("loading the model", None)
-        network = self._load_network(parser, bundle, device)
+        pipe = Pipeline(bundle, device, p)
         cancel.check()
-
-        source = request.volume
-        work = source
-        if p.get("crop_body", True):
+        if pipe.prompted:
+            return self._classes(pipe, request, progress, cancel)
+        detection = pipe.detector is not None
+        source = work = request.volume
+        box = None
+        if p.get("crop_body", True) and not detection:
             box = body_box(source, float(p.get("body_hu", -500.0)))
             if box is not None:
                 work = source.crop(*box)
-        _disable_in_config(parser, "preprocessing", lambda name: name in LOADER_NAMES)
-        _disable_in_config(parser, "postprocessing", lambda name: name.startswith(SAVER_PREFIXES))
-        try:
-            pre = parser.get_parsed_content("preprocessing") if "preprocessing" in parser else None
-        except Exception as exc:
-            raise PluginError(f"cannot build the bundle's preprocessing ({type(exc).__name__}: {exc})",
-                              bundle.config) from None
-        pre_run = _drop(pre, LOADER_NAMES)
-        channel_first = not _has(pre_run, "EnsureChannelFirst")
-        data = {"image": volume_to_metatensor(work, channel_first)}
+        pre = pipe.preprocessing
+        channel_first = not _has(pre, "EnsureChannelFirst")
+        data = {"image": volume_to_metatensor(work, channel_first), **deepedit_guidance(pipe.parser)}
         progress("preprocessing", None)
-        if pre_run is not None:
-            data = pre_run(data)
+        if pre is not None:
+            data = pre(data)
         cancel.check()
         if detection:
-            return self._detect(parser, network, data, work, names, p, device, progress, cancel)
-        return self._segment(parser, network, data, source, work, box if work is not source else None,
-                             names, p, device, progress, cancel)
-
-    # ---- network -------------------------------------------------------------------------------
-    def _load_network(self, parser, bundle: BundleFolder, device):
-        has_def = "network_def" in parser
-        if os.path.isfile(bundle.model_pt) and has_def:
-            try:
-                net = parser.get_parsed_content("network")if "network" in parser else parser.get_parsed_content("network_def")
-            except Exception as exc:
-                raise PluginError(f"cannot build the bundle's network ({type(exc).__name__}: {exc})",
-                                  bundle.config) from None
-            try:
-                state = torch.load(bundle.model_pt, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise PluginError(f"cannot load the weights safely ({type(exc).__name__}: {exc}); only plain "
-                                  "tensor checkpoints are accepted", bundle.model_pt) from None
-            if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-                state = state["model"]
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                first = str(exc).splitlines()[0]
-                raise PluginError(f"the weights do not fit the bundle's network ({first})", bundle.model_pt) from None
-        elif os.path.isfile(bundle.model_ts):
-            net = torch.jit.load(bundle.model_ts, map_location=device)
-        else:
-            raise PluginError("the bundle has models/model.pt but no network_def in its config", bundle.config)
-        return net.to(device).eval()
+            return self._detect(pipe, data, work, p, progress, cancel)
+        return self._segment(pipe, data, source, work, box, p, progress, cancel)
 
     # ---- segmentation --------------------------------------------------------------------------
-    def _segment(self, parser, network, data, source, work, box, names, p, device, progress, cancel):
+    def _segment(self, pipe, data, source, work, box, p, progress, cancel):
         from monai.data import MetaTensor
-        from monai.inferers import SlidingWindowInferer
+        from monai.inferers import SimpleInferer, SlidingWindowInferer
 
-        inferer = parser.get_parsed_content("inferer") if "inferer" in parser else None
-        if inferer is None:
-            inferer = SlidingWindowInferer(roi_size=(96, 96, 96))
+        device = pipe.device
+        inferer = pipe.inferer or SimpleInferer()
         image = data["image"]
         sw = int(p.get("sw_batch_size") or 0)
+        total = 1
         if isinstance(inferer, SlidingWindowInferer):
             if sw > 0:
                 inferer.sw_batch_size = sw
@@ -440,25 +665,26 @@ class MonaiBundle(Plugin):
                 inferer.sw_batch_size = max(inferer.sw_batch_size, 8)
             if float(p.get("overlap", -1)) >= 0:
                 inferer.overlap = float(p["overlap"])
-            roi = inferer.roi_size
-            total = count_windows(image.shape[1:], roi, float(np.max(inferer.overlap)))
-        else:
-            total = 1
-        predictor = _Predictor(network, total, progress, cancel)
-        amp = bool(p.get("amp", True)) and device.type == "cuda"
+            total = count_windows(image.shape[1:], inferer.roi_size, float(np.max(inferer.overlap)))
+        predictor = _Predictor(pipe.network, total, progress, cancel)
         progress("inference", 0.0)
-        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
+        with torch.inference_mode(), torch.autocast(device.type, enabled=pipe.amp):
             pred = inferer(image[None].to(device), predictor)
         pred = pred[0].float().cpu()
         cancel.check()
         progress("postprocessing", None)
         pred = MetaTensor(pred, affine=image.affine, meta=dict(image.meta))
         pred.applied_operations = []
-        post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
-        post = _drop(post, SAVER_PREFIXES, prefix=True)
         item = {"image": image, "pred": pred}
         with torch.inference_mode():
-            item = run_postprocessing(post, item)
+            item = run_postprocessing(pipe.postprocessing, item)
+        return self._label_map(pipe, item, source, work, box, progress)
+
+    def _label_map(self, pipe, item, source, work, box, progress, only=None):
+        """The postprocessed prediction as a LabelMapResult on the source grid, with the bundle's names."""
+        from monai.data import MetaTensor
+
+        image = item["image"]
         out = item["pred"]
         out_affine = np.asarray(out.affine if isinstance(out, MetaTensor) else image.affine, dtype=float)
         out = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
@@ -479,53 +705,119 @@ class MonaiBundle(Plugin):
             lo, hi = box
             full[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = labels
             labels = full
-        present = sorted(set(names) | set(int(v) for v in np.unique(labels)))
+        names = channel_names(pipe.metadata)
+        listed = set(names) if only is None else set(only)
+        present = sorted(listed | set(int(v) for v in np.unique(labels)))
         label_info = tuple(Label(v, names.get(v, f"class {v}"), PALETTE[(v - 1) % len(PALETTE)])
                            for v in present if v != 0)
         progress("done", 1.0)
-        return LabelMapResult(source.with_array(labels, meta={**source.meta, "derived": "monai bundle"}), label_info)
+        return LabelMapResult(source.with_array(labels, meta={**source.meta, "derived": "monai bundle"}),
+                              label_info, note="; ".join(pipe.notes), algorithm=algorithm_name(pipe.metadata))
+
+    # ---- VISTA3D's class prompts -----------------------------------------------------------------
+    def _classes(self, pipe, request, progress, cancel):
+        """VISTA3D as an automatic segmentation: its class prompts (the ``classes`` parameter, else
+        the bundle's ``everything_labels``), as its own evaluator hands them to its inferer and
+        postprocessing (label_prompt as [N, 1], no points)."""
+        classes = pipe.classes
+        source = request.volume
+        data = {"image": volume_to_metatensor(source, False), "label_prompt": classes}
+        progress("preprocessing", None)
+        data = pipe.preprocessing(data)
+        cancel.check()
+        image = data["image"]
+        prompt = torch.as_tensor(classes, device=pipe.device).unsqueeze(-1)
+        progress("inference", 0.0)
+        with torch.inference_mode(), torch.autocast(pipe.device.type, enabled=pipe.amp):
+            pred = pipe.inferer(inputs=image[None].to(pipe.device), network=pipe.network, point_coords=None,
+                                point_labels=None, class_vector=prompt)
+        cancel.check()
+        progress("postprocessing", None)
+        from monai.transforms.utils import reset_ops_id
+
+        # As its evaluator does: the image's transform ids reset, since its postprocessing inverts
+        # with a copy of the preprocessing (other ids).
+        item = {**data, "image": reset_ops_id(image.cpu()), "pred": pred[0].float().cpu(),
+                "label_prompt": prompt.cpu()}
+        with torch.inference_mode():
+            item = pipe.postprocessing(item)
+        return self._label_map(pipe, item, source, source, None, progress, only=classes)
 
     # ---- detection -----------------------------------------------------------------------------
-    def _detect(self, parser, network, data, work, names, p, device, progress, cancel):
-        detector = parser.get_parsed_content("detector")
-        if "detector_ops" in parser:
-            parser.get_parsed_content("detector_ops")
-        detector.eval()
+    def _detect(self, pipe, data, work, p, progress, cancel):
+        """As the bundle's own evaluator and saver do: its inferer with the loaded network on the
+        preprocessed image, then its postprocessing on ``{**prediction, 'image': image}``."""
+        device = pipe.device
         image = data["image"]
-        inferer = getattr(detector, "inferer", None)
-        roi = getattr(inferer, "roi_size", None)
-        use_inferer = roi is not None and any(int(s) > int(r) for s, r in zip(image.shape[1:], roi))
-        if inferer is not None and int(p.get("sw_batch_size") or 0) > 0:
-            inferer.sw_batch_size = int(p["sw_batch_size"])
-        amp = bool(p.get("amp", True)) and device.type == "cuda"
+        if pipe.detector.inferer is not None and int(p.get("sw_batch_size") or 0) > 0:
+            pipe.detector.inferer.sw_batch_size = int(p["sw_batch_size"])
         progress("inference", 0.0)
         cancel.check()
-        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
-            outputs = detector([image.to(device)], use_inferer=use_inferer)
+        with torch.inference_mode(), torch.autocast(device.type, enabled=pipe.amp):
+            if pipe.inferer is not None:
+                outputs = pipe.inferer([image.to(device)], pipe.network)
+            else:  # no inferer in the config: the detector alone, windowed as RetinaNetInferer would
+                roi = getattr(pipe.detector.inferer, "roi_size", None)
+                windowed = roi is not None and image[0].numel() >= int(np.prod(roi))
+                outputs = pipe.detector([image.to(device)], use_inferer=windowed)
         cancel.check()
         progress("postprocessing", None)
         out = outputs[0]
-        box_key = getattr(detector, "target_box_key", "box")
-        label_key = getattr(detector, "target_label_key", "label")
-        score_key = getattr(detector, "pred_score_key", label_key + "_scores")
-        boxes = out[box_key].detach().float().cpu().numpy().reshape(-1, 6)
-        labels = out[label_key].detach().cpu().numpy().reshape(-1)
-        scores = out[score_key].detach().float().cpu().numpy().reshape(-1)
-        # Clip to the image, as the bundles' ClipBoxToImaged does.
-        size = np.asarray(image.shape[1:], dtype=float)
-        boxes[:, :3] = np.clip(boxes[:, :3], 0, size)
-        boxes[:, 3:] = np.clip(boxes[:, 3:], 0, size)
-        keep = np.all(boxes[:, 3:] > boxes[:, :3], axis=1) & (scores >= float(p.get("score_threshold", 0.0)))
-        boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
-        mm = voxel_boxes_to_patient(boxes, np.asarray(image.affine, dtype=float))
-        # Resampling can widen the grid by a voxel: keep boxes within the source's voxel extent.
-        edges = work.voxel_to_patient(np.array([[-0.5] * 3, np.asarray(work.shape) - 0.5]))
-        mm = np.clip(mm, edges.min(axis=0), edges.max(axis=0))
-        keep = np.all(mm[:, 1] > mm[:, 0], axis=1)
+        label_key = getattr(pipe.detector, "target_label_key", "label")
+        score_key = getattr(pipe.detector, "pred_score_key", label_key + "_scores")
+        item = {k: (v.detach().cpu() if hasattr(v, "detach") else v) for k, v in out.items()}
+        item["image"] = image.cpu()
+        post = pipe.postprocessing
+        with torch.inference_mode():
+            item = post(item) if post is not None else item
+        mm = boxes_to_patient({"box": item[getattr(pipe.detector, "target_box_key", "box")]}, post, image)
+        labels = np.asarray(item[label_key]).reshape(-1).astype(int)
+        scores = np.asarray(item[score_key], dtype=float).reshape(-1)
+        # The boxes as the bundle's own ClipBoxToImaged left them (on its resampled grid, which can
+        # reach a voxel beyond the source's); only the score threshold is ours.
+        keep = (scores >= float(p.get("score_threshold", 0.0))) & np.all(mm[:, 1] > mm[:, 0], axis=1)
         mm, labels, scores = mm[keep], labels[keep], scores[keep]
-        order = np.argsort(-scores)
+        names = detection_names(pipe.metadata, labels)
+        order = np.argsort(-scores, kind="stable")
         result = tuple(Box(tuple(mm[i, 0]), tuple(mm[i, 1]), int(labels[i]), float(scores[i]),
                            names.get(int(labels[i]), f"class {int(labels[i])}")) for i in order)
         label_info = tuple(Label(k, v, PALETTE[k % len(PALETTE)]) for k, v in sorted(names.items()))
         progress("done", 1.0)
         return BoxesResult(result, label_info)
+
+
+def prompt_classes(text: str, names: dict[int, str], pipe) -> list[int]:
+    """Class prompts from ``text`` (comma-separated numbers or the bundle's class names), else
+    the bundle's ``everything_labels``; unknown ones are an error naming them."""
+    if not text.strip():
+        if "everything_labels" in pipe.parser:
+            return sorted(int(v) for v in pipe.build("everything_labels"))
+        return sorted(k for k in names if k)
+    by_name = {v.lower(): k for k, v in names.items()}
+    out, unknown = [], []
+    for part in (t.strip() for t in text.split(",") if t.strip()):
+        value = int(part) if part.isdigit() else by_name.get(part.lower())
+        if value is None or value not in names or value == 0:
+            unknown.append(part)
+        elif value not in out:
+            out.append(value)
+    if unknown:
+        raise PluginError(f"bundle {pipe.bundle.name} has no class {', '.join(map(str, unknown))} "
+                          "(see the channel_def in its configs/metadata.json)")
+    return out
+
+
+def algorithm_name(metadata: dict) -> str:
+    """What made the result, for a DICOM SEG's Segment Algorithm Name: the bundle and its version."""
+    name = str(metadata.get("name") or "").strip()
+    version = str(metadata.get("version") or "").strip()
+    return f"MONAI bundle {name} {version}".strip()[:64] if name else ""
+
+
+def deepedit_guidance(parser) -> dict:
+    """A DeepEdit bundle (``label_names`` in its config) run without clicks: an empty click list
+    per label, which is its automatic mode (as MONAI Label runs it without clicks)."""
+    if "label_names" not in parser or "deepedit_transforms" not in parser:
+        return {}
+    names = parser.config["label_names"]
+    return {str(name): [] for name in names} if isinstance(names, dict) else {}

@@ -196,7 +196,6 @@ def detection_config(patch=(64, 64, 32), score_thresh: float = 0.0, detections: 
              "b_min": 0.0, "b_max": 1.0, "clip": True},
             {"_target_": "EnsureTyped", "keys": "image"},
         ]},
-        "inferer": {"_target_": "scripts.detection_inferer.RetinaNetInferer", "detector": "@detector"},
         "postprocessing": {"_target_": "Compose", "transforms": [
             {"_target_": "ClipBoxToImaged", "box_keys": "box", "label_keys": "label",
              "box_ref_image_keys": "image", "remove_empty": True},
@@ -224,4 +223,91 @@ def write_detection_bundle(folder, *, seed: int = 0, **config_kwargs) -> str:
     net = parser.get_parsed_content("network_def")
     os.makedirs(os.path.join(folder, "models"), exist_ok=True)
     torch.save(net.state_dict(), os.path.join(folder, "models", "model.pt"))
+    return folder
+
+
+# ---- the real Model Zoo bundles with stand-in weights --------------------------------------------
+ZOO_BUNDLES = ("spleen_ct_segmentation", "wholeBody_ct_segmentation", "swin_unetr_btcv_segmentation",
+               "pancreas_ct_dints_segmentation", "renalStructures_UNEST_segmentation",
+               "lung_nodule_ct_detection", "spleen_deepedit_annotation", "vista3d")
+# Weight files a bundle's config can name besides models/model.pt (wholeBody with highres false).
+EXTRA_WEIGHTS = {"wholeBody_ct_segmentation": ("model_lowres.pt",)}
+
+
+def model_zoo_dir() -> str:
+    return os.path.join(os.environ.get("MEDVIEWER_DATA", "/work/shared/data"), "model-zoo")
+
+
+def _zoo_parser(folder: str):
+    """The bundle's inference config, prepared as the plugin prepares it (on the CPU)."""
+    import sys
+
+    import torch
+    from monai.bundle import ConfigParser
+
+    from plugins.monai_bundle.impl import prepare_config
+
+    configs = os.path.join(folder, "configs")
+    name = next(n for n in ("inference.json", "inference.yaml") if os.path.isfile(os.path.join(configs, n)))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    parser = ConfigParser()
+    parser.read_config(os.path.join(configs, name))
+    parser.read_meta(os.path.join(configs, "metadata.json"))
+    prepare_config(parser, folder, torch.device("cpu"))
+    return parser
+
+
+def _dints_architecture(folder: str) -> None:
+    """A stand-in for DiNTS's searched architecture file (models/search_code_18590.pt), stored as
+    the bundle's search script stores it (numpy arrays, which ``weights_only`` loading refuses
+    unless allowed). A small valid topology (decoding one from TopologySearch takes minutes):
+    cells on the two finest depths (the first three edges of each block: stay at depth 0, go
+    between depths 0 and 1), seeded random cell operations."""
+    import numpy as np
+    import torch
+
+    blocks, depths = 12, 4
+    edges = 3 * depths - 2  # down, same and up from each depth, less the two off the ends
+    ops = 5  # a 3D cell's operations: skip, 3x3x3 and three pseudo-3D convolutions
+    code_a = np.zeros((blocks, edges), dtype=np.int64)
+    code_a[:, :3] = 1
+    node_a = np.zeros((blocks + 1, depths), dtype=np.int64)
+    node_a[:, 0] = 1
+    node_a[1:, 1] = 1
+    code_c = np.random.default_rng(0).integers(0, ops, size=(blocks, edges)).astype(np.int64)
+    torch.save({"node_a": node_a, "arch_code_a": code_a, "arch_code_a_max": code_a, "arch_code_c": code_c,
+                "iter_num": 0, "epochs": 0, "best_dsc": 0.0, "best_path": 0},
+               os.path.join(folder, "models", "search_code_18590.pt"))
+
+
+def standin_bundle(name: str, cache_dir, *, seed: int = 0) -> str:
+    """The real Model Zoo bundle ``name`` (configs and scripts from the model-zoo folder) copied
+    into ``cache_dir/name`` with stand-in weights: its own ``network_def`` built from its config
+    (seeded random initialisation) and ``state_dict()`` saved as models/model.pt (and the other
+    files its config can name). An existing complete copy is reused. Random weights test the
+    plumbing, geometry, names and errors, not accuracy."""
+    import shutil
+
+    import torch
+
+    from plugins.monai_bundle.impl import safe_torch_load
+
+    folder = os.path.join(os.fspath(cache_dir), name)
+    done = os.path.join(folder, ".standin-complete")
+    if os.path.isfile(done):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(os.path.join(model_zoo_dir(), name), folder, ignore=shutil.ignore_patterns("docs"))
+    os.makedirs(os.path.join(folder, "models"), exist_ok=True)
+    if name == "pancreas_ct_dints_segmentation":
+        _dints_architecture(folder)
+    for n, weights in enumerate(("model.pt",) + EXTRA_WEIGHTS.get(name, ())):
+        torch.manual_seed(seed + n)
+        parser = _zoo_parser(folder)
+        with safe_torch_load(torch.device("cpu")):
+            net = parser.get_parsed_content("network_def")
+        torch.save(net.state_dict(), os.path.join(folder, "models", weights))
+        del net
+    open(done, "w").close()
     return folder

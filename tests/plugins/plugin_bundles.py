@@ -245,7 +245,7 @@ def _zoo_parser(folder: str):
     import torch
     from monai.bundle import ConfigParser
 
-    from plugins.monai_bundle.impl import prepare_config
+    from medviewer_plugins.monai_bundle.impl import prepare_config
 
     configs = os.path.join(folder, "configs")
     name = next(n for n in ("inference.json", "inference.yaml") if os.path.isfile(os.path.join(configs, n)))
@@ -291,7 +291,7 @@ def standin_bundle(name: str, cache_dir, *, seed: int = 0) -> str:
 
     import torch
 
-    from plugins.monai_bundle.impl import safe_torch_load
+    from medviewer_plugins.monai_bundle.impl import safe_torch_load
 
     folder = os.path.join(os.fspath(cache_dir), name)
     done = os.path.join(folder, ".standin-complete")

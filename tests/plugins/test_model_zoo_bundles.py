@@ -56,7 +56,7 @@ def run_bundle(volume, bundle, **params):
 def pipeline(bundle, **params):
     import torch
 
-    from plugins.monai_bundle.impl import BundleFolder, Pipeline
+    from medviewer_plugins.monai_bundle.impl import BundleFolder, Pipeline
 
     return Pipeline(BundleFolder(bundle), torch.device("cpu"), params)
 
@@ -107,7 +107,7 @@ def luna16_ct(lung_crop, tmp_path_factory):
     Spacingd), written where the bundle's own loader reads it."""
     from monai.transforms import Compose, EnsureChannelFirstd, Spacingd
 
-    from plugins.monai_bundle.impl import metatensor_grid_volume, volume_to_metatensor
+    from medviewer_plugins.monai_bundle.impl import metatensor_grid_volume, volume_to_metatensor
 
     pre = Compose([EnsureChannelFirstd("image"), Spacingd("image", pixdim=list(LUNA16_SPACING))])
     image = pre({"image": volume_to_metatensor(lung_crop, False)})["image"]
@@ -142,7 +142,7 @@ def test_detector_gives_monai_own_boxes_and_scores(zoo, luna16_ct, tmp_path):
 def test_detector_runs_model_pt_and_resamples_to_its_spacing(zoo, lung_crop):
     import torch
 
-    from plugins.monai_bundle.impl import volume_to_metatensor
+    from medviewer_plugins.monai_bundle.impl import volume_to_metatensor
 
     bundle = zoo("lung_nodule_ct_detection")
     pipe = pipeline(bundle)
@@ -217,7 +217,7 @@ def test_a_missing_weights_file_is_named_with_what_the_folder_has(zoo, lung_crop
 def test_deepedit_prepares_its_automatic_mode(zoo, lung_crop):
     """No clicks: an empty click list per label, and the bundle's own transforms add one guidance
     channel per label to the image (what its DynUNet takes)."""
-    from plugins.monai_bundle.impl import deepedit_guidance, volume_to_metatensor
+    from medviewer_plugins.monai_bundle.impl import deepedit_guidance, volume_to_metatensor
 
     pipe = pipeline(zoo("spleen_deepedit_annotation"))
     data = {"image": volume_to_metatensor(lung_crop, False), **deepedit_guidance(pipe.parser)}

@@ -44,7 +44,6 @@ from medviewer.plugins.model_store import bundle_kind, config_file
 KINDS = ("deepedit", "vista3d")
 LOADERS = ("LoadImage", "LoadImaged", "LoadImageD", "LoadImageDict")
 SAVERS = ("SaveImage", "SaveImaged", "SaveImageD", "SaveImageDict")
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 OUTSIDE_WINDOW = 255  # VISTA3D's value for voxels no window saw (its postprocessing's nan_to_num)
 _CACHE: dict[tuple[str, str], "BundleEngine"] = {}
 _LOCK = threading.Lock()
@@ -194,16 +193,10 @@ def engine_loaded(folder: str | os.PathLike, device: str = "cpu") -> bool:
 
 # ---- running ----------------------------------------------------------------------------------------
 def _as_metatensor(volume: Volume):
-    """The volume as MONAI's ITK reader hands it to a bundle: an (x, y, z) array without a
-    channel, the RAS affine, the original affine and shape in its metadata."""
-    import torch
-    from monai.data import MetaTensor
+    """The volume as MONAI's ITK reader hands it to a bundle (the monai-bundle plugin's converter)."""
+    from medviewer_plugins.monai_bundle.impl import volume_to_metatensor
 
-    array = torch.from_numpy(np.ascontiguousarray(volume.array.transpose(2, 1, 0), dtype=np.float32))
-    affine = LPS_TO_RAS @ volume.affine
-    meta = {"original_affine": affine.copy(), "spatial_shape": np.asarray(array.shape), "space": "RAS",
-            "original_channel_dim": "no_channel", "filename_or_obj": volume.meta.get("source_folder", "medviewer")}
-    return MetaTensor(array, affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
+    return volume_to_metatensor(volume, channel_first=False)
 
 
 def _ras_index(image, points_mm) -> np.ndarray:

@@ -398,7 +398,7 @@ def test_unexported_segments_are_offered_for_export_before_they_are_lost(window,
     the window asks (Export / Discard / Cancel). Cancel keeps everything; Export writes them through
     the export dialog, each segment saying how it was made (clicks: SEMIAUTOMATIC, brush: MANUAL)."""
     import highdicom as hd
-    from PySide6.QtWidgets import QFileDialog, QMessageBox
+    from PySide6.QtWidgets import QDialog, QMessageBox
 
     les = lesion(demo_series, 2)
     window.document.set_cursor(les["center_mm"])
@@ -427,7 +427,8 @@ def test_unexported_segments_are_offered_for_export_before_they_are_lost(window,
     assert np.array_equal(editor.layer.volume.array, before) and editor.has_unexported_edits()
 
     out = tmp_path / "lesions.dcm"
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "DICOM SEG (*.dcm)"))
+    from medviewer.ui.annotations_ui import ExportDialog   # the user's segments come chosen: only the file
+    monkeypatch.setattr(ExportDialog, "exec", lambda self: self.path.setText(str(out)) or QDialog.Accepted)
     answers.append(QMessageBox.Save)
     assert window.confirm_discard_segments("closing")
     assert out.is_file() and not editor.has_unexported_edits()

@@ -34,11 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer import __version__
-from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, Ruler, RulerLayer
+from medviewer.core.document import ImageLayer, LabelLayer, Ruler, RulerLayer
 from medviewer.core.label_edit import (
     Clicks, EditStack, central_voxel, diff, disc_region, erase, paint, replace_segment,
 )
-from medviewer.core.segments import AlgorithmInfo, Segment
+from medviewer.core.segments import (
+    NEGATIVE_CLICK_RGB, POSITIVE_CLICK_RGB, AlgorithmInfo, Segment, segment_color,
+)
 from medviewer.ui.segment_effects import SegmentEffects
 from medviewer.ui.segment_recovery import SegmentRecovery
 from medviewer.ui.tasks import JobPoller, Task
@@ -48,8 +50,6 @@ TOOLS = {"navigate": "Navigate", "click": "Click segment", "brush": "Brush", "er
          "threshold": "Threshold brush", "scissors": "Scissors"}
 #: keys that pick a tool, as Slicer's segment editor numbers its effects (Escape: back to navigating)
 TOOL_SHORTCUTS = {"navigate": "Esc", "click": "1", "brush": "2", "eraser": "3", "threshold": "4", "scissors": "5"}
-POSITIVE_RGB = (40, 230, 40)
-NEGATIVE_RGB = (240, 40, 40)
 MEASURE_COLUMNS = ("Segment", "mL", "Mean HU", "Min", "Max", "Long mm", "Short mm", "Box mm (x y z)")
 MEASURE_TIPS = ("", "volume in millilitres", "mean HU in the segment", "lowest HU", "highest HU",
                 "longest axial diameter (RECIST), on its slice",
@@ -273,7 +273,8 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
             self._say("open an image first")
             return None
         labels = image.volume.with_array(np.zeros(image.volume.shape, np.uint8), modality="SEG")
-        self.layer = self.document.add_layer(LabelLayer(name=LAYER_NAME, volume=labels, opacity=0.5))
+        self.layer = self.document.add_layer(LabelLayer(name=LAYER_NAME, volume=labels, opacity=0.5,
+                                                        color=tuple(c / 255 for c in segment_color(1))))
         return self.layer
 
     def add_segment(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> Segment | None:
@@ -283,7 +284,7 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         if label > 255:
             self._say("at most 255 segments")
             return None
-        color = color or _rgb255(LABEL_PALETTE[(label - 1) % len(LABEL_PALETTE)])
+        color = color or segment_color(label)
         segment = Segment(label, name or f"lesion {label}", color)
         self._next_label = label + 1
         self.segments[label] = segment
@@ -839,7 +840,7 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
 
         clicks = self.shown_clicks()
         points = list(clicks.positive) + list(clicks.negative)
-        colors = [POSITIVE_RGB] * len(clicks.positive) + [NEGATIVE_RGB] * len(clicks.negative)
+        colors = [POSITIVE_CLICK_RGB] * len(clicks.positive) + [NEGATIVE_CLICK_RGB] * len(clicks.negative)
         for view in self._slice_views():
             markers = self._markers.get(view.orientation)
             if markers is None:

@@ -246,3 +246,14 @@ def test_a_derived_image_shown_says_so_in_the_view(window, demo_volume):
     window.set_overlays(annotations=True)
     window.document.update_layer(derived, visible=False)      # the original again
     assert not axial.corners.derived.GetVisibility() and _orange_pixels(axial) < 5
+
+
+def test_corner_text_formats():
+    from medviewer.render.overlays.corners import dicom_date, elide, identity_lines, person_name, study_lines
+
+    assert person_name("Doe^John^Q") == "Doe, John Q" and person_name("STS_005") == "STS_005" and person_name(None) == ""
+    assert dicom_date("20050702") == "2005-07-02" and dicom_date("2005") == "2005"
+    assert identity_lines({"patient_name": "Doe^Jane", "patient_id": "7", "patient_birth_date": "19600101",
+                           "patient_sex": "F"}) == ["Doe, Jane", "ID 7", "DOB 1960-01-01  F"]
+    assert study_lines({"study_date": "20050702", "series_number": 3, "series_description": "CT"}, False) == ["Se 3 CT"]
+    assert elide("IBSI_1_STS_005_CT_image", 10) == "IBSI_1_ST\u2026" and elide("short", 10) == "short"

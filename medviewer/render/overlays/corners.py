@@ -78,6 +78,11 @@ def study_lines(meta, identity: bool) -> list[str]:
     return [line for line in lines + [series] if line]
 
 
+def elide(text: str, room: int) -> str:
+    """``text`` cut to ``room`` characters, the cut marked by an ellipsis."""
+    return text if len(text) <= room else text[:max(1, room - 1)].rstrip() + "\u2026"
+
+
 class CornerAnnotations:
     """The corner texts, orientation letters, scale bar and derived-image note of one view."""
 
@@ -145,7 +150,10 @@ class CornerAnnotations:
         meta = volume.meta
         title = [f"{view.orientation.capitalize()}  {k}/{n}{slab}"]
         self.title.SetInput("\n".join(title + (identity_lines(meta) if self.identity else [])))
-        self.study.SetInput("\n".join(study_lines(meta, self.identity)))
+        # the top right may take about half the width: a long series description is cut short
+        w = view.renderer.GetSize()[0]
+        room = max(12, int(0.5 * w / 7)) if w > 0 else 60   # characters, at about 7 pixels each
+        self.study.SetInput("\n".join(elide(line, room) for line in study_lines(meta, self.identity)))
         lines = [f"Pos {self._position()}  Thk {self._thickness():.2f} mm".replace(".00 mm", " mm")]
         zoom = self.zoom_percent()
         if zoom:
@@ -231,18 +239,25 @@ class CornerAnnotations:
         self.readout.SetPosition(0.99, (y + 26) / h)     # above the scale bar's label
 
     def _fit_top_letter(self) -> None:
-        """In a view too narrow for the slice title (top left) and the top orientation letter
-        (top centre) side by side, put the letter just below the title."""
+        """In a view too narrow for the top corner texts (the slice title on the left, the series
+        on the right) and the top orientation letter (top centre) side by side, put the letter
+        just below the corner text it would cover (the lower one when both)."""
         ren = self.view.renderer
         w, h = ren.GetSize()
         letter = self.letters["top"]
         if w <= 0 or h <= 0 or not letter.GetVisibility():
             return
-        title, mine = [0.0] * 4, [0.0] * 4   # each about its own anchor, in pixels
-        self.title.GetBoundingBox(ren, title)
+        mine = [0.0] * 4   # about its own anchor, in pixels
         letter.GetBoundingBox(ren, mine)
-        (tx, ty), (lx, _) = self.title.GetPosition(), (0.5, 0.99)
-        if self.title.GetVisibility() and tx * w + title[1] + 4 > lx * w + mine[0]:
-            letter.SetPosition(lx, (ty * h + title[2] - 2) / h)
-        else:
-            letter.SetPosition(lx, 0.99)
+        lx = 0.5
+        top = 0.99 * h
+        for text in (self.title, self.study):
+            if not text.GetVisibility() or not text.GetInput():
+                continue
+            box = [0.0] * 4
+            text.GetBoundingBox(ren, box)
+            tx, ty = text.GetPosition()
+            left, right = tx * w + box[0] - 4, tx * w + box[1] + 4
+            if left < lx * w + mine[1] and right > lx * w + mine[0]:   # side by side they overlap
+                top = min(top, ty * h + box[2] - 2)
+        letter.SetPosition(lx, top / h)

@@ -15,13 +15,15 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from medviewer.core.document import LabelLayer
+from medviewer.ui.annotations_ui import ExportDialog
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def study_with_rtstruct(demo_series, demo_volume, tmp_path_factory):
-    """The demo CT in study/CT and an expert's RTSTRUCT (one red ROI on the third lesion) in study/."""
+    """The demo CT in study/CT and an expert's RTSTRUCT (one red ROI on the third lesion) in study/
+    (one per test: an export goes into the study's folder)."""
     from medviewer.core.segments import Segment
     from medviewer.export.rtstruct import write_rtstruct
     from medviewer.io import read_image
@@ -39,6 +41,8 @@ def _open_with_expert(window, qtbot, study) -> LabelLayer:
         window.open_path(str(study))
     bar = window.annotations
     qtbot.waitUntil(lambda: bool(bar.refs), timeout=20000)
+    (rtstruct,) = [i for i, ref in enumerate(bar.refs) if ref.kind == "RTSTRUCT"]
+    bar.combo.setCurrentIndex(rtstruct)
     with qtbot.waitSignal(bar.loaded, timeout=60000) as blocker:
         bar.load_button.click()
     return blocker.args[0]
@@ -57,7 +61,7 @@ def _paint_ours(window, demo_series) -> np.ndarray:
 def _run_dialog(window, on_dialog):
     """File > Export segmentation..., as the menu runs it; ``on_dialog(dialog)`` looks at the
     dialog and answers it (accept or reject)."""
-    seen = []
+    seen, failed = [], []
 
     def answer():
         dialog = QApplication.activeModalWidget()
@@ -65,11 +69,20 @@ def _run_dialog(window, on_dialog):
             QTimer.singleShot(20, answer)
             return
         seen.append(dialog)
-        on_dialog(dialog)
+        if not isinstance(dialog, ExportDialog):   # a message instead: fail, without hanging on it
+            dialog.close()
+            return
+        try:
+            on_dialog(dialog)
+        except BaseException as exc:   # a failed look: close the dialog (else exec waits for ever), fail after
+            failed.append(exc)
+            dialog.reject()
     QTimer.singleShot(0, answer)
     action = next(a for a in window.menuBar().actions()[0].menu().actions() if a.text() == "&Export segmentation...")
     action.trigger()
-    assert seen, "no export dialog"
+    if failed:
+        raise failed[0]
+    assert seen and isinstance(seen[0], ExportDialog), f"no export dialog: {seen and seen[0].text()}"
     return seen[0]
 
 

@@ -8,9 +8,7 @@ import os
 
 from medviewer.core.errors import MedviewerError
 
-FORMATS = ("seg", "rtstruct", "sr", "nifti", "nrrd", "csv", "json", "stl")
-_BY_SUFFIX = ((".dcm", "seg"), (".seg.nrrd", "nrrd"), (".nrrd", "nrrd"), (".nii.gz", "nifti"), (".nii", "nifti"),
-              (".csv", "csv"), (".json", "json"), (".stl", "stl"))
+from medviewer.export.dispatch import FORMATS, format_of, write_export
 
 
 def register(sub) -> None:
@@ -42,10 +40,9 @@ def register(sub) -> None:
 def _format(args) -> str:
     if args.format:
         return args.format
-    out = args.out.lower()
-    for suffix, fmt in _BY_SUFFIX:
-        if out.endswith(suffix):
-            return fmt
+    fmt = format_of(args.out)
+    if fmt is not None:
+        return fmt
     raise MedviewerError("say what to write with --format (seg, rtstruct, sr, nifti, nrrd, csv, json, stl)",
                          args.out)
 
@@ -107,106 +104,13 @@ def _run(args) -> int:
 
         deidentifier = Deidentifier()
     provenance = {"segmentation_file": os.path.basename(args.seg), "notes": notes}
+    smooth_surface = None
+    if fmt == "stl" and args.stl_surface == "smooth":
+        from medviewer.render.surface import smooth_surface  # VTK (no window, no rendering)
     for line in write_export(fmt, volume, labels, segments, args.out, force=args.force,
-                             deidentifier=deidentifier, provenance=provenance, stl_surface=args.stl_surface):
+                             deidentifier=deidentifier, provenance=provenance, stl_surface=args.stl_surface,
+                             smooth_surface=smooth_surface):
         print(line)
     n = len([s for s in segments if np.any(labels.array == s.label)])
     print(f"wrote {args.out} ({fmt}, {n} segment{'s' if n != 1 else ''})")
     return 0
-
-
-def write_export(fmt: str, volume, labels, segments, out: str, *, force: bool = False,
-                 deidentifier=None, provenance: dict | None = None, stl_surface: str = "smooth") -> list[str]:
-    """Write ``labels`` (on ``volume``'s grid) with ``segments`` as ``fmt`` (one of FORMATS) to
-    ``out``; the lines to show the user. Used by this command and by the window's export.
-    ``stl_surface``: "smooth" (the 3D view's surface nets mesh) or "voxels" (the voxels' faces)."""
-    import numpy as np
-
-    provenance = provenance or {}
-    lines: list[str] = []
-    if fmt in ("seg", "rtstruct", "sr"):
-        from medviewer.export.sources import source_datasets
-
-        images = None
-        if deidentifier is not None:
-            images = [deidentifier.apply(ds) for ds in source_datasets(volume, pixels=True)]
-        if fmt == "seg":
-            from medviewer.export.seg import write_seg
-
-            write_seg(volume, labels, segments, out, force=force, source_images=images)
-        elif fmt == "sr":
-            from medviewer.export.measures_sr import write_measures_sr
-
-            _, seg_out = write_measures_sr(volume, labels, segments, out, force=force, source_images=images)
-            lines.append(f"the SEG it refers to: {seg_out}")
-        else:
-            from medviewer.export.rtstruct import write_rtstruct
-
-            write_rtstruct(volume, labels, segments, out, force=force, source_images=images)
-        if images is not None:
-            folder = _write_series_copy(images, out, force)
-            lines.append(f"de-identified source series: {folder} (patient {deidentifier.pseudonym}, "
-                         f"dates shifted {deidentifier.date_shift.days} days)")
-    elif fmt == "stl":
-        from medviewer.core.atomic import check_target
-        from medviewer.export.mesh import enclosed_volume_ml, voxel_surface, write_stl
-
-        if stl_surface == "smooth":
-            from medviewer.render.surface import smooth_surface  # VTK (no window, no rendering)
-        present = [s for s in segments if np.any(labels.array == s.label)]
-        stem = out[:-4] if out.lower().endswith(".stl") else out
-        paths = [out if len(present) == 1 else f"{stem}-{s.label}.stl" for s in present]
-        for path in paths:  # every file checked before any is written
-            check_target(path, force)
-        for s, path in zip(present, paths):
-            triangles = (smooth_surface(labels, s.label) if stl_surface == "smooth"
-                         else voxel_surface(labels.array == s.label, labels))
-            write_stl(labels, s.label, path, force=force, name=s.name, triangles=triangles)
-            lines.append(f"  {s.label:>3} {s.name:<24} -> {path} ({stl_surface} surface, "
-                         f"{len(triangles):,} triangles, {enclosed_volume_ml(triangles):.2f} mL enclosed)")
-    elif fmt in ("nifti", "nrrd"):
-        from medviewer.export.labelmap import sidecar_path, write_labelmap
-
-        write_labelmap(labels, segments, out, force=force)
-        lines.append(f"label table: {sidecar_path(out)}")
-    else:
-        from medviewer.export.report import build_report, write_report
-
-        report = build_report(volume, labels, segments, provenance=provenance, deidentifier=deidentifier)
-        write_report(report, out, force=force)
-        for les in report["lesions"]:
-            lines.append(f"  {les['label']:>3} {les['name']:<24} {les['volume_ml']:>9.2f} mL  "
-                         f"mean {les['intensity']['mean']:>7.1f}  long {les['recist']['long_axis_mm']:.1f} mm  "
-                         f"short {les['recist']['short_axis_mm']:.1f} mm")
-    return lines
-
-
-def _write_series_copy(images, out: str, force: bool) -> str:
-    """Save de-identified source images into ``<out stem>-images/`` (all or nothing)."""
-    import shutil
-    import tempfile
-
-    from medviewer.core.atomic import current_umask, os_error_message
-
-    stem = os.path.basename(out)
-    stem = stem[:-4] if stem.lower().endswith(".dcm") else stem
-    parent = os.path.dirname(os.path.abspath(out))
-    folder = os.path.join(parent, f"{stem}-images")
-    if os.path.exists(folder) and not force:
-        raise MedviewerError("already exists (use --force to replace it)", folder)
-    try:
-        staging = tempfile.mkdtemp(prefix=".medviewer-", dir=parent)
-    except OSError as exc:
-        raise MedviewerError(f"cannot write here ({os_error_message(exc)})", parent) from None
-    try:
-        for n, ds in enumerate(images, start=1):
-            ds.save_as(os.path.join(staging, f"IM{n:04d}.dcm"), enforce_file_format=True)
-        if os.path.exists(folder):
-            shutil.rmtree(folder)
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
-        os.replace(staging, folder)
-    except OSError as exc:
-        raise MedviewerError(f"could not be written ({os_error_message(exc)})", folder) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder

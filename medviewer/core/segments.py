@@ -61,6 +61,27 @@ DEFAULT_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 
 
+# The segment editor's colours: the user's own segments. Hues that no imported layer takes by
+# default (neither LABEL_PALETTE's, for label values without a colour, nor DEFAULT_COLORS', nor the
+# pure primaries that RTSTRUCTs and SEGs usually carry: an expert's contour is mostly (255, 0, 0)),
+# each at least 69 RGB units from all of those and 113 from one another, so that one's lesion and
+# a reference loaded to compare with are told apart at a glance. The first is far from red.
+SEGMENT_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 200, 150), (170, 0, 255), (0, 120, 230), (220, 0, 150), (150, 190, 0), (90, 40, 160),
+)
+
+# Click-to-segment prompts: white (positive) and black (negative) squares, each ringed in the
+# other (see medviewer.render.markers), read on any segment colour and on the CT (green and red
+# markers vanished on green and red segments; the negative one matched an RTSTRUCT's red).
+POSITIVE_CLICK_RGB: tuple[int, int, int] = (255, 255, 255)
+NEGATIVE_CLICK_RGB: tuple[int, int, int] = (0, 0, 0)
+
+
+def segment_color(label: int) -> tuple[int, int, int]:
+    """The colour the segment editor gives its segment ``label`` (1, 2, ...): SEGMENT_PALETTE, cycled."""
+    return SEGMENT_PALETTE[(int(label) - 1) % len(SEGMENT_PALETTE)]
+
+
 @dataclass(frozen=True)
 class Segment:
     """One segment of a label map: voxels equal to ``label`` belong to it."""

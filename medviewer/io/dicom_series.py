@@ -206,7 +206,30 @@ def _volume_fields(entry: SeriesEntry, study: StudyEntry | None) -> dict:
     if study is not None:
         meta.update(study_date=study.study_date, study_description=study.study_description,
                     accession_number=study.accession_number)
+    meta.update(_identity(entry))
     return dict(frame_of_reference_uid=entry.frame_of_reference_uid, modality=entry.modality, meta=meta)
+
+
+def _identity(entry: SeriesEntry) -> dict:
+    """Who the images show and how thick their slices are, for the views' corner annotations
+    (the index keeps neither the name, birth date nor sex): from the first file's header."""
+    import pydicom
+
+    out: dict = {}
+    first = entry.instances[0] if entry.instances else None
+    if first is not None and first.slice_thickness:
+        out["slice_thickness"] = float(first.slice_thickness)
+    try:
+        ds = pydicom.dcmread(first.path, stop_before_pixels=True,
+                             specific_tags=["PatientName", "PatientBirthDate", "PatientSex"])
+    except Exception:   # a header unreadable now was read when indexing: the corners go without it
+        return out
+    for key, tag in (("patient_name", "PatientName"), ("patient_birth_date", "PatientBirthDate"),
+                     ("patient_sex", "PatientSex")):
+        value = str(ds.get(tag, "") or "").strip()
+        if value:
+            out[key] = value
+    return out
 
 
 def load_series(entry: SeriesEntry, study: StudyEntry | None = None,

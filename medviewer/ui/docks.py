@@ -187,7 +187,15 @@ class LayersPanel(QWidget):
             return
         color = QColorDialog.getColor(QColor.fromRgbF(*layer.color), self, f"Colour of {layer.name}")
         if color.isValid():
-            self.document.update_layer(layer, color=(color.redF(), color.greenF(), color.blueF()))
+            self.set_color(layer, (color.redF(), color.greenF(), color.blueF()))
+
+    def set_color(self, layer: Layer, rgb) -> None:
+        """Colour ``layer`` (RGB 0..1). A label layer takes it for all its labels: the per-label
+        colours of an imported SEG/RTSTRUCT used to win over it, so the swatch changed and the views not."""
+        changes = {"color": tuple(rgb)}
+        if isinstance(layer, LabelLayer):
+            changes["label_colors"] = {v: tuple(rgb) for v in set(layer.label_colors) | set(layer.values())}
+        self.document.update_layer(layer, **changes)
 
     def _removable(self, layer: Layer | None) -> bool:
         """Every layer but the reference image (the grid the others live on) can be removed."""

@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         from medviewer.ui.segment_editor import SegmentEditor
         self.segment_editor = SegmentEditor(self)
         self.segment_dock = self.segment_editor.dock
+        self.document.events.connect("layer_changed", self._layer_recoloured)
         from medviewer.ui.plugin_panel import add_plugin_dock
         self.plugins, self.plugins_dock = add_plugin_dock(self)
         from medviewer.ui.pacs_dock import add_pacs_dock
@@ -169,8 +170,10 @@ class MainWindow(QMainWindow):
                          lambda _=False, n=name: self.set_layout("1x1", n))
         self._action(view, "&Reset views", self.grid.reset_cameras, "Ctrl+R")
         self.overlay_actions = {}
+        # identity off: the views carry no name, ID, birth date, sex or study date (screenshots to share)
         for key, text, shortcut in (("crosshair", "&Crosshair", "Ctrl+Shift+X"),
-                                    ("annotations", "&Annotations (letters, W/L, scale)", "Ctrl+Shift+A")):
+                                    ("annotations", "&Annotations (corner texts, letters, scale)", "Ctrl+Shift+A"),
+                                    ("identity", "Patient &identity in the views", "Ctrl+Shift+I")):
             a = self._action(view, text, lambda on, k=key: self.set_overlays(**{k: on}), shortcut)
             a.setCheckable(True)
             a.setChecked(True)
@@ -492,6 +495,14 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Loaded {kind} {layer.name}{note}")
         return layer
 
+    def _layer_recoloured(self, layer, changed: set) -> None:
+        """The Layers panel's colour given to the segments being edited recolours the editor's
+        current segment: the editor keeps each segment's colour (its list, its exports), and a
+        colour for the whole layer would be undone by its next edit."""
+        editor = self.segment_editor
+        if "color" in changed and layer is editor.layer and editor.current in editor.segments:
+            editor.recolour_segment(editor.current, tuple(int(round(255 * c)) for c in layer.color))
+
     def bring_into_view(self, layer: LabelLayer) -> None:
         """Move the crosshair into ``layer``'s largest segment (its voxel nearest the segment's
         centre), unless it is in a segment of the layer already: a segmentation just loaded shows
@@ -547,12 +558,14 @@ class MainWindow(QMainWindow):
         if choice is not None and choice != self.slab_combo.currentIndex():
             self.slab_combo.setCurrentIndex(choice)
 
-    def set_overlays(self, crosshair: bool | None = None, annotations: bool | None = None) -> None:
-        """Show or hide the 2D views' crosshair lines and annotations (see SliceView.set_overlays)."""
+    def set_overlays(self, crosshair: bool | None = None, annotations: bool | None = None,
+                     identity: bool | None = None) -> None:
+        """Show or hide the 2D views' crosshair lines, annotations and the patient's identity in
+        them (see SliceView.set_overlays)."""
         for name, view in self.grid.views.items():
             if name != "3d":
-                view.set_overlays(crosshair, annotations)
-        for key, on in (("crosshair", crosshair), ("annotations", annotations)):
+                view.set_overlays(crosshair, annotations, identity)
+        for key, on in (("crosshair", crosshair), ("annotations", annotations), ("identity", identity)):
             if on is not None and self.overlay_actions[key].isChecked() != on:
                 self.overlay_actions[key].setChecked(on)
 

@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
     QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QStackedWidget, QVBoxLayout, QWidget,
 )
 
-from medviewer.core.document import LABEL_PALETTE, ImageLayer, LabelLayer, RulerLayer
+from medviewer.core.document import ImageLayer, LabelLayer, RulerLayer
 from medviewer.core.label_edit import Clicks, EditStack, central_voxel, diff
-from medviewer.core.segments import Segment
+from medviewer.core.segments import Segment, segment_color
 from medviewer.ui.segment_effects import SegmentEffects
 from medviewer.ui.segment_measures import SegmentMeasures
 from medviewer.ui.segment_recovery import SegmentRecovery
@@ -243,7 +243,8 @@ class SegmentEditor(ClickSegmenting, BrushPainting, SegmentMeasures, SegmentEffe
             self._say("open an image first")
             return None
         labels = image.volume.with_array(np.zeros(image.volume.shape, np.uint8), modality="SEG")
-        self.layer = self.document.add_layer(LabelLayer(name=LAYER_NAME, volume=labels, opacity=0.5))
+        self.layer = self.document.add_layer(LabelLayer(name=LAYER_NAME, volume=labels, opacity=0.5,
+                                                        color=tuple(c / 255 for c in segment_color(1))))
         return self.layer
 
     def add_segment(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> Segment | None:
@@ -253,7 +254,7 @@ class SegmentEditor(ClickSegmenting, BrushPainting, SegmentMeasures, SegmentEffe
         if label > 255:
             self._say("at most 255 segments")
             return None
-        color = color or _rgb255(LABEL_PALETTE[(label - 1) % len(LABEL_PALETTE)])
+        color = color or segment_color(label)
         segment = Segment(label, name or f"lesion {label}", color)
         self._next_label = label + 1
         self.segments[label] = segment

@@ -152,10 +152,12 @@ def _box(actor, renderer):
     return [box[0] + x * w, box[1] + x * w, box[2] + y * h, box[3] + y * h]
 
 
-@pytest.mark.parametrize("width", [150, 400])
+@pytest.mark.parametrize("width", [150, 600])
 def test_the_top_orientation_letter_never_covers_the_slice_title(window, qtbot, demo_volume, width):
-    """A narrow view (a laptop screen with the docks open) has no room for the slice title and
-    the top letter side by side: the letter goes below the title; a wide one keeps it at the top."""
+    """A narrow view (a laptop screen with the docks open) has no room for the slice title, the
+    series (top right) and the top letter side by side: the letter goes below them; a wide one
+    keeps it at the top."""
+    window.resize(1400, 700)
     window.set_volume(demo_volume)
     widget = window.grid.widgets["coronal"]
     widget.setFixedWidth(width)
@@ -167,6 +169,8 @@ def test_the_top_orientation_letter_never_covers_the_slice_title(window, qtbot, 
     overlap_x = title[1] > letter[0] and letter[1] > title[0]
     overlap_y = title[3] > letter[2] and letter[3] > title[2]
     assert not (overlap_x and overlap_y)
+    study = _box(view.corners.study, view.renderer)
+    assert not (study[1] > letter[0] and letter[1] > study[0] and study[3] > letter[2] and letter[3] > study[2])
     assert view._letters["top"].GetInput() == "S"
     if width == 150:
         assert letter[3] <= title[2] + 1 < h - 10            # below the title

@@ -13,12 +13,9 @@ from PySide6.QtWidgets import QApplication, QComboBox
 
 from medviewer import __version__
 from medviewer.core.label_edit import Clicks, replace_segment
-from medviewer.core.segments import AlgorithmInfo, Segment
+from medviewer.core.segments import NEGATIVE_CLICK_RGB, POSITIVE_CLICK_RGB, AlgorithmInfo, Segment
 from medviewer.ui.segment_tools import OptionsPanel
 
-#: click markers: positive and negative, colours that read on any segment and on each other
-POSITIVE_RGB = (40, 230, 40)
-NEGATIVE_RGB = (240, 40, 40)
 
 
 def click_engines() -> tuple[list[str], str]:
@@ -215,7 +212,7 @@ class ClickSegmenting:
 
         clicks = self.shown_clicks()
         points = list(clicks.positive) + list(clicks.negative)
-        colors = [POSITIVE_RGB] * len(clicks.positive) + [NEGATIVE_RGB] * len(clicks.negative)
+        colors = [POSITIVE_CLICK_RGB] * len(clicks.positive) + [NEGATIVE_CLICK_RGB] * len(clicks.negative)
         for view in self._slice_views():
             markers = self._markers.get(view.orientation)
             if markers is None:

@@ -22,6 +22,10 @@ MANIFEST = Manifest(
         # classical one on sharply bounded lesions; "auto" picks (medviewer.segmentation.engine_choice).
         Param("engine", "choice", "auto", "segmentation engine", choices=("auto", "learned", "classical")),
         Param("bundle", "path", "", "the learned engine's MONAI bundle folder (default: the shipped one)"),
+        # Corrective clicks change the mask only near themselves (medviewer.segmentation.corrections):
+        # the window sends the segment's current mask, `segment` the mask it replaces.
+        Param("previous", "path", "", "the lesion's mask before the latest click (a label image on the same "
+              "grid; from the window, the segment itself): corrections then stay local"),
     ),
     requires=("numpy", "SimpleITK"),
     isolation="thread",

@@ -1,0 +1,168 @@
+"""Corrective clicks that behave as a user expects, whatever engine outlined the lesion.
+
+Every engine reruns from all the clicks so far and returns a whole new mask; left alone, a
+corrective click could change the mask anywhere. Users measured it: a liver lesion went from Dice
+0.743 after one click to 0.003 after the second, a lung mass from 0.688 to 0.490 after the third.
+The rule here (one function, :func:`apply_corrections`, that every engine's result passes through
+when the previous result is known) makes a correction local and one-sided:
+
+* a corrective click is one the previous mask disagrees with: a positive click outside it, a
+  negative click inside it (clicks the previous mask already agrees with change nothing);
+* a positive corrective click only adds, and only near itself: the part of the engine's new mask
+  that is new, connected to the click, within the click's reach; the previous mask is kept whole;
+* a negative corrective click only removes, and only near itself: the part of the previous mask
+  that the engine dropped, connected to the click, within its reach;
+* where the engine ignored the click (its new mask on the wrong side of it), the ball around the
+  click that reaches the previous mask's edge is added (a positive click) or cut (a negative one,
+  less what lies nearer to a positive click);
+* the result never comes back empty: the parts holding a positive click are kept, and if a cut
+  would leave nothing the previous mask stands (with a note).
+
+A click's reach grows with the size of what it corrects: ``depth_factor`` times its distance to
+the previous mask's edge (a positive click) or its depth inside the mask (a negative one), at most
+``max_reach_mm``. Why that measure: the robot user (and most users) click in the middle of what
+is wrong, so the ball of that distance lies in the error; a click one voxel off the edge of a
+good mask changes a voxel or two, not a 15 mm ball (that lowered the Dice of 23 of 32 corrective
+clicks on small synthetic lesions).
+
+How a run knows the previous result: the window's segment editor sends the segment's current mask,
+``medviewer segment`` reads the mask it is about to replace (--out, on the same grid, when there is
+more than one click), and a plugin request may carry it as the ``previous`` parameter (an array or
+a label image file). Without it, an engine's result is used as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CorrectionParams:
+    depth_factor: float = 1.0  # a click changes the mask within this many times its distance to the previous edge
+    min_reach_mm: float = 1.0
+    max_reach_mm: float = 60.0
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The corrected mask and a line for the user ("" when nothing needs saying)."""
+    mask: np.ndarray
+    note: str = ""
+    corrective: int = 0  # how many clicks were corrective
+
+
+def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positives_zyx: Sequence,
+                      negatives_zyx: Sequence, spacing_zyx, params: CorrectionParams = CorrectionParams()
+                      ) -> Correction:
+    """``proposed`` (the engine's mask from all the clicks) made a local correction of
+    ``previous`` (the mask before the latest clicks; None for a first click). Clicks are voxel
+    indices (z, y, x) on the masks' grid."""
+    proposed = np.asarray(proposed, bool)
+    if previous is None or np.shape(previous) != proposed.shape or not np.any(previous):
+        return Correction(proposed)
+    previous = np.asarray(previous, bool)
+    pos = [_voxel(p, proposed.shape) for p in positives_zyx]
+    neg = [_voxel(p, proposed.shape) for p in negatives_zyx]
+    if not any(previous[p] for p in pos):
+        return Correction(proposed)  # another lesion, or a mask the clicks never made: start afresh
+    spacing = np.asarray(spacing_zyx, float)
+    out = previous.copy()
+    added = [p for p in pos if not previous[p]]
+    removed = [p for p in neg if previous[p]]
+    for p in added:
+        box, local, gap = _neighbourhood(p, previous, spacing, params, inside=False)
+        gain = proposed[box] & ~previous[box] & local
+        if proposed[p]:
+            gain = _component_at(gain, np.subtract(p, [b.start for b in box]))
+        else:  # the engine ignored the click: the ball that reaches the previous mask from it
+            gain = _ball(box, p, spacing, gap)
+        out[box] |= gain
+    for p in removed:
+        box, local, depth = _neighbourhood(p, previous, spacing, params, inside=True)
+        q = np.subtract(p, [b.start for b in box])
+        if not proposed[p]:
+            loss = _component_at(previous[box] & ~proposed[box] & local, q)
+        else:  # the engine ignored the click: the ball of its depth, less what is nearer to a positive click
+            loss = previous[box] & _ball(box, p, spacing, depth) & _nearer_to_than(box, p, pos, spacing)
+        out[box] &= ~loss
+    note = ""
+    kept = _components_holding(out, pos)
+    if kept.any():
+        out = kept
+    if not out.any():
+        out, note = previous, ("the negative click would have removed the whole lesion; the mask is kept as it "
+                               "was: click nearer to the spill, or start the lesion again")
+    return Correction(out, note, len(added) + len(removed))
+
+
+def _voxel(p, shape) -> tuple[int, int, int]:
+    return tuple(int(v) for v in np.clip(np.rint(np.asarray(p, float)), 0, np.asarray(shape) - 1))
+
+
+def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, inside: bool):
+    """The box around voxel ``p`` that its correction may touch and, on that box, the ball of the
+    click's reach (see the module's docstring)."""
+    r = np.ceil(params.max_reach_mm / spacing).astype(int)
+    lo, hi = np.maximum(np.subtract(p, r), 0), np.minimum(np.add(p, r) + 1, previous.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    q = tuple(np.subtract(p, lo))
+    region = previous[box] if inside else ~previous[box]
+    d = float(_distance_to_outside(region, spacing)[q])  # depth inside, or distance to the previous mask
+    reach = float(np.clip(params.depth_factor * d, params.min_reach_mm, params.max_reach_mm))
+    return box, _ball(box, p, spacing, reach), max(d, params.min_reach_mm)
+
+
+def _ball(box, p, spacing, radius_mm: float) -> np.ndarray:
+    zz, yy, xx = np.ogrid[tuple(slice(b.start - c, b.stop - c) for b, c in zip(box, p))]
+    return (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= radius_mm ** 2
+
+
+def _distance_to_outside(region: np.ndarray, spacing) -> np.ndarray:
+    """For each voxel of ``region``, its distance (mm) to the nearest voxel outside it (the box's
+    edge counts as far: a region filling the box is given the box's half size)."""
+    import SimpleITK as sitk
+
+    if region.all():
+        return np.full(region.shape, float(np.min(np.asarray(region.shape) * spacing)) / 2, np.float32)
+    image = sitk.GetImageFromArray((~region).astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in spacing[::-1]))
+    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                                            useImageSpacing=True))
+    return np.maximum(d, 0)
+
+
+def _nearer_to_than(box, p, positives, spacing) -> np.ndarray:
+    zz, yy, xx = np.ogrid[tuple(slice(b.start, b.stop) for b in box)]
+
+    def d2(c):
+        return ((zz - c[0]) * spacing[0]) ** 2 + ((yy - c[1]) * spacing[1]) ** 2 + ((xx - c[2]) * spacing[2]) ** 2
+
+    nearest_positive = np.min([d2(c) for c in positives], axis=0) if positives else np.inf
+    return d2(p) < nearest_positive
+
+
+def _component_at(mask: np.ndarray, q) -> np.ndarray:
+    """The connected part of ``mask`` holding voxel ``q`` (empty if ``q`` is outside ``mask``)."""
+    return _components_holding(mask, [tuple(int(v) for v in q)])
+
+
+def _components_holding(mask: np.ndarray, points) -> np.ndarray:
+    """The connected parts of ``mask`` that hold one of ``points`` (labelled on the mask's
+    bounding box: a whole CT's grid costs a third of a second)."""
+    import SimpleITK as sitk
+
+    out = np.zeros_like(mask)
+    if not mask.any():
+        return out
+    nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))) for k in range(3)]
+    box = tuple(slice(n[0], n[-1] + 1) for n in nz)
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask[box].astype(np.uint8))))
+    inside = [tuple(np.subtract(p, [b.start for b in box])) for p in points
+              if all(b.start <= v < b.stop for v, b in zip(p, box))]
+    keep = {int(labels[q]) for q in inside} - {0}
+    if keep:
+        out[box] = np.isin(labels, list(keep))
+    return out

@@ -16,7 +16,8 @@ when the previous result is known) makes a correction local and one-sided:
   click that reaches the previous mask's edge is added (a positive click) or cut (a negative one,
   less what lies nearer to a positive click);
 * the result never comes back empty: the parts holding a positive click are kept, and if a cut
-  would leave nothing the previous mask stands (with a note).
+  would leave none (a negative click on the lesion's own centre) the previous mask stands, with
+  a note.
 
 A click's reach grows with the size of what it corrects: ``depth_factor`` times its distance to
 the previous mask's edge (a positive click) or its depth inside the mask (a negative one), at most
@@ -88,14 +89,12 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
         else:  # the engine ignored the click: the ball of its depth, less what is nearer to a positive click
             loss = previous[box] & _ball(box, p, spacing, depth) & _nearer_to_than(box, p, pos, spacing)
         out[box] &= ~loss
-    note = ""
-    kept = _components_holding(out, pos)
-    if kept.any():
-        out = kept
-    if not out.any():
-        out, note = previous, ("the negative click would have removed the whole lesion; the mask is kept as it "
-                               "was: click nearer to the spill, or start the lesion again")
-    return Correction(out, note, len(added) + len(removed))
+    out = _components_holding(out, pos)
+    if not out.any():  # the lesion under the positive clicks would be gone
+        return Correction(previous, "the negative click would have removed the whole lesion; the mask is kept as "
+                                    "it was: click nearer to the spill, or start the lesion again",
+                          len(added) + len(removed))
+    return Correction(out, "", len(added) + len(removed))
 
 
 def _voxel(p, shape) -> tuple[int, int, int]:

@@ -721,7 +721,9 @@ class SegmentEditor(SegmentEffects, SegmentRecovery, QWidget):
         try:
             manifest = get_manifest("click-segment")
             request = Request(self.document.image.volume, Prompts(clicks.positive, clicks.negative),
-                              params={"engine": self.engine_combo.currentText() or "classical"},
+                              params={"engine": self.engine_combo.currentText() or "classical",
+                                      # the segment as it stands: the new clicks correct it near themselves
+                                      "previous": self.layer.volume.array == label if self.layer is not None else ""},
                               device="auto")  # CUDA when there is a GPU, as the plugin panel does
             self.job = self._runner().submit(manifest, request)
         except Exception as exc:  # MedviewerError/PluginError: a line for the user

@@ -34,7 +34,7 @@ a label image file). Without it, an engine's result is used as it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -43,6 +43,7 @@ import numpy as np
 @dataclass(frozen=True)
 class CorrectionParams:
     depth_factor: float = 1.0  # a click changes the mask within this many times its distance to the previous edge
+    lesion_factor: float = 0.0  # ... or this share of the previous mask's radius (that of a ball of its volume)
     min_reach_mm: float = 1.0
     max_reach_mm: float = 60.0
 
@@ -70,6 +71,9 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
     if not any(previous[p] for p in pos):
         return Correction(proposed)  # another lesion, or a mask the clicks never made: start afresh
     spacing = np.asarray(spacing_zyx, float)
+    if params.lesion_factor:
+        radius = (3 * previous.sum() * np.prod(spacing) / (4 * np.pi)) ** (1 / 3)
+        params = replace(params, min_reach_mm=max(params.min_reach_mm, params.lesion_factor * radius))
     out = previous.copy()
     added = [p for p in pos if not previous[p]]
     removed = [p for p in neg if previous[p]]
@@ -165,3 +169,15 @@ def _components_holding(mask: np.ndarray, points) -> np.ndarray:
     if keep:
         out[box] = np.isin(labels, list(keep))
     return out
+
+
+# How far each engine's corrections reach. The learned engine learned from simulated corrective
+# clicks: what it changes away from a click is, on balance, right (a change kept within 40 mm of
+# the click scored as well as one anywhere); with its changes kept within the click's own
+# distance, the validation sarcomas lost 0.02-0.12 of Dice after three clicks. The classical
+# engine's changes away from a click come from one intensity window for the whole lesion; with
+# a reach of 15 mm they lowered the Dice of 23 of 32 corrective clicks on small lesions.
+CORRECTIONS = {
+    "classical": CorrectionParams(),
+    "learned": CorrectionParams(lesion_factor=0.75),
+}

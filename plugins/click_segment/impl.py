@@ -48,18 +48,19 @@ def previous_mask(request) -> np.ndarray | None:
     return previous if previous.shape == request.volume.shape else None
 
 
-def corrected_result(request, mask: np.ndarray) -> tuple[np.ndarray, str]:
+def corrected_result(request, mask: np.ndarray, engine: str = "classical") -> tuple[np.ndarray, str]:
     """Every engine's mask passes through here: corrective clicks made local and one-sided against
     the previous result (medviewer.segmentation.corrections), then a first click's result checked
     for being a plausible lesion (medviewer.segmentation.plausibility). Returns the mask and a
     note for the user ("" when none)."""
-    from medviewer.segmentation.corrections import apply_corrections
+    from medviewer.segmentation.corrections import CORRECTIONS, apply_corrections
     from medviewer.segmentation.plausibility import implausible
 
     volume, prompts = request.volume, request.prompts
     to_voxel = lambda pts: [volume.patient_to_voxel(p, clip=True) for p in pts]  # noqa: E731
     corrected = apply_corrections(previous_mask(request), mask, to_voxel(prompts.positive),
-                                  to_voxel(prompts.negative), np.asarray(volume.spacing)[::-1])
+                                  to_voxel(prompts.negative), np.asarray(volume.spacing)[::-1],
+                                  CORRECTIONS.get(engine, CORRECTIONS["classical"]))
     notes = [corrected.note]
     if len(prompts.positive) + len(prompts.negative) == 1:
         notes.append(implausible(volume, corrected.mask, prompts.positive[0]))
@@ -125,7 +126,7 @@ class ClickSegment(Plugin):
             note = f"{thin}: the classical engine outlined this lesion" + (f"; {note}" if note else "")
         elif chosen:
             note = f"the classical engine outlined it: {chosen}" + (f"; {note}" if note else "")
-        mask, after = corrected_result(request, mask)
+        mask, after = corrected_result(request, mask, engine)
         note = "; ".join(n for n in (note, after) if n)
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")

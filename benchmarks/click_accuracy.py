@@ -26,7 +26,10 @@ Sets:
 For each engine, the robot's correction statistics over all the cases it ran: how many corrective
 clicks lowered the Dice, by how much at most, and the clicks left on the wrong side of the mask
 after a run ("ignored"). Latency: the median per click through the plugin with the engine loaded,
-as in the window (the learned engine's first call, which loads the network, is reported apart).
+as in the window (the learned engine's first call, which loads the network, is reported apart),
+and the median CPU time per click of all the process's threads (on a shared, loaded machine the
+wall time says more about the neighbours than about the engine; on 2 idle cores a click takes at
+most its CPU time).
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ class Robot:
         self.first_call = None
         self.corrections = self.worse = self.judged = self.ignored = 0
         self.drops: list[float] = []
+        self.cpu: list[float] = []  # CPU seconds per warm click, all threads: wall time on an idle machine is less
 
     def run(self, volume, truth):
         from medviewer.plugins.api import CancelToken, Prompts, Request
@@ -124,13 +128,14 @@ class Robot:
                 params["previous"] = pred
             request = Request(volume, Prompts(tuple(map(tuple, positives)), tuple(map(tuple, negatives))),
                               params, device="cpu")
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             result = self.plugin.run(request, lambda *args: None, CancelToken())
             elapsed = time.perf_counter() - t
             if self.first_call is None:
                 self.first_call = elapsed
             else:
                 times.append(elapsed)
+                self.cpu.append(time.process_time() - c)
             pred = result.label_map.array > 0
             scores.append(dice(pred, truth))
             if len(scores) > 1:
@@ -254,8 +259,8 @@ def main() -> None:
             groups = sorted({g for _n, g, _s, _t in rows})
             text = "  ".join(f"{g} " + "/".join(f"{v:.3f}" for v in np.median([s for _n, gg, s, _t in rows if gg == g],
                                                                                axis=0)) for g in groups)
-            print(f"  {engine:9s} {text}  latency {lat:.2f} s  first call {robot.first_call:.2f} s  "
-                  f"worse {robot.worse}/{robot.corrections}")
+            print(f"  {engine:9s} {text}  latency {lat:.2f} s (CPU {statistics.median(robot.cpu or [0]):.2f} s)"
+                  f"  first call {robot.first_call:.2f} s  worse {robot.worse}/{robot.corrections}")
 
 
 if __name__ == "__main__":

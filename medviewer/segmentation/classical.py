@@ -274,7 +274,36 @@ def _half_way(smooth: np.ndarray, core: np.ndarray, seed_zyx, spacing_zyx, shell
     if not lesion[tuple(seed_zyx)]:
         return core
     grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(image, seedList=[seed], lower=1, upper=1)).astype(bool)
-    return _fill_holes(grown)
+    return _with_wall(smooth, _fill_holes(grown), seed_zyx, spacing_zyx, near, around)
+
+
+AIR_SIDE_HU = -300.0
+
+
+def _with_wall(smooth: np.ndarray, lesion: np.ndarray, seed_zyx, spacing_zyx, near: np.ndarray, around: float,
+               wall_mm: float = 6.0, contrast_hu: float = 15.0, most: float = 4.0) -> np.ndarray:
+    """``lesion`` with its wall, where it has one: a rim-enhancing lesion's bright ring, or a
+    necrotic lesion's wall darker than the organ, around the core that the click (at the lesion's
+    deepest point) lands in. The shell just around the core (``around``) then differs from the
+    tissue a few mm further out by ``contrast_hu`` or more; the wall is what lies on the shell's
+    side of half-way between the two, within ``wall_mm`` of that shell, its holes (the core)
+    filled. Not where that would multiply the lesion by more than ``most`` (a neighbouring
+    organ's edge, not a wall)."""
+    import SimpleITK as sitk
+
+    outer = _dilate(near, wall_mm, spacing_zyx) & ~near
+    if not outer.any():
+        return lesion
+    beyond = float(np.median(smooth[outer]))
+    if abs(around - beyond) < contrast_hu or beyond < AIR_SIDE_HU:  # in the lung the shell is partial volume
+        return lesion
+    half = (around + beyond) / 2
+    wall = (smooth >= half if around > beyond else smooth <= half) & (near | outer)
+    seed = tuple(int(v) for v in seed_zyx[::-1])
+    both = sitk.GetImageFromArray((wall | lesion).astype(np.uint8))
+    grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(both, seedList=[seed], lower=1, upper=1)).astype(bool)
+    grown = _fill_holes(grown)
+    return grown if lesion.sum() < grown.sum() <= most * lesion.sum() and not reaches_image_edge(grown) else lesion
 
 
 def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tuple[float, float]:

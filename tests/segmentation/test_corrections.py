@@ -142,3 +142,28 @@ def test_robot_corrections_on_a_sarcoma_crop_never_cost_much(sts_cases):
         (pos if nxt[1] else neg).append(volume.voxel_to_patient(nxt[0]))
         previous = mask
     assert all(b >= a - 0.05 for a, b in zip(scores, scores[1:])), scores
+
+
+def test_the_plugin_takes_the_previous_mask_as_an_array_or_a_file(demo_volume, tmp_path):
+    """The window sends the segment as an array; `run --param previous=MASK` names a file; a
+    mask on another grid is ignored (the engine's result stands)."""
+    from medviewer.io import write_image
+    from medviewer.plugins.api import CancelToken, Prompts, Request
+    from medviewer.plugins.registry import get_manifest, load_plugin
+    from medviewer.io.demo_study import LESIONS
+
+    plugin = load_plugin(get_manifest("click-segment"))
+    c = np.asarray(LESIONS[2].center_mm)
+    run = lambda previous, negatives=(): plugin.run(  # noqa: E731
+        Request(demo_volume, Prompts((tuple(c),), negatives), {"engine": "classical", "previous": previous}),
+        lambda *a: None, CancelToken()).label_map.array > 0
+    first = run("")
+    edge = tuple(c + (0, 0, 0.8 * LESIONS[2].radius_mm))
+    fresh = run("", (edge,))
+    as_array = run(first, (edge,))
+    path = tmp_path / "previous.nii.gz"
+    write_image(demo_volume.with_array(first.astype(np.uint8)), path)
+    as_file = run(str(path), (edge,))
+    assert (as_array == as_file).all() and not (as_array & ~first).any()
+    assert as_array.sum() >= fresh.sum()  # only near the click: no more is taken than a fresh run takes
+    assert (run(np.ones((3, 3, 3), bool), (edge,)) == fresh).all()

@@ -1,19 +1,35 @@
-"""Click-to-segment accuracy and latency on the validation sts cases, for both engines.
+"""Click-to-segment accuracy, corrections and latency, on sarcomas and off them, for every engine.
 
-    python benchmarks/click_accuracy.py [--engines auto,learned,classical] [--clicks 3] [--cases STS_019,...] [--demo]
+    python benchmarks/click_accuracy.py [--sets sts,synthetic,a0001,demo] [--engines auto,learned,classical]
+        [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--no-previous]
 
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
-expert contour (GTV_Mass_CT), each next one at the deepest point of the larger error (missed ->
-positive, spilled -> negative). Dice against the contour on the source grid after each click,
-the mean and 95th-percentile distance (mm) between the last mask's surface and the contour's
-(medviewer.core.compare), and the latency of each click through the click-segment plugin (model already loaded, as in the
-window; the first call of the learned engine, which loads the network, is reported apart).
-Two figures of how corrections behave, as a user feels them: "worse", the corrective clicks
-after which the Dice went down, and "ignored", the clicks whose own voxel came out on the wrong
-side (a positive click outside the mask, a negative one inside), counted after every run.
-Validation cases: STS_019..STS_024 (the learned engine trained on STS_001..STS_018). With
-``--demo``, the generated demo phantom's three lesions too (lung, lung, liver: sharply bounded
-spheres, the lesions "auto" gives the classical engine), each its own case.
+truth, each next one at the deepest point of the larger error (missed -> positive, spilled ->
+negative). Each run gets the mask of the run before as the plugin's ``previous`` parameter, as
+the window and ``medviewer segment`` give it (medviewer.segmentation.corrections: corrective
+clicks change the mask only near themselves); ``--no-previous`` leaves it out, as before.
+
+Sets:
+  sts        the validation sarcomas (default STS_019..STS_024; --cases picks others): Dice against
+             the expert contour (GTV_Mass_CT) after each click, the last mask's mean and 95th
+             percentile surface distance (mm);
+  synthetic  off-sarcoma lesions made on the fly (medviewer.segmentation.synthetic, seeded):
+             hypo- and hyperdense, rim-enhancing and necrotic, 0.5 to 40 mL, pasted into the
+             lung of Lung-PET-CT-Dx A0001 (free in it, or against the pleura and mediastinum)
+             and into the liver (A0001's lower slices, the compressed Siemens series): Dice
+             against the pasted truth, with the medians of the chest and the abdominal lesions;
+  a0001      the lung tumour of Lung-PET-CT-Dx A0001, one click at the centre of its middle box:
+             the mask's volume, its share on the annotated slices and inside the boxes there,
+             the slices it covers;
+  demo       the generated demo phantom's three lesions.
+
+For each engine, the robot's correction statistics over all the cases it ran: how many corrective
+clicks lowered the Dice, by how much at most, and the clicks left on the wrong side of the mask
+after a run ("ignored"). Latency: the median per click through the plugin with the engine loaded,
+as in the window (the learned engine's first call, which loads the network, is reported apart),
+and the median CPU time per click of all the process's threads (on a shared, loaded machine the
+wall time says more about the neighbours than about the engine; on 2 idle cores a click takes at
+most its CPU time).
 """
 
 from __future__ import annotations
@@ -29,110 +45,222 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
+DATA = os.environ.get("MEDVIEWER_DATA", "../shared/data")
+A0001 = "lung-pet-ct-dx/A0001/series-2-5mm-L"
+COMPRESSED = "compressed-ct/example_ct_dicom"
+
+
+def sts_cases(names):
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_rtstruct
+
+    for name in names:
+        volume = load_volume(os.path.join(DATA, "sts", name, "image"))
+        truth = read_rtstruct(os.path.join(DATA, "sts", name, "RS.dcm"), volume, roi_names="GTV_Mass_CT").array > 0
+        yield name, "sts", volume, truth
+
+
+def synthetic_specs(n: int):
+    """``n`` lesions (site, background, pattern, mL, seed), a quarter on each of the four
+    places, the patterns in turn, sizes log-uniform over each place's range (the compressed
+    series is 40 mm thick: its lesions stay small)."""
+    from medviewer.segmentation.synthetic import PATTERNS
+
+    places = [("chest-lung", A0001, (0.5, 40)), ("chest-pleura", A0001, (1, 25)),
+              ("abdomen", A0001, (2, 30)), ("abdomen", COMPRESSED, (1, 10))]
+    rng = np.random.default_rng(2026)
+    for k in range(n):
+        site, background, (lo, hi) = places[k % 4]
+        ml = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        yield site, background, PATTERNS[(k // 4) % len(PATTERNS)], round(ml, 1), 1000 + k
+
+
+def synthetic_cases(n: int):
+    from medviewer.io import load_volume
+    from medviewer.segmentation.synthetic import make_case
+
+    backgrounds = {}
+    for site, background, pattern, ml, seed in synthetic_specs(n):
+        if background not in backgrounds:
+            backgrounds[background] = load_volume(os.path.join(DATA, background))
+        case = make_case(backgrounds[background], site, pattern, ml, seed)
+        if case is None:
+            print(f"  (no room for {site} {pattern} {ml} mL in {background})")
+            continue
+        tag = "cct" if background == COMPRESSED else "a1"
+        yield f"{case.name}-{tag}", "chest" if site.startswith("chest") else "abdomen", case.image, case.truth
+
+
+def demo_cases():
+    import tempfile
+
+    from medviewer.io import load_volume, read_image
+    from medviewer.io.demo_study import write_demo_study
+
+    with tempfile.TemporaryDirectory() as tmp:
+        series = write_demo_study(tmp)
+        volume = load_volume(series)
+        labels = read_image(os.path.join(series, "lesions.nii.gz")).array
+    for n in range(1, int(labels.max()) + 1):
+        yield f"demo-{n}", "demo", volume, labels == n
+
+
+class Robot:
+    """Runs the click-segment plugin as the robot user clicks, and keeps the statistics."""
+
+    def __init__(self, plugin, params, clicks: int, use_previous: bool):
+        self.plugin, self.params, self.clicks, self.use_previous = plugin, params, clicks, use_previous
+        self.first_call = None
+        self.corrections = self.worse = self.judged = self.ignored = 0
+        self.drops: list[float] = []
+        self.cpu: list[float] = []  # CPU seconds per warm click, all threads: wall time on an idle machine is less
+
+    def run(self, volume, truth):
+        from medviewer.plugins.api import CancelToken, Prompts, Request
+        from medviewer.segmentation.guidance import corrective_click, deepest_point, dice
+
+        spacing_zyx = volume.spacing[::-1]
+        positives, negatives = [volume.voxel_to_patient(deepest_point(truth, spacing_zyx)[0])], []
+        scores, times, pred, ignored = [], [], None, 0
+        for _ in range(self.clicks):
+            params = dict(self.params)
+            if self.use_previous and pred is not None:
+                params["previous"] = pred
+            request = Request(volume, Prompts(tuple(map(tuple, positives)), tuple(map(tuple, negatives))),
+                              params, device="cpu")
+            t, c = time.perf_counter(), time.process_time()
+            result = self.plugin.run(request, lambda *args: None, CancelToken())
+            elapsed = time.perf_counter() - t
+            if self.first_call is None:
+                self.first_call = elapsed
+            else:
+                times.append(elapsed)
+                self.cpu.append(time.process_time() - c)
+            pred = result.label_map.array > 0
+            scores.append(dice(pred, truth))
+            if len(scores) > 1:
+                self.corrections += 1
+                self.worse += scores[-1] < scores[-2]
+                self.drops.append(scores[-2] - scores[-1])
+            for points, inside in ((positives, True), (negatives, False)):
+                for p in points:
+                    self.judged += 1
+                    ignored += bool(pred[tuple(np.rint(volume.patient_to_voxel(p)).astype(int))]) != inside
+            nxt = corrective_click(pred, truth, spacing_zyx)
+            if nxt is None:
+                break
+            (positives if nxt[1] else negatives).append(volume.voxel_to_patient(nxt[0]))
+        self.ignored += ignored
+        return scores + [scores[-1]] * (self.clicks - len(scores)), times, pred, ignored
+
+
+def run_cases(robot: Robot, cases, clicks: int, surfaces: bool):
+    """One row per case; returns [(name, group, scores, times)]."""
+    from medviewer.core.compare import compare_masks
+
+    rows = []
+    print(f"{'case':40s} {'mL':>7s}  " + "  ".join(f"dice@{k + 1}" for k in range(clicks))
+          + ("  msd     hd95  " if surfaces else "  ") + "s/click  worse  ignored")
+    for name, group, volume, truth in cases:
+        worse_before = robot.worse
+        scores, times, pred, ignored = robot.run(volume, truth)
+        extra = ""
+        if surfaces:
+            last = compare_masks(pred, truth, volume.spacing)
+            extra = f"  {last.mean_surface_mm:5.1f}mm {last.hd95_mm:6.1f}mm"
+        ml = truth.sum() * volume.voxel_volume_ml
+        print(f"{name:40s} {ml:7.1f}  " + "  ".join(f"{s:6.3f}" for s in scores) + extra +
+              f"  {statistics.median(times) if times else robot.first_call:6.2f}  {robot.worse - worse_before:5d}"
+              f"  {ignored:7d}", flush=True)
+        rows.append((name, group, scores, times))
+    return rows
+
+
+def medians(rows, clicks: int) -> None:
+    for group in sorted({g for _n, g, _s, _t in rows}):
+        keep = [s for _n, g, s, _t in rows if g == group]
+        med = np.median(np.array(keep), axis=0)
+        print(f"{'median ' + group:40s} {'':7s}  " + "  ".join(f"{s:6.3f}" for s in med) + f"  (n={len(keep)})")
+
+
+def a0001(plugin, params) -> None:
+    """The lung tumour of A0001: one click at the centre of the middle box."""
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_voc_boxes
+    from medviewer.plugins.api import CancelToken, Prompts, Request
+
+    volume = load_volume(os.path.join(DATA, A0001))
+    boxes = sorted(read_voc_boxes(os.path.join(DATA, A0001, "..", "boxes"), volume), key=lambda b: b.slice_index)
+    inside = np.zeros(volume.shape, bool)
+    for b in boxes:
+        inside[b.slice_index, int(b.ymin):int(b.ymax) + 1, int(b.xmin):int(b.xmax) + 1] = True
+    annotated = sorted({b.slice_index for b in boxes})
+    middle = boxes[len(boxes) // 2]
+    centre = volume.voxel_to_patient((middle.slice_index, (middle.ymin + middle.ymax) / 2,
+                                      (middle.xmin + middle.xmax) / 2))
+    t = time.perf_counter()
+    result = plugin.run(Request(volume, Prompts((tuple(centre),), ()), params, device="cpu"),
+                        lambda *args: None, CancelToken())
+    elapsed = time.perf_counter() - t
+    m = result.label_map.array > 0
+    n = max(1, int(m.sum()))
+    covered = np.flatnonzero(m.any(axis=(1, 2)))
+    on = m[annotated].sum() / n
+    print(f"A0001 tumour: {m.sum() * volume.voxel_volume_ml:.1f} mL, {on:.1%} on the {len(annotated)} annotated "
+          f"slices, {(m & inside).sum() / n:.1%} of the mask inside the boxes (on the annotated slices), slices "
+          f"{covered.min() if len(covered) else '-'}..{covered.max() if len(covered) else '-'} "
+          f"({len(covered)}; annotated {annotated[0]}..{annotated[-1]}), {elapsed:.2f} s"
+          + (f"; note: {result.note}" if result.note else ""))
 
 
 def main() -> None:
-    from medviewer.io import load_volume
-    from medviewer.io.annotations import read_rtstruct
-    from medviewer.plugins.api import CancelToken, Prompts, Request
     from medviewer.plugins.registry import get_manifest, load_plugin
-    from medviewer.core.compare import compare_masks
-    from medviewer.segmentation.guidance import corrective_click, deepest_point, dice
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, a0001, demo")
     ap.add_argument("--engines", default="auto,learned,classical")
     ap.add_argument("--clicks", type=int, default=3)
-    ap.add_argument("--cases", default=",".join(VAL_CASES))
-    ap.add_argument("--demo", action="store_true", help="add the demo phantom's three lesions as cases")
+    ap.add_argument("--cases", default=",".join(VAL_CASES), help="the sts cases")
+    ap.add_argument("--synthetic", type=int, default=24, help="how many synthetic lesions")
+    ap.add_argument("--demo", action="store_true", help="the same as adding demo to --sets")
+    ap.add_argument("--no-previous", action="store_true", help="rerun each click without the previous mask")
     ap.add_argument("--bundle", default="", help="the learned engine's bundle (default: the shipped one)")
     a = ap.parse_args()
-    data = os.environ.get("MEDVIEWER_DATA", "../shared/data")
+    sets = a.sets.split(",") + (["demo"] if a.demo else [])
     manifest = get_manifest("click-segment")
     plugin = load_plugin(manifest)
     cases = []
-    for name in a.cases.split(","):
-        volume = load_volume(os.path.join(data, "sts", name, "image"))
-        truth = read_rtstruct(os.path.join(data, "sts", name, "RS.dcm"), volume, roi_names="GTV_Mass_CT").array > 0
-        cases.append((name, volume, truth))
-    if a.demo:
-        import tempfile
-
-        from medviewer.io import read_image
-        from medviewer.io.demo_study import write_demo_study
-
-        with tempfile.TemporaryDirectory() as tmp:
-            series = write_demo_study(tmp)
-            volume = load_volume(series)
-            labels = read_image(os.path.join(series, "lesions.nii.gz")).array
-        cases += [(f"demo-{n}", volume, labels == n) for n in range(1, int(labels.max()) + 1)]
-    spacing_zyx = None
+    if "sts" in sets:
+        cases += list(sts_cases(a.cases.split(",")))
+    if "synthetic" in sets:
+        cases += list(synthetic_cases(a.synthetic))
+    if "demo" in sets:
+        cases += list(demo_cases())
     summary = {}
     for engine in a.engines.split(","):
         params = manifest.resolve_params({"engine": engine, "bundle": a.bundle})
-        print(f"\nengine {engine}")
-        print(f"{'case':9s} {'mL':>7s}  " + "  ".join(f"dice@{k + 1}" for k in range(a.clicks)) +
-              f"  msd@{a.clicks}  hd95@{a.clicks}  s/click  worse  ignored")
-        rows, case_times, first_call, surfaces = [], [], None, []
-        worse = ignored = corrections = judged = 0
-        for name, volume, truth in cases:
-            spacing_zyx = volume.spacing[::-1]
-            positives = [volume.voxel_to_patient(deepest_point(truth, spacing_zyx)[0])]
-            negatives = []
-            scores, times = [], []
-            case_worse = case_ignored = 0
-            for _ in range(a.clicks):
-                request = Request(volume, Prompts(tuple(map(tuple, positives)), tuple(map(tuple, negatives))),
-                                  params, device="cpu")
-                t = time.perf_counter()
-                result = plugin.run(request, lambda *args: None, CancelToken())
-                elapsed = time.perf_counter() - t
-                if first_call is None:
-                    first_call = elapsed
-                else:
-                    times.append(elapsed)
-                pred = result.label_map.array > 0
-                scores.append(dice(pred, truth))
-                if len(scores) > 1:
-                    corrections += 1
-                    case_worse += scores[-1] < scores[-2]
-                for points, inside in ((positives, True), (negatives, False)):
-                    for p in points:
-                        judged += 1
-                        case_ignored += bool(pred[tuple(np.rint(volume.patient_to_voxel(p)).astype(int))]) != inside
-                nxt = corrective_click(pred, truth, spacing_zyx)
-                if nxt is None:
-                    break
-                (positives if nxt[1] else negatives).append(volume.voxel_to_patient(nxt[0]))
-            scores += [scores[-1]] * (a.clicks - len(scores))
-            case_times.append(times)
-            rows.append(scores)
-            last = compare_masks(pred, truth, volume.spacing)   # the final mask's surface against the expert's
-            surfaces.append((last.mean_surface_mm, last.hd95_mm))
-            ml = truth.sum() * volume.voxel_volume_ml
-            print(f"{name:9s} {ml:7.1f}  " + "  ".join(f"{s:6.3f}" for s in scores) +
-                  f"  {last.mean_surface_mm:5.1f}mm {last.hd95_mm:6.1f}mm"
-                  f"  {statistics.median(times) if times else first_call:.2f}  {case_worse:5d}  {case_ignored:7d}",
-                  flush=True)
-            worse, ignored = worse + case_worse, ignored + case_ignored
-        # the sarcomas' median is the goal's figure: the demo's lesions get one of their own
-        sts = [k for k, (name, _v, _t) in enumerate(cases) if not name.startswith("demo-")]
-        groups = [("median", sts)] + ([("demo", [k for k in range(len(cases)) if k not in sts])]
-                                      if len(sts) < len(cases) else [])
-        for title, keep in groups:
-            med = np.median(np.array(rows)[keep], axis=0)
-            msd, hd95 = np.median(np.array(surfaces)[keep], axis=0)
-            if title == "median":
-                latencies = [t for k in keep for t in case_times[k]]
-                summary[engine] = (med, statistics.median(latencies) if latencies else float("nan"), first_call)
-            print(f"{title:9s} {'':7s}  " + "  ".join(f"{s:6.3f}" for s in med) + f"  {msd:5.1f}mm {hd95:6.1f}mm"
-                  + (f"  {summary[engine][1]:.2f}  (first call {first_call:.2f} s)" if title == "median" else ""))
-        print(f"corrective clicks that lowered the Dice: {worse} of {corrections}; clicks on the wrong side "
-              f"of the mask after a run: {ignored} of {judged}")
-    print("\nsummary (median over the sts cases; latency: median per click, warm; the first engine that "
-          "needs the network pays for loading it in its first call)")
-    for engine, (med, lat, first) in summary.items():
-        print(f"  {engine:9s} dice@1 {med[0]:.3f}  dice@{a.clicks} {med[-1]:.3f}  latency {lat:.2f} s"
-              f"  first call {first:.2f} s")
+        print(f"\nengine {engine}" + (" (no previous mask)" if a.no_previous else ""))
+        robot = Robot(plugin, params, a.clicks, not a.no_previous)
+        rows = run_cases(robot, cases, a.clicks, surfaces="sts" in sets) if cases else []
+        if rows:
+            medians(rows, a.clicks)
+            drops = [d for d in robot.drops if d > 0]
+            print(f"corrective clicks that lowered the Dice: {robot.worse} of {robot.corrections}"
+                  f" ({robot.worse / max(1, robot.corrections):.1%}), by at most {max(drops, default=0):.3f}"
+                  f" (by more than 0.05: {sum(d > 0.05 for d in drops)}); clicks on the wrong side of the mask"
+                  f" after a run: {robot.ignored} of {robot.judged}")
+            latencies = [t for _n, _g, _s, ts in rows for t in ts]
+            summary[engine] = (rows, statistics.median(latencies) if latencies else float("nan"), robot)
+        if "a0001" in sets:
+            a0001(plugin, params)
+    if summary:
+        print("\nsummary (median per group; latency: median per click, warm)")
+        for engine, (rows, lat, robot) in summary.items():
+            groups = sorted({g for _n, g, _s, _t in rows})
+            text = "  ".join(f"{g} " + "/".join(f"{v:.3f}" for v in np.median([s for _n, gg, s, _t in rows if gg == g],
+                                                                               axis=0)) for g in groups)
+            print(f"  {engine:9s} {text}  latency {lat:.2f} s (CPU {statistics.median(robot.cpu or [0]):.2f} s)"
+                  f"  first call {robot.first_call:.2f} s  worse {robot.worse}/{robot.corrections}")
 
 
 if __name__ == "__main__":

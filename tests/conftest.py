@@ -84,7 +84,7 @@ def lung_series() -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def sts_cases() -> list[pathlib.Path]:
-    """The 24 soft-tissue-sarcoma cases (each: image/ DICOM series and RS.dcm)."""
+    """The soft-tissue-sarcoma cases, STS_001..STS_044 (each: image/ DICOM series and RS.dcm)."""
     return sorted(require_data("sts").glob("STS_*"))
 
 

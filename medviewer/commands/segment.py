@@ -80,6 +80,10 @@ def register(sub) -> None:
                    help="where the learned engine runs (default: CUDA when present, else CPU)")
     p.add_argument("--series", help="which image series in PATH (number, UID, position or folder)")
     p.add_argument("--name", default="lesion 1", help="the segment's name (SEG)")
+    p.add_argument("--fresh", action="store_true",
+                   help="outline the lesion afresh from all the clicks; without it, a mask already in OUT "
+                        "(on the same grid, holding a --point) is the result the latest clicks correct, "
+                        "and they change it only near themselves")
     p.set_defaults(func=run)
 
 
@@ -140,6 +144,12 @@ def run(args) -> int:
 
     manifest = get_manifest("click-segment")
     params = params or {"engine": args.engine}
+    if replacing and not args.fresh and len(args.point) + len(args.negative) > 1:
+        previous, why = previous_mask(out, volume)
+        if previous is not None:
+            params["previous"] = previous
+        else:
+            print(f"note: {why}: the lesion is outlined afresh from all the clicks")
     request = Request(volume, Prompts(tuple(args.point), tuple(args.negative)), params, device=args.device)
     runner = Runner()
     # Loading the engine (torch, MONAI, the network: seconds in a fresh process) is timed apart
@@ -174,6 +184,27 @@ def run(args) -> int:
     if result.note:
         print(f"warning: {result.note}")
     return 0
+
+
+def previous_mask(path: str, volume):
+    """The mask in ``path`` (the OUT that this run replaces) as the previous result of the clicks
+    (a boolean array on ``volume``'s grid) and "", or None and why it cannot be: `segment` rewrites
+    OUT click by click, so OUT holds what the latest click corrects."""
+    import numpy as np
+
+    from medviewer.io import read_image
+    from medviewer.io.annotations import read_seg
+
+    try:
+        mask = read_seg(path, volume) if path.lower().endswith(".dcm") else read_image(path)
+    except MedviewerError as exc:
+        return None, f"the mask in {path} cannot be read ({exc})"
+    same = (mask.shape == volume.shape and np.allclose(mask.spacing, volume.spacing, atol=1e-3)
+            and np.allclose(mask.origin, volume.origin, atol=1e-2)
+            and np.allclose(np.asarray(mask.direction), np.asarray(volume.direction), atol=1e-4))
+    if not same:
+        return None, f"the mask in {path} lies on another grid than the image"
+    return mask.array > 0, ""
 
 
 def _extent(volume) -> str:

@@ -39,6 +39,42 @@ class ClassicalParams:
     rim_mm: float = 2.5  # a negative click this near the region's edge trims its rim by intensity
     start_radius_mm: float = 50.0
     max_radius_mm: float = 130.0
+    # A lesion's core (lesion_core): the region grown within ever wider windows about a click's
+    # value, taken just before it leaks (its volume jumps, or it reaches its crop's border).
+    core_radius_mm: float = 40.0
+    core_ladder_hu: tuple[float, ...] = (10, 14, 19, 25, 32, 40, 50, 62, 76, 95, 120, 150, 190, 240, 300)
+    core_jump: float = 4.0  # a step that multiplies the region's volume by this much leaks ...
+    core_stable: float = 1.6  # ... after one that grew it by no more than this (a plateau)
+    core_over_window: float = 1.3  # the core is taken where the window's closed region is this much smaller
+    core_min_ml: float = 0.25  # a smaller "core" was a speck of a larger lesion (A0001: 0.1 mL)
+    # A noisy series (a low-dose PET-CT's CT: 60-100 HU of noise in soft tissue, against 10-20 HU
+    # in the sts series) is smoothed more, in proportion to its noise above this level.
+    quiet_noise_hu: float = 25.0
+    max_growth_smoothing_mm: float = 2.5
+
+
+def for_noise(volume: Volume, pos_zyx, params: ClassicalParams) -> ClassicalParams:
+    """``params`` with smoothing for the noise around voxel ``pos_zyx`` (the first click): the
+    spread of neighbouring voxels' differences, in-plane, in a box of about 10 mm. In a series
+    as noisy as 70 HU, the light growth smoothing left a lesion's region spongy (no depth at the
+    click: the leak cut took 29 of a pasted 30 mL lung lesion's mL away). Used for a lesion's
+    core (lesion_core); the one-window growth keeps its smoothing (more of it took the A0001
+    tumour's classical mask from over 90% inside its boxes to 89%)."""
+    import dataclasses
+
+    spacing_zyx = np.asarray(volume.spacing)[::-1]
+    r = np.maximum(1, np.ceil(5.0 / spacing_zyx)).astype(int)
+    p = np.rint(np.asarray(pos_zyx)).astype(int)
+    box = volume.array[tuple(slice(max(0, c - k), c + k + 1) for c, k in zip(p, r))].astype(np.float32)
+    if box.shape[-1] < 2:
+        return params
+    d = np.diff(box, axis=-1).ravel()
+    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2)
+    if noise <= params.quiet_noise_hu:
+        return params
+    growth = min(params.max_growth_smoothing_mm, params.growth_smoothing_mm * noise / params.quiet_noise_hu)
+    return dataclasses.replace(params, growth_smoothing_mm=growth,
+                               smoothing_mm=max(params.smoothing_mm, growth + 0.7))
 
 
 def _crop_bounds(volume: Volume, points_zyx: np.ndarray, radius_mm: float):
@@ -60,6 +96,10 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     neg = np.array([volume.patient_to_voxel(p) for p in negatives_mm]).reshape(-1, 3)
     if progress is not None:
         progress("statistics", 0.05)
+    core = lesion_core(volume, positives_mm[0], params)
+    noisy = for_noise(volume, pos[0], params)  # the core's smoothing; the window's stays as it was
+    if core is not None and _core_is_better(volume, pos[0], core, noisy):
+        return _from_cores(volume, core, positives_mm, pos, neg, noisy)
     window = _seed_window(volume, pos[:1], params)
     # The crop grows (up to max_radius_mm) while the grown region reaches its border; the costly
     # refinement runs once, on the last crop. (Refining at each step, and stopping where the
@@ -86,6 +126,51 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = mask
     if progress is not None:
         progress("done", 1.0)
+    return out
+
+
+def _core_is_better(volume: Volume, p, core: np.ndarray, params: ClassicalParams) -> bool:
+    """Whether the first click's core (see lesion_core) outlines the lesion better than the one
+    window grown from it: where that region leaks past its first crop (into an organ of the
+    lesion's density), or closes but holds much less than the core (in a noisy series its window
+    is too narrow for the lesion's own noise: a pasted 5 mL lung lesion came out at 2 mL). Where
+    both close alike (the demo's spheres), the window's region stays: its corrective clicks
+    widen the window around the whole lesion, where a core's add only near themselves."""
+    window = _seed_window(volume, p[None], params)
+    lower, upper = _crop_bounds(volume, p[None], params.start_radius_mm)
+    region = _grow(volume.crop(lower, upper), (p - lower)[None], window, params)
+    if reaches_image_edge(region):
+        return True
+    return bool(core.sum() > params.core_over_window * _fill_holes(region).sum())
+
+
+def _from_cores(volume: Volume, core: np.ndarray, positives_mm, pos: np.ndarray, neg: np.ndarray,
+                params: ClassicalParams) -> np.ndarray:
+    """The lesion from its first click's core: each later positive click outside it adds its own
+    core (the bright wall of a rim-enhancing lesion, around its dark centre) or, where it has
+    none, a ball of ``seed_radius_mm``; negative clicks cut what lies nearer to them than to any
+    positive click; holes are filled."""
+    mask = core.copy()
+    spacing_zyx = np.asarray(volume.spacing)[::-1]
+    for p_mm, p in zip(positives_mm[1:], pos[1:]):
+        if mask[tuple(p)]:
+            continue
+        more = lesion_core(volume, p_mm, params)
+        if more is None:
+            lo, hi = _crop_bounds(volume, p[None], params.seed_radius_mm)
+            zz, yy, xx = np.ogrid[tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, p))]
+            more = np.zeros(volume.shape, bool)
+            more[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = ((zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2
+                                                           + (xx * spacing_zyx[2]) ** 2 <= params.seed_radius_mm ** 2)
+        mask |= more
+    points = np.vstack([pos, neg]) if len(neg) else pos
+    nz = np.argwhere(mask)
+    lo = np.maximum(np.minimum(nz.min(0), points.min(0)) - 2, 0)
+    hi = np.minimum(np.maximum(nz.max(0), points.max(0)) + 3, volume.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    inside = [p - lo for p in neg if mask[tuple(p)]]
+    out = np.zeros(volume.shape, bool)
+    out[box] = _cut_and_fill(mask[box], pos - lo, inside, spacing_zyx)
     return out
 
 
@@ -117,6 +202,109 @@ def region_closes_near(volume: Volume, point_mm, params: ClassicalParams = Class
     lower, upper = _crop_bounds(volume, pos, params.start_radius_mm)
     region = _grow(volume.crop(lower, upper), pos - lower, window, params)
     return bool(region.any()) and not reaches_image_edge(region)
+
+
+_CORE_CACHE: list = []  # the last (volume, point, params, core): auto's choice, the engine and the check share it
+
+
+def lesion_core(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> np.ndarray | None:
+    """The compact lesion at ``point_mm`` (a boolean mask on ``volume``'s grid), or None where
+    there is none to be sure of.
+
+    Region growing within one intensity window leaks from a small lesion into an organ of nearly
+    its density (a hypodense liver metastasis into the liver: 540-1,900 mL from a click in a
+    2.5-10 mL lesion). Grown within ever wider windows about the click's own value, such a
+    lesion's region first holds still (a plateau: the window spans the lesion's own noise) and
+    then jumps (the window reaches the organ's density, or the region its crop's border). The
+    region just before the jump is the lesion (a lesion against air never jumps: the widest
+    window's region). Where there is no plateau before the jump, None."""
+    key = (tuple(float(v) for v in point_mm), params)
+    if _CORE_CACHE and _CORE_CACHE[0][0] is volume and _CORE_CACHE[0][1] == key:
+        return _CORE_CACHE[0][2]
+    core = _lesion_core(volume, point_mm, params)
+    _CORE_CACHE[:] = [(volume, key, core)]
+    return core
+
+
+def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarray | None:
+    import SimpleITK as sitk
+
+    pos = np.asarray(volume.patient_to_voxel(point_mm))
+    params = for_noise(volume, pos, params)
+    lower, upper = _crop_bounds(volume, pos[None], params.core_radius_mm)
+    crop = volume.crop(lower, upper)
+    smooth = _smooth(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), params.smoothing_mm)
+    seed = tuple(int(v) for v in (pos - lower)[::-1])
+    centre = float(smooth[seed])
+    min_voxels = params.core_min_ml / crop.voxel_volume_ml
+    before, grew = None, np.inf
+    for w in params.core_ladder_hu:
+        region = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
+            smooth, seedList=[seed], lower=centre - w, upper=centre + w, replaceValue=1)).astype(bool)
+        n = int(region.sum())
+        if reaches_image_edge(region) or (before is not None and n > params.core_jump * before.sum()):
+            break
+        grew = n / max(1, before.sum()) if before is not None else np.inf
+        before = region
+    # (a region that never leaked: a lesion in air, a lung nodule; the widest window's region)
+    if before is None or before.sum() < min_voxels or grew > params.core_stable:
+        return None
+    out = np.zeros(volume.shape, bool)
+    out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = _half_way(
+        sitk.GetArrayFromImage(smooth), _fill_holes(before), seed[::-1], np.asarray(crop.spacing)[::-1])
+    return out
+
+
+def _half_way(smooth: np.ndarray, core: np.ndarray, seed_zyx, spacing_zyx, shell_mm: float = 3.0) -> np.ndarray:
+    """The lesion's edge half-way between its density and its surroundings'. The ladder's last
+    region reaches out to nearly the surroundings' density, into the partial-volume rim (the
+    demo's liver lesion came out 15% too large, Dice 0.85): here the lesion's value is the median
+    inside that region, the surroundings' the median of a shell ``shell_mm`` thick around it,
+    and the lesion is what lies on the lesion's side of half-way, connected to the click, within
+    the shell."""
+    import SimpleITK as sitk
+
+    near = _dilate(core, shell_mm, spacing_zyx)
+    inside, around = float(np.median(smooth[core])), float(np.median(smooth[near & ~core]))
+    half = (inside + around) / 2
+    side = smooth <= half if around > inside else smooth >= half
+    lesion = near & side
+    image = sitk.GetImageFromArray(lesion.astype(np.uint8))
+    seed = tuple(int(v) for v in seed_zyx[::-1])
+    if not lesion[tuple(seed_zyx)]:
+        return core
+    grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(image, seedList=[seed], lower=1, upper=1)).astype(bool)
+    return _with_wall(smooth, _fill_holes(grown), seed_zyx, spacing_zyx, near, inside, around)
+
+
+AIR_SIDE_HU = -300.0
+
+
+def _with_wall(smooth: np.ndarray, lesion: np.ndarray, seed_zyx, spacing_zyx, near: np.ndarray, inside: float,
+               around: float,
+               wall_mm: float = 6.0, contrast_hu: float = 15.0, most: float = 4.0) -> np.ndarray:
+    """``lesion`` with its wall, where it has one: a rim-enhancing lesion's bright ring around the
+    dark core that the click (at the lesion's deepest point) lands in. The shell just around the
+    core (``around``) is then brighter by ``contrast_hu`` or more than the tissue a few mm further
+    out, which is brighter than the core (``inside``); the wall is what lies on the shell's side
+    of half-way between the two, within ``wall_mm`` of that shell, its holes (the core) filled.
+    Not where that would multiply the lesion by more than ``most`` (a neighbouring organ's edge,
+    not a wall). Only that pattern: a wall darker than the organ (a necrotic lesion's) looked like
+    any partial-volume shell, and taking it in lowered STS_002 from 0.88 to 0.77."""
+    import SimpleITK as sitk
+
+    outer = _dilate(near, wall_mm, spacing_zyx) & ~near
+    if not outer.any():
+        return lesion
+    beyond = float(np.median(smooth[outer]))
+    if not inside < beyond < around - contrast_hu or beyond < AIR_SIDE_HU:  # in the lung: partial volume
+        return lesion
+    wall = (smooth >= (around + beyond) / 2) & (near | outer)
+    seed = tuple(int(v) for v in seed_zyx[::-1])
+    both = sitk.GetImageFromArray((wall | lesion).astype(np.uint8))
+    grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(both, seedList=[seed], lower=1, upper=1)).astype(bool)
+    grown = _fill_holes(grown)
+    return grown if lesion.sum() < grown.sum() <= most * lesion.sum() and not reaches_image_edge(grown) else lesion
 
 
 def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tuple[float, float]:

@@ -25,6 +25,10 @@ MANIFEST = Manifest(
         Param("engine", "choice", "auto", "segmentation engine", choices=("auto", "learned", "classical")),
         Param("bundle", "path", "", "the learned engine's MONAI bundle folder (default: the shipped one); a "
               "DeepEdit or VISTA3D bundle folder runs that bundle as the engine"),
+        # Corrective clicks change the mask only near themselves (medviewer.segmentation.corrections):
+        # the window sends the segment's current mask, `segment` the mask it replaces.
+        Param("previous", "path", "", "the lesion's mask before the latest click (a label image on the same "
+              "grid; from the window, the segment itself): corrections then stay local"),
     ),
     requires=("numpy", "SimpleITK"),
     isolation="thread",

@@ -48,6 +48,40 @@ def algorithm_name(engine: str) -> str:
     return f"medviewer click-to-segment ({engine})"
 
 
+def previous_mask(request) -> np.ndarray | None:
+    """The lesion's mask before the latest clicks, where the request carries it (the ``previous``
+    parameter: a boolean array on the volume's grid from the window, or a label image file); None
+    for a first click or a mask on another grid."""
+    previous = request.params.get("previous")
+    if previous is None or (isinstance(previous, str) and not previous):
+        return None
+    if isinstance(previous, str):
+        from medviewer.io import read_image
+
+        previous = read_image(previous).array
+    previous = np.asarray(previous) > 0
+    return previous if previous.shape == request.volume.shape else None
+
+
+def corrected_result(request, mask: np.ndarray, engine: str = "classical") -> tuple[np.ndarray, str]:
+    """Every engine's mask passes through here: corrective clicks made local and one-sided against
+    the previous result (medviewer.segmentation.corrections), then a first click's result checked
+    for being a plausible lesion (medviewer.segmentation.plausibility). Returns the mask and a
+    note for the user ("" when none)."""
+    from medviewer.segmentation.corrections import CORRECTIONS, apply_corrections
+    from medviewer.segmentation.plausibility import implausible
+
+    volume, prompts = request.volume, request.prompts
+    to_voxel = lambda pts: [volume.patient_to_voxel(p, clip=True) for p in pts]  # noqa: E731
+    corrected = apply_corrections(previous_mask(request), mask, to_voxel(prompts.positive),
+                                  to_voxel(prompts.negative), np.asarray(volume.spacing)[::-1],
+                                  CORRECTIONS.get(engine, CORRECTIONS["classical"]))
+    notes = [corrected.note]
+    if len(prompts.positive) + len(prompts.negative) == 1:
+        notes.append(implausible(volume, corrected.mask, prompts.positive[0]))
+    return corrected.mask, "; ".join(n for n in notes if n)
+
+
 class ClickSegment(Plugin):
     def gpu_available(self) -> bool:
         return _cuda_usable()
@@ -113,6 +147,8 @@ class ClickSegment(Plugin):
             note = f"{thin}: the classical engine outlined this lesion" + (f"; {note}" if note else "")
         elif chosen:
             note = f"the classical engine outlined it: {chosen}" + (f"; {note}" if note else "")
+        mask, after = corrected_result(request, mask, engine)
+        note = "; ".join(n for n in (note, after) if n)
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")
         return LabelMapResult(labels, self.manifest.labels, note=note, algorithm=algorithm_name(engine))

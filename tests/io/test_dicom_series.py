@@ -116,7 +116,9 @@ def test_jpeg2000_series_equals_simpleitk(shared_data):
 
 @pytest.mark.data
 def test_all_sts_cases_match_simpleitk_geometry(sts_cases):
-    assert len(sts_cases) == 24
+    # 44 since STS_025..STS_044 joined (the data README); every one read as SimpleITK reads it
+    assert len(sts_cases) == 44
+    assert [c.name for c in sts_cases] == [f"STS_{n:03d}" for n in range(1, 45)]
     for case in sts_cases:
         v = load_volume(case / "image")
         image = sitk_read(case / "image")

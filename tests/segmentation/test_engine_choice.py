@@ -29,20 +29,41 @@ def test_a_thin_slab_goes_to_the_classical_engine_saying_why(demo_volume):
     assert engine == "classical" and "16 mm" in why
 
 
-@pytest.mark.data
-def test_every_sarcoma_and_the_lung_tumour_go_to_the_learned_engine(sts_cases, lung_series):
-    """The learned engine's ground: none of the 24 sts tumours closes from its deepest point (nor,
-    as measured once for the module's note, from 480 random points inside them), nor the lung
-    tumour of A0001 from its box centre."""
-    from medviewer.io import load_volume
-    from medviewer.io.annotations import read_rtstruct, read_voc_boxes
-    from medviewer.segmentation.guidance import deepest_point
+# The two sarcomas whose deepest point has a compact core (classical.lesion_core): region growing
+# holds still over a few windows there and closes them off (Dice 0.88 and 0.86 against the expert).
+CORE_SARCOMAS = {"STS_002", "STS_003"}
 
+
+@pytest.mark.data
+def test_the_sarcomas_and_the_lung_tumour_go_to_the_learned_engine(sts_cases):
+    """The learned engine's ground: of the 44 sts tumours, none closes from its deepest point
+    (nor, as measured once for the module's note, from 480 random points inside the first 24), and
+    only two have a compact core, which the classical engine outlines well; nor does the lung
+    tumour of A0001 from its box centre (test_classical.py checks the classical engine there)."""
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_rtstruct
+    from medviewer.segmentation.classical import segment_classical
+    from medviewer.segmentation.guidance import deepest_point, dice
+
+    assert len(sts_cases) == 44
     for case in sts_cases:
         volume = load_volume(case / "image")
         truth = read_rtstruct(case / "RS.dcm", volume, roi_names="GTV_Mass_CT").array > 0
         point, _depth = deepest_point(truth, np.asarray(volume.spacing)[::-1])
-        assert choose_engine(volume, [volume.voxel_to_patient(point)]) == ("learned", ""), case.name
+        click = volume.voxel_to_patient(point)
+        engine, why = choose_engine(volume, [click])
+        if case.name in CORE_SARCOMAS:
+            assert engine == "classical" and "compact lesion" in why, case.name
+            assert dice(segment_classical(volume, [click]), truth) > 0.8, case.name
+        else:
+            assert (engine, why) == ("learned", ""), case.name
+
+
+@pytest.mark.data
+def test_the_lung_tumour_goes_to_the_learned_engine(lung_series):
+    from medviewer.io import load_volume
+    from medviewer.io.annotations import read_voc_boxes
+
     volume = load_volume(lung_series)
     boxes = sorted(read_voc_boxes(lung_series.parent / "boxes", volume), key=lambda b: b.slice_index)
     middle = boxes[len(boxes) // 2]

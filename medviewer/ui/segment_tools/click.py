@@ -113,8 +113,10 @@ class ClickSegmenting:
 
         try:
             manifest = get_manifest("click-segment")
-            request = Request(self.document.image.volume, Prompts(clicks.positive, clicks.negative),
-                              params=click_params(self.engine_combo.currentText() or "classical"),
+            params = click_params(self.engine_combo.currentText() or "classical")
+            if self.layer is not None:  # the segment as it stands: the new clicks correct it near themselves
+                params["previous"] = self.layer.volume.array == label
+            request = Request(self.document.image.volume, Prompts(clicks.positive, clicks.negative), params,
                               device="auto")  # CUDA when there is a GPU, as the plugin panel does
             self.job = self._runner().submit(manifest, request)
         except Exception as exc:  # MedviewerError/PluginError: a line for the user

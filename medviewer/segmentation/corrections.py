@@ -1,0 +1,203 @@
+"""Corrective clicks that behave as a user expects, whatever engine outlined the lesion.
+
+Every engine reruns from all the clicks so far and returns a whole new mask; left alone, a
+corrective click could change the mask anywhere. Users measured it: a liver lesion went from Dice
+0.743 after one click to 0.003 after the second, a lung mass from 0.688 to 0.490 after the third.
+The rule here (one function, :func:`apply_corrections`, that every engine's result passes through
+when the previous result is known) makes a correction local and one-sided:
+
+* a corrective click is one the previous mask disagrees with: a positive click outside it, a
+  negative click inside it (clicks the previous mask already agrees with change nothing);
+* a positive corrective click only adds, and only near itself: the part of the engine's new mask
+  that is new, connected to the click, within the click's reach; the previous mask is kept whole;
+* a negative corrective click only removes, and only near itself: the part of the previous mask
+  that the engine dropped, connected to the click, within its reach;
+* where the engine ignored the click (its new mask on the wrong side of it), a ball around the
+  click reaching towards the previous mask's edge, at most ``ignored_mm``, is added (a positive
+  click) or cut (a negative one, less what lies nearer to a positive click);
+* the result never comes back empty: the parts holding a positive click are kept, and if a cut
+  would leave none (a negative click on the lesion's own centre) the previous mask stands, with
+  a note.
+
+A click's reach grows with the size of what it corrects: ``depth_factor`` times its distance to
+the previous mask's edge (a positive click) or its depth inside the mask (a negative one), at most
+``max_reach_mm``. Why that measure: the robot user (and most users) click in the middle of what
+is wrong, so the ball of that distance lies in the error; a click one voxel off the edge of a
+good mask changes a voxel or two, not a 15 mm ball (that lowered the Dice of 23 of 32 corrective
+clicks on small synthetic lesions).
+
+How a run knows the previous result: the window's segment editor sends the segment's current mask,
+``medviewer segment`` reads the mask it is about to replace (--out, on the same grid, when there is
+more than one click), and a plugin request may carry it as the ``previous`` parameter (an array or
+a label image file). Without it, an engine's result is used as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CorrectionParams:
+    depth_factor: float = 1.0  # a click changes the mask within this many times its distance to the previous edge
+    lesion_factor: float = 0.0  # ... or this share of the previous mask's radius (that of a ball of its volume) ...
+    lesion_min_ml: float = 8.0  # ... where the previous mask holds at least this much ...
+    coarse_clicks: int = 2  # ... for the first this many clicks after the first; later ones are finishing touches:
+    fine_lesion_factor: float = 0.5  # this share instead
+    min_reach_mm: float = 1.0
+    max_reach_mm: float = 60.0
+    ignored_mm: float = 5.0  # the largest ball added or cut at a click the engine ignored
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The corrected mask and a line for the user ("" when nothing needs saying)."""
+    mask: np.ndarray
+    note: str = ""
+    corrective: int = 0  # how many clicks were corrective
+
+
+def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positives_zyx: Sequence,
+                      negatives_zyx: Sequence, spacing_zyx, params: CorrectionParams = CorrectionParams()
+                      ) -> Correction:
+    """``proposed`` (the engine's mask from all the clicks) made a local correction of
+    ``previous`` (the mask before the latest clicks; None for a first click). Clicks are voxel
+    indices (z, y, x) on the masks' grid."""
+    proposed = np.asarray(proposed, bool)
+    if previous is None or np.shape(previous) != proposed.shape or not np.any(previous):
+        return Correction(proposed)
+    previous = np.asarray(previous, bool)
+    pos = [_voxel(p, proposed.shape) for p in positives_zyx]
+    neg = [_voxel(p, proposed.shape) for p in negatives_zyx]
+    if not any(previous[p] for p in pos):
+        return Correction(proposed)  # another lesion, or a mask the clicks never made: start afresh
+    spacing = np.asarray(spacing_zyx, float)
+    ml = previous.sum() * np.prod(spacing) / 1000
+    if params.lesion_factor and ml >= params.lesion_min_ml:
+        radius = (3 * ml * 1000 / (4 * np.pi)) ** (1 / 3)
+        late = len(pos) + len(neg) - 1 > params.coarse_clicks
+        factor = min(params.lesion_factor, params.fine_lesion_factor) if late else params.lesion_factor
+        params = replace(params, min_reach_mm=max(params.min_reach_mm, factor * radius))
+    out = previous.copy()
+    added = [p for p in pos if not previous[p]]
+    removed = [p for p in neg if previous[p]]
+    for p in added:
+        box, local, gap = _neighbourhood(p, previous, spacing, params, inside=False)
+        gain = proposed[box] & ~previous[box] & local
+        if proposed[p]:
+            gain = _component_at(gain, np.subtract(p, [b.start for b in box]))
+        else:  # the engine ignored the click: a small ball towards the previous mask (one reaching
+            # all the way, 60 mm across a missed lobe, took STS_037 from 0.71 to 0.46)
+            gain = _ball(box, p, spacing, min(gap, params.ignored_mm))
+        out[box] |= gain
+    for p in removed:
+        box, local, depth = _neighbourhood(p, previous, spacing, params, inside=True)
+        q = np.subtract(p, [b.start for b in box])
+        if not proposed[p]:
+            loss = _component_at(previous[box] & ~proposed[box] & local, q)
+        else:  # the engine ignored the click: the ball of its depth, less what is nearer to a positive click
+            loss = previous[box] & _ball(box, p, spacing, min(depth, params.ignored_mm)) & _nearer_to_than(
+                box, p, pos, spacing)
+        out[box] &= ~loss
+    out = _components_holding(out, pos)
+    if not out.any():  # the lesion under the positive clicks would be gone
+        return Correction(previous, "the negative click would have removed the whole lesion; the mask is kept as "
+                                    "it was: click nearer to the spill, or start the lesion again",
+                          len(added) + len(removed))
+    return Correction(out, "", len(added) + len(removed))
+
+
+def _voxel(p, shape) -> tuple[int, int, int]:
+    return tuple(int(v) for v in np.clip(np.rint(np.asarray(p, float)), 0, np.asarray(shape) - 1))
+
+
+def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, inside: bool):
+    """The box around voxel ``p`` that its correction may touch and, on that box, the ball of the
+    click's reach (see the module's docstring)."""
+    r = np.ceil(params.max_reach_mm / spacing).astype(int)
+    lo, hi = np.maximum(np.subtract(p, r), 0), np.minimum(np.add(p, r) + 1, previous.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    q = tuple(np.subtract(p, lo))
+    region = previous[box] if inside else ~previous[box]
+    d = float(_distance_to_outside(region, spacing)[q])  # depth inside, or distance to the previous mask
+    reach = float(np.clip(params.depth_factor * d, params.min_reach_mm, params.max_reach_mm))
+    return box, _ball(box, p, spacing, reach), max(d, params.min_reach_mm)
+
+
+def _ball(box, p, spacing, radius_mm: float) -> np.ndarray:
+    zz, yy, xx = np.ogrid[tuple(slice(b.start - c, b.stop - c) for b, c in zip(box, p))]
+    return (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= radius_mm ** 2
+
+
+def _distance_to_outside(region: np.ndarray, spacing) -> np.ndarray:
+    """For each voxel of ``region``, its distance (mm) to the nearest voxel outside it (the box's
+    edge counts as far: a region filling the box is given the box's half size)."""
+    import SimpleITK as sitk
+
+    if region.all():
+        return np.full(region.shape, float(np.min(np.asarray(region.shape) * spacing)) / 2, np.float32)
+    image = sitk.GetImageFromArray((~region).astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in spacing[::-1]))
+    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                                            useImageSpacing=True))
+    return np.maximum(d, 0)
+
+
+def _nearer_to_than(box, p, positives, spacing) -> np.ndarray:
+    zz, yy, xx = np.ogrid[tuple(slice(b.start, b.stop) for b in box)]
+
+    def d2(c):
+        return ((zz - c[0]) * spacing[0]) ** 2 + ((yy - c[1]) * spacing[1]) ** 2 + ((xx - c[2]) * spacing[2]) ** 2
+
+    nearest_positive = np.min([d2(c) for c in positives], axis=0) if positives else np.inf
+    return d2(p) < nearest_positive
+
+
+def _component_at(mask: np.ndarray, q) -> np.ndarray:
+    """The connected part of ``mask`` holding voxel ``q`` (empty if ``q`` is outside ``mask``)."""
+    return _components_holding(mask, [tuple(int(v) for v in q)])
+
+
+def _components_holding(mask: np.ndarray, points) -> np.ndarray:
+    """The connected parts of ``mask`` that hold one of ``points`` (labelled on the mask's
+    bounding box: a whole CT's grid costs a third of a second)."""
+    import SimpleITK as sitk
+
+    out = np.zeros_like(mask)
+    if not mask.any():
+        return out
+    nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))) for k in range(3)]
+    box = tuple(slice(n[0], n[-1] + 1) for n in nz)
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask[box].astype(np.uint8))))
+    inside = [tuple(np.subtract(p, [b.start for b in box])) for p in points
+              if all(b.start <= v < b.stop for v, b in zip(p, box))]
+    keep = {int(labels[q]) for q in inside} - {0}
+    if keep:
+        out[box] = np.isin(labels, list(keep))
+    return out
+
+
+# How far each engine's corrections reach. The learned engine learned from simulated corrective
+# clicks: what it changes away from a click is, on balance, right. Robot, validation sarcomas
+# STS_019-024, 5 clicks (median Dice after each; corrective clicks that lowered it):
+#   changes anywhere (no previous mask, before):      0.724/0.738/0.784/0.797/0.781, 4 of 24, by up to 0.23
+#   within the click's own distance:                   0.724/0.731/0.740/0.743/0.745, none
+#   within half the lesion's radius:                   0.724/0.738/0.757/0.763/0.773, 1, by 0.002
+#   within 1.5 radii:                                  0.724/0.736/0.785/0.797/0.798, 4, by up to 0.10 (clicks 4-5)
+# and on the unseen STS_025-044 after 1/2/3 clicks: anywhere 0.747/0.812/0.837 (4 of 40 lower, by
+# up to 0.044), half a radius 0.747/0.770/0.789 (1, 0.001), 1.5 radii 0.747/0.808/0.838 (1, 0.010).
+# So: 1.5 radii for the first two corrections (coarse), half a radius after (finishing touches):
+#   0.724/0.736/0.785/0.799/0.811 on STS_019-024, no corrective click lowering the Dice; on
+#   STS_025-044 the same as 1.5 radii after three clicks.
+# The classical engine's changes away from a click come from one intensity window for the whole
+# lesion; with a reach of 15 mm they lowered the Dice of 23 of 32 corrective clicks on small
+# synthetic lesions, and the learned engine's, with half the radius, 6 of 8 on two synthetic
+# lung nodules of 1-3 mL (by up to 0.04): under ``lesion_min_ml`` every engine's reach is the
+# click's own distance.
+CORRECTIONS = {
+    "classical": CorrectionParams(),
+    "learned": CorrectionParams(lesion_factor=1.5),
+}

@@ -151,12 +151,18 @@ def test_the_windows_models_menu_gets_a_bundle_off_the_gui_thread_and_offers_it_
     shutil.copytree(shared_data / "model-zoo" / "vista3d", tmp_path / "build" / "vista3d")  # configs only
     zip_bundle(tmp_path / "build" / "vista3d", served / "vista3d_v0.5.4.zip")
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    warnings = []  # a failure's modal box would wait for a click forever: recorded instead
+    monkeypatch.setattr(QMessageBox, "warning", lambda _w, _t, text, *a, **k: warnings.append(text))
+    from medviewer_plugins.monai_bundle.impl import forbid_downloads
+
+    forbid_downloads()  # a bundle ran earlier in this window: its refusal of downloads is the bundle's only
     window = MainWindow(settings=QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat), quiet=True)
     qtbot.addWidget(window)
     assert "Get a Model Zoo bundle" in " ".join(a.text() for a in window.models_menu.actions())
     task = models_menu.start_get(window, "vista3d", "0.5.4", base)
     with qtbot.waitSignal(task.ended, timeout=60000):
         pass
+    assert warnings == []
     installed = str((tmp_path / "models" / "vista3d").resolve())
     assert trust.is_trusted(installed) and "installed vista3d" in window.status_label.text()
     assert window.segment_editor.engine_combo.currentText() == installed

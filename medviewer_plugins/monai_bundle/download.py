@@ -66,7 +66,10 @@ def _extracted_bundle(staging: Path) -> Path:
 def get_bundle(name: str, version: str | None = None, *, source: str | None = None, url: str | None = None,
                folder: str | os.PathLike | None = None, force: bool = False, progress: bool = False) -> Path:
     """Download bundle ``name`` into ``folder`` (default: the user's model folder); returns its path."""
-    from monai.bundle import download
+    # the scripts module's own function: a bundle run replaces monai.bundle.download (and
+    # monai.apps' downloaders) with a refusal for the rest of the process (forbid_downloads),
+    # and a download the user asks for afterwards, in the same window, must still work
+    from monai.bundle.scripts import download
 
     source = source or default_source()
     url = url or bundle_url(name, version, source)

@@ -329,7 +329,15 @@ QTimer.singleShot(240000, loop.quit)
 lesion = json.loads(open(sys.argv[3]).read())["lesions"][1]
 editor.add_click(lesion["center_mm"])
 loop.exec()
-print(json.dumps(outcome))
+print(json.dumps(outcome), flush=True)
+# The click is what is tested. This script, unlike the app (app.exec() returning after the window
+# closed), would leave the interpreter while the window's background threads (measures, the 3D
+# copy) may still run, and the C++ runtime aborts such an exit now and then ("terminate called
+# without an active exception", seen once in CI): close the window, then leave at once.
+import os
+window.close()
+app.processEvents()
+os._exit(0)
 """
 
 

@@ -12,7 +12,7 @@ grid (see MODEL_GRID); output: tumour / background. Clicks are simulated as the 
 user clicks (tools/click_eval.py): the first at a deep interior point, later ones at the deepest
 point of the larger error, fed back through the network during training (DeepEdit-style).
 
-Split (fixed): train STS_001..STS_018, validation STS_019..STS_024.
+Split (fixed, v0.5.0): validation STS_019..STS_025, 032, 036, 039 (10 cases); training the other 34.
 Data: $MEDVIEWER_DATA/sts (default ../shared/data/sts). Work folder: --work (checkpoints, cache).
 """
 
@@ -44,8 +44,15 @@ MODEL_GRID = ModelGrid(spacing=(3.0, 3.0, 4.0), patch_zyx=(48, 80, 80), sigma_vo
 TRAIN_PATCH_ZYX = MODEL_GRID.patch_zyx
 # Share of training windows that reach beyond the crop (see _extended_window).
 EXTEND_FRACTION = 0.5
-TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 19)]
-VAL_CASES = [f"STS_{n:03d}" for n in range(19, 25)]
+# The split of v0.5.0 (44 cases): validation STS_019-024 (the old validation set) and STS_025,
+# 032, 036, 039 (four of the cases that joined later, picked before any run saw them); training
+# the other 34. No validation case is ever trained on.
+VAL_CASES = [f"STS_{n:03d}" for n in (19, 20, 21, 22, 23, 24, 25, 32, 36, 39)]
+TRAIN_CASES = [f"STS_{n:03d}" for n in range(1, 45) if f"STS_{n:03d}" not in VAL_CASES]
+# CT backgrounds without labels, for made-up lesions of other sites (synthetic_lesion's "lung"
+# and "organ"): paths under --backgrounds (default $MEDVIEWER_TRAIN_BACKGROUNDS); see the model
+# card for where they come from and their licences.
+BACKGROUNDS = {"chest-lidc-0314": "lidc-0314", "abdomen-totalseg": "totalseg_example_ct.nii.gz"}
 ROI_NAME = "GTV_Mass_CT"
 
 
@@ -54,13 +61,29 @@ def data_root() -> str:
 
 
 # ---- data --------------------------------------------------------------------------------------
+def backgrounds_root() -> str:
+    return os.environ.get("MEDVIEWER_TRAIN_BACKGROUNDS", "../training-data/backgrounds")
+
+
 def prepare(work: str) -> None:
     from medviewer.io import load_volume
     from medviewer.io.annotations import read_rtstruct
 
     cache = os.path.join(work, "cache")
     os.makedirs(cache, exist_ok=True)
+    for name, rel in BACKGROUNDS.items():
+        path = os.path.join(backgrounds_root(), rel)
+        if not os.path.exists(path):
+            print(f"{name}: {path} is absent; made-up lesions of the chest and abdomen are off", flush=True)
+            continue
+        image = load_volume(path)
+        ct = resample_to_spacing(image.with_array(image.array.astype(np.float32)), MODEL_GRID.spacing, axial=True)
+        np.savez_compressed(os.path.join(cache, f"{name}.npz"), ct=ct.array.astype(np.float32),
+                            mask=np.zeros(ct.shape, bool))
+        print(f"{name}: {ct.shape}", flush=True)
     for case in TRAIN_CASES + VAL_CASES:
+        if os.path.exists(os.path.join(cache, f"{case}.npz")):
+            continue
         folder = os.path.join(data_root(), "sts", case)
         image = load_volume(os.path.join(folder, "image"))
         labels = read_rtstruct(os.path.join(folder, "RS.dcm"), image, roi_names=ROI_NAME)
@@ -201,6 +224,100 @@ def synthetic_lesion(recipient, rng, tries: int = 20):
     return None
 
 
+def _lungs(background) -> np.ndarray:
+    """Air inside the body (lungs, airways): voxels under -400 HU in parts that touch no side of
+    the field of view (the air around the patient does). Computed once per background."""
+    if "lungs" not in background:
+        from scipy import ndimage
+
+        parts, _ = ndimage.label(background["ct"] < -400)
+        outside = np.unique(np.concatenate([parts[:, [0, -1], :].ravel(), parts[:, :, [0, -1]].ravel()]))
+        background["lungs"] = (parts > 0) & ~np.isin(parts, outside)
+    return background["lungs"]
+
+
+def site_lesion(background, rng, site: str, tries: int = 30):
+    """A made-up lesion of another site in an unlabelled CT ``background`` (BACKGROUNDS):
+
+    - ``"lung"``: a solid nodule or mass (0.3 to 150 mL, -40 to 60 HU with a noise of its own)
+      in lung parenchyma, where up to a third of it may lie against the pleura, chest wall or
+      mediastinum (the hard case: a lesion of the same density as what it touches);
+    - ``"organ"``: a liver-metastasis-like lesion (0.5 to 150 mL) inside a homogeneous organ of
+      20-200 HU, hypodense by 15-90 HU (70%) or hyperdense by 15-60 HU, sometimes with an
+      enhancing rim or a darker core, so that the network learns to stop at the lesion's edge
+      and not to run over the organ around it.
+
+    The shape is a smooth random blob (as synthetic_lesion), edges blended over about a voxel.
+    None when no spot fits."""
+    import SimpleITK as sitk
+
+    voxel_ml = float(np.prod(MODEL_GRID.spacing)) / 1000.0
+    low, high = (0.3, 150) if site == "lung" else (0.5, 150)
+    volume_ml = math.exp(rng.uniform(math.log(low), math.log(high)))
+    axes = rng.uniform(0.7, 1.4, 3)
+    axes *= (volume_ml / voxel_ml / (4 / 3 * math.pi * np.prod(axes))) ** (1 / 3)
+    axes = np.maximum(axes, 0.8)
+    half = np.ceil(axes * 1.4).astype(int) + 2
+    size = 2 * half + 1
+    grid = np.stack(np.meshgrid(*[np.arange(n) - h for n, h in zip(size, half)], indexing="ij"), -1)
+    r = np.sqrt(((grid / axes) ** 2).sum(-1))
+
+    def smooth_noise(sigma):
+        field = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
+            sitk.GetImageFromArray(rng.normal(0, 1, size).astype(np.float32)), float(sigma)))
+        return field / max(float(field.std()), 1e-6)
+
+    bend = 0.25 if site == "lung" else 0.12  # lung lesions are lobulated, organ lesions rounder
+    shape_field = r + bend * smooth_noise(max(1.5, float(axes.min()) / 2))
+    soft = np.clip((1.0 - shape_field) * max(1.5, float(axes.min())) / 1.5 + 0.5, 0, 1)
+    t_mask = soft > 0.5
+    if t_mask.sum() < 4:
+        return None
+    ct_full = background["ct"]
+    shape = np.asarray(ct_full.shape)
+    if np.any(size + 2 > shape):
+        return None
+    for _ in range(tries):
+        at = np.array([rng.integers(0, n + 1) for n in shape - size])
+        place = tuple(slice(a, a + n) for a, n in zip(at, size))
+        under = ct_full[place]
+        hu = under[t_mask]
+        if site == "lung":
+            lungish = _lungs(background)[place][t_mask].mean()
+            if lungish < 0.67 or (hu > 300).mean() > 0.02:
+                continue
+            body = rng.uniform(-40, 60)
+            noise = rng.normal(0, rng.uniform(8, 25), size).astype(np.float32)
+            inside = body + rng.uniform(0, 15) * smooth_noise(1.5) + noise
+            if rng.random() < 0.15:  # a cavity or necrosis
+                inside = inside - rng.uniform(30, 120) * np.clip((0.5 - r) / 0.2, 0, 1)
+        else:
+            med = float(np.median(hu))
+            if not 20 <= med <= 200 or (np.abs(hu - med) < 35).mean() < 0.92:
+                continue
+            # The organ goes on around it: a shell of two voxels homogeneous too.
+            shell = (r > 1.0) & (r < 1.0 + 2.0 / max(1.0, float(axes.min())))
+            if (np.abs(under[shell] - med) < 45).mean() < 0.8:
+                continue
+            hyper = rng.random() < 0.3
+            step = rng.uniform(15, 60) if hyper else -rng.uniform(15, 90)
+            texture = under - sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
+                sitk.GetImageFromArray(under.astype(np.float32)), 1.5))
+            inside = med + step + rng.uniform(0, 8) * smooth_noise(1.5) + texture
+            draw = rng.random()
+            if draw < 0.2:  # an enhancing rim
+                inside = inside + rng.uniform(40, 80) * np.clip(1 - np.abs(r - 0.85) / 0.15, 0, 1)
+            elif draw < 0.4:  # a darker core
+                inside = inside - rng.uniform(15, 40) * np.clip((0.55 - r) / 0.2, 0, 1)
+        ct = ct_full.copy()
+        ct[place] = soft * inside + (1 - soft) * under
+        mask = np.zeros(ct_full.shape, bool)
+        mask[place] = t_mask
+        return {"name": f"{site}-lesion-in-{background['name']}", "ct": ct.astype(np.float32),
+                "mask": mask, "depth": _depth(mask)}
+    return None
+
+
 SPACING_ZYX = MODEL_GRID.spacing[::-1]
 
 
@@ -210,6 +327,8 @@ def first_click(case, rng, deepest: bool = False) -> np.ndarray:
     if deepest:
         return np.array(np.unravel_index(int(np.argmax(depth)), depth.shape), dtype=float)
     flat = depth.ravel() ** 2
+    if not flat.sum() > 0:  # a lesion of a voxel or two: any of its voxels
+        flat = case["mask"].ravel().astype(float)
     idx = rng.choice(flat.size, p=flat / flat.sum())
     return np.array(np.unravel_index(idx, depth.shape), dtype=float)
 
@@ -343,10 +462,19 @@ def robot_session(net, case, clicks: int, device="cpu", flips=False, patch=None)
 
 
 # ---- training ----------------------------------------------------------------------------------
-def _training_case(cases, rng, paste: float, synthetic: float = 0.0):
-    """A training case, or with probability ``synthetic`` (--synthetic) a made-up lesion in a
-    training case (synthetic_lesion), or with probability ``paste`` (--paste) a training tumour
-    pasted into another training case's body (paste_tumour)."""
+def _training_case(cases, rng, paste: float, synthetic: float = 0.0, sites: float = 0.0,
+                   backgrounds=()):
+    """A training case, or with probability ``sites`` (--sites) a made-up lung or organ lesion in
+    a CT background (site_lesion), or with probability ``synthetic`` (--synthetic) a made-up
+    lesion in a training case (synthetic_lesion), or with probability ``paste`` (--paste) a
+    training tumour pasted into another training case's body (paste_tumour)."""
+    if sites and backgrounds and rng.random() < sites:
+        for _ in range(3):
+            background = backgrounds[rng.integers(len(backgrounds))]
+            site = "organ" if background["name"].startswith("abdomen") or rng.random() < 0.3 else "lung"
+            made = site_lesion(background, rng, site)
+            if made is not None:
+                return made
     case = cases[rng.integers(len(cases))]
     draw = rng.random()
     if synthetic and draw < synthetic:
@@ -359,7 +487,8 @@ def _training_case(cases, rng, paste: float, synthetic: float = 0.0):
 
 
 def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed: int,
-          init: str | None = None, val_every: int = 250, paste: float = 0.0, synthetic: float = 0.0) -> None:
+          init: str | None = None, val_every: int = 250, paste: float = 0.0, synthetic: float = 0.0,
+          sites: float = 0.0) -> None:
     import torch
     from monai.losses import DiceCELoss
 
@@ -367,6 +496,8 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
     rng = np.random.default_rng(seed + int(time.time()) % 1000)
     train_cases = load_cases(work, TRAIN_CASES)
     val_cases = load_cases(work, VAL_CASES)
+    backgrounds = load_cases(work, [n for n in BACKGROUNDS
+                                    if os.path.exists(os.path.join(work, "cache", f"{n}.npz"))])
     net = build_network()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-5)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -384,13 +515,15 @@ def train(work: str, hours: float, batch: int, lr: float, total_iters: int, seed
         print(f"starting from the weights in {init}", flush=True)
     state["paste_fraction"] = paste
     state["synthetic_fraction"] = synthetic
+    state["sites_fraction"] = sites
     deadline = time.time() + hours * 3600
     t0, losses = time.time(), []
     while time.time() < deadline and state["iteration"] < total_iters:
         it = state["iteration"]
         for group in opt.param_groups:  # cosine schedule over total_iters
             group["lr"] = 1e-5 + 0.5 * (lr - 1e-5) * (1 + math.cos(math.pi * it / total_iters))
-        samples = [sample(_training_case(train_cases, rng, paste, synthetic), rng) for _ in range(batch)]
+        samples = [sample(_training_case(train_cases, rng, paste, synthetic, sites, backgrounds), rng)
+                   for _ in range(batch)]
         pos = [[s[2]] for s in samples]
         neg = [[] for _ in samples]
         rounds = rng.choice([0, 0, 1, 1, 2])  # DeepEdit: some batches see corrective clicks
@@ -563,6 +696,8 @@ def main() -> None:
                     help="train: share of windows around a training tumour pasted into another case")
     ap.add_argument("--synthetic", type=float, default=0.0,
                     help="train: share of windows around a made-up lesion (synthetic_lesion)")
+    ap.add_argument("--sites", type=float, default=0.0,
+                    help="train: share of windows with a made-up lung or organ lesion in a CT background")
     ap.add_argument("--patch", default=None, help="evaluate: window z,y,x (default: the model grid's)")
     ap.add_argument("--flips", action="store_true", help="test-time flips in evaluate")
     a = ap.parse_args()
@@ -570,7 +705,8 @@ def main() -> None:
     if a.step == "prepare":
         prepare(a.work)
     elif a.step == "train":
-        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed, a.init, a.val_every, a.paste, a.synthetic)
+        train(a.work, a.hours, a.batch, a.lr, a.iterations, a.seed, a.init, a.val_every, a.paste, a.synthetic,
+              a.sites)
     elif a.step == "average":
         average(a.work, a.from_iteration, a.weights or os.path.join(a.work, "averaged_model.pt"))
     elif a.step == "export-bundle":

@@ -60,17 +60,41 @@ class Change:
         return int(np.count_nonzero(self.before != self.after))
 
 
-def diff(old: np.ndarray, new: np.ndarray, label: int, description: str = "", **clicks) -> Change | None:
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box holding every True voxel of ``mask`` (None: none is True). From the
+    mask's projections on each axis: a few times faster than ``np.nonzero`` on a large grid."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
+
+
+def union_box(*boxes) -> tuple[slice, ...] | None:
+    """The smallest box holding every box given (None ones left out)."""
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return None
+    return tuple(slice(min(b[k].start for b in boxes), max(b[k].stop for b in boxes))
+                 for k in range(len(boxes[0])))
+
+
+def diff(old: np.ndarray, new: np.ndarray, label: int, description: str = "",
+         within: tuple[slice, ...] | None = None, **clicks) -> Change | None:
     """The change from ``old`` to ``new`` over the box that differs; None if nothing did (and no
-    click list changed)."""
-    where = np.nonzero(old != new)
+    click list changed). ``within``: a box outside which the two are known to be equal (only it
+    is compared)."""
+    offset = [0] * old.ndim if within is None else [s.start for s in within]
+    where = np.nonzero(old != new) if within is None else np.nonzero(old[within] != new[within])
     if where[0].size == 0:
         if clicks and clicks.get("clicks_before") != clicks.get("clicks_after"):
             empty = np.zeros((0, 0, 0), dtype=old.dtype)
             return Change(label, (0, 0, 0), (0, 0, 0), empty, empty, description=description, **clicks)
         return None
-    lower = tuple(int(w.min()) for w in where)
-    upper = tuple(int(w.max()) + 1 for w in where)
+    lower = tuple(int(w.min()) + o for w, o in zip(where, offset))
+    upper = tuple(int(w.max()) + 1 + o for w, o in zip(where, offset))
     box = tuple(slice(a, b) for a, b in zip(lower, upper))
     return Change(label, lower, upper, old[box].copy(), new[box].copy(), description=description, **clicks)
 
@@ -162,12 +186,16 @@ def erase(labels: np.ndarray, box, mask: np.ndarray, label: int) -> None:
     sub[mask & (sub == label)] = 0
 
 
-def replace_segment(labels: np.ndarray, label: int, result: np.ndarray) -> np.ndarray:
+def replace_segment(labels: np.ndarray, label: int, result: np.ndarray,
+                    within: tuple[slice, ...] | None = None) -> np.ndarray:
     """A copy of ``labels`` where segment ``label`` is ``result`` (boolean, full grid); other
-    segments keep their voxels (the result does not overwrite them)."""
+    segments keep their voxels (the result does not overwrite them). ``within``: a box holding
+    every voxel of the segment and of ``result`` (only it is rewritten)."""
     out = labels.copy()
-    out[out == label] = 0
-    out[np.asarray(result, dtype=bool) & (out == 0)] = label
+    box = within if within is not None else (slice(None),) * labels.ndim
+    sub = out[box]
+    sub[sub == label] = 0
+    sub[np.asarray(result[box], dtype=bool) & (sub == 0)] = label
     return out
 
 

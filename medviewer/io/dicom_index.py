@@ -186,6 +186,12 @@ def _walk(root: str, unreadable: list[SkippedFile] | None = None,
     return files
 
 
+def list_files(root: str | os.PathLike) -> list[str]:
+    """The files that :func:`index_folder` would read under ``root``, in the order it reads them
+    (hidden ones left out): for a quick look at one of them before the index is built."""
+    return _walk(os.fspath(root))
+
+
 def _floats(value, n: int) -> tuple[float, ...] | None:
     try:
         out = tuple(float(v) for v in value)

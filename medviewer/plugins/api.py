@@ -88,6 +88,8 @@ class Param:
     required: bool = False
     label: str = ""
     unit: str = ""
+    #: set by the application, not by a person (the click tool's ``previous`` mask): forms leave it out
+    internal: bool = False
 
     @property
     def _name_unit(self) -> tuple[str, str]:
@@ -219,7 +221,7 @@ class Manifest:
         data["params"] = tuple(
             Param(p["name"], p.get("type", "str"), p.get("default"), p.get("help", ""),
                   tuple(p.get("choices", ())), bool(p.get("required", False)), str(p.get("label", "")),
-                  str(p.get("unit", "")))
+                  str(p.get("unit", "")), bool(p.get("internal", False)))
             for p in data.get("params", ()))
         data["requires"] = tuple(data.get("requires", ()))
         known = {f.name for f in dataclasses.fields(cls)}

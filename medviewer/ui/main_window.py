@@ -6,7 +6,7 @@ import os
 import time
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
@@ -57,11 +57,14 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.quiet = quiet
         self._tab_groups: list[tuple[QDockWidget, QDockWidget]] = []  # tabified when first shown
+        self._tab_firsts: set[QDockWidget] = set()   # the docks in front of a tab group made
+        self._shown_once = False
         self.setWindowTitle("medviewer")
         self.settings = settings if settings is not None else QSettings("medviewer", "medviewer")
         self.document = document or Document()
         self.task: Task | None = None
         self.loading = None   # the ProgressiveSeries shown while its slices are read, if any
+        self.preview = None   # the one-slice Volume shown while a big folder is indexed, if any
         self.errors: list[str] = []
         self.setAcceptDrops(True)
 
@@ -271,7 +274,7 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str, series: str | None = None) -> None:
         """Open a DICOM folder/file or an image file; indexing and loading run in the background."""
-        from medviewer.io import image_suffix, index_folder, load_volume
+        from medviewer.io import image_suffix, load_volume
 
         path = os.path.abspath(os.fspath(path))
         if not os.path.exists(path):
@@ -286,8 +289,9 @@ class MainWindow(QMainWindow):
                         f"Loading {os.path.basename(path)}", self._show_volume)
             return
 
-        def index(progress, cancelled):
-            return index_folder(path, progress=lambda done, total: progress(done / max(total, 1)))
+        from medviewer.ui.series_loading import IndexWithPreview
+
+        indexer = IndexWithPreview(path)
 
         def indexed(idx):
             self.index = idx
@@ -298,16 +302,43 @@ class MainWindow(QMainWindow):
             elif len(idx.image_series()) > 1 and not self.quiet:
                 chosen = self.choose_series(idx.image_series(), path)
                 if chosen is None:
+                    self._drop_preview()
                     self.status_label.setText(f"{path}: no series opened (double-click one in Studies)")
                     return
             else:   # one series; or automation, which opens the largest
                 chosen = pick_series(idx)
             if chosen is None:
                 from medviewer.io import nothing_found_message
+                self._drop_preview()
                 self._fail(f"{path}: {nothing_found_message(idx)}")
                 return
             self.load_series(chosen, idx.study_of(chosen), ask=False)
-        self._start(Task(index, "index"), f"Indexing {path}", indexed)
+        task = Task(indexer.read, "index")
+        task.progress.connect(lambda _f: self._show_preview(task, indexer))
+        task.failed.connect(lambda _m: self._drop_preview())
+        task.was_cancelled.connect(self._drop_preview)
+        self._start(task, f"Indexing {path}", indexed)
+
+    def _show_preview(self, task: Task, indexer) -> None:
+        """While a big folder is indexed, its middle file's slice (see series_loading.IndexWithPreview)."""
+        volume = indexer.preview
+        if volume is None or self.task is not task or self.preview is volume:
+            return
+        if self.document.image is not None:
+            # A study is open: it stays until the new series shows (a cancelled series question
+            # or a failed index must leave it as it was).
+            return
+        self.preview = volume
+        self.set_volume(volume, complete=False)
+        self.status_label.setText(f"Indexing {os.path.basename(indexer.path)} (showing one slice)...")
+
+    def _drop_preview(self) -> None:
+        """The preview is taken back when no series of its folder opens."""
+        image = self.document.image
+        if self.preview is not None and image is not None and image.volume is self.preview:
+            self.document.clear()
+            self.setWindowTitle("medviewer")
+        self.preview = None
 
     def choose_series(self, candidates, path: str):
         """Ask which of several image series to open (as ``medviewer open`` asks for --series);
@@ -431,6 +462,8 @@ class MainWindow(QMainWindow):
     def set_volume(self, volume: Volume, name: str | None = None, complete: bool = True) -> ImageLayer:
         """Show ``volume`` as the new reference image (removing the previous layers). Not
         ``complete``: its slices are still being read (see load_series); the 3D view waits."""
+        if volume is not self.preview:
+            self.preview = None
         self.document.clear()
         preset = WINDOW_PRESETS[self.wl_combo.currentText()]
         name = name or volume.meta.get("series_description") or "image"
@@ -695,20 +728,30 @@ class MainWindow(QMainWindow):
     def tabify_docks(self, first: QDockWidget, second: QDockWidget) -> None:
         """Put ``second`` as a tab behind ``first`` (``first`` stays in front).
 
-        Done when the window is first shown: Qt 6.11 gives the second tab group made before that
-        two tab bars, one of them a stray drawn across the dock above it."""
-        if self.isVisible():
+        Qt 6.11 gives a tab group made before the window is shown, when another group exists
+        already, two tab bars: a stray one stays drawn across the views or the docks. So the first
+        group is made at once, any other one in the first turn of the event loop after the show
+        (each pair in order: a group made later goes on waiting behind its first pairs)."""
+        made = self._tab_firsts
+        if self._tab_groups or (made and first not in made and not self.isVisible()):
+            self._tab_groups.append((first, second))
+            return
+        self.tabifyDockWidget(first, second)
+        first.raise_()
+        made.add(first)
+
+    def _tabify_waiting(self) -> None:
+        groups, self._tab_groups = self._tab_groups, []
+        for first, second in groups:
             self.tabifyDockWidget(first, second)
             first.raise_()
-        else:
-            self._tab_groups.append((first, second))
+            self._tab_firsts.add(first)
 
     def showEvent(self, event) -> None:
-        if self._tab_groups:  # the first show
-            for first, second in self._tab_groups:
-                self.tabifyDockWidget(first, second)
-                first.raise_()
-            self._tab_groups.clear()
+        if not self._shown_once:
+            self._shown_once = True
+            if self._tab_groups:
+                QTimer.singleShot(0, self._tabify_waiting)
             # narrow side panels: at 1280 x 900 each view of the 2 x 2 grid is about 380 pixels wide
             self.resizeDocks([self.browser_dock, self.plugins_dock], list(DOCK_WIDTHS), Qt.Horizontal)
         super().showEvent(event)

@@ -194,6 +194,8 @@ class PluginPanel(QWidget):
         if manifest is None:
             return
         for p in manifest.params:
+            if p.internal:
+                continue
             editor, getter = self._editor(p)
             editor.setToolTip(f"{p.help} ({p.name})" if p.help else p.name)
             label = QLabel(p.display_label + ("*" if p.required else ""))

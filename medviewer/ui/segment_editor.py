@@ -530,8 +530,9 @@ class SegmentEditor(ClickSegmenting, BrushPainting, SegmentMeasures, SegmentEffe
         self._recovery_timer.start()
         self.edited.emit()
 
-    def _commit(self, old: np.ndarray, new: np.ndarray, label: int, description: str, **clicks) -> object:
-        change = diff(old, new, label, description, **clicks)
+    def _commit(self, old: np.ndarray, new: np.ndarray, label: int, description: str,
+                within=None, **clicks) -> object:
+        change = diff(old, new, label, description, within=within, **clicks)
         if change is not None:
             self.stack.push(change)
         self._set_labels(new)

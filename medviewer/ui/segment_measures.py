@@ -12,11 +12,12 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from medviewer.core.document import Ruler, RulerLayer
 from medviewer.ui.tasks import Task
 
-#: the table's columns: what a reader looks at first (size) before the HU figures
-MEASURE_COLUMNS = ("Segment", "mL", "Long mm", "Short mm", "Mean HU", "Min", "Max", "Box mm (x y z)")
-MEASURE_TIPS = ("", "volume in millilitres", "longest axial diameter (RECIST), on its slice",
-                "longest extent perpendicular to it, same slice", "mean HU in the segment", "lowest HU",
-                "highest HU", "bounding box size (LPS x, y, z)")
+#: the table's columns: what a reader looks at first (size) before the HU figures; short
+#: headers (units in their tips), so that the first five fit the dock's default width
+MEASURE_COLUMNS = ("Segment", "mL", "Long", "Short", "HU", "Min", "Max", "Box mm (x y z)")
+MEASURE_TIPS = ("", "volume in millilitres", "longest axial diameter (RECIST), on its slice, in mm",
+                "longest extent perpendicular to it, same slice, in mm", "mean HU in the segment",
+                "lowest HU", "highest HU", "bounding box size (LPS x, y, z)")
 #: rows the table shows without scrolling
 VISIBLE_ROWS = 3
 
@@ -159,7 +160,8 @@ class SegmentMeasures:
         self.table.setRowCount(len(rows))
         for r, m in enumerate(rows):
             size = np.asarray(m.bbox_max_mm) - np.asarray(m.bbox_min_mm)
-            cells = (self.segments[m.label].name, f"{m.volume_ml:.2f}", f"{m.long_axis_mm:.1f}",
+            volume = f"{m.volume_ml:.1f}" if m.volume_ml >= 100 else f"{m.volume_ml:.2f}"
+            cells = (self.segments[m.label].name, volume, f"{m.long_axis_mm:.1f}",
                      f"{m.short_axis_mm:.1f}", f"{m.mean:.0f}", f"{m.minimum:.0f}", f"{m.maximum:.0f}",
                      " x ".join(f"{s:.0f}" for s in size))
             for c, text in enumerate(cells):
@@ -171,6 +173,10 @@ class SegmentMeasures:
                 if c == 7:
                     item.setToolTip("LPS mm: " + ", ".join(f"{a:.1f}..{b:.1f}" for a, b in
                                                            zip(m.bbox_min_mm, m.bbox_max_mm)))
+                else:   # every figure of the row, wherever the pointer rests (the dock may hide some columns)
+                    item.setToolTip(f"{cells[0]}: {m.volume_ml:.2f} mL, long {m.long_axis_mm:.1f} mm, "
+                                    f"short {m.short_axis_mm:.1f} mm, HU mean {m.mean:.0f} "
+                                    f"(min {m.minimum:.0f}, max {m.maximum:.0f}), box {cells[7]} mm")
                 self.table.setItem(r, c, item)
         self.totals.setText(
             f"{len(rows)} lesions: sum of the longest axial diameters {sum(m.long_axis_mm for m in rows):.1f} mm, "

@@ -7,6 +7,11 @@ centre) into a full-size Volume whose other slices hold the lowest value of that
 the views), publishes it as ``partial``, then reads the rest in chunks, nearest the middle first,
 into the same array, in place. The window polls ``partial`` and ``filled`` and redraws.
 
+Before that, while the folder is being indexed (reading 300 headers takes longer than a second),
+:class:`IndexWithPreview` shows one slice at once: the middle file of the folder by name (where
+a series written slice by slice keeps its middle slice) as a one-slice Volume at its own place in
+space, replaced by the series' partial volume as soon as there is one.
+
 The voxels equal :func:`medviewer.io.load_series`'s: the same reader (``read_slice``: SimpleITK with GDCM inside
 the file's guard), the same order of slices (:func:`~medviewer.io.analyze_series`),
 the pixel type of the series' first file, as its series reader takes it. Multi-frame series are
@@ -15,6 +20,7 @@ read whole by ``load_series``.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import numpy as np
@@ -82,3 +88,66 @@ def _chunks_from(middle: int, count: int) -> list[int]:
     read already, and read again in their chunks), nearest ``middle`` first."""
     starts = list(range(0, count, CHUNK))
     return sorted(starts, key=lambda s: abs(s + CHUNK // 2 - middle))
+
+
+#: folders with fewer files are indexed quickly enough that a preview would only flicker
+PREVIEW_MIN_FILES = 64
+
+
+class IndexWithPreview:
+    """Index a folder (:func:`medviewer.io.index_folder`) in a worker thread, publishing first a
+    one-slice ``preview`` Volume of its middle file (see the module's docstring); the window polls
+    ``preview`` on the first progress report."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.preview: Volume | None = None
+
+    def read(self, progress: Callable[[float], None], cancelled: Callable[[], bool]):
+        from medviewer.io import index_folder
+        from medviewer.io.dicom_index import list_files
+
+        if os.path.isdir(self.path):
+            files = list_files(self.path)
+            if len(files) >= PREVIEW_MIN_FILES:
+                self.preview = preview_slice(files[len(files) // 2])
+                if self.preview is not None:
+                    progress(0.0)
+        return index_folder(self.path, progress=lambda done, total: progress(done / max(total, 1)),
+                            cancelled=cancelled)
+
+
+def preview_slice(path: str) -> Volume | None:
+    """One DICOM file's image as a one-slice Volume placed in space by its own header, or None
+    where it is not a single-frame image with position, orientation and pixel spacing (or cannot
+    be read: the index names the file and the problem)."""
+    from medviewer.io.dicom_index import read_header
+    from medviewer.io.dicom_series import read_slice
+
+    try:
+        header, fields = read_header(path)
+        if (not header.has_pixels or header.number_of_frames != 1 or header.position is None
+                or header.orientation is None or header.pixel_spacing is None):
+            return None
+        plane = read_slice(header, header)
+    except MedviewerError:
+        return None
+    row = np.asarray(header.orientation[:3], float)
+    col = np.asarray(header.orientation[3:], float)
+    if not (np.all(np.isfinite(row)) and np.all(np.isfinite(col))):
+        return None
+    row = row / np.linalg.norm(row)
+    col = col - (col @ row) * row
+    col = col / np.linalg.norm(col)
+    thickness = header.slice_thickness if header.slice_thickness and header.slice_thickness > 0 else 1.0
+    meta = {"series_description": fields.get("SeriesDescription", ""), "patient_id": fields.get("PatientID", ""),
+            "series_instance_uid": fields.get("SeriesInstanceUID", ""), "preview": True}
+    try:
+        return Volume(array=plane[None], spacing=(float(header.pixel_spacing[1]), float(header.pixel_spacing[0]),
+                                                  float(thickness)),
+                      origin=tuple(float(v) for v in header.position),
+                      direction=np.column_stack([row, col, np.cross(row, col)]),
+                      frame_of_reference_uid=fields.get("FrameOfReferenceUID") or None,
+                      modality=fields.get("Modality") or "OT", meta=meta)
+    except (ValueError, TypeError):
+        return None

@@ -28,7 +28,7 @@ MANIFEST = Manifest(
         # Corrective clicks change the mask only near themselves (medviewer.segmentation.corrections):
         # the window sends the segment's current mask, `segment` the mask it replaces.
         Param("previous", "path", "", "the lesion's mask before the latest click (a label image on the same "
-              "grid; from the window, the segment itself): corrections then stay local"),
+              "grid; from the window, the segment itself): corrections then stay local", internal=True),
     ),
     requires=("numpy", "SimpleITK"),
     isolation="thread",

@@ -216,3 +216,26 @@ def test_scissors_cut_through_every_slice_or_one_along_the_views_axis():
     assert np.array_equal(scissors(labels, 1, volume, square[:2], 2), labels)   # two points: no outline
     with pytest.raises(ValueError):
         scissors(labels, 1, volume, square, 2, "cut")
+
+
+def test_a_change_computed_within_a_box_equals_the_whole_grid_one():
+    """The click tool rewrites and compares only the box holding the segment before and after
+    (bounding_box, union_box): the same label map and the same undo record as the whole-grid
+    passes, for a segment that moves, grows beside another segment and vanishes."""
+    from medviewer.core.label_edit import bounding_box, diff, replace_segment, union_box
+
+    rng = np.random.default_rng(3)
+    labels = np.zeros((20, 30, 40), np.uint8)
+    labels[2:6, 3:9, 4:12] = 1
+    labels[10:14, 10:20, 20:30] = 2
+    for result in (np.zeros(labels.shape, bool), rng.random(labels.shape) > 0.995):
+        result[8:12, 12:18, 18:25] |= result.any()   # overlaps segment 2, which keeps its voxels
+        box = union_box(bounding_box(labels == 1), bounding_box(result))
+        whole = replace_segment(labels, 1, result)
+        boxed = replace_segment(labels, 1, result, within=box)
+        assert np.array_equal(whole, boxed)
+        a, b = diff(labels, whole, 1, "click"), diff(labels, boxed, 1, "click", within=box)
+        assert (a.lower, a.upper) == (b.lower, b.upper)
+        assert np.array_equal(a.before, b.before) and np.array_equal(a.after, b.after)
+    assert bounding_box(np.zeros((3, 3, 3), bool)) is None and union_box(None, None) is None
+    assert bounding_box(labels == 2) == (slice(10, 14), slice(10, 20), slice(20, 30))

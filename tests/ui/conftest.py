@@ -23,6 +23,7 @@ def window(qtbot, tmp_path):
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: not w._tab_groups)   # the side panels' tabs are made once it is shown
     yield w
     if w.task is not None:
         w.task.cancel()

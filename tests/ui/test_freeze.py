@@ -36,7 +36,12 @@ def _open(window, qtbot, folder):
     seen, first = [], {}
 
     def on_layer(layer):
-        if layer is window.document.image and "middle" not in first:
+        if layer is not window.document.image:
+            return
+        if layer.volume.meta.get("preview"):   # one slice, shown while the folder is indexed
+            seen.append("preview")
+            first["preview"] = layer.volume
+        elif "middle" not in first:
             seen.append("shown")
             array = layer.volume.array
             first["middle"] = array[(array.shape[0] - 1) // 2].copy()
@@ -53,8 +58,14 @@ def test_open_shows_the_middle_slice_first_and_the_rest_follows_without_a_freeze
                                                                                  demo_volume):
     window.set_layout("2x2")   # volume rendering off, as at first (a frame of it takes seconds here)
     seen, first, meter = _open(window, qtbot, demo_series)
-    assert seen == ["shown", "complete"]
+    assert seen == ["preview", "shown", "complete"]
     volume = window.document.image.volume
+    # the preview: one real slice of the series, where the series has it
+    preview = first["preview"]
+    assert preview.shape[0] == 1
+    k = int(round(volume.patient_to_voxel([preview.origin])[0][0]))
+    assert np.allclose(volume.voxel_to_patient([[k, 0, 0]])[0], preview.origin, atol=1e-3)
+    assert np.array_equal(preview.array[0], demo_volume.array[k])
     middle = (volume.shape[0] - 1) // 2
     assert np.array_equal(first["middle"], demo_volume.array[middle])   # the first view's slice was in
     assert np.array_equal(volume.array, demo_volume.array)              # then every slice, as load_series reads
@@ -221,3 +232,35 @@ def test_a_hidden_3d_view_builds_segment_surfaces_only_when_shown(window, qtbot,
     window.set_layout("2x2")
     assert layer.id in view._surfaces
     assert view._surfaces[layer.id][1].GetProperty().GetOpacity() == pytest.approx(0.6)
+
+
+def test_the_preview_is_taken_back_when_the_open_is_cancelled_or_fails(window, qtbot, demo_series, monkeypatch):
+    """A big folder shows one slice at once (series_loading.IndexWithPreview); a cancelled or
+    failed index takes it back: nothing of it stays on screen."""
+    import time
+
+    import medviewer.io as mio
+
+    index_folder = mio.index_folder
+    monkeypatch.setattr(mio, "index_folder",   # a slow disk: time to cancel while indexing
+                        lambda *a, **k: (time.sleep(1.0), index_folder(*a, **k))[1])
+    window.open_path(str(demo_series))
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=60000)
+    assert window.document.image.volume.meta.get("preview") and window.preview is not None
+    qtbot.mouseClick(window.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not window.task.running, timeout=60000)
+    assert window.document.image is None and window.preview is None
+
+    # an index that fails (an unreadable folder, say) says so and takes the preview back too
+    from medviewer.core.errors import MedviewerError
+
+    def failing(path, **_):
+        time.sleep(1.0)
+        raise MedviewerError("folder is not readable (permission denied)", str(path))
+    monkeypatch.setattr(mio, "index_folder", failing)
+    window.open_path(str(demo_series))
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=60000)
+    qtbot.waitUntil(lambda: not window.task.running, timeout=60000)
+    qtbot.wait(200)
+    assert window.document.image is None and window.preview is None
+    assert "not readable" in window.status_label.text()

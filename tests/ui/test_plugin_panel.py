@@ -273,3 +273,21 @@ def test_param_label_and_unit_from_the_manifest_or_the_name():
     assert Param("threshold_hu", "float", -500.0).display_unit == "HU"
     assert Param("threshold_hu", "float", -500.0).decimals == 0
     assert Param("mm", "float", 1.0).display_label == "Mm"   # a bare unit word is a name, not a suffix
+
+
+def test_a_parameter_the_application_sets_is_not_in_the_form(qtbot):
+    """click-segment's ``previous`` (the segment's mask, sent by the click tool) is no field a
+    person fills in: the Plugins dock leaves it out; the engine and bundle stay."""
+    from medviewer.core.document import Document
+    from medviewer.plugins.api import Manifest
+    from medviewer.ui.plugin_panel import PluginPanel
+
+    from medviewer.plugins.registry import get_manifest
+
+    panel = PluginPanel(Document())
+    qtbot.addWidget(panel)
+    panel._build_form(get_manifest("click-segment"))   # the form alone: selecting would load the engine
+    assert "previous" not in panel._editors and {"engine", "bundle"} <= set(panel._editors)
+    internal = Manifest.from_dict({"id": "p", "title": "P", "kind": "segmentation", "entry": "m:C", "params": [
+        {"name": "state", "type": "str", "internal": True}]}).params[0]
+    assert internal.internal

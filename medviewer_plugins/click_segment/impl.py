@@ -128,7 +128,15 @@ class ClickSegment(Plugin):
             mask = segment_learned(request.volume, request.prompts.positive, request.prompts.negative,
                                    bundle=bundle, device=self.resolve_device(request.device),
                                    progress=report, cancelled=cancel.is_set)
-        elif engine == "classical":
+            if not mask.any() and request.params["engine"] == "auto":
+                # The network found nothing at the click (unsure of a small nodule, say): the
+                # classical engine outlines what the click is in, and says so.
+                engine = "classical"
+                chosen = "the learned engine found no lesion at the click"
+            elif not mask.any():
+                note = ("the learned engine found no lesion at the click; click nearer the lesion's "
+                        "middle, or try the classical or auto engine")
+        if engine == "classical":
             from medviewer.segmentation.classical import ClassicalParams, reached_reach, segment_classical
 
             mask = segment_classical(request.volume, request.prompts.positive, request.prompts.negative,
@@ -137,7 +145,7 @@ class ClickSegment(Plugin):
                 note = (f"the mask grew as far as the classical engine looks ({ClassicalParams.max_radius_mm:g} mm "
                         "around the clicks): it has probably leaked beyond the lesion; add a negative click "
                         "where it spills" + ("" if thin or missing else ", or try the learned engine"))
-        else:
+        elif engine != "learned":
             raise PluginError(f"unknown engine {engine!r} (auto, learned or classical)")
         if not note and reaches_image_edge(mask, np.asarray(request.volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "

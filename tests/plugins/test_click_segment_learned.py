@@ -375,3 +375,29 @@ def test_segment_asked_for_the_learned_engine_on_a_slice_names_the_one_that_ran(
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "by the classical engine;" in r.stdout.splitlines()[1]
+
+
+def test_auto_asks_the_classical_engine_when_the_network_finds_nothing_at_the_click(monkeypatch):
+    """LIDC's small nodules: the network unsure at the click returns nothing there (keep_clicked);
+    "auto" then outlines the lesion with the classical engine and says why; the learned engine
+    by name returns the empty mask with a note saying what to do."""
+    from medviewer_plugins.click_segment import impl, learned
+
+    from medviewer.core.volume import Volume
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+
+    monkeypatch.setattr(learned, "segment_learned", lambda volume, *a, **k: np.zeros(volume.shape, bool))
+    monkeypatch.setattr(impl, "choose_engine", lambda volume, positives: ("learned", ""))
+    array = np.full((40, 40, 40), -800, np.int16)   # a 10 mm nodule in lung
+    zz, yy, xx = np.mgrid[:40, :40, :40]
+    array[(zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 25] = 30
+    volume = Volume(array, spacing=(1.0, 1.0, 1.0))
+    manifest = get_manifest("click-segment")
+    auto = Runner().run(manifest, Request(volume, Prompts(((20.0, 20.0, 20.0),), ()), {"engine": "auto"}))
+    mask = auto.label_map.array > 0
+    assert mask[20, 20, 20] and 300 < mask.sum() < 700
+    assert "found no lesion at the click" in auto.note and "classical engine" in auto.note
+    named = Runner().run(manifest, Request(volume, Prompts(((20.0, 20.0, 20.0),), ()), {"engine": "learned"}))
+    assert not named.label_map.array.any() and "found no lesion at the click" in named.note

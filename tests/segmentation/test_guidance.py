@@ -78,7 +78,7 @@ def test_keep_clicked_drops_parts_without_a_click():
     mask = ball((20, 20, 40), (10, 10, 8), 4) | ball((20, 20, 40), (10, 10, 30), 4)
     kept = keep_clicked(mask, [(10.2, 9.8, 8.4)])
     assert kept.sum() == mask.sum() // 2 and kept[10, 10, 8] and not kept[10, 10, 30]
-    assert np.array_equal(keep_clicked(mask, [(0, 0, 0)]), mask)  # no click inside: all of it
+    assert not keep_clicked(mask, [(0, 0, 0)]).any()   # no part at or near the click: nothing
 
 
 def test_an_axial_grid_for_a_sagittal_or_feet_first_series():
@@ -105,3 +105,14 @@ def test_an_axial_grid_for_a_sagittal_or_feet_first_series():
     d = np.array([[0, 0, -1], [np.cos(tilt), np.sin(tilt), 0], [-np.sin(tilt), np.cos(tilt), 0]])  # P, S, R
     order, signs = axial_axes(d)
     assert list(order) == [2, 0, 1] and list(signs) == [-1, 1, 1]
+
+
+def test_keep_clicked_takes_the_nearest_part_a_voxel_or_two_from_the_click():
+    """A small nodule's mask may miss the voxel clicked on its edge: the part within two voxels
+    is the clicked lesion; one farther away is not."""
+    from medviewer.segmentation.guidance import keep_clicked
+
+    mask = ball((20, 20, 40), (10, 10, 8), 3) | ball((20, 20, 40), (10, 10, 30), 3)
+    kept = keep_clicked(mask, [(10, 10, 12.6)])          # two voxels beyond the first ball's edge
+    assert kept[10, 10, 8] and not kept[10, 10, 30]
+    assert not keep_clicked(mask, [(10, 10, 15)]).any()   # four voxels off: nothing there

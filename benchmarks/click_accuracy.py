@@ -1,7 +1,7 @@
 """Click-to-segment accuracy, corrections and latency, on sarcomas and off them, for every engine.
 
-    python benchmarks/click_accuracy.py [--sets sts,synthetic,a0001,demo] [--engines auto,learned,classical]
-        [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--no-previous]
+    python benchmarks/click_accuracy.py [--sets sts,synthetic,a0001,demo,lidc] [--engines auto,learned,classical]
+        [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--no-previous]
 
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
 truth, each next one at the deepest point of the larger error (missed -> positive, spilled ->
@@ -21,7 +21,27 @@ Sets:
   a0001      the lung tumour of Lung-PET-CT-Dx A0001, one click at the centre of its middle box:
              the mask's volume, its share on the annotated slices and inside the boxes there,
              the slices it covers;
-  demo       the generated demo phantom's three lesions.
+  demo       the generated demo phantom's three lesions;
+  lidc       the LIDC-IDRI lung nodules (3 mm and more) of --lidc DIR (default $MEDVIEWER_LIDC, else
+             ../lidc): benchmarks/lidc.py rasterises each reader's XML outlines and groups them into
+             physical nodules. The robot clicks against the consensus: the voxels marked by at least
+             half of the readers who outlined the nodule (with two readers, by either). Per nodule:
+             the consensus volume, the readers, the Dice against the consensus after each click, the
+             last mask's Dice against each reader (median [min-max]) beside the readers' pairwise Dice
+             with one another (median [min-max]: the human ceiling); then the medians over nodules.
+
+LIDC data (lidc set): LIDC-IDRI-0001..0003 (full chest CTs, the XML of 4 readers each; 6 nodules of
+3 mm and more) lie in github.com/drivendataorg/concept-to-clinic at commit 17f399f (at HEAD they are
+Git LFS pointers), as tests/assets/LIDC-IDRI-000N/<study UID>/<series UID>/ with the .dcm slices and
+the NNN.xml together. Put each LIDC-IDRI-000N folder, as it is, into the --lidc folder (outside the
+repository: never commit data):
+
+    git clone https://github.com/drivendataorg/concept-to-clinic c2c
+    git -C c2c archive 17f399f tests/assets | tar -x -C /tmp && mv /tmp/tests/assets/LIDC-IDRI-000? ../lidc/
+
+Case folders downloaded from TCIA (a CT series and its XML, nested or not) go there the same way.
+Licence CC BY 3.0: Armato SG III et al., Data From LIDC-IDRI, The Cancer Imaging Archive,
+DOI 10.7937/K9/TCIA.2015.LO9QL9SX (and Med Phys 38:915-931, 2011).
 
 For each engine, the robot's correction statistics over all the cases it ran: how many corrective
 clicks lowered the Dice, by how much at most, and the clicks left on the wrong side of the mask
@@ -107,6 +127,26 @@ def demo_cases():
         yield f"demo-{n}", "demo", volume, labels == n
 
 
+def lidc_cases(root: str):
+    """(name, volume, physical nodule) for each LIDC nodule; a case that cannot load is named and skipped."""
+    from lidc import find_cases, load_case  # benchmarks/lidc.py (benchmarks/, first on sys.path)
+
+    folders = find_cases(root)
+    if not folders:
+        print(f"  (no LIDC case folder under {os.path.abspath(root)}: see --lidc and the docstring)")
+    for folder in folders:
+        try:
+            volume, nodules, notes = load_case(folder)
+        except Exception as e:  # any failure: one line naming the file, then the next case
+            message = str(e) if folder in str(e) else f"{folder}: {e}"
+            print(f"  (LIDC case skipped: {type(e).__name__}: {message})")
+            continue
+        for note in notes:
+            print(f"  ({note})")
+        for n, nodule in enumerate(nodules, 1):
+            yield f"{os.path.basename(folder)}/{n}", volume, nodule
+
+
 class Robot:
     """Runs the click-segment plugin as the robot user clicks, and keeps the statistics."""
 
@@ -185,6 +225,43 @@ def medians(rows, clicks: int) -> None:
         print(f"{'median ' + group:40s} {'':7s}  " + "  ".join(f"{s:6.3f}" for s in med) + f"  (n={len(keep)})")
 
 
+def run_lidc(robot: Robot, nodules, clicks: int):
+    """The LIDC nodules against their consensus, with the last mask's Dice against each reader beside
+    the readers' pairwise Dice (the human ceiling); returns rows as run_cases does."""
+    from lidc import pairwise_dice, sparse_dice
+
+    def spread(values) -> str:
+        return f"{statistics.median(values):.3f} [{min(values):.2f}-{max(values):.2f}]" if values else "-"
+
+    rows, mine, ceiling = [], [], []
+    print(f"{'LIDC nodule (Dice vs consensus)':32s} {'mL':>6s} rdrs  "
+          + "  ".join(f"dice@{k + 1}" for k in range(clicks))
+          + "  s/click  worse  ignored  vs readers          readers pairwise")
+    for name, volume, nodule in nodules:
+        worse_before = robot.worse
+        scores, times, pred, ignored = robot.run(volume, nodule.mask(volume.shape))
+        flat = np.flatnonzero(pred)
+        against = [sparse_dice(flat, voxels) for voxels in nodule.readers.values()]
+        pairs = pairwise_dice(nodule.readers)
+        mine.append((statistics.median(against), len(pairs) > 0))
+        if pairs:
+            ceiling.append(statistics.median(pairs))
+        ml = len(nodule.consensus()) * volume.voxel_volume_ml
+        print(f"{name:32s} {ml:6.2f} {len(nodule.readers):4d}  " + "  ".join(f"{s:6.3f}" for s in scores)
+              + f"  {statistics.median(times) if times else robot.first_call:7.2f}  {robot.worse - worse_before:5d}"
+              f"  {ignored:7d}  {spread(against):18s}  {spread(pairs)}", flush=True)
+        rows.append((name, "lidc", scores, times))
+    if rows:
+        med = np.median(np.array([s for _n, _g, s, _t in rows]), axis=0)
+        shared = [m for m, p in mine if p] or [float("nan")]
+        print(f"{'median over nodules':32s} {'':6s} {'':4s}  " + "  ".join(f"{s:6.3f}" for s in med)
+              + f"  (n={len(rows)})")
+        print(f"  last mask vs readers (median of the nodules' medians) {statistics.median([m for m, _p in mine]):.3f};"
+              f" on the {len(ceiling)} nodules with 2+ readers {statistics.median(shared):.3f}, beside the readers'"
+              f" pairwise Dice (the human ceiling) {statistics.median(ceiling or [float('nan')]):.3f}")
+    return rows
+
+
 def a0001(plugin, params) -> None:
     """The lung tumour of A0001: one click at the centre of the middle box."""
     from medviewer.io import load_volume
@@ -219,7 +296,7 @@ def main() -> None:
     from medviewer.plugins.registry import get_manifest, load_plugin
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, a0001, demo")
+    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, a0001, demo, lidc")
     ap.add_argument("--engines", default="auto,learned,classical")
     ap.add_argument("--clicks", type=int, default=3)
     ap.add_argument("--cases", default=",".join(VAL_CASES), help="the sts cases")
@@ -227,6 +304,7 @@ def main() -> None:
     ap.add_argument("--demo", action="store_true", help="the same as adding demo to --sets")
     ap.add_argument("--no-previous", action="store_true", help="rerun each click without the previous mask")
     ap.add_argument("--bundle", default="", help="the learned engine's bundle (default: the shipped one)")
+    ap.add_argument("--lidc", default=os.environ.get("MEDVIEWER_LIDC", "../lidc"), help="the LIDC case folders")
     a = ap.parse_args()
     sets = a.sets.split(",") + (["demo"] if a.demo else [])
     manifest = get_manifest("click-segment")
@@ -238,12 +316,14 @@ def main() -> None:
         cases += list(synthetic_cases(a.synthetic))
     if "demo" in sets:
         cases += list(demo_cases())
+    nodules = list(lidc_cases(a.lidc)) if "lidc" in sets else []
     summary = {}
     for engine in a.engines.split(","):
         params = manifest.resolve_params({"engine": engine, "bundle": a.bundle})
         print(f"\nengine {engine}" + (" (no previous mask)" if a.no_previous else ""))
         robot = Robot(plugin, params, a.clicks, not a.no_previous)
         rows = run_cases(robot, cases, a.clicks, surfaces="sts" in sets) if cases else []
+        rows += run_lidc(robot, nodules, a.clicks) if nodules else []
         if rows:
             medians(rows, a.clicks)
             drops = [d for d in robot.drops if d > 0]

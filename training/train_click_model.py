@@ -635,8 +635,10 @@ def export_bundle(work: str, weights: str, out: str) -> None:
 
     metadata = {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
-        "version": "0.4.0",
+        "version": "0.5.0",
         "changelog": {
+            "0.5.0": "fine-tuned from 0.4.0 on 34 sarcomas (new split: 10 validation cases) with made-up lung "
+                     "nodules and masses and organ lesions in unlabelled chest and abdominal CT backgrounds",
             "0.4.0": "fine-tuned from 0.3.0 with contrast and noise augmentation and more synthetic lesions (half the windows)",
             "0.3.1": "inference window 48 x 80 x 80, the training window (was 64 x 96 x 96); same weights",
             "0.3.0": "fine-tuned from 0.2.0 with synthetic lesions (training tumours pasted into other cases)",
@@ -646,12 +648,15 @@ def export_bundle(work: str, weights: str, out: str) -> None:
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
-        "name": "medviewer click-to-segment (soft-tissue tumour)",
+        "name": "medviewer click-to-segment (lesion)",
         "task": "Interactive 3D lesion segmentation from positive/negative clicks on CT",
-        "description": "DeepGrow/DeepEdit-style UNet trained on the Soft-tissue-Sarcoma CTs STS_001-018 "
-                       "(and synthetic lesions made from them).",
+        "description": "DeepGrow/DeepEdit-style UNet trained on 34 Soft-tissue-Sarcoma CTs (validation "
+                       "STS_019-025, 032, 036, 039 never trained on), synthetic lesions made from them, and "
+                       "made-up lung and organ lesions in two unlabelled CT backgrounds (see docs/README.md).",
         "authors": "medviewer developers",
-        "copyright": "medviewer developers; training data CC BY 3.0 (TCIA Soft-tissue-Sarcoma)",
+        "copyright": "medviewer developers; training data CC BY 3.0 (TCIA Soft-tissue-Sarcoma; LIDC-IDRI-0314 "
+                     "via FNNDSC/data, Apache-2.0 repository) and the TotalSegmentator example CT (Apache-2.0 "
+                     "repository wasserth/TotalSegmentator)",
         "network_data_format": {
             "inputs": {"image": {"type": "image", "format": "hounsfield+clicks", "num_channels": 3,
                                  "spatial_shape": list(MODEL_GRID.patch_zyx), "dtype": "float32",

@@ -170,3 +170,52 @@ def test_average_takes_the_mean_of_the_later_snapshots(tmp_path):
     avg = torch.load(tmp_path / "avg.pt", weights_only=True)
     assert torch.equal(avg["model"]["w"], torch.full((2,), 2.0))
     assert avg["snapshots"] == ["it00200.pt", "it00300.pt"]
+
+
+def test_the_split_keeps_ten_validation_cases_apart_from_the_34_trained_on():
+    assert len(T.VAL_CASES) == 10 and len(T.TRAIN_CASES) == 34
+    assert not set(T.VAL_CASES) & set(T.TRAIN_CASES)
+    assert sorted(T.VAL_CASES + T.TRAIN_CASES) == [f"STS_{n:03d}" for n in range(1, 45)]
+
+
+def _chest():
+    """A body of soft tissue (40 HU) in air, two lungs (-850 HU) inside it."""
+    ct = np.full((40, 60, 80), -1000.0, np.float32)
+    ct[:, 5:55, 5:75] = 40.0
+    ct[:, 12:48, 10:36] = -850.0
+    ct[:, 12:48, 44:70] = -850.0
+    return {"name": "chest", "ct": ct, "mask": np.zeros(ct.shape, bool), "depth": np.zeros(ct.shape)}
+
+
+def test_a_made_up_lung_lesion_lies_in_the_lungs_not_in_the_air_around_the_body():
+    background, rng = _chest(), np.random.default_rng(1)
+    lungs = T._lungs(background)
+    assert lungs[20, 30, 20] and not lungs[20, 2, 2]   # the air around the body is no lung
+    made = [c for c in (T.site_lesion(background, rng, "lung") for _ in range(15)) if c is not None]
+    assert len(made) >= 10
+    for case in made:
+        mask = case["mask"]
+        assert mask.sum() >= 4 and lungs[mask].mean() >= 0.6
+        assert case["ct"][mask].mean() > background["ct"][mask].mean() + 200   # solid, in air-filled lung
+        # the CT changes only about the lesion (its edge blended over about half its radius)
+        changed = np.argwhere(case["ct"] != background["ct"])
+        where = np.argwhere(mask)
+        lo, hi = where.min(0), where.max(0)
+        reach = (hi - lo) // 2 + 3
+        assert (changed >= lo - reach).all() and (changed <= hi + reach).all()
+
+
+def test_a_made_up_organ_lesion_lies_inside_a_homogeneous_organ_and_differs_from_it():
+    ct = np.full((40, 60, 60), -100.0, np.float32)     # fat
+    ct[5:35, 10:50, 10:50] = 60.0                     # an organ of 60 HU
+    ct += np.random.default_rng(0).normal(0, 5, ct.shape).astype(np.float32)
+    background = {"name": "abdomen", "ct": ct, "mask": np.zeros(ct.shape, bool), "depth": np.zeros(ct.shape)}
+    rng = np.random.default_rng(2)
+    made = [c for c in (T.site_lesion(background, rng, "organ") for _ in range(15)) if c is not None]
+    assert len(made) >= 5
+    organ = np.zeros(ct.shape, bool)
+    organ[5:35, 10:50, 10:50] = True
+    for case in made:
+        mask = case["mask"]
+        assert organ[mask].mean() > 0.9
+        assert abs(case["ct"][mask].mean() - 60.0) > 8    # hypo- or hyperdense against the organ

@@ -159,6 +159,30 @@ def paste_tumour(recipient, donor, rng, tries: int = 20):
     return None
 
 
+def _blob(volume_ml: float, shape_axes, rng, min_radius: float = 0.0):
+    """The frame of a made-up lesion of ``volume_ml`` on the model grid: its radii in voxels (an
+    ellipsoid of the given axis ratios), the half size and size of its box, each voxel's
+    ellipsoidal radius ``r`` (1 at the surface), and ``smooth_noise(sigma)``: a unit-variance
+    Gaussian-smoothed noise field of the box's size."""
+    import SimpleITK as sitk
+
+    voxel_ml = float(np.prod(MODEL_GRID.spacing)) / 1000.0
+    axes = np.asarray(shape_axes, float)
+    axes = axes * (volume_ml / voxel_ml / (4 / 3 * math.pi * np.prod(axes))) ** (1 / 3)  # radii in voxels
+    axes = np.maximum(axes, min_radius)
+    half = np.ceil(axes * 1.4).astype(int) + 2
+    size = 2 * half + 1
+    grid = np.stack(np.meshgrid(*[np.arange(n) - h for n, h in zip(size, half)], indexing="ij"), -1)
+    r = np.sqrt(((grid / axes) ** 2).sum(-1))
+
+    def smooth_noise(sigma):
+        field = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
+            sitk.GetImageFromArray(rng.normal(0, 1, size).astype(np.float32)), float(sigma)))
+        return field / max(float(field.std()), 1e-6)
+
+    return axes, half, size, r, smooth_noise
+
+
 def synthetic_lesion(recipient, rng, tries: int = 20):
     """A made-up lesion in ``recipient``'s body: a smooth random shape (an ellipsoid of 10 to
     600 mL bent by low-frequency noise) of one density (the soft tissue it lies in, moved by 8 to
@@ -169,19 +193,8 @@ def synthetic_lesion(recipient, rng, tries: int = 20):
     None when no spot keeps it in soft tissue beside the recipient's tumour."""
     import SimpleITK as sitk
 
-    voxel_ml = float(np.prod(MODEL_GRID.spacing)) / 1000.0
     volume_ml = math.exp(rng.uniform(math.log(10), math.log(600)))
-    axes = rng.uniform(0.6, 1.6, 3)
-    axes *= (volume_ml / voxel_ml / (4 / 3 * math.pi * np.prod(axes))) ** (1 / 3)  # radii in voxels
-    half = np.ceil(axes * 1.4).astype(int) + 2
-    size = 2 * half + 1
-    grid = np.stack(np.meshgrid(*[np.arange(n) - h for n, h in zip(size, half)], indexing="ij"), -1)
-    r = np.sqrt(((grid / axes) ** 2).sum(-1))
-
-    def smooth_noise(sigma):
-        field = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
-            sitk.GetImageFromArray(rng.normal(0, 1, size).astype(np.float32)), float(sigma)))
-        return field / max(float(field.std()), 1e-6)
+    axes, half, size, r, smooth_noise = _blob(volume_ml, rng.uniform(0.6, 1.6, 3), rng)
 
     shape_field = r + 0.18 * smooth_noise(max(2.0, float(axes.min()) / 2))
     soft = np.clip((1.0 - shape_field) * max(2.0, float(axes.min())) / 1.5 + 0.5, 0, 1)  # ~1 voxel ramp
@@ -251,21 +264,9 @@ def site_lesion(background, rng, site: str, tries: int = 30):
     None when no spot fits."""
     import SimpleITK as sitk
 
-    voxel_ml = float(np.prod(MODEL_GRID.spacing)) / 1000.0
     low, high = (0.3, 150) if site == "lung" else (0.5, 150)
     volume_ml = math.exp(rng.uniform(math.log(low), math.log(high)))
-    axes = rng.uniform(0.7, 1.4, 3)
-    axes *= (volume_ml / voxel_ml / (4 / 3 * math.pi * np.prod(axes))) ** (1 / 3)
-    axes = np.maximum(axes, 0.8)
-    half = np.ceil(axes * 1.4).astype(int) + 2
-    size = 2 * half + 1
-    grid = np.stack(np.meshgrid(*[np.arange(n) - h for n, h in zip(size, half)], indexing="ij"), -1)
-    r = np.sqrt(((grid / axes) ** 2).sum(-1))
-
-    def smooth_noise(sigma):
-        field = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
-            sitk.GetImageFromArray(rng.normal(0, 1, size).astype(np.float32)), float(sigma)))
-        return field / max(float(field.std()), 1e-6)
+    axes, half, size, r, smooth_noise = _blob(volume_ml, rng.uniform(0.7, 1.4, 3), rng, min_radius=0.8)
 
     bend = 0.25 if site == "lung" else 0.12  # lung lesions are lobulated, organ lesions rounder
     shape_field = r + bend * smooth_noise(max(1.5, float(axes.min()) / 2))

@@ -30,6 +30,9 @@ def pytest_configure(config):
     if "MEDVIEWER_RECOVERY_DIR" not in os.environ:
         config._medviewer_recovery = tempfile.mkdtemp(prefix="medviewer-recovery-")
         os.environ["MEDVIEWER_RECOVERY_DIR"] = config._medviewer_recovery
+    # likewise what `medviewer segment` remembers of its last runs (commands/segment_memory.py)
+    if "MEDVIEWER_SEGMENT_MEMORY" not in os.environ:
+        os.environ["MEDVIEWER_SEGMENT_MEMORY"] = os.path.join(tempfile.mkdtemp(prefix="medviewer-segment-"), "m")
     if os.environ.get("DISPLAY") or not sys.platform.startswith("linux") or not shutil.which("Xvfb"):
         return
     read_fd, write_fd = os.pipe()

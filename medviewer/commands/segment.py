@@ -82,7 +82,8 @@ def register(sub) -> None:
     p.add_argument("--name", default="lesion 1", help="the segment's name (SEG)")
     p.add_argument("--fresh", action="store_true",
                    help="outline the lesion afresh from all the clicks; without it, a mask already in OUT "
-                        "(on the same grid, holding a --point) is the result the latest clicks correct, "
+                        "(on the same grid, holding a --point), or else the last run's on this image when "
+                        "these clicks extend its clicks, is the result the latest clicks correct, "
                         "and they change it only near themselves")
     p.set_defaults(func=run)
 
@@ -98,7 +99,10 @@ def run(args) -> int:
         sys.modules.setdefault("matplotlib.pyplot", None)  # type: ignore[arg-type]
 
     from medviewer import __version__
+    from medviewer.commands import segment_memory
     from medviewer.io import dropped_note, image_suffix, load_volume, write_image
+
+    requested = args.engine   # what the run is remembered under (segment_memory)
 
     if not args.point:
         raise MedviewerError("give at least one --point=X,Y,Z inside the lesion")
@@ -144,11 +148,18 @@ def run(args) -> int:
 
     manifest = get_manifest("click-segment")
     params = params or {"engine": args.engine}
-    if replacing and not args.fresh and len(args.point) + len(args.negative) > 1:
-        previous, why = previous_mask(out, volume)
+    memory_key = (args.path, args.series, f"{requested} {params.get('bundle', '')}".strip())
+    if not args.fresh and len(args.point) + len(args.negative) > 1:
+        previous, why = previous_mask(out, volume) if replacing else (None, "")
+        if previous is None:   # OUT is new (or unusable): the last run on this image, if these clicks extend its
+            previous, clicks = segment_memory.recall(*memory_key, volume, args.point, args.negative)
+            if previous is not None:
+                why = ""
+                print(f"note: the latest clicks correct the mask of the last run on this image ({clicks} "
+                      "click(s), remembered); --fresh outlines the lesion afresh")
         if previous is not None:
             params["previous"] = previous
-        else:
+        elif why:
             print(f"note: {why}: the lesion is outlined afresh from all the clicks")
     request = Request(volume, Prompts(tuple(args.point), tuple(args.negative)), params, device=args.device)
     runner = Runner()
@@ -174,6 +185,7 @@ def run(args) -> int:
                   force=True, source_images=sources)
     else:
         write_image(labels, out, force=True)
+    segment_memory.remember(*memory_key, volume, args.point, args.negative, mask)
     ml = float(mask.sum()) * volume.voxel_volume_ml
     loaded = f", after {loaded_in:.1f} s loading it" if loaded_in >= 0.05 else ""
     print(f"{args.name}: {ml:.2f} mL ({int(mask.sum())} voxels), segmented in {elapsed:.2f} s "

@@ -2,6 +2,7 @@
 (medviewer.segmentation.corrections), on synthetic masks, through `medviewer segment`, and on a
 real sarcoma crop with the robot user."""
 
+import os
 import subprocess
 import sys
 
@@ -105,6 +106,29 @@ def test_segment_corrects_the_mask_it_replaces(demo_series, tmp_path):
     assert np.sqrt((near ** 2).sum(axis=1)).max() < 25  # only near the click
     r = run("--negative=-60,0,-62", "--fresh")
     assert r.returncode == 0 and "replaced" in r.stdout
+
+
+def test_segment_corrects_the_last_runs_mask_when_each_click_writes_a_new_file(demo_series, tmp_path):
+    """The reference robot writes each click's mask to a new file (pred1, pred2, ...): the run
+    whose clicks extend the last run's on the same image corrects that run's mask (remembered,
+    segment_memory), the same as rewriting one OUT; clicks that do not extend them start afresh."""
+    from medviewer.io import read_image
+
+    def run(out, *extra):
+        r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(demo_series), "--point=-60,0,-75",
+                            *extra, "--out", str(tmp_path / out)], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300, env={**os.environ, "MEDVIEWER_SEGMENT_MEMORY": str(tmp_path / "memory")})
+        assert r.returncode == 0, r.stderr
+        return r.stdout, read_image(tmp_path / out).array > 0
+
+    _, first = run("pred1.nii.gz")
+    said, second = run("pred2.nii.gz", "--negative=-60,0,-62")
+    assert "correct the mask of the last run on this image (1 click(s), remembered)" in said
+    assert second.any() and not (second & ~first).any() and second.sum() < first.sum()
+    said, fresh = run("pred3.nii.gz", "--negative=-60,0,-62", "--fresh")
+    assert "remembered" not in said
+    said, _ = run("pred4.nii.gz", "--negative=-50,0,-62")   # not an extension of pred3's clicks
+    assert "remembered" not in said
 
 
 @pytest.mark.data

@@ -121,7 +121,7 @@ def preview_slice(path: str) -> Volume | None:
     """One DICOM file's image as a one-slice Volume placed in space by its own header, or None
     where it is not a single-frame image with position, orientation and pixel spacing (or cannot
     be read: the index names the file and the problem)."""
-    from medviewer.io.dicom_index import read_header
+    from medviewer.io.dicom_index import plausible_orientation, read_header
     from medviewer.io.dicom_series import read_slice
 
     try:
@@ -132,10 +132,10 @@ def preview_slice(path: str) -> Volume | None:
         plane = read_slice(header, header)
     except MedviewerError:
         return None
+    if not plausible_orientation(header.orientation):   # a damaged header: the index names it
+        return None
     row = np.asarray(header.orientation[:3], float)
     col = np.asarray(header.orientation[3:], float)
-    if not (np.all(np.isfinite(row)) and np.all(np.isfinite(col))):
-        return None
     row = row / np.linalg.norm(row)
     col = col - (col @ row) * row
     col = col / np.linalg.norm(col)

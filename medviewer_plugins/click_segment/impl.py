@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
+from medviewer.segmentation.air_rim import with_air_rim
 from medviewer.segmentation.engine_choice import choose_engine
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 
@@ -147,6 +148,8 @@ class ClickSegment(Plugin):
                         "where it spills" + ("" if thin or missing else ", or try the learned engine"))
         elif engine != "learned":
             raise PluginError(f"unknown engine {engine!r} (auto, learned or classical)")
+        # Both engines stop short of a solid lesion's edge towards the lung (air_rim).
+        mask = with_air_rim(request.volume, mask, request.prompts.positive, request.prompts.negative)
         if not note and reaches_image_edge(mask, np.asarray(request.volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "
                     "beyond the scan, or the lesion is cut off by it; check it, and add a negative click "

@@ -47,7 +47,7 @@ class CorrectionParams:
     lesion_min_ml: float = 8.0  # ... where the previous mask holds at least this much ...
     coarse_clicks: int = 2  # ... for the first this many clicks after the first; later ones are finishing touches:
     fine_lesion_factor: float = 0.5  # this share instead
-    min_reach_mm: float = 1.0
+    min_reach_mm: float = 0.0
     max_reach_mm: float = 60.0
     ignored_mm: float = 5.0  # the largest ball added or cut at a click the engine ignored
 
@@ -123,7 +123,13 @@ def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, i
     q = tuple(np.subtract(p, lo))
     region = previous[box] if inside else ~previous[box]
     d = float(_distance_to_outside(region, spacing)[q])  # depth inside, or distance to the previous mask
-    reach = float(np.clip(params.depth_factor * d, params.min_reach_mm, params.max_reach_mm))
+    # ... measured between voxel centres; the mask's edge lies half a voxel short of that. A click
+    # on the mask's last voxel (the robot's finishing touches, a user trimming an edge) then
+    # changes that voxel alone: a reach of the whole distance took its neighbours along, true
+    # voxels among them (9 of 120 corrective clicks on the pasted and LIDC lesions lowered the
+    # Dice by up to 0.001 that way).
+    surface = max(0.0, d - 0.5 * float(np.min(spacing)))
+    reach = float(np.clip(params.depth_factor * surface, params.min_reach_mm, params.max_reach_mm))
     return box, _ball(box, p, spacing, reach), max(d, params.min_reach_mm)
 
 

@@ -128,7 +128,7 @@ def run(args) -> int:
                                  f"(which spans {_extent(volume)})", args.path)
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
-    from medviewer.segmentation.engine_choice import choose_engine
+    from medviewer.segmentation.engine_choice import choose_engine, may_be_part_of_a_mass
     from medviewer.segmentation.guidance import too_thin_for_learned
 
     # The plugin would decide the same; deciding here spares loading the network.
@@ -144,6 +144,8 @@ def run(args) -> int:
     elif args.engine == "auto":
         args.engine, why = choose_engine(volume, args.point)
         chosen = f"auto: {why}" if why else "auto"
+        if args.engine == "classical" and may_be_part_of_a_mass(volume, args.point[0]):
+            args.engine, chosen = "auto", "auto"  # the plugin asks the learned engine too, and says which outlined it
     from medviewer.plugins.runner import Runner
 
     manifest = get_manifest("click-segment")
@@ -188,13 +190,20 @@ def run(args) -> int:
     segment_memory.remember(*memory_key, volume, args.point, args.negative, mask)
     ml = float(mask.sum()) * volume.voxel_volume_ml
     loaded = f", after {loaded_in:.1f} s loading it" if loaded_in >= 0.05 else ""
+    used = args.engine
+    if used == "auto" and result.algorithm.endswith(")"):  # "medviewer click-to-segment (learned)"
+        used = result.algorithm.rsplit("(", 1)[-1][:-1]
     print(f"{args.name}: {ml:.2f} mL ({int(mask.sum())} voxels), segmented in {elapsed:.2f} s "
-          f"by the {args.engine} engine{'' if chosen == args.engine else f' ({chosen})'}{loaded}; "
+          f"by the {used} engine{'' if chosen == used else f' ({chosen})'}{loaded}; "
           f"{'replaced' if replacing else 'wrote'} {out}")
     if not mask.any():
         print("warning: the mask is empty")
-    if result.note:
-        print(f"warning: {result.note}")
+    note = result.note
+    if note.startswith(f"the {used} engine outlined it: "):  # auto's reason (it holds no "; "): not a warning
+        reason, _, note = note.partition("; ")
+        print(f"note: {reason}")
+    if note:
+        print(f"warning: {note}")
     return 0
 
 

@@ -26,6 +26,20 @@ it too (537-904 mL from a click in a 2.5-10 mL tumour). Such a lesion has a core
 and goes to the classical engine, which outlines that core. Of the 44 sts tumours' deepest
 points two have one (STS_002 and STS_003, Dice 0.88 and 0.86 against the expert's contour, both
 training cases of the learned engine); the others stay with the learned engine.
+
+A region can close, too, inside a larger lesion: the dark centre of a mass in the lung, bounded
+by the mass's brighter wall, or a lesion pressed against the chest wall that region growing
+leaves most of. The classical engine then outlines a part (6.5 of a pasted 107 mL mass; 49 of
+190 mL; Dice 0.12-0.48). Its outline gives it away: lung lies near it (at least
+``CHEST_AIR_SHARE`` of the shell 3 to 20 mm around it) but not at its edge (under
+``EDGE_AIR_SHARE`` of the 3 mm shell), where a nodule in the lung has air at its edge
+(:func:`enclosed_in_the_chest`). The plugin then runs the learned engine from the same click,
+and where its mask holds the classical one and is at least twice as large
+(:func:`holds_the_part`), the learned engine outlines the lesion. Measured on 35 pasted chest
+lesions (0.7-190 mL, in A0001 and the three LIDC scans) and the 6 LIDC nodules, from the deepest
+point: this happened on 4, Dice 0.475 / 0.455 / 0.409 / 0.115 -> 0.693 / 0.431 / 0.778 / 0.835.
+The 7 other enclosed outlines (classical 0.48-0.90) stayed. The size test matters: enclosed
+alone would have handed 4 good classical outlines (0.85-0.90) to the learned engine (0.77-0.81).
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ from typing import Sequence
 import numpy as np
 
 from medviewer.core.volume import Volume
-from medviewer.segmentation.classical import ClassicalParams, lesion_core, region_closes_near
+from medviewer.segmentation.classical import ClassicalParams, lesion_core, region_closes_near, segment_classical
 from medviewer.segmentation.guidance import too_thin_for_learned
 
 ENGINES = ("auto", "learned", "classical")
@@ -45,7 +59,9 @@ DEFAULT_ENGINE = "auto"
 def choose_engine(volume: Volume, positives_mm: Sequence[Sequence[float]],
                   params: ClassicalParams = ClassicalParams()) -> tuple[str, str]:
     """("learned" or "classical", why) for the lesion whose first positive click is
-    ``positives_mm[0]``; ``why`` is empty for the learned engine, the usual case."""
+    ``positives_mm[0]``; ``why`` is empty for the learned engine, the usual case. Where it says
+    "classical", :func:`may_be_part_of_a_mass` tells whether the learned engine should be asked
+    too (the plugin does, as it holds the learned engine)."""
     thin = too_thin_for_learned(volume)
     if thin:
         return "classical", thin
@@ -54,3 +70,63 @@ def choose_engine(volume: Volume, positives_mm: Sequence[Sequence[float]],
     if len(positives_mm) and lesion_core(volume, np.asarray(positives_mm[0], float), params) is not None:
         return "classical", "a compact lesion that region growing closes off before it leaks into the tissue around it"
     return "learned", ""
+
+
+def may_be_part_of_a_mass(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> bool:
+    """Whether the classical engine's outline from the first click ``point_mm`` lies in the chest
+    with soft tissue all round it (:func:`enclosed_in_the_chest`): then the learned engine is
+    asked too, and outlines the lesion where its mask holds the classical one and is at least
+    ``MASS_FACTOR`` times as large (:func:`holds_the_part`)."""
+    return enclosed_in_the_chest(volume, first_click_classical(volume, point_mm, params))
+
+
+MASS_FACTOR = 2.0
+HELD_SHARE = 0.8
+
+
+def holds_the_part(whole: np.ndarray, part: np.ndarray) -> bool:
+    """Whether ``whole`` (the learned engine's mask) holds ``HELD_SHARE`` of ``part`` (the
+    classical engine's) and is at least ``MASS_FACTOR`` times as large: the classical engine
+    outlined a part of the lesion."""
+    n = int(part.sum())
+    return n > 0 and whole.sum() >= MASS_FACTOR * n and (whole & part).sum() >= HELD_SHARE * n
+
+
+CHEST_AIR_SHARE = 0.2  # lung in the shell 3-20 mm around the classical outline ...
+EDGE_AIR_SHARE = 0.05  # ... but next to none in the 3 mm at its edge
+LUNG_HU = -500.0
+
+_FIRST: list = []  # the last (volume, point, params, mask): auto's check and the engine share it
+
+
+def first_click_classical(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> np.ndarray:
+    """The classical engine's mask from the one click ``point_mm`` (cached for the last click:
+    the plugin runs the same request right after ``choose_engine``)."""
+    key = (tuple(float(v) for v in point_mm), params)
+    if not (_FIRST and _FIRST[0][0] is volume and _FIRST[0][1] == key):
+        _FIRST[:] = [(volume, key, segment_classical(volume, [point_mm], params=params))]
+    return _FIRST[0][2]
+
+
+def enclosed_in_the_chest(volume: Volume, mask: np.ndarray) -> bool:
+    """Whether ``mask`` lies in the chest (lung within 20 mm of it) with soft tissue all round its
+    edge: a part of a larger lesion (see the module's docstring)."""
+    import SimpleITK as sitk
+
+    from medviewer.segmentation.classical import _dilate, _smooth
+
+    if not mask.any():
+        return False
+    spacing_zyx = np.asarray(volume.spacing)[::-1]
+    margin = np.ceil(21.0 / spacing_zyx).astype(int) + 1
+    nz = np.argwhere(mask)
+    lower, upper = np.maximum(nz.min(0) - margin, 0), np.minimum(nz.max(0) + margin + 1, volume.shape)
+    crop = volume.crop(lower, upper)
+    lung = sitk.GetArrayFromImage(_smooth(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), 1.0)) < LUNG_HU
+    inner = mask[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
+    edge = _dilate(inner, 3.0, spacing_zyx)
+    ring = _dilate(inner, 20.0, spacing_zyx) & ~edge
+    edge &= ~inner
+    if not edge.any() or not ring.any():
+        return False
+    return bool(lung[edge].mean() < EDGE_AIR_SHARE and lung[ring].mean() >= CHEST_AIR_SHARE)

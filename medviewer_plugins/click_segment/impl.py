@@ -10,7 +10,8 @@ import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
-from medviewer.segmentation.engine_choice import choose_engine
+from medviewer.segmentation.engine_choice import (choose_engine, first_click_classical, holds_the_part,
+                                                  may_be_part_of_a_mass)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 
 
@@ -118,17 +119,31 @@ class ClickSegment(Plugin):
 
         bundle = request.params.get("bundle") or DEFAULT_BUNDLE
         chosen = missing = ""
+        volume, prompts = request.volume, request.prompts
+        one_click = len(prompts.positive) == 1 and not prompts.negative
+        mask = None
         if engine == "auto":  # the lesion's first click decides (engine_choice)
-            engine, chosen = choose_engine(request.volume, request.prompts.positive)
+            engine, chosen = choose_engine(volume, prompts.positive)
             if engine == "learned" and not bundle_available(bundle):  # a user's own install without it
                 engine = "classical"
                 chosen = missing = f"the learned engine's bundle is missing ({bundle})"
-        if engine == "learned":
+            elif engine == "classical" and bundle_available(bundle) and may_be_part_of_a_mass(volume, prompts.positive[0]):
+                from medviewer_plugins.click_segment.learned import segment_learned
+
+                whole = segment_learned(volume, prompts.positive[:1], bundle=bundle,
+                                        device=self.resolve_device(request.device), cancelled=cancel.is_set)
+                if holds_the_part(whole, first_click_classical(volume, prompts.positive[0])):
+                    engine = "learned"
+                    chosen = ("region growing closed off only part of a lesion in the chest, which the learned "
+                              "engine outlines whole")
+                    mask = whole if one_click else None
+        if engine == "learned" and mask is None:
             from medviewer_plugins.click_segment.learned import segment_learned
 
-            mask = segment_learned(request.volume, request.prompts.positive, request.prompts.negative,
+            mask = segment_learned(volume, prompts.positive, prompts.negative,
                                    bundle=bundle, device=self.resolve_device(request.device),
                                    progress=report, cancelled=cancel.is_set)
+        if engine == "learned":
             if not mask.any() and request.params["engine"] == "auto":
                 # The network found nothing at the click (unsure of a small nodule, say): the
                 # classical engine outlines what the click is in, and says so.
@@ -140,8 +155,12 @@ class ClickSegment(Plugin):
         if engine == "classical":
             from medviewer.segmentation.classical import ClassicalParams, reached_reach, segment_classical
 
-            mask = segment_classical(request.volume, request.prompts.positive, request.prompts.negative,
-                                     progress=report, cancelled=cancel.is_set)
+            if one_click and request.params["engine"] == "auto":
+                # auto's choice may have outlined it from this one click already (cached)
+                mask = first_click_classical(volume, prompts.positive[0])
+            else:
+                mask = segment_classical(request.volume, request.prompts.positive, request.prompts.negative,
+                                         progress=report, cancelled=cancel.is_set)
             if reached_reach(request.volume, mask, request.prompts.positive, request.prompts.negative):
                 note = (f"the mask grew as far as the classical engine looks ({ClassicalParams.max_radius_mm:g} mm "
                         "around the clicks): it has probably leaked beyond the lesion; add a negative click "
@@ -157,7 +176,7 @@ class ClickSegment(Plugin):
         if thin:
             note = f"{thin}: the classical engine outlined this lesion" + (f"; {note}" if note else "")
         elif chosen:
-            note = f"the classical engine outlined it: {chosen}" + (f"; {note}" if note else "")
+            note = f"the {engine} engine outlined it: {chosen}" + (f"; {note}" if note else "")
         mask, after = corrected_result(request, mask, engine)
         note = "; ".join(n for n in (note, after) if n)
         cancel.check()

@@ -1,6 +1,6 @@
 """Click-to-segment accuracy, corrections and latency, on sarcomas and off them, for every engine.
 
-    python benchmarks/click_accuracy.py [--sets sts,synthetic,a0001,demo,lidc] [--engines auto,learned,classical]
+    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,a0001,demo,lidc] [--engines auto,learned,classical]
         [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--no-previous]
 
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
@@ -18,6 +18,9 @@ Sets:
              lung of Lung-PET-CT-Dx A0001 (free in it, or against the pleura and mediastinum)
              and into the liver (A0001's lower slices, the compressed Siemens series): Dice
              against the pasted truth, with the medians of the chest and the abdominal lesions;
+  masses     larger pasted lesions in A0001's chest (30 to 200 mL; half against the pleura, half
+             free in the lung; every pattern): where region growing may close off only a part
+             (a dark centre, a mass pressed against the chest wall), as lung masses do;
   a0001      the lung tumour of Lung-PET-CT-Dx A0001, one click at the centre of its middle box:
              the mask's volume, its share on the annotated slices and inside the boxes there,
              the slices it covers;
@@ -111,6 +114,24 @@ def synthetic_cases(n: int):
             continue
         tag = "cct" if background == COMPRESSED else "a1"
         yield f"{case.name}-{tag}", "chest" if site.startswith("chest") else "abdomen", case.image, case.truth
+
+
+def mass_cases(n: int = 8):
+    """``n`` larger lesions (30-200 mL, log-uniform) pasted into A0001's chest: against the
+    pleura and free in the lung in turn, the patterns in turn, seeded."""
+    from medviewer.io import load_volume
+    from medviewer.segmentation.synthetic import PATTERNS, make_case
+
+    chest = load_volume(os.path.join(DATA, A0001))
+    rng = np.random.default_rng(2027)
+    for k in range(n):
+        site = ("chest-pleura", "chest-lung")[k % 2]
+        ml = round(float(np.exp(rng.uniform(np.log(30), np.log(200)))), 1)
+        case = make_case(chest, site, PATTERNS[(k // 2) % len(PATTERNS)], ml, 2000 + k)
+        if case is None:
+            print(f"  (no room for {site} {ml} mL in {A0001})")
+            continue
+        yield f"{case.name}-a1", "mass", case.image, case.truth
 
 
 def demo_cases():
@@ -296,7 +317,7 @@ def main() -> None:
     from medviewer.plugins.registry import get_manifest, load_plugin
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, a0001, demo, lidc")
+    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, a0001, demo, lidc")
     ap.add_argument("--engines", default="auto,learned,classical")
     ap.add_argument("--clicks", type=int, default=3)
     ap.add_argument("--cases", default=",".join(VAL_CASES), help="the sts cases")
@@ -314,6 +335,8 @@ def main() -> None:
         cases += list(sts_cases(a.cases.split(",")))
     if "synthetic" in sets:
         cases += list(synthetic_cases(a.synthetic))
+    if "masses" in sets:
+        cases += list(mass_cases())
     if "demo" in sets:
         cases += list(demo_cases())
     nodules = list(lidc_cases(a.lidc)) if "lidc" in sets else []

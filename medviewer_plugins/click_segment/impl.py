@@ -127,7 +127,8 @@ class ClickSegment(Plugin):
             if engine == "learned" and not bundle_available(bundle):  # a user's own install without it
                 engine = "classical"
                 chosen = missing = f"the learned engine's bundle is missing ({bundle})"
-            elif engine == "classical" and bundle_available(bundle) and may_be_part_of_a_mass(volume, prompts.positive[0]):
+            elif (engine == "classical" and bundle_available(bundle)
+                  and may_be_part_of_a_mass(volume, prompts.positive[0])):
                 from medviewer_plugins.click_segment.learned import segment_learned
 
                 whole = segment_learned(volume, prompts.positive[:1], bundle=bundle,
@@ -157,19 +158,19 @@ class ClickSegment(Plugin):
 
             if one_click and request.params["engine"] == "auto":
                 # auto's choice may have outlined it from this one click already (cached)
-                mask = first_click_classical(volume, prompts.positive[0])
+                mask = first_click_classical(volume, prompts.positive[0]).copy()
             else:
-                mask = segment_classical(request.volume, request.prompts.positive, request.prompts.negative,
+                mask = segment_classical(volume, prompts.positive, prompts.negative,
                                          progress=report, cancelled=cancel.is_set)
-            if reached_reach(request.volume, mask, request.prompts.positive, request.prompts.negative):
+            if reached_reach(volume, mask, prompts.positive, prompts.negative):
                 note = (f"the mask grew as far as the classical engine looks ({ClassicalParams.max_radius_mm:g} mm "
                         "around the clicks): it has probably leaked beyond the lesion; add a negative click "
                         "where it spills" + ("" if thin or missing else ", or try the learned engine"))
         elif engine != "learned":
             raise PluginError(f"unknown engine {engine!r} (auto, learned or classical)")
         # Both engines stop short of a solid lesion's edge towards the lung (air_rim).
-        mask = with_air_rim(request.volume, mask, request.prompts.positive, request.prompts.negative)
-        if not note and reaches_image_edge(mask, np.asarray(request.volume.spacing)[::-1]):
+        mask = with_air_rim(volume, mask, prompts.positive, prompts.negative)
+        if not note and reaches_image_edge(mask, np.asarray(volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "
                     "beyond the scan, or the lesion is cut off by it; check it, and add a negative click "
                     "where it spills")

@@ -41,14 +41,16 @@ SOLID_HU = -300.0  # a mask whose median lies below this is ground glass, not so
 def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequence[float]] = (),
                  negatives_mm: Sequence[Sequence[float]] = (), *, reach_mm: float = 3.0,
                  near_air_mm: float = 2.0, fraction: float = 0.35, min_air_share: float = 0.2,
-                 smoothing_mm: float = 0.8) -> np.ndarray:
+                 smoothing_mm: float = 0.8, max_ml: float = 1000.0) -> np.ndarray:
     """``mask`` (a boolean volume on ``volume``'s grid) with the partial-volume rim it leaves
     towards aerated lung (see the module's docstring); ``mask`` itself where there is none."""
     import SimpleITK as sitk
 
     from medviewer.segmentation.classical import _dilate, _nearer_to, _smooth
 
-    if not mask.any():
+    # (a mask of more than ``max_ml`` has leaked through the lung: its rim is no lesion's edge,
+    # and the distance maps over its box would cost seconds)
+    if not mask.any() or mask.sum() * volume.voxel_volume_ml > max_ml:
         return mask
     spacing_zyx = np.asarray(volume.spacing)[::-1]
     margin = np.ceil((reach_mm + near_air_mm + 3.0) / spacing_zyx).astype(int) + 1

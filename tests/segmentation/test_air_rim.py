@@ -61,3 +61,9 @@ def test_a_negative_click_keeps_the_rim_near_it_out():
     out = with_air_rim(volume, tight, [click], [negative])
     assert not out[tuple(edge)]
     assert out.sum() > tight.sum()  # the rest of the rim is still added
+
+
+def test_a_leak_through_the_lung_gets_no_rim():
+    volume, truth, click = _ball_in(-850)
+    tight = _tight(volume, -150)
+    assert (with_air_rim(volume, tight, [click], max_ml=0.1) == tight).all()

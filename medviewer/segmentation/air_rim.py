@@ -77,6 +77,20 @@ def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequen
         rim &= ~_nearer_to(inner.shape, to_crop(negatives_mm), to_crop(positives_mm), spacing_zyx)
     if not rim.any():
         return mask
+    # The rim lies within ``near_air_mm`` of the lung; where the mask stopped farther inside the
+    # lesion than that, a band of lesion is left between the two: each slice's holes are filled.
+    # Only the parts that touch the mask are kept (no specks beside it).
+    whole = _fill_slices(inner | rim)
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(whole.astype(np.uint8))))
+    whole = np.isin(labels, np.unique(labels[inner]))
     out = mask.copy()
-    out[box] |= rim
+    out[box] |= whole
     return out
+
+
+def _fill_slices(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with each axial slice's holes filled."""
+    import SimpleITK as sitk
+
+    return np.stack([sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(m.astype(np.uint8)))) > 0
+                     for m in mask])

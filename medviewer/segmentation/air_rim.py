@@ -46,7 +46,7 @@ def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequen
     towards aerated lung (see the module's docstring); ``mask`` itself where there is none."""
     import SimpleITK as sitk
 
-    from medviewer.segmentation.classical import _dilate, _nearer_to, _smooth
+    from medviewer.segmentation.classical import _dilate, _fill_slices, _nearer_to, _smooth
 
     # (a mask of more than ``max_ml`` has leaked through the lung: its rim is no lesion's edge,
     # and the distance maps over its box would cost seconds)
@@ -87,10 +87,3 @@ def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequen
     out[box] |= whole
     return out
 
-
-def _fill_slices(mask: np.ndarray) -> np.ndarray:
-    """``mask`` with each axial slice's holes filled."""
-    import SimpleITK as sitk
-
-    return np.stack([sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(m.astype(np.uint8)))) > 0
-                     for m in mask])

@@ -453,6 +453,14 @@ def _cut_and_fill(mask: np.ndarray, pos: np.ndarray, neg, spacing_zyx) -> np.nda
     return out
 
 
+def _fill_slices(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with each axial slice's holes filled."""
+    import SimpleITK as sitk
+
+    return np.stack([sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(m.astype(np.uint8)))) > 0
+                     for m in mask])
+
+
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """``mask`` with its holes filled: what a flood from outside (face-connected) cannot reach."""
     import SimpleITK as sitk

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medviewer.core.volume import Volume
+from medviewer.segmentation.classical import _fill_slices
 
 PATTERNS = ("hypodense", "hyperdense", "rim", "necrotic")
 
@@ -119,13 +120,6 @@ def _site_distance(volume: Volume, site: str) -> np.ndarray:
         region = (labels == 1) & (np.abs(smooth - median) < 25)
     _SITE_CACHE[key] = (volume, _distance(region, spacing), region)  # the volume kept: its id stays its own
     return _SITE_CACHE[key][1]
-
-
-def _fill_slices(mask: np.ndarray) -> np.ndarray:
-    import SimpleITK as sitk
-
-    return np.stack([sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(m.astype(np.uint8)))) > 0
-                     for m in mask])
 
 
 def _places(volume: Volume, site: str, radius_mm: float) -> np.ndarray:

@@ -44,7 +44,9 @@ class ClassicalParams:
     core_radius_mm: float = 40.0
     core_ladder_hu: tuple[float, ...] = (10, 14, 19, 25, 32, 40, 50, 62, 76, 95, 120, 150, 190, 240, 300)
     core_jump: float = 4.0  # a step that multiplies the region's volume by this much leaks ...
-    core_stable: float = 1.6  # ... after one that grew it by no more than this (a plateau)
+    core_stable: float = 1.6  # ... after one that grew it by no more than this (a plateau), or that
+    core_decisive: float = 8.0  # grew it by this much less than the jump (a lesion whose density runs
+    # from a dark centre out to its edge, a necrotic one: it grows steadily, then leaks at once)
     core_over_window: float = 1.3  # the core is taken where the window's closed region is this much smaller
     core_min_ml: float = 0.25  # a smaller "core" was a speck of a larger lesion (A0001: 0.1 mL)
     # A noisy series (a low-dose PET-CT's CT: 60-100 HU of noise in soft tissue, against 10-20 HU
@@ -241,25 +243,29 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarra
     seed = tuple(int(v) for v in (pos - lower)[::-1])
     centre = float(smooth[seed])
     min_voxels = params.core_min_ml / crop.voxel_volume_ml
-    before, grew = None, np.inf
+    before, grew, jump = None, np.inf, 0.0
     for w in params.core_ladder_hu:
         region = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
             smooth, seedList=[seed], lower=centre - w, upper=centre + w, replaceValue=1)).astype(bool)
         n = int(region.sum())
         if reaches_image_edge(region) or (before is not None and n > params.core_jump * before.sum()):
+            jump = n / max(1, before.sum()) if before is not None else 0.0
             break
         grew = n / max(1, before.sum()) if before is not None else np.inf
         before = region
     # (a region that never leaked: a lesion in air, a lung nodule; the widest window's region)
-    if before is None or before.sum() < min_voxels or grew > params.core_stable:
+    steady = grew <= params.core_stable or jump >= params.core_decisive * grew
+    if before is None or before.sum() < min_voxels or not steady:
         return None
     out = np.zeros(volume.shape, bool)
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = _half_way(
-        sitk.GetArrayFromImage(smooth), _fill_holes(before), seed[::-1], np.asarray(crop.spacing)[::-1])
+        crop.array.astype(np.float32), sitk.GetArrayFromImage(smooth), _fill_holes(before), seed[::-1],
+        np.asarray(crop.spacing)[::-1])
     return out
 
 
-def _half_way(smooth: np.ndarray, core: np.ndarray, seed_zyx, spacing_zyx, shell_mm: float = 3.0) -> np.ndarray:
+def _half_way(raw: np.ndarray, smooth: np.ndarray, core: np.ndarray, seed_zyx, spacing_zyx,
+              shell_mm: float = 3.0) -> np.ndarray:
     """The lesion's edge half-way between its density and its surroundings'. The ladder's last
     region reaches out to nearly the surroundings' density, into the partial-volume rim (the
     demo's liver lesion came out 15% too large, Dice 0.85): here the lesion's value is the median
@@ -278,36 +284,74 @@ def _half_way(smooth: np.ndarray, core: np.ndarray, seed_zyx, spacing_zyx, shell
     if not lesion[tuple(seed_zyx)]:
         return core
     grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(image, seedList=[seed], lower=1, upper=1)).astype(bool)
-    return _with_wall(smooth, _fill_holes(grown), seed_zyx, spacing_zyx, near, inside, around)
+    return _with_wall(raw, smooth, _fill_holes(grown), seed_zyx, spacing_zyx, inside)
 
 
 AIR_SIDE_HU = -300.0
 
 
-def _with_wall(smooth: np.ndarray, lesion: np.ndarray, seed_zyx, spacing_zyx, near: np.ndarray, inside: float,
-               around: float,
-               wall_mm: float = 6.0, contrast_hu: float = 15.0, most: float = 4.0) -> np.ndarray:
-    """``lesion`` with its wall, where it has one: a rim-enhancing lesion's bright ring around the
-    dark core that the click (at the lesion's deepest point) lands in. The shell just around the
-    core (``around``) is then brighter by ``contrast_hu`` or more than the tissue a few mm further
-    out, which is brighter than the core (``inside``); the wall is what lies on the shell's side
-    of half-way between the two, within ``wall_mm`` of that shell, its holes (the core) filled.
+def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx, spacing_zyx, inside: float,
+               contrast_hu: float = 15.0, min_wall_mm: float = 3.0, widest_mm: int = 10, organ_mm=(12, 18),
+               flat: float = 0.5, most: float = 8.0) -> np.ndarray:
+    """``lesion`` (the core the click lands in) with its wall, where it has one: the zone of
+    another density between the core and the organ around it, as the radial profile out from the
+    core shows it. ``raw`` (the crop, unsmoothed) gives the profile: the median of each 1 mm shell
+    out to ``organ_mm``, over hundreds of voxels, needs no smoothing (a noisy series' smoothing
+    blurred a sharp edge over several mm, which read as a wall). The organ's value is the
+    median of the shells ``organ_mm`` out; the wall is the run of shells, starting within 3 mm,
+    that differ from it by ``contrast_hu`` or more on one side, at least ``min_wall_mm`` and at
+    most ``widest_mm`` thick. Two kinds:
+
+    * brighter than the organ around a darker core: a rim-enhancing lesion's ring;
+    * between the core's density and the organ's: a necrotic lesion's viable rim around its
+      darker centre (a liver metastasis), or a core of one density inside a lesion of another.
+
+    A partial-volume edge is a millimetre or two, thinner than ``min_wall_mm``. The wall's voxels
+    are those on the wall's side of half-way between its value and the organ's (on ``smooth``),
+    within the run's reach of the core; the band between core and wall is filled, slice by slice.
     Not where that would multiply the lesion by more than ``most`` (a neighbouring organ's edge,
-    not a wall). Only that pattern: a wall darker than the organ (a necrotic lesion's) looked like
-    any partial-volume shell, and taking it in lowered STS_002 from 0.88 to 0.77."""
+    not a wall), nor in the lung, where the shells are partial volume against air."""
     import SimpleITK as sitk
 
-    outer = _dilate(near, wall_mm, spacing_zyx) & ~near
-    if not outer.any():
+    image = sitk.GetImageFromArray(lesion.astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in np.asarray(spacing_zyx)[::-1]))
+    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                                               useImageSpacing=True))
+    shells = np.full(organ_mm[1] + 1, np.nan)
+    for k in range(1, organ_mm[1] + 1):
+        values = raw[(dist > k - 1) & (dist <= k)]
+        if values.size >= 20:
+            shells[k] = float(np.median(values))
+    far = shells[organ_mm[0]:organ_mm[1] + 1]
+    if np.isnan(far).sum() > len(far) // 2:
         return lesion
-    beyond = float(np.median(smooth[outer]))
-    if not inside < beyond < around - contrast_hu or beyond < AIR_SIDE_HU:  # in the lung: partial volume
+    organ = float(np.nanmedian(far))
+    off = shells - organ
+
+    def run_from(k: int) -> int:  # the last shell of the run of shells off the organ's value, on one side, from k
+        if not abs(off[k]) >= contrast_hu:
+            return k - 1
+        end = k
+        while end + 1 <= widest_mm and abs(off[end + 1]) >= contrast_hu and np.sign(off[end + 1]) == np.sign(off[k]):
+            end += 1
+        return end
+
+    # the longest run starting within 3 mm (the first shell may be the core's own partial-volume edge)
+    start, end = max(((k, run_from(k)) for k in (1, 2, 3)), key=lambda r: (r[1] - r[0], -r[0]))
+    if organ < AIR_SIDE_HU or end - start + 1 < min_wall_mm:
         return lesion
-    wall = (smooth >= (around + beyond) / 2) & (near | outer)
-    seed = tuple(int(v) for v in seed_zyx[::-1])
-    both = sitk.GetImageFromArray((wall | lesion).astype(np.uint8))
-    grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(both, seedList=[seed], lower=1, upper=1)).astype(bool)
-    grown = _fill_holes(grown)
+    run = shells[start:end + 1]
+    wall = float(np.median(run))
+    if min(run) < AIR_SIDE_HU:
+        return lesion
+    half_run = len(run) // 2  # a wall is a plateau; a ramp into fat (STS_003's edge) is not
+    if abs(float(np.median(run[:half_run])) - float(np.median(run[-half_run:]))) > flat * abs(wall - organ):
+        return lesion
+    if np.sign(wall - organ) == np.sign(inside - organ) and abs(wall - organ) >= abs(inside - organ):
+        return lesion  # as far from the organ as the core: the lesion itself, which the core should hold
+    half = (wall + organ) / 2
+    side = smooth >= half if wall > organ else smooth <= half
+    grown = _components_at(_fill_slices(_fill_holes(lesion | (side & (dist <= end + 1.5)))), np.asarray(seed_zyx)[None])
     return grown if lesion.sum() < grown.sum() <= most * lesion.sum() and not reaches_image_edge(grown) else lesion
 
 

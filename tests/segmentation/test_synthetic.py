@@ -73,6 +73,38 @@ def test_a_small_liver_lesion_stays_small(liver_lesion):
     assert mask.sum() < 1.5 * case.truth.sum() and dice(mask, case.truth) > 0.75
 
 
+@pytest.mark.parametrize("pattern, seed, before", [("necrotic", 5006, 0.323), ("rim", 5007, 0.337)])
+def test_a_liver_lesion_with_a_wall_is_outlined_whole_from_its_centre(abdomen, pattern, seed, before):
+    """A necrotic liver lesion (a dark centre in a viable rim a little darker than the liver) and
+    a rim-enhancing one (a dark centre in a ring brighter than the liver): from the deepest point
+    the classical engine outlined the centre alone (Dice ``before``). The core's radial profile
+    shows the wall, which is now taken in (classical._with_wall)."""
+    from medviewer.segmentation.classical import segment_classical
+    from medviewer.segmentation.engine_choice import choose_engine
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(abdomen, "abdomen", pattern, 6.0, seed=seed)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    assert choose_engine(case.image, [click])[0] == "classical"
+    mask = segment_classical(case.image, [click])
+    assert dice(mask, case.truth) > 0.85 > before + 0.4
+
+
+def test_a_necrotic_lesion_that_grows_steadily_to_its_edge_has_a_core(shared_data):
+    """In noisy A0001 a necrotic lesion's region grows steadily with the window (no plateau) from
+    its dark centre out to its edge, then leaks into the liver at once (x29). That is a core too:
+    before, the lesion had none, auto gave it to the learned engine, which spilled 68 mL."""
+    from medviewer.io import load_volume
+    from medviewer.segmentation.classical import lesion_core
+    from medviewer.segmentation.synthetic import make_case
+
+    chest = load_volume(shared_data / "lung-pet-ct-dx" / "A0001" / "series-2-5mm-L")
+    case = make_case(chest, "abdomen", "necrotic", 8.0, seed=5001)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    core = lesion_core(case.image, click)
+    assert core is not None and dice(core, case.truth) > 0.75
+
+
 def test_a_mask_leaked_into_the_organ_comes_with_a_line_that_says_so(liver_lesion):
     from medviewer.plugins.api import Prompts, Request
     from medviewer.segmentation.classical import _dilate

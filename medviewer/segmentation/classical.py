@@ -106,6 +106,16 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     if core is not None and (_core_is_better(volume, pos[0], core, noisy)
                              or not region_closes_near(volume, positives_mm[0], params)):
         return _from_cores(volume, core, positives_mm, pos, neg, noisy)
+    if core is not None:
+        # The first click's own mask, leaks cut: where the cut took off much of what the core holds
+        # (a lesion pressed against the chest wall, cut off at its contact: a pasted 11 mL one came
+        # out at 3.4 mL, its core 7.9 mL), the core outlines it. Judged on the first click alone, so
+        # that corrective clicks never switch between the two under the user.
+        first = _first_click_mask(volume, pos[0], params)
+        if core.sum() > params.core_over_window * first.sum():
+            return _from_cores(volume, core, positives_mm, pos, neg, noisy)
+        if len(pos) == 1 and not len(neg):
+            return first
     window = _seed_window(volume, pos[:1], params)
     # The crop grows (up to max_radius_mm) while the grown region reaches its border; the costly
     # refinement runs once, on the last crop. (Refining at each step, and stopping where the
@@ -148,6 +158,19 @@ def _core_is_better(volume: Volume, p, core: np.ndarray, params: ClassicalParams
     if reaches_image_edge(region):
         return True
     return bool(core.sum() > params.core_over_window * _fill_holes(region).sum())
+
+
+def _first_click_mask(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:
+    """The engine's mask from the one click ``p`` (voxel) where its region closes inside the first
+    crop (the caller has checked): grown within the click's window, leaks cut, holes filled."""
+    window = _seed_window(volume, p[None], params)
+    lower, upper = _crop_bounds(volume, p[None], params.start_radius_mm)
+    crop = volume.crop(lower, upper)
+    region = _grow(crop, (p - lower)[None], window, params)
+    mask = _refine(region, (p - lower)[None], np.zeros((0, 3)), np.asarray(crop.spacing)[::-1], params)
+    out = np.zeros(volume.shape, bool)
+    out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = mask
+    return out
 
 
 def _from_cores(volume: Volume, core: np.ndarray, positives_mm, pos: np.ndarray, neg: np.ndarray,

@@ -45,7 +45,7 @@ class ClassicalParams:
     core_ladder_hu: tuple[float, ...] = (10, 14, 19, 25, 32, 40, 50, 62, 76, 95, 120, 150, 190, 240, 300)
     core_jump: float = 4.0  # a step that multiplies the region's volume by this much leaks ...
     core_stable: float = 1.6  # ... after one that grew it by no more than this (a plateau), or that
-    core_decisive: float = 8.0  # grew it by this much less than the jump (a lesion whose density runs
+    core_decisive: float = 5.0  # grew it by this much less than the jump (a lesion whose density runs
     # from a dark centre out to its edge, a necrotic one: it grows steadily, then leaks at once)
     core_over_window: float = 1.3  # the core is taken where the window's closed region is this much smaller
     core_min_ml: float = 0.25  # a smaller "core" was a speck of a larger lesion (A0001: 0.1 mL)
@@ -158,6 +158,15 @@ def _core_is_better(volume: Volume, p, core: np.ndarray, params: ClassicalParams
     if reaches_image_edge(region):
         return True
     return bool(core.sum() > params.core_over_window * _fill_holes(region).sum())
+
+
+def window_outline(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> np.ndarray | None:
+    """The one-window outline from the click ``point_mm`` (LPS mm), leaks cut, where its region
+    closes inside the first crop (else None): what the engine returns where the lesion has no
+    core, and what a core replaced where it has one (engine_choice looks at both)."""
+    if not region_closes_near(volume, point_mm, params):
+        return None
+    return _first_click_mask(volume, volume.patient_to_voxel(point_mm), params)
 
 
 def _first_click_mask(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:

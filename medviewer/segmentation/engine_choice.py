@@ -56,7 +56,7 @@ import numpy as np
 
 from medviewer.core.volume import Volume
 from medviewer.segmentation.classical import (ClassicalParams, _seed_window, lesion_core, region_closes_near,
-                                              segment_classical)
+                                              segment_classical, window_outline)
 from medviewer.segmentation.guidance import HU_CENTER, HU_HALF_WIDTH, too_thin_for_learned
 
 ENGINES = ("auto", "learned", "classical")
@@ -100,7 +100,14 @@ def may_be_part_of_a_mass(volume: Volume, point_mm, params: ClassicalParams = Cl
     with soft tissue all round it (:func:`enclosed_in_the_chest`): then the learned engine is
     asked too, and outlines the lesion where its mask holds the classical one and is at least
     ``MASS_FACTOR`` times as large (:func:`holds_the_part`)."""
-    return enclosed_in_the_chest(volume, first_click_classical(volume, point_mm, params))
+    outline = first_click_classical(volume, point_mm, params)
+    if enclosed_in_the_chest(volume, outline):
+        return True
+    # Where a core replaced the one-window outline (see classical.segment_classical), that outline
+    # tells too: a 107 mL mass's dark centre, enclosed by its wall, whose core took in part of the
+    # wall and reached the lung (Dice 0.46, the learned engine 0.84).
+    window = window_outline(volume, point_mm, params)
+    return window is not None and not np.array_equal(window, outline) and enclosed_in_the_chest(volume, window)
 
 
 MASS_FACTOR = 2.0

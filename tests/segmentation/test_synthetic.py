@@ -146,6 +146,8 @@ def _auto(case, clicks=1):
 def test_a_mass_against_the_chest_wall_that_region_growing_closes_only_in_part_goes_to_the_learned_engine(chest):
     """A pasted 107 mL mass with a dark centre, pressed against the pleura: region growing from
     its deepest point closes off 6.5 mL of it (Dice 0.12), soft tissue all round, the lung beyond.
+    The classical engine outlines its core instead (33 mL: the centre and part of the wall, Dice
+    0.46, which reaches the lung), but the one-window outline it replaced gives the mass away.
     The learned engine, asked too, outlines the mass and holds that part: it outlines the lesion."""
     from medviewer.segmentation.classical import segment_classical
     from medviewer.segmentation.engine_choice import choose_engine, may_be_part_of_a_mass
@@ -154,7 +156,7 @@ def test_a_mass_against_the_chest_wall_that_region_growing_closes_only_in_part_g
     case = make_case(chest, "chest-pleura", "rim", 120, 4)
     mask, note, click = _auto(case)
     assert choose_engine(case.image, [click])[0] == "classical" and may_be_part_of_a_mass(case.image, click)
-    assert dice(segment_classical(case.image, [click]), case.truth) < 0.3
+    assert dice(segment_classical(case.image, [click]), case.truth) < 0.5
     assert dice(mask, case.truth) > 0.75
     assert note.startswith("the learned engine outlined it: region growing closed off only part of a lesion")
 

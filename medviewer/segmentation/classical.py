@@ -115,7 +115,7 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
         if core.sum() > params.core_over_window * first.sum():
             return _from_cores(volume, core, positives_mm, pos, neg, noisy)
         if len(pos) == 1 and not len(neg):
-            return first
+            return first.copy()
     window = _seed_window(volume, pos[:1], params)
     # The crop grows (up to max_radius_mm) while the grown region reaches its border; the costly
     # refinement runs once, on the last crop. (Refining at each step, and stopping where the
@@ -169,9 +169,21 @@ def window_outline(volume: Volume, point_mm, params: ClassicalParams = Classical
     return _first_click_mask(volume, volume.patient_to_voxel(point_mm), params)
 
 
+_WINDOW_CACHE: list = []  # the last (volume, click, params, mask): the engine and auto's mass check share it
+
+
 def _first_click_mask(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:
     """The engine's mask from the one click ``p`` (voxel) where its region closes inside the first
     crop (the caller has checked): grown within the click's window, leaks cut, holes filled."""
+    key = (tuple(int(v) for v in p), params)
+    if _WINDOW_CACHE and _WINDOW_CACHE[0][0] is volume and _WINDOW_CACHE[0][1] == key:
+        return _WINDOW_CACHE[0][2]
+    out = _first_click_mask_uncached(volume, p, params)
+    _WINDOW_CACHE[:] = [(volume, key, out)]
+    return out
+
+
+def _first_click_mask_uncached(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:
     window = _seed_window(volume, p[None], params)
     lower, upper = _crop_bounds(volume, p[None], params.start_radius_mm)
     crop = volume.crop(lower, upper)

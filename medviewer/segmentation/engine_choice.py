@@ -101,8 +101,11 @@ def may_be_part_of_a_mass(volume: Volume, point_mm, params: ClassicalParams = Cl
     asked too, and outlines the lesion where its mask holds the classical one and is at least
     ``MASS_FACTOR`` times as large (:func:`holds_the_part`)."""
     outline = first_click_classical(volume, point_mm, params)
-    if enclosed_in_the_chest(volume, outline):
+    edge, ring = _air_shares(volume, outline)
+    if edge < EDGE_AIR_SHARE and ring >= CHEST_AIR_SHARE:
         return True
+    if edge == 0 and ring < 0.01:  # no lung near it: an organ's lesion, not the chest's
+        return False
     # Where a core replaced the one-window outline (see classical.segment_classical), that outline
     # tells too: a 107 mL mass's dark centre, enclosed by its wall, whose core took in part of the
     # wall and reached the lung (Dice 0.46, the learned engine 0.84).
@@ -141,12 +144,19 @@ def first_click_classical(volume: Volume, point_mm, params: ClassicalParams = Cl
 def enclosed_in_the_chest(volume: Volume, mask: np.ndarray) -> bool:
     """Whether ``mask`` lies in the chest (lung within 20 mm of it) with soft tissue all round its
     edge: a part of a larger lesion (see the module's docstring)."""
+    edge, ring = _air_shares(volume, mask)
+    return bool(edge < EDGE_AIR_SHARE and ring >= CHEST_AIR_SHARE)
+
+
+def _air_shares(volume: Volume, mask: np.ndarray) -> tuple[float, float]:
+    """The shares of lung in the 3 mm shell around ``mask`` and in the shell 3 to 20 mm around it
+    (1.0 and 0.0 for an empty mask: neither enclosed nor in the chest)."""
     import SimpleITK as sitk
 
     from medviewer.segmentation.classical import _dilate, _smooth
 
     if not mask.any():
-        return False
+        return 1.0, 0.0
     spacing_zyx = np.asarray(volume.spacing)[::-1]
     margin = np.ceil(21.0 / spacing_zyx).astype(int) + 1
     nz = np.argwhere(mask)
@@ -158,5 +168,5 @@ def enclosed_in_the_chest(volume: Volume, mask: np.ndarray) -> bool:
     ring = _dilate(inner, 20.0, spacing_zyx) & ~edge
     edge &= ~inner
     if not edge.any() or not ring.any():
-        return False
-    return bool(lung[edge].mean() < EDGE_AIR_SHARE and lung[ring].mean() >= CHEST_AIR_SHARE)
+        return 1.0, 0.0
+    return float(lung[edge].mean()), float(lung[ring].mean())

@@ -399,6 +399,13 @@ def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx
     return grown if lesion.sum() < grown.sum() <= most * lesion.sum() and not reaches_image_edge(grown) else lesion
 
 
+def click_value(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> float:
+    """The value (HU) at the click ``point_mm`` (LPS mm): the median of the smoothed CT within
+    ``seed_radius_mm``, as the engine's statistics take it."""
+    low, high = _seed_window(volume, np.array([volume.patient_to_voxel(point_mm)]), params)
+    return (low + high) / 2
+
+
 def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tuple[float, float]:
     """The intensity window (low, high HU): robust statistics in spheres around ``pos`` (the
     engine passes the first positive click), on a Gaussian-smoothed copy (CT noise would widen

@@ -55,7 +55,7 @@ from typing import Sequence
 import numpy as np
 
 from medviewer.core.volume import Volume
-from medviewer.segmentation.classical import (ClassicalParams, _seed_window, lesion_core, region_closes_near,
+from medviewer.segmentation.classical import (ClassicalParams, click_value, lesion_core, region_closes_near,
                                               segment_classical, window_outline)
 from medviewer.segmentation.guidance import HU_CENTER, HU_HALF_WIDTH, too_thin_for_learned
 
@@ -88,18 +88,12 @@ def choose_engine(volume: Volume, positives_mm: Sequence[Sequence[float]],
 GROUND_GLASS_HU = -800.0  # fainter than this, aerated lung: no lesion the classical engine could outline either
 
 
-def click_value(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> float:
-    """The value (HU) at the click: the median of the smoothed CT within ``seed_radius_mm``, as the
-    classical engine's statistics take it."""
-    low, high = _seed_window(volume, np.array([volume.patient_to_voxel(point_mm)]), params)
-    return (low + high) / 2
-
-
 def may_be_part_of_a_mass(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> bool:
     """Whether the classical engine's outline from the first click ``point_mm`` lies in the chest
-    with soft tissue all round it (:func:`enclosed_in_the_chest`): then the learned engine is
-    asked too, and outlines the lesion where its mask holds the classical one and is at least
-    ``MASS_FACTOR`` times as large (:func:`holds_the_part`)."""
+    with soft tissue all round it (:func:`enclosed_in_the_chest`), or the one-window outline a
+    core replaced does (``classical.window_outline``): then the learned engine is asked too, and
+    outlines the lesion where its mask holds the classical one and is at least ``MASS_FACTOR``
+    times as large (:func:`holds_the_part`)."""
     outline = first_click_classical(volume, point_mm, params)
     edge, ring = _air_shares(volume, outline)
     if edge < EDGE_AIR_SHARE and ring >= CHEST_AIR_SHARE:

@@ -175,12 +175,16 @@ _WINDOW_CACHE: list = []  # the last (volume, click, params, mask): the engine a
 def _first_click_mask(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:
     """The engine's mask from the one click ``p`` (voxel) where its region closes inside the first
     crop (the caller has checked): grown within the click's window, leaks cut, holes filled."""
-    key = (tuple(int(v) for v in p), params)
-    if _WINDOW_CACHE and _WINDOW_CACHE[0][0] is volume and _WINDOW_CACHE[0][1] == key:
-        return _WINDOW_CACHE[0][2]
-    out = _first_click_mask_uncached(volume, p, params)
-    _WINDOW_CACHE[:] = [(volume, key, out)]
-    return out
+    return remember_last(_WINDOW_CACHE, volume, (tuple(int(v) for v in p), params),
+                         lambda: _first_click_mask_uncached(volume, p, params))
+
+
+def remember_last(cache: list, volume: Volume, key, compute: Callable):
+    """``compute()``, kept in the one-entry ``cache`` for the last ``volume`` (by identity) and
+    ``key`` asked: auto's choice, its checks and the engine ask the same of one click in turn."""
+    if not (cache and cache[0][0] is volume and cache[0][1] == key):
+        cache[:] = [(volume, key, compute())]
+    return cache[0][2]
 
 
 def _first_click_mask_uncached(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:
@@ -267,13 +271,11 @@ def lesion_core(volume: Volume, point_mm, params: ClassicalParams = ClassicalPar
     lesion's region first holds still (a plateau: the window spans the lesion's own noise) and
     then jumps (the window reaches the organ's density, or the region its crop's border). The
     region just before the jump is the lesion (a lesion against air never jumps: the widest
-    window's region). Where there is no plateau before the jump, None."""
-    key = (tuple(float(v) for v in point_mm), params)
-    if _CORE_CACHE and _CORE_CACHE[0][0] is volume and _CORE_CACHE[0][1] == key:
-        return _CORE_CACHE[0][2]
-    core = _lesion_core(volume, point_mm, params)
-    _CORE_CACHE[:] = [(volume, key, core)]
-    return core
+    window's region). A lesion whose density runs from a dark centre out to its edge (a necrotic
+    one) grows steadily instead, and then jumps at once: a jump ``core_decisive`` times its last
+    step marks it too. Where neither, None."""
+    return remember_last(_CORE_CACHE, volume, (tuple(float(v) for v in point_mm), params),
+                         lambda: _lesion_core(volume, point_mm, params))
 
 
 def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarray | None:

@@ -58,7 +58,7 @@ import numpy as np
 
 from medviewer.core.volume import Volume
 from medviewer.segmentation.classical import (ClassicalParams, click_value, lesion_core, region_closes_near,
-                                              segment_classical, window_outline)
+                                              remember_last, segment_classical, window_outline)
 from medviewer.segmentation.guidance import HU_CENTER, HU_HALF_WIDTH, too_thin_for_learned
 
 ENGINES = ("auto", "learned", "classical")
@@ -131,10 +131,8 @@ _FIRST: list = []  # the last (volume, point, params, mask): auto's check and th
 def first_click_classical(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> np.ndarray:
     """The classical engine's mask from the one click ``point_mm`` (cached for the last click:
     the plugin runs the same request right after ``choose_engine``)."""
-    key = (tuple(float(v) for v in point_mm), params)
-    if not (_FIRST and _FIRST[0][0] is volume and _FIRST[0][1] == key):
-        _FIRST[:] = [(volume, key, segment_classical(volume, [point_mm], params=params))]
-    return _FIRST[0][2]
+    return remember_last(_FIRST, volume, (tuple(float(v) for v in point_mm), params),
+                         lambda: segment_classical(volume, [point_mm], params=params))
 
 
 def enclosed_in_the_chest(volume: Volume, mask: np.ndarray) -> bool:

@@ -1,6 +1,6 @@
 """Click-to-segment accuracy, corrections and latency, on sarcomas and off them, for every engine.
 
-    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,a0001,demo,lidc] [--engines auto,learned,classical]
+    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,faint,a0001,demo,lidc] [--engines auto,learned,classical]
         [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--no-previous]
 
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
@@ -21,6 +21,10 @@ Sets:
   masses     larger pasted lesions in A0001's chest (30 to 200 mL; half against the pleura, half
              free in the lung; every pattern): where region growing may close off only a part
              (a dark centre, a mass pressed against the chest wall), as lung masses do;
+  faint      faint lesions (medviewer.segmentation.synthetic's "faint"): in the liver 15 to 35 HU
+             darker or brighter than it, near the noise (8: A0001, the compressed series), and
+             ground-glass nodules in A0001's lung (4, -700 to -350 HU), 1 to 30 mL; Dice against
+             the pasted truth, the medians of the liver and the lung lesions;
   a0001      the lung tumour of Lung-PET-CT-Dx A0001, one click at the centre of its middle box:
              the mask's volume, its share on the annotated slices and inside the boxes there,
              the slices it covers;
@@ -114,6 +118,26 @@ def synthetic_cases(n: int):
             continue
         tag = "cct" if background == COMPRESSED else "a1"
         yield f"{case.name}-{tag}", "chest" if site.startswith("chest") else "abdomen", case.image, case.truth
+
+
+def faint_cases():
+    """12 faint lesions, seeded: 4 in each of the two livers, 15-35 HU from it, and 4 ground-glass
+    nodules in A0001's lung; sizes log-uniform over 1-30 mL (the compressed series: 1-10 mL)."""
+    from medviewer.io import load_volume
+    from medviewer.segmentation.synthetic import FAINT, make_case
+
+    backgrounds = {name: load_volume(os.path.join(DATA, name)) for name in (A0001, COMPRESSED)}
+    places = [("abdomen", A0001, (2, 30)), ("abdomen", COMPRESSED, (1, 10)), ("chest-lung", A0001, (1, 30))]
+    rng = np.random.default_rng(2028)
+    for k in range(12):
+        site, background, (lo, hi) = places[k % 3]
+        ml = round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), 1)
+        case = make_case(backgrounds[background], site, FAINT, ml, 3000 + k)
+        if case is None:
+            print(f"  (no room for a faint {site} lesion of {ml} mL in {background})")
+            continue
+        tag = "cct" if background == COMPRESSED else "a1"
+        yield f"{case.name}-{tag}", "faint-lung" if site.startswith("chest") else "faint-liver", case.image, case.truth
 
 
 def mass_cases(n: int = 8):
@@ -317,7 +341,7 @@ def main() -> None:
     from medviewer.plugins.registry import get_manifest, load_plugin
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, a0001, demo, lidc")
+    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, faint, a0001, demo, lidc")
     ap.add_argument("--engines", default="auto,learned,classical")
     ap.add_argument("--clicks", type=int, default=3)
     ap.add_argument("--cases", default=",".join(VAL_CASES), help="the sts cases")
@@ -337,6 +361,8 @@ def main() -> None:
         cases += list(synthetic_cases(a.synthetic))
     if "masses" in sets:
         cases += list(mass_cases())
+    if "faint" in sets:
+        cases += list(faint_cases())
     if "demo" in sets:
         cases += list(demo_cases())
     nodules = list(lidc_cases(a.lidc)) if "lidc" in sets else []

@@ -49,6 +49,14 @@ class ClassicalParams:
     # from a dark centre out to its edge, a necrotic one: it grows steadily, then leaks at once)
     core_over_window: float = 1.3  # the core is taken where the window's closed region is this much smaller
     core_min_ml: float = 0.25  # a smaller "core" was a speck of a larger lesion (A0001: 0.1 mL)
+    # A faint lesion (15-35 HU from its organ, near the noise) leaks at the ladder's first steps;
+    # where the ladder finds no core, a finer one on a smoother copy looks again (_faint_core).
+    faint_smoothing_mm: tuple[float, ...] = (2.5, 3.5)
+    faint_ladder_hu: tuple[float, ...] = tuple(round(4.0 * 1.15 ** k, 1) for k in range(24))  # 4 to 100 HU
+    faint_steady_steps: int = 5  # so many steps in a row before the jump ...
+    faint_step_growth: float = 1.3  # ... each growing the region by no more than this
+    faint_one_side: float = 0.95  # the tissue around it on one side of its value (an organ, not noise)
+    faint_contrast_hu: float = 10.0  # and at least this far from it, 3 to 8 mm out
     # A noisy series (a low-dose PET-CT's CT: 60-100 HU of noise in soft tissue, against 10-20 HU
     # in the sts series) is smoothed more, in proportion to its noise above this level.
     quiet_noise_hu: float = 25.0
@@ -273,7 +281,9 @@ def lesion_core(volume: Volume, point_mm, params: ClassicalParams = ClassicalPar
     region just before the jump is the lesion (a lesion against air never jumps: the widest
     window's region). A lesion whose density runs from a dark centre out to its edge (a necrotic
     one) grows steadily instead, and then jumps at once: a jump ``core_decisive`` times its last
-    step marks it too. Where neither, None."""
+    step marks it too. Where neither, and one window's region from the click leaks, the core of a
+    faint lesion (15-35 HU from its organ), found on a finer ladder (:func:`_faint_core`); else
+    None."""
     return remember_last(_CORE_CACHE, volume, (tuple(float(v) for v in point_mm), params),
                          lambda: _lesion_core(volume, point_mm, params))
 
@@ -282,7 +292,7 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarra
     import SimpleITK as sitk
 
     pos = np.asarray(volume.patient_to_voxel(point_mm))
-    params = for_noise(volume, pos, params)
+    base, params = params, for_noise(volume, pos, params)
     lower, upper = _crop_bounds(volume, pos[None], params.core_radius_mm)
     crop = volume.crop(lower, upper)
     smooth = _smooth(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), params.smoothing_mm)
@@ -302,12 +312,67 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarra
     # (a region that never leaked: a lesion in air, a lung nodule; the widest window's region)
     steady = grew <= params.core_stable or jump >= params.core_decisive * grew
     if before is None or before.sum() < min_voxels or not steady:
-        return None
+        # a faint lesion: where one window's region leaks (where it closes, that region is the lesion)
+        if region_closes_near(volume, point_mm, base):
+            return None
+        before, smooth = _faint_core(crop, seed, params)
+        if before is None:
+            return None
     out = np.zeros(volume.shape, bool)
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = _half_way(
         crop.array.astype(np.float32), sitk.GetArrayFromImage(smooth), _fill_holes(before), seed[::-1],
         np.asarray(crop.spacing)[::-1])
     return out
+
+
+def _faint_core(crop: Volume, seed, params: ClassicalParams):
+    """(core, the smoothed crop it was grown on) of a faint lesion at ``seed`` (x, y, z index in
+    ``crop``), or (None, None). A lesion 15-35 HU from its organ (a liver metastasis of low
+    contrast) leaks at the ladder's first window: the organ's noise spans the step. On a smoother
+    copy and a finer ladder (``faint_ladder_hu``, steps of 15%) its region grows step by step,
+    by at most ``faint_step_growth`` for ``faint_steady_steps`` steps in a row, and then jumps (the
+    window reached the organ). A region in tissue of the click's own density (a sarcoma's
+    muscle, the tumour itself) either leaks at once or stops on noise; one that stops on a
+    sarcoma's darker part has tissue on both sides of its value around it. So the tissue 0-3 mm
+    and 3-8 mm out must lie on one side of the core's value (``faint_one_side`` of it) and the
+    latter at least ``faint_contrast_hu`` from it. Smoothings ``faint_smoothing_mm`` in turn
+    (more for a noisy series, as for_noise says), the first that finds one."""
+    import SimpleITK as sitk
+
+    spacing_zyx = np.asarray(crop.spacing)[::-1]
+    min_voxels = params.core_min_ml / crop.voxel_volume_ml
+    image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
+    for sigma in params.faint_smoothing_mm:
+        smooth = _smooth(image, max(sigma, params.smoothing_mm))
+        centre = float(smooth[seed])
+        before, steady = None, 0
+        for w in params.faint_ladder_hu:
+            region = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
+                smooth, seedList=[seed], lower=centre - w, upper=centre + w, replaceValue=1)).astype(bool)
+            n = int(region.sum())
+            if reaches_image_edge(region) or (before is not None and n > params.core_jump * before.sum()):
+                break
+            if before is not None:
+                steady = steady + 1 if n <= params.faint_step_growth * before.sum() else 0
+            before = region
+        else:
+            continue  # never leaked within the ladder: not a faint lesion
+        if before is None or steady < params.faint_steady_steps or before.sum() < min_voxels:
+            continue
+        core = _fill_holes(before)
+        values = sitk.GetArrayFromImage(smooth)
+        inside = float(np.median(values[core]))
+        near = _dilate(core, 3.0, spacing_zyx)
+        far = _dilate(core, 8.0, spacing_zyx) & ~near
+        near &= ~core
+        if not near.any() or not far.any():
+            continue
+        around = float(np.median(values[far]))
+        brighter = around > inside
+        one_side = min(float(np.mean((values[shell] > inside) == brighter)) for shell in (near, far))
+        if one_side >= params.faint_one_side and abs(around - inside) >= params.faint_contrast_hu:
+            return core, smooth
+    return None, None
 
 
 def _half_way(raw: np.ndarray, smooth: np.ndarray, core: np.ndarray, seed_zyx, spacing_zyx,

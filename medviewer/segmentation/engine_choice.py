@@ -25,7 +25,10 @@ it too (537-904 mL from a click in a 2.5-10 mL tumour). Such a lesion has a core
 (``classical.lesion_core``: the region holds still over a few ever wider windows, then jumps)
 and goes to the classical engine, which outlines that core. Of the 44 sts tumours' deepest
 points two have one (STS_002 and STS_003, Dice 0.88 and 0.86 against the expert's contour, both
-training cases of the learned engine); the others stay with the learned engine.
+training cases of the learned engine); the others stay with the learned engine. A faint lesion
+(15-35 HU from its organ) leaks at the core ladder's first window; a finer ladder on a smoother
+copy finds its core (``classical._faint_core``), and it goes to the classical engine too. That
+ladder also finds STS_041's dark centre (Dice 0.71, where the learned engine gives 0.77).
 
 A ground-glass nodule (-800 to -250 HU at the click: the median of the smoothed CT within 5 mm)
 is fainter than anything the learned engine sees: it reads the CT clipped to -250 to 350 HU, so

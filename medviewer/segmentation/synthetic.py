@@ -3,9 +3,9 @@
 A radiologist clicks on lung nodules, liver metastases and lymph nodes far more often than on
 sarcomas. Real annotated ones of these are not in ``../shared/data``, so this module makes them:
 a random smooth shape (an ellipsoid bent by a smooth random field) of a chosen size, with a
-density pattern (hypo- or hyperdense, rim-enhancing, a necrotic core) set against the tissue it
-is pasted into, carrying noise of its own (the background's strength, its own texture), blended
-over a partial-volume edge of about a voxel, in one of two kinds of place:
+density pattern (hypo- or hyperdense, rim-enhancing, a necrotic core, faint) set against the
+tissue it is pasted into, carrying noise of its own (the background's strength, its own
+texture), blended over a partial-volume edge of about a voxel, in one of two kinds of place:
 
 * ``chest``: in the lung parenchyma, either free in it or against the pleura or mediastinum
   (its edge pressed into the soft tissue beside the lung);
@@ -28,6 +28,10 @@ from medviewer.core.volume import Volume
 from medviewer.segmentation.classical import _fill_slices
 
 PATTERNS = ("hypodense", "hyperdense", "rim", "necrotic")
+# A faint lesion: in an organ, 15 to 35 HU darker or brighter than it (a liver metastasis of low
+# contrast, near the noise); in the lung, ground glass (-700 to -350 HU). Not among PATTERNS,
+# which the benchmark's synthetic set takes in turn: its own set (``--sets faint``).
+FAINT = "faint"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ def _noise_sigma(values: np.ndarray) -> float:
 
 def _densities(pattern: str, background_hu: float, site: str, rng) -> tuple[float, float, float]:
     """(wall HU, core HU, rim thickness share): the lesion's density at its edge and inside."""
+    if pattern == FAINT:
+        if site.startswith("chest"):
+            value = rng.uniform(-700, -350)
+            return value, value, 0.0
+        value = background_hu + rng.choice((-1.0, 1.0)) * rng.uniform(15, 35)
+        return value, value, 0.0
     if site.startswith("chest"):  # soft tissue in air: every pattern stands out
         base = rng.uniform(10, 60)
         return {"hypodense": (base, base, 0.0), "hyperdense": (base + rng.uniform(40, 100),) * 2 + (0.0,),

@@ -402,16 +402,18 @@ AIR_SIDE_HU = -300.0
 
 
 def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx, spacing_zyx, inside: float,
-               contrast_hu: float = 15.0, min_wall_mm: float = 3.0, widest_mm: int = 10, organ_mm=(12, 18),
-               flat: float = 0.5, most: float = 8.0) -> np.ndarray:
+               contrast_hu: float = 15.0, between_hu: float = 10.0, min_wall_mm: float = 3.0, widest_mm: int = 10,
+               organ_mm=(12, 18), flat: float = 0.5, most: float = 8.0) -> np.ndarray:
     """``lesion`` (the core the click lands in) with its wall, where it has one: the zone of
     another density between the core and the organ around it, as the radial profile out from the
     core shows it. ``raw`` (the crop, unsmoothed) gives the profile: the median of each 1 mm shell
     out to ``organ_mm``, over hundreds of voxels, needs no smoothing (a noisy series' smoothing
     blurred a sharp edge over several mm, which read as a wall). The organ's value is the
     median of the shells ``organ_mm`` out; the wall is the run of shells, starting within 3 mm,
-    that differ from it by ``contrast_hu`` or more on one side, at least ``min_wall_mm`` and at
-    most ``widest_mm`` thick. Two kinds:
+    that differ from it by ``contrast_hu`` or more on one side (``between_hu`` on the core's side:
+    a necrotic lesion's viable rim may lie 10-15 HU from the liver), at least ``min_wall_mm`` and at
+    most ``widest_mm`` thick; where its shells rise to a ring and then ramp down to the organ (a
+    blurred outer edge), the wall ends where they fall below half the ring's height. Two kinds:
 
     * brighter than the organ around a darker core: a rim-enhancing lesion's ring;
     * between the core's density and the organ's: a necrotic lesion's viable rim around its
@@ -439,16 +441,26 @@ def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx
     organ = float(np.nanmedian(far))
     off = shells - organ
 
+    def far_enough(k: int) -> bool:  # off the organ's value by contrast_hu, or by between_hu on the core's side
+        return abs(off[k]) >= (between_hu if np.sign(off[k]) == np.sign(inside - organ) else contrast_hu)
+
     def run_from(k: int) -> int:  # the last shell of the run of shells off the organ's value, on one side, from k
-        if not abs(off[k]) >= contrast_hu:
+        if not far_enough(k):
             return k - 1
         end = k
-        while end + 1 <= widest_mm and abs(off[end + 1]) >= contrast_hu and np.sign(off[end + 1]) == np.sign(off[k]):
+        while end + 1 <= widest_mm and far_enough(end + 1) and np.sign(off[end + 1]) == np.sign(off[k]):
             end += 1
         return end
 
     # the longest run starting within 3 mm (the first shell may be the core's own partial-volume edge)
     start, end = max(((k, run_from(k)) for k in (1, 2, 3)), key=lambda r: (r[1] - r[0], -r[0]))
+    if end > start:  # a ring: the shells rise to it, then ramp down to the organ over the partial
+        # volume (a noisy series' blur); the wall ends where they fall below half its height
+        top = max(range(start, end + 1), key=lambda k: abs(off[k]))
+        if top > start:  # (where the run falls from its first shell on, it is a ramp: left whole)
+            last, end = end, top
+            while end < last and abs(off[end + 1]) >= 0.5 * abs(off[top]):
+                end += 1
     if organ < AIR_SIDE_HU or end - start + 1 < min_wall_mm:
         return lesion
     run = shells[start:end + 1]

@@ -11,7 +11,9 @@ texture), blended over a partial-volume edge of about a voxel, in one of two kin
   (its edge pressed into the soft tissue beside the lung);
 * ``abdomen``: inside an organ of similar density (the largest homogeneous soft-tissue region
   of the series: the liver in Lung-PET-CT-Dx A0001's lower slices and in the compressed Siemens
-  series), wholly inside it.
+  series), wholly inside it; or (``abdomen-edge``) at its edge: the centre half a radius to a
+  radius (and 2 mm) deep, the lesion bulging out of the organ by up to half its radius, so that
+  the tissue beyond the organ lies next to it.
 
 Everything is seeded (``numpy.random.default_rng(seed)``) and made on the fly: no data is
 written or committed. :func:`make_case` returns the image (a crop of the background around the
@@ -39,7 +41,7 @@ class SyntheticLesion:
     name: str
     image: Volume  # the background crop with the lesion pasted in (HU)
     truth: np.ndarray  # bool, the lesion on image's grid
-    site: str  # "chest-lung", "chest-pleura" or "abdomen"
+    site: str  # "chest-lung", "chest-pleura", "abdomen" or "abdomen-edge"
     pattern: str
     volume_ml: float
 
@@ -134,12 +136,15 @@ def _site_distance(volume: Volume, site: str) -> np.ndarray:
 
 def _places(volume: Volume, site: str, radius_mm: float) -> np.ndarray:
     """Candidate lesion centres (voxel indices) for ``site``: free in the lung (``chest-lung``),
-    pressed against its edge (``chest-pleura``), or wholly inside the organ (``abdomen``)."""
+    pressed against its edge (``chest-pleura``), wholly inside the organ (``abdomen``), or inside
+    it near its edge (``abdomen-edge``)."""
     d = _site_distance(volume, site)
     if site == "chest-lung":
         ok = (d >= radius_mm + 4) & (d <= radius_mm + 25)
     elif site == "chest-pleura":
         ok = (d >= 0.3 * radius_mm) & (d <= 0.6 * radius_mm)
+    elif site == "abdomen-edge":
+        ok = (d >= 0.5 * radius_mm) & (d <= radius_mm + 2)
     else:
         ok = d >= radius_mm + 4
     # never within the lesion's reach of the image's faces across slices

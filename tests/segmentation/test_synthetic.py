@@ -94,6 +94,20 @@ def test_a_liver_lesion_with_a_wall_is_outlined_whole_from_its_centre(abdomen, p
     assert dice(mask, case.truth) > 0.85 > before + 0.4
 
 
+@pytest.mark.parametrize("seed, before", [(9001, 0.502), (9010, 0.446)])
+def test_a_necrotic_liver_lesion_whose_rim_is_near_the_livers_density_is_outlined_whole(abdomen, seed, before):
+    """A necrotic lesion whose viable rim lies only 10-15 HU below the liver: its shells were not
+    off the liver's value by the 15 HU a wall needs, and the classical engine outlined the dark
+    centre alone (Dice ``before``). On the core's side of the organ's value 10 HU now make a wall
+    (classical._with_wall's ``between_hu``)."""
+    from medviewer.segmentation.classical import segment_classical
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(abdomen, "abdomen", "necrotic", 6.0, seed=seed)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    assert dice(segment_classical(case.image, [click]), case.truth) > 0.8 > before + 0.25
+
+
 def test_a_necrotic_lesion_that_grows_steadily_to_its_edge_has_a_core(shared_data):
     """In noisy A0001 a necrotic lesion's region grows steadily with the window (no plateau) from
     its dark centre out to its edge, then leaks into the liver at once (x29). That is a core too:
@@ -123,6 +137,21 @@ def test_a_faint_liver_lesion_has_a_core(abdomen, seed):
     click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
     assert choose_engine(case.image, [click])[0] == "classical"
     assert dice(segment_classical(case.image, [click]), case.truth) > 0.75
+
+
+def test_a_rim_enhancing_lesion_at_the_liver_edge_is_outlined_with_its_ring(shared_data):
+    """A rim-enhancing lesion bulging out of A0001's liver (seed 8012): its ring's shells ramp
+    down to the organ over several mm, the run of shells off the organ's value was no plateau, and
+    the classical engine outlined the dark centre alone (Dice 0.34). The wall now ends where the
+    shells fall below half its height (classical._with_wall)."""
+    from medviewer.io import load_volume
+    from medviewer.segmentation.classical import segment_classical
+    from medviewer.segmentation.synthetic import make_case
+
+    chest = load_volume(shared_data / "lung-pet-ct-dx" / "A0001" / "series-2-5mm-L")
+    case = make_case(chest, "abdomen-edge", "rim", 20.0, seed=8012)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    assert dice(segment_classical(case.image, [click]), case.truth) > 0.85
 
 
 def test_a_mask_leaked_into_the_organ_comes_with_a_line_that_says_so(liver_lesion):

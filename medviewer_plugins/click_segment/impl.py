@@ -10,6 +10,7 @@ import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
+from medviewer.segmentation.classical import remember_last
 from medviewer.segmentation.engine_choice import (choose_engine, first_click_classical, holds_the_part,
                                                   may_be_part_of_a_mass)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
@@ -31,6 +32,9 @@ def _cuda_usable() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+_MASS_CHECK: list = []  # the last (volume, first click, mask): the learned engine asked about a mass
 
 
 def _bundle_engine(params) -> str:
@@ -131,13 +135,17 @@ class ClickSegment(Plugin):
                   and may_be_part_of_a_mass(volume, prompts.positive[0])):
                 from medviewer_plugins.click_segment.learned import segment_learned
 
-                whole = segment_learned(volume, prompts.positive[:1], bundle=bundle,
-                                        device=self.resolve_device(request.device), cancelled=cancel.is_set)
+                device = self.resolve_device(request.device)
+                # the learned engine's answer to the first click, kept for the lesion's corrective
+                # clicks (each reruns this check; before, each ran the network twice)
+                whole = remember_last(_MASS_CHECK, volume, (tuple(prompts.positive[0]), bundle, device),
+                                      lambda: segment_learned(volume, prompts.positive[:1], bundle=bundle,
+                                                              device=device, cancelled=cancel.is_set))
                 if holds_the_part(whole, first_click_classical(volume, prompts.positive[0])):
                     engine = "learned"
                     chosen = ("region growing closed off only part of a lesion in the chest, which the learned "
                               "engine outlines whole")
-                    mask = whole if one_click else None
+                    mask = whole.copy() if one_click else None
         if engine == "learned" and mask is None:
             from medviewer_plugins.click_segment.learned import segment_learned
 

@@ -210,6 +210,31 @@ def test_a_mass_against_the_chest_wall_that_region_growing_closes_only_in_part_g
     assert note.startswith("the learned engine outlined it: region growing closed off only part of a lesion")
 
 
+def test_a_corrective_click_on_such_a_mass_runs_the_network_once(chest, monkeypatch):
+    """Each click reruns auto's choice from the first click, and the mass check asked the learned
+    engine about the first click again before it ran on all the clicks: two runs a correction.
+    Its first answer is kept for the lesion now."""
+    import medviewer_plugins.click_segment.learned as learned
+    from medviewer.plugins.api import CancelToken, Prompts, Request
+    from medviewer.plugins.registry import get_manifest, load_plugin
+    from medviewer.segmentation.guidance import corrective_click
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(chest, "chest-pleura", "rim", 120, 4)
+    mask, _note, click = _auto(case)
+    point, positive = corrective_click(mask, case.truth, np.asarray(case.image.spacing)[::-1])
+    more = tuple(case.image.voxel_to_patient(point))
+    prompts = Prompts((tuple(click), more), ()) if positive else Prompts((tuple(click),), (more,))
+    runs = []
+    network = learned.segment_learned
+    monkeypatch.setattr(learned, "segment_learned", lambda *a, **k: runs.append(1) or network(*a, **k))
+    plugin = load_plugin(get_manifest("click-segment"))
+    result = plugin.run(Request(case.image, prompts, {"engine": "auto", "previous": mask}, device="cpu"),
+                        lambda *a: None, CancelToken())
+    assert len(runs) == 1 and result.note.startswith("the learned engine outlined it")
+    assert dice(result.label_map.array > 0, case.truth) >= dice(mask, case.truth)
+
+
 def test_an_enclosed_outline_that_is_the_lesion_stays_with_the_classical_engine(chest):
     """The same kind of mass (seed 2): region growing outlines it (Dice 0.89) with soft tissue all
     round, but the learned engine's mask is no larger: the classical outline stands."""

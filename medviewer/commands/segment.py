@@ -128,7 +128,7 @@ def run(args) -> int:
                                  f"(which spans {_extent(volume)})", args.path)
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
-    from medviewer.segmentation.engine_choice import choose_engine, may_be_part_of_a_mass
+    from medviewer.segmentation.engine_choice import choose_engine, learned_engine_asked_too
     from medviewer.segmentation.guidance import too_thin_for_learned
 
     # The plugin would decide the same; deciding here spares loading the network.
@@ -144,7 +144,7 @@ def run(args) -> int:
     elif args.engine == "auto":
         args.engine, why = choose_engine(volume, args.point)
         chosen = f"auto: {why}" if why else "auto"
-        if args.engine == "classical" and may_be_part_of_a_mass(volume, args.point[0]):
+        if args.engine == "classical" and learned_engine_asked_too(volume, args.point[0]):
             args.engine, chosen = "auto", "auto"  # the plugin asks the learned engine too, and says which outlined it
     from medviewer.plugins.runner import Runner
 

@@ -284,11 +284,21 @@ def lesion_core(volume: Volume, point_mm, params: ClassicalParams = ClassicalPar
     step marks it too. Where neither, and one window's region from the click leaks, the core of a
     faint lesion (15-35 HU from its organ), found on a finer ladder (:func:`_faint_core`); else
     None."""
+    return _core_and_kind(volume, point_mm, params)[0]
+
+
+def core_is_faint(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> bool:
+    """Whether :func:`lesion_core` at ``point_mm`` is a faint lesion's, found on the finer ladder
+    (:func:`_faint_core`): auto asks the learned engine about it too (engine_choice)."""
+    return _core_and_kind(volume, point_mm, params)[1]
+
+
+def _core_and_kind(volume: Volume, point_mm, params: ClassicalParams) -> tuple[np.ndarray | None, bool]:
     return remember_last(_CORE_CACHE, volume, (tuple(float(v) for v in point_mm), params),
                          lambda: _lesion_core(volume, point_mm, params))
 
 
-def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarray | None:
+def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> tuple[np.ndarray | None, bool]:
     import SimpleITK as sitk
 
     pos = np.asarray(volume.patient_to_voxel(point_mm))
@@ -311,18 +321,19 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarra
         before = region
     # (a region that never leaked: a lesion in air, a lung nodule; the widest window's region)
     steady = grew <= params.core_stable or jump >= params.core_decisive * grew
-    if before is None or before.sum() < min_voxels or not steady:
+    faint = before is None or before.sum() < min_voxels or not steady
+    if faint:
         # a faint lesion: where one window's region leaks (where it closes, that region is the lesion)
         if region_closes_near(volume, point_mm, base):
-            return None
+            return None, False
         before, smooth = _faint_core(crop, seed, params)
         if before is None:
-            return None
+            return None, False
     out = np.zeros(volume.shape, bool)
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = _half_way(
         crop.array.astype(np.float32), sitk.GetArrayFromImage(smooth), _fill_holes(before), seed[::-1],
         np.asarray(crop.spacing)[::-1])
-    return out
+    return out, faint
 
 
 def _faint_core(crop: Volume, seed, params: ClassicalParams):

@@ -10,9 +10,9 @@ import numpy as np
 
 from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
-from medviewer.segmentation.classical import remember_last
-from medviewer.segmentation.engine_choice import (choose_engine, first_click_classical, holds_the_part,
-                                                  may_be_part_of_a_mass)
+from medviewer.segmentation.classical import core_is_faint, remember_last
+from medviewer.segmentation.engine_choice import (choose_engine, extends_the_core, first_click_classical,
+                                                  holds_the_part, may_be_part_of_a_mass)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 
 
@@ -131,21 +131,32 @@ class ClickSegment(Plugin):
             if engine == "learned" and not bundle_available(bundle):  # a user's own install without it
                 engine = "classical"
                 chosen = missing = f"the learned engine's bundle is missing ({bundle})"
-            elif (engine == "classical" and bundle_available(bundle)
-                  and may_be_part_of_a_mass(volume, prompts.positive[0])):
-                from medviewer_plugins.click_segment.learned import segment_learned
+            elif engine == "classical" and bundle_available(bundle):
+                first = prompts.positive[0]
+                # The learned engine is asked too where the classical outline may be a part: a faint
+                # core (the darker part of a larger lesion?) or an outline enclosed in the chest.
+                faint = core_is_faint(volume, first)
+                mass = may_be_part_of_a_mass(volume, first)
+                if faint or mass:
+                    from medviewer_plugins.click_segment.learned import segment_learned
 
-                device = self.resolve_device(request.device)
-                # the learned engine's answer to the first click, kept for the lesion's corrective
-                # clicks (each reruns this check; before, each ran the network twice)
-                whole = remember_last(_MASS_CHECK, volume, (tuple(prompts.positive[0]), bundle, device),
-                                      lambda: segment_learned(volume, prompts.positive[:1], bundle=bundle,
-                                                              device=device, cancelled=cancel.is_set))
-                if holds_the_part(whole, first_click_classical(volume, prompts.positive[0])):
-                    engine = "learned"
-                    chosen = ("region growing closed off only part of a lesion in the chest, which the learned "
-                              "engine outlines whole")
-                    mask = whole.copy() if one_click else None
+                    device = self.resolve_device(request.device)
+                    # its answer to the first click is kept for the lesion's corrective clicks (each
+                    # reruns this check; before, each ran the network twice)
+                    whole = remember_last(_MASS_CHECK, volume, (tuple(first), bundle, device),
+                                          lambda: segment_learned(volume, [first], bundle=bundle, device=device,
+                                                                  cancelled=cancel.is_set))
+                    part = first_click_classical(volume, first)
+                    if faint and extends_the_core(whole, part):
+                        engine = "learned"
+                        chosen = ("the faint core region growing found is part of a larger lesion, which the "
+                                  "learned engine outlines")
+                    elif mass and holds_the_part(whole, part):
+                        engine = "learned"
+                        chosen = ("region growing closed off only part of a lesion in the chest, which the learned "
+                                  "engine outlines whole")
+                    if engine == "learned" and one_click:
+                        mask = whole.copy()
         if engine == "learned" and mask is None:
             from medviewer_plugins.click_segment.learned import segment_learned
 

@@ -32,7 +32,7 @@ def test_a_thin_slab_goes_to_the_classical_engine_saying_why(demo_volume):
 # The sarcomas whose deepest point has a compact core (classical.lesion_core): region growing
 # holds still over a few windows there and closes them off (Dice 0.88 and 0.86 against the
 # expert), and STS_041, whose dark centre (70 HU below the muscle around it) the finer ladder for
-# faint lesions finds (0.71; the learned engine gives 0.77: the price of the faint liver lesions).
+# faint lesions finds (0.71; through auto the learned engine outlines it after all, test below).
 CORE_SARCOMAS = {"STS_002": 0.8, "STS_003": 0.8, "STS_041": 0.65}
 
 

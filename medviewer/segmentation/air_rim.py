@@ -46,7 +46,7 @@ def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequen
     towards aerated lung (see the module's docstring); ``mask`` itself where there is none."""
     import SimpleITK as sitk
 
-    from medviewer.segmentation.classical import _dilate, _fill_slices, _nearer_to, _smooth
+    from medviewer.segmentation.masks import dilate, fill_slices, nearer_to, smooth_image
 
     # (a mask of more than ``max_ml`` has leaked through the lung: its rim is no lesion's edge,
     # and the distance maps over its box would cost seconds)
@@ -59,28 +59,28 @@ def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequen
     upper = np.minimum(nz.max(0) + margin + 1, volume.shape)
     box = tuple(slice(a, b) for a, b in zip(lower, upper))
     crop = volume.crop(lower, upper)
-    smooth = sitk.GetArrayFromImage(_smooth(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), smoothing_mm))
+    smooth = sitk.GetArrayFromImage(smooth_image(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), smoothing_mm))
     inner = mask[box]
     inside = float(np.median(smooth[inner]))
     if inside < SOLID_HU:
         return mask
-    shell = _dilate(inner, 3.0, spacing_zyx) & ~inner
+    shell = dilate(inner, 3.0, spacing_zyx) & ~inner
     lung = smooth < LUNG_HU
     if not shell.any() or (shell & lung).sum() < min_air_share * shell.sum():
         return mask
     lung_hu = float(np.median(smooth[shell & lung]))
     threshold = lung_hu + fraction * (inside - lung_hu)
-    rim = _dilate(inner, reach_mm, spacing_zyx) & ~inner & (smooth >= threshold) \
-        & _dilate(lung & ~inner, near_air_mm, spacing_zyx)
+    rim = dilate(inner, reach_mm, spacing_zyx) & ~inner & (smooth >= threshold) \
+        & dilate(lung & ~inner, near_air_mm, spacing_zyx)
     if len(negatives_mm) and rim.any():
         to_crop = lambda pts: np.array([volume.patient_to_voxel(p, clip=True) for p in pts]) - lower  # noqa: E731
-        rim &= ~_nearer_to(inner.shape, to_crop(negatives_mm), to_crop(positives_mm), spacing_zyx)
+        rim &= ~nearer_to(inner.shape, to_crop(negatives_mm), to_crop(positives_mm), spacing_zyx)
     if not rim.any():
         return mask
     # The rim lies within ``near_air_mm`` of the lung; where the mask stopped farther inside the
     # lesion than that, a band of lesion is left between the two: each slice's holes are filled.
     # Only the parts that touch the mask are kept (no specks beside it).
-    whole = _fill_slices(inner | rim)
+    whole = fill_slices(inner | rim)
     labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(whole.astype(np.uint8))))
     whole = np.isin(labels, np.unique(labels[inner]))
     out = mask.copy()

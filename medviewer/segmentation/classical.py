@@ -22,6 +22,7 @@ import numpy as np
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 from medviewer.segmentation.guidance import reaches_image_edge
+from medviewer.segmentation.masks import dilate, fill_holes, fill_slices, nearer_to, smooth_image
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def _core_is_better(volume: Volume, p, core: np.ndarray, params: ClassicalParams
     region = _grow(volume.crop(lower, upper), (p - lower)[None], window, params)
     if reaches_image_edge(region):
         return True
-    return bool(core.sum() > params.core_over_window * _fill_holes(region).sum())
+    return bool(core.sum() > params.core_over_window * fill_holes(region).sum())
 
 
 def window_outline(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> np.ndarray | None:
@@ -305,7 +306,7 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> tuple[np.
     base, params = params, for_noise(volume, pos, params)
     lower, upper = _crop_bounds(volume, pos[None], params.core_radius_mm)
     crop = volume.crop(lower, upper)
-    smooth = _smooth(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), params.smoothing_mm)
+    smooth = smooth_image(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), params.smoothing_mm)
     seed = tuple(int(v) for v in (pos - lower)[::-1])
     centre = float(smooth[seed])
     min_voxels = params.core_min_ml / crop.voxel_volume_ml
@@ -331,7 +332,7 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> tuple[np.
             return None, False
     out = np.zeros(volume.shape, bool)
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = _half_way(
-        crop.array.astype(np.float32), sitk.GetArrayFromImage(smooth), _fill_holes(before), seed[::-1],
+        crop.array.astype(np.float32), sitk.GetArrayFromImage(smooth), fill_holes(before), seed[::-1],
         np.asarray(crop.spacing)[::-1])
     return out, faint
 
@@ -354,7 +355,7 @@ def _faint_core(crop: Volume, seed, params: ClassicalParams):
     min_voxels = params.core_min_ml / crop.voxel_volume_ml
     image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
     for sigma in params.faint_smoothing_mm:
-        smooth = _smooth(image, max(sigma, params.smoothing_mm))
+        smooth = smooth_image(image, max(sigma, params.smoothing_mm))
         centre = float(smooth[seed])
         before, steady = None, 0
         for w in params.faint_ladder_hu:
@@ -370,11 +371,11 @@ def _faint_core(crop: Volume, seed, params: ClassicalParams):
             continue  # never leaked within the ladder: not a faint lesion
         if before is None or steady < params.faint_steady_steps or before.sum() < min_voxels:
             continue
-        core = _fill_holes(before)
+        core = fill_holes(before)
         values = sitk.GetArrayFromImage(smooth)
         inside = float(np.median(values[core]))
-        near = _dilate(core, 3.0, spacing_zyx)
-        far = _dilate(core, 8.0, spacing_zyx) & ~near
+        near = dilate(core, 3.0, spacing_zyx)
+        far = dilate(core, 8.0, spacing_zyx) & ~near
         near &= ~core
         if not near.any() or not far.any():
             continue
@@ -396,7 +397,7 @@ def _half_way(raw: np.ndarray, smooth: np.ndarray, core: np.ndarray, seed_zyx, s
     the shell."""
     import SimpleITK as sitk
 
-    near = _dilate(core, shell_mm, spacing_zyx)
+    near = dilate(core, shell_mm, spacing_zyx)
     inside, around = float(np.median(smooth[core])), float(np.median(smooth[near & ~core]))
     half = (inside + around) / 2
     side = smooth <= half if around > inside else smooth >= half
@@ -406,7 +407,7 @@ def _half_way(raw: np.ndarray, smooth: np.ndarray, core: np.ndarray, seed_zyx, s
     if not lesion[tuple(seed_zyx)]:
         return core
     grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(image, seedList=[seed], lower=1, upper=1)).astype(bool)
-    return _with_wall(raw, smooth, _fill_holes(grown), seed_zyx, spacing_zyx, inside)
+    return _with_wall(raw, smooth, fill_holes(grown), seed_zyx, spacing_zyx, inside)
 
 
 AIR_SIDE_HU = -300.0
@@ -485,7 +486,7 @@ def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx
         return lesion  # as far from the organ as the core: the lesion itself, which the core should hold
     half = (wall + organ) / 2
     side = smooth >= half if wall > organ else smooth <= half
-    grown = _components_at(_fill_slices(_fill_holes(lesion | (side & (dist <= end + 1.5)))), np.asarray(seed_zyx)[None])
+    grown = _components_at(fill_slices(fill_holes(lesion | (side & (dist <= end + 1.5)))), np.asarray(seed_zyx)[None])
     return grown if lesion.sum() < grown.sum() <= most * lesion.sum() and not reaches_image_edge(grown) else lesion
 
 
@@ -510,7 +511,7 @@ def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tu
     for p in np.rint(pos).astype(int):
         lo, hi = np.maximum(p - margin, 0), np.minimum(p + margin + 1, volume.shape)
         box = volume.crop(lo, hi)
-        arr = sitk.GetArrayFromImage(_smooth(sitk.Cast(box.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
+        arr = sitk.GetArrayFromImage(smooth_image(sitk.Cast(box.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
         zz, yy, xx = np.ogrid[:arr.shape[0], :arr.shape[1], :arr.shape[2]]
         q = p - lo
         d2 = (((zz - q[0]) * spacing_zyx[0]) ** 2 + ((yy - q[1]) * spacing_zyx[1]) ** 2
@@ -529,7 +530,7 @@ def _grow(crop: Volume, pos: np.ndarray, window: tuple[float, float], params: Cl
     import SimpleITK as sitk
 
     image = sitk.Cast(crop.to_sitk(), sitk.sitkFloat32)
-    smooth = _smooth(image, params.growth_smoothing_mm)
+    smooth = smooth_image(image, params.growth_smoothing_mm)
     seeds = [tuple(int(v) for v in p[::-1]) for p in pos]
     values = [smooth[s] for s in seeds]
     low, high = _window_with_seeds(window, values, params)
@@ -561,19 +562,6 @@ def _on_rim(region: np.ndarray, p: np.ndarray, spacing_zyx, rim_mm: float) -> bo
     zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
     ball = (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2 <= rim_mm ** 2
     return bool((~region[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] & ball).any())
-
-
-def _smooth(image, sigma_mm: float):
-    """Gaussian smoothing of a SimpleITK image, also on one only a few voxels thick (a single
-    slice, a thin slab, a crop at the volume's edge): ITK's recursive Gaussian needs at least 4
-    voxels along every axis, so a thinner axis is padded by repeating its edge, then cut back."""
-    import SimpleITK as sitk
-
-    short = [max(0, 4 - n) for n in image.GetSize()]
-    if not any(short):
-        return sitk.SmoothingRecursiveGaussian(image, sigma_mm)
-    padded = sitk.ZeroFluxNeumannPad(image, [0, 0, 0], short)
-    return sitk.Crop(sitk.SmoothingRecursiveGaussian(padded, sigma_mm), [0, 0, 0], short)
 
 
 def _window_with_seeds(window: tuple[float, float], seed_values, params: ClassicalParams) -> tuple[float, float]:
@@ -624,7 +612,7 @@ def _cut_and_fill(mask: np.ndarray, pos: np.ndarray, neg, spacing_zyx) -> np.nda
     """``mask`` less what lies nearer to a negative click than to any positive one, its parts at
     the positive clicks, holes filled and closed by one voxel."""
     if len(neg):
-        mask = mask & ~_nearer_to(mask.shape, np.asarray(neg).reshape(-1, 3), pos, spacing_zyx)
+        mask = mask & ~nearer_to(mask.shape, np.asarray(neg).reshape(-1, 3), pos, spacing_zyx)
     mask = _components_at(mask, pos)
     if not mask.any():
         return mask
@@ -634,26 +622,8 @@ def _cut_and_fill(mask: np.ndarray, pos: np.ndarray, neg, spacing_zyx) -> np.nda
     hi = np.minimum([a.max() + 3 for a in nz], mask.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     out = mask.copy()
-    out[box] |= _close_one_voxel(_fill_holes(mask[box]))
+    out[box] |= _close_one_voxel(fill_holes(mask[box]))
     return out
-
-
-def _fill_slices(mask: np.ndarray) -> np.ndarray:
-    """``mask`` with each axial slice's holes filled."""
-    import SimpleITK as sitk
-
-    return np.stack([sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(m.astype(np.uint8)))) > 0
-                     for m in mask])
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` with its holes filled: what a flood from outside (face-connected) cannot reach."""
-    import SimpleITK as sitk
-
-    padded = sitk.GetImageFromArray(np.pad(mask, 1).astype(np.uint8))
-    outside = sitk.GetArrayFromImage(sitk.ConnectedThreshold(padded, seedList=[(0, 0, 0)], lower=0, upper=0,
-                                                             replaceValue=1)).astype(bool)
-    return ~outside[1:-1, 1:-1, 1:-1]
 
 
 def _leak_cut(region: np.ndarray, pos: np.ndarray, spacing_zyx, params: ClassicalParams) -> np.ndarray:
@@ -686,11 +656,11 @@ def _leak_cut(region: np.ndarray, pos: np.ndarray, spacing_zyx, params: Classica
     # thick slices it reaches the next slice); under the spacing ``unit`` it is the unit ball.
     radius_vox = np.maximum(1, np.rint(opening_mm / spacing))
     unit = 1.0 / (radius_vox + 0.5)
-    opened = _dilate(_distance_inside(coarse, unit) > 1.0, 1.0, unit)
+    opened = dilate(_distance_inside(coarse, unit) > 1.0, 1.0, unit)
     core = _components_at(opened & coarse, cpos)
     if not core.any():
         return np.ones(region.shape, bool)
-    keep = _dilate(core, 1.0, unit)
+    keep = dilate(core, 1.0, unit)
     for axis, f in enumerate(factor):
         keep = np.repeat(keep, f, axis=axis)
     out = np.zeros(region.shape, bool)
@@ -759,33 +729,6 @@ def _distance_inside(mask: np.ndarray, spacing_zyx) -> np.ndarray:
     d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(outside, insideIsPositive=False,
                                                             squaredDistance=False, useImageSpacing=True))
     return np.where(mask, np.maximum(d, 0), 0).astype(np.float32)
-
-
-def _dilate(mask: np.ndarray, radius_mm: float, spacing_zyx) -> np.ndarray:
-    """``mask`` grown by a ball of ``radius_mm`` (voxels within that distance of it)."""
-    import SimpleITK as sitk
-
-    if not mask.any():
-        return mask.copy()
-    image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False,
-                                                            squaredDistance=False, useImageSpacing=True))
-    return mask | (d <= radius_mm)
-
-
-def _nearer_to(shape, neg: np.ndarray, pos: np.ndarray, spacing_zyx) -> np.ndarray:
-    """Voxels nearer (in mm) to any of ``neg`` than to every one of ``pos``."""
-    zz, yy, xx = np.meshgrid(*(np.arange(n) * s for n, s in zip(shape, spacing_zyx)), indexing="ij", sparse=True)
-
-    def nearest(points):
-        best = None
-        for p in points * spacing_zyx:
-            d = (zz - p[0]) ** 2 + (yy - p[1]) ** 2 + (xx - p[2]) ** 2
-            best = d if best is None else np.minimum(best, d)
-        return best
-
-    return nearest(neg) < nearest(pos)
 
 
 def _components_at(mask: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -176,7 +176,7 @@ def _air_shares(volume: Volume, mask: np.ndarray) -> tuple[float, float]:
     (1.0 and 0.0 for an empty mask: neither enclosed nor in the chest)."""
     import SimpleITK as sitk
 
-    from medviewer.segmentation.classical import _dilate, _smooth
+    from medviewer.segmentation.masks import dilate, smooth_image
 
     if not mask.any():
         return 1.0, 0.0
@@ -185,10 +185,10 @@ def _air_shares(volume: Volume, mask: np.ndarray) -> tuple[float, float]:
     nz = np.argwhere(mask)
     lower, upper = np.maximum(nz.min(0) - margin, 0), np.minimum(nz.max(0) + margin + 1, volume.shape)
     crop = volume.crop(lower, upper)
-    lung = sitk.GetArrayFromImage(_smooth(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), 1.0)) < LUNG_HU
+    lung = sitk.GetArrayFromImage(smooth_image(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), 1.0)) < LUNG_HU
     inner = mask[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
-    edge = _dilate(inner, 3.0, spacing_zyx)
-    ring = _dilate(inner, 20.0, spacing_zyx) & ~edge
+    edge = dilate(inner, 3.0, spacing_zyx)
+    ring = dilate(inner, 20.0, spacing_zyx) & ~edge
     edge &= ~inner
     if not edge.any() or not ring.any():
         return 1.0, 0.0

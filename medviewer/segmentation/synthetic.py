@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medviewer.core.volume import Volume
-from medviewer.segmentation.classical import _fill_slices
+from medviewer.segmentation.masks import fill_slices
 
 PATTERNS = ("hypodense", "hyperdense", "rim", "necrotic")
 # A faint lesion: in an organ, 15 to 35 HU darker or brighter than it (a liver metastasis of low
@@ -123,7 +123,7 @@ def _site_distance(volume: Volume, site: str) -> np.ndarray:
     if site.startswith("chest"):  # air inside the body: the air around it touches the image's sides
         labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray((smooth < -600).astype(np.uint8))))
         outside = set(np.unique(np.concatenate([labels[:, [0, -1], :].ravel(), labels[:, :, [0, -1]].ravel()])))
-        region = _fill_slices((labels > 0) & ~np.isin(labels, list(outside)))  # vessels count as lung
+        region = fill_slices((labels > 0) & ~np.isin(labels, list(outside)))  # vessels count as lung
     else:
         organ = (smooth > 20) & (smooth < 200)
         labels = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(

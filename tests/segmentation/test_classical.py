@@ -103,18 +103,19 @@ def test_fast_morphology_matches_itks():
     radius) does what ITK's ball morphology does."""
     import SimpleITK as sitk
 
-    from medviewer.segmentation.classical import _close_one_voxel, _dilate, _distance_inside, _fill_holes
+    from medviewer.segmentation.classical import _close_one_voxel, _distance_inside
+    from medviewer.segmentation.masks import dilate, fill_holes
 
     mask = _blob()
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
     closed = sitk.GetArrayFromImage(sitk.BinaryMorphologicalClosing(image, [1, 1, 1], sitk.sitkBall)).astype(bool)
     inner = (slice(2, -2),) * 3
     assert np.array_equal(_close_one_voxel(mask)[inner], closed[inner])
-    assert np.array_equal(_fill_holes(mask), sitk.GetArrayFromImage(sitk.BinaryFillhole(image)).astype(bool))
-    assert _fill_holes(mask).sum() > mask.sum()  # there were holes to fill
+    assert np.array_equal(fill_holes(mask), sitk.GetArrayFromImage(sitk.BinaryFillhole(image)).astype(bool))
+    assert fill_holes(mask).sum() > mask.sum()  # there were holes to fill
     for radius in ([1, 1, 1], [3, 3, 1], [5, 5, 2]):  # x, y, z voxels, as ITK takes them
         unit = 1.0 / (np.array(radius[::-1]) + 0.5)
-        opened = _dilate(_distance_inside(mask, unit) > 1.0, 1.0, unit)
+        opened = dilate(_distance_inside(mask, unit) > 1.0, 1.0, unit)
         want = sitk.GetArrayFromImage(sitk.BinaryMorphologicalOpening(image, radius, sitk.sitkBall)).astype(bool)
         assert (opened != want)[inner].sum() < 0.02 * want.sum(), radius
         assert want.sum() < 0.95 * mask.sum()  # the opening did remove something
@@ -142,7 +143,8 @@ def test_the_cut_on_the_regions_bounding_box_equals_the_cut_over_the_whole_crop(
     opening done over the whole crop gives the very same mask, on the fine and the coarse grid,
     also where the region reaches the crop's edge."""
     from medviewer.segmentation.classical import (
-        ClassicalParams, _components_at, _depth_at, _dilate, _distance_inside, _leak_cut, _pool)
+        ClassicalParams, _components_at, _depth_at, _distance_inside, _leak_cut, _pool)
+    from medviewer.segmentation.masks import dilate
 
     region = np.zeros((60, 150, 170), bool)
     zz, yy, xx = np.ogrid[:60, :150, :170]
@@ -159,8 +161,8 @@ def test_the_cut_on_the_regions_bounding_box_equals_the_cut_over_the_whole_crop(
         depth = _depth_at(coarse, cspacing, cpos)[0]
         radius = np.maximum(1, np.rint(max(params.opening_mm, params.adaptive_opening * depth) / cspacing))
         unit = 1.0 / (radius + 0.5)
-        core = _components_at(_dilate(_distance_inside(coarse, unit) > 1.0, 1.0, unit) & coarse, cpos)
-        keep = _dilate(core, 1.0, unit)
+        core = _components_at(dilate(_distance_inside(coarse, unit) > 1.0, 1.0, unit) & coarse, cpos)
+        keep = dilate(core, 1.0, unit)
         for axis, f in enumerate(factor):
             keep = np.repeat(keep, f, axis=axis)
         want = region & keep[:60, :150, :170]

@@ -26,9 +26,9 @@ def liver_lesion(abdomen):
 
 
 def _shell(truth, spacing, mm=3.0):
-    from medviewer.segmentation.classical import _dilate
+    from medviewer.segmentation.masks import dilate
 
-    return _dilate(truth, mm, spacing) & ~truth
+    return dilate(truth, mm, spacing) & ~truth
 
 
 def test_a_pasted_lesion_is_seeded_sized_and_inside_its_organ(abdomen, liver_lesion):
@@ -160,7 +160,7 @@ def test_a_rim_enhancing_lesion_at_the_liver_edge_is_outlined_with_its_ring(shar
 
 def test_a_mask_leaked_into_the_organ_comes_with_a_line_that_says_so(liver_lesion):
     from medviewer.plugins.api import Prompts, Request
-    from medviewer.segmentation.classical import _dilate
+    from medviewer.segmentation.masks import dilate
     from medviewer.segmentation.plausibility import implausible
     from medviewer_plugins.click_segment.impl import corrected_result
 
@@ -168,7 +168,7 @@ def test_a_mask_leaked_into_the_organ_comes_with_a_line_that_says_so(liver_lesio
     spacing = np.asarray(case.image.spacing)[::-1]
     click = case.image.voxel_to_patient(deepest_point(case.truth, spacing)[0])
     assert implausible(case.image, case.truth, click) == ""
-    organ = _dilate(case.truth, 25.0, spacing) & (case.image.array > 40)  # the organ around it, and the lesion
+    organ = dilate(case.truth, 25.0, spacing) & (case.image.array > 40)  # the organ around it, and the lesion
     organ |= case.truth
     line = implausible(case.image, organ, click)
     assert "leaked into the organ" in line and "negative click" in line

@@ -1,0 +1,67 @@
+"""Masks and images on a voxel grid, as the click engines handle them: a mask grown by a ball of
+so many mm, its holes filled (in 3D, or slice by slice), the voxels nearer to some points than to
+others, and a Gaussian smoothing that also works on an image a few voxels thick. Shared by the
+classical engine, the lung rim (air_rim), auto's choice (engine_choice) and the synthetic lesions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def smooth_image(image, sigma_mm: float):
+    """Gaussian smoothing of a SimpleITK image, also on one only a few voxels thick (a single
+    slice, a thin slab, a crop at the volume's edge): ITK's recursive Gaussian needs at least 4
+    voxels along every axis, so a thinner axis is padded by repeating its edge, then cut back."""
+    import SimpleITK as sitk
+
+    short = [max(0, 4 - n) for n in image.GetSize()]
+    if not any(short):
+        return sitk.SmoothingRecursiveGaussian(image, sigma_mm)
+    padded = sitk.ZeroFluxNeumannPad(image, [0, 0, 0], short)
+    return sitk.Crop(sitk.SmoothingRecursiveGaussian(padded, sigma_mm), [0, 0, 0], short)
+
+
+def fill_slices(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with each axial slice's holes filled."""
+    import SimpleITK as sitk
+
+    return np.stack([sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(m.astype(np.uint8)))) > 0
+                     for m in mask])
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled: what a flood from outside (face-connected) cannot reach."""
+    import SimpleITK as sitk
+
+    padded = sitk.GetImageFromArray(np.pad(mask, 1).astype(np.uint8))
+    outside = sitk.GetArrayFromImage(sitk.ConnectedThreshold(padded, seedList=[(0, 0, 0)], lower=0, upper=0,
+                                                             replaceValue=1)).astype(bool)
+    return ~outside[1:-1, 1:-1, 1:-1]
+
+
+def dilate(mask: np.ndarray, radius_mm: float, spacing_zyx) -> np.ndarray:
+    """``mask`` grown by a ball of ``radius_mm`` (voxels within that distance of it)."""
+    import SimpleITK as sitk
+
+    if not mask.any():
+        return mask.copy()
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False,
+                                                            squaredDistance=False, useImageSpacing=True))
+    return mask | (d <= radius_mm)
+
+
+def nearer_to(shape, neg: np.ndarray, pos: np.ndarray, spacing_zyx) -> np.ndarray:
+    """Voxels nearer (in mm) to any of ``neg`` than to every one of ``pos``."""
+    zz, yy, xx = np.meshgrid(*(np.arange(n) * s for n, s in zip(shape, spacing_zyx)), indexing="ij", sparse=True)
+
+    def nearest(points):
+        best = None
+        for p in points * spacing_zyx:
+            d = (zz - p[0]) ** 2 + (yy - p[1]) ** 2 + (xx - p[2]) ** 2
+            best = d if best is None else np.minimum(best, d)
+        return best
+
+    return nearest(neg) < nearest(pos)

@@ -34,7 +34,7 @@ def _cuda_usable() -> bool:
     return bool(torch.cuda.is_available())
 
 
-_MASS_CHECK: list = []  # the last (volume, first click, mask): the learned engine asked about a mass
+_ASKED_TOO: list = []  # the last (volume, first click, mask): the learned engine asked too (engine_choice)
 
 
 def _bundle_engine(params) -> str:
@@ -143,7 +143,7 @@ class ClickSegment(Plugin):
                     device = self.resolve_device(request.device)
                     # its answer to the first click is kept for the lesion's corrective clicks (each
                     # reruns this check; before, each ran the network twice)
-                    whole = remember_last(_MASS_CHECK, volume, (tuple(first), bundle, device),
+                    whole = remember_last(_ASKED_TOO, volume, (tuple(first), bundle, device),
                                           lambda: segment_learned(volume, [first], bundle=bundle, device=device,
                                                                   cancelled=cancel.is_set))
                     part = first_click_classical(volume, first)

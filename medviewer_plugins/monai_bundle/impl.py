@@ -36,6 +36,7 @@ from medviewer.plugins import trust
 from medviewer.plugins.api import (
     Availability, Box, BoxesResult, Label, LabelMapResult, Plugin, PluginError, modules_available,
 )
+from medviewer_plugins.monai_bundle.fit import check_fit
 
 # LPS <-> RAS flips the first two world axes.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -82,11 +83,13 @@ class BundleFolder:
 
 
 def channel_names(metadata: dict) -> dict[int, str]:
-    """Output channel -> name from ``network_data_format.outputs.pred.channel_def``."""
+    """Output channel -> name from ``network_data_format.outputs.pred.channel_def`` (or
+    ``label_def``, as pediatric_abdominal_ct_segmentation names its classes)."""
     outputs = metadata.get("network_data_format", {}).get("outputs", {})
     pred = outputs.get("pred") or next(iter(outputs.values()), {})
     names = {}
-    for k, v in (pred.get("channel_def") or {}).items():
+    defs = pred.get("channel_def") or pred.get("label_def") or {}
+    for k, v in (defs.items() if isinstance(defs, dict) else ()):
         try:
             names[int(k)] = str(v)
         except ValueError:
@@ -468,7 +471,7 @@ class Pipeline:
     ``preprocessing``, ``inferer``, ``postprocessing`` and, for detection bundles, the
     ``detector`` built around that same network."""
 
-    def __init__(self, bundle: BundleFolder, device, params: dict):
+    def __init__(self, bundle: BundleFolder, device, params: dict, modality: str = ""):
         from monai.bundle import ConfigParser
 
         self.bundle = bundle
@@ -482,7 +485,9 @@ class Pipeline:
                 parser.read_meta(bundle.metadata)
         except Exception as exc:
             raise bundle_error(bundle, "reading its config", exc, self.metadata) from None
-        self.notes = prepare_config(parser, bundle.root, device, params)
+        # Refused here, in a second, where the bundle cannot take one 3D series (fit.py).
+        self.notes = check_fit(bundle.name, self.metadata, parser.config, modality)
+        self.notes += prepare_config(parser, bundle.root, device, params)
         self.parser = parser
         self.prompted = _target_name(parser.config.get("inferer")) == "Vista3dInferer"
         # Class prompts checked before the (large) network is built.
@@ -513,9 +518,11 @@ class Pipeline:
             raise bundle_error(self.bundle, f"building its {key}", exc, self.metadata) from None
 
     def weights_path(self) -> str:
-        """The checkpoint the bundle's own run loads (its ``checkpointloader#load_path``: for
-        wholeBody ``model.pt`` or ``model_lowres.pt`` after ``highres``), else models/model.pt."""
-        path = self.build("checkpointloader#load_path") if "checkpointloader#load_path" in self.parser else None
+        """The checkpoint the bundle's own run loads (its CheckpointLoader's ``load_path``: for
+        wholeBody ``model.pt`` or ``model_lowres.pt`` after ``highres``, for
+        pediatric_abdominal_ct_segmentation ``dynunet_FT.pt``), else models/model.pt."""
+        ids = checkpoint_ids(self.parser.config)
+        path = self.build(ids[0]) if ids else None
         return os.path.realpath(str(path)) if path else self.bundle.model_pt
 
     def _network(self):
@@ -535,8 +542,31 @@ class Pipeline:
             raise PluginError(f"bundle {self.bundle.name}: its config loads {os.path.relpath(path, self.bundle.root)}, "
                               f"which is missing{hint}", path)
         else:
-            raise PluginError("the bundle has models/model.pt but no network_def in its config", self.bundle.config)
+            raise PluginError(f"bundle {self.bundle.name} cannot run in medviewer: its config has no network_def, "
+                              "where a segmentation or detection bundle names the network its weights are for",
+                              self.bundle.config)
         return net.to(self.device).eval()
+
+
+def checkpoint_ids(config: dict) -> list[str]:
+    """Config ids of the ``load_path`` of each CheckpointLoader in the bundle's config, wherever
+    it stands (``checkpointloader``, or an item of ``handlers`` as in pediatric_abdominal_ct_segmentation),
+    those that load the network (``load_dict`` naming ``model`` or ``@network``) first."""
+    found = []
+
+    def walk(node, path):
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            here = f"{path}#{key}" if path else str(key)
+            if isinstance(value, dict) and _target_name(value) == "CheckpointLoader" and "load_path" in value:
+                load = value.get("load_dict")
+                text = json.dumps(load) if isinstance(load, (dict, str)) else ""
+                found.append((0 if ('"model"' in text or "@network" in text) else 1, len(found), f"{here}#load_path"))
+            else:
+                walk(value, here)
+
+    walk(config, "")
+    return [i for _, _, i in sorted(found)]
 
 
 def load_weights(net, path: str, bundle: BundleFolder) -> None:
@@ -626,7 +656,7 @@ class MonaiBundle(Plugin):
         progress("reading the bundle", None)
         forbid_downloads()
         progress("loading the model", None)
-        pipe = Pipeline(bundle, device, p)
+        pipe = Pipeline(bundle, device, p, modality=request.volume.modality)
         cancel.check()
         if pipe.prompted:
             return self._classes(pipe, request, progress, cancel)

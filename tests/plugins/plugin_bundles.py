@@ -245,17 +245,27 @@ def _zoo_parser(folder: str):
     import torch
     from monai.bundle import ConfigParser
 
-    from medviewer_plugins.monai_bundle.impl import prepare_config
+    from medviewer_plugins.monai_bundle.impl import prepare_config, use_bundle_scripts
 
     configs = os.path.join(folder, "configs")
     name = next(n for n in ("inference.json", "inference.yaml") if os.path.isfile(os.path.join(configs, n)))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    use_bundle_scripts(os.path.realpath(folder))  # its own scripts/, not an earlier bundle's
     parser = ConfigParser()
     parser.read_config(os.path.join(configs, name))
     parser.read_meta(os.path.join(configs, "metadata.json"))
     prepare_config(parser, folder, torch.device("cpu"))
     return parser
+
+
+def _zoo_config(folder: str) -> dict:
+    """The bundle's inference config as read (nothing evaluated)."""
+    from monai.bundle import ConfigParser
+
+    configs = os.path.join(folder, "configs")
+    parser = ConfigParser()
+    parser.read_config(next(os.path.join(configs, n) for n in ("inference.json", "inference.yaml")
+                            if os.path.isfile(os.path.join(configs, n))))
+    return parser.config
 
 
 def _dints_architecture(folder: str) -> None:
@@ -291,7 +301,7 @@ def standin_bundle(name: str, cache_dir, *, seed: int = 0) -> str:
 
     import torch
 
-    from medviewer_plugins.monai_bundle.impl import safe_torch_load
+    from medviewer_plugins.monai_bundle.impl import checkpoint_ids, safe_torch_load
 
     folder = os.path.join(os.fspath(cache_dir), name)
     done = os.path.join(folder, ".standin-complete")
@@ -300,11 +310,14 @@ def standin_bundle(name: str, cache_dir, *, seed: int = 0) -> str:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(os.path.join(model_zoo_dir(), name), folder, ignore=shutil.ignore_patterns("docs"))
     os.makedirs(os.path.join(folder, "models"), exist_ok=True)
-    if name == "pancreas_ct_dints_segmentation":
-        _dints_architecture(folder)
-    for n, weights in enumerate(("model.pt",) + EXTRA_WEIGHTS.get(name, ())):
+    if "arch_ckpt_path" in _zoo_config(folder):
+        _dints_architecture(folder)  # a DiNTS bundle (pancreas, multi_organ): its searched architecture
+    for n, weights in enumerate(("",) + EXTRA_WEIGHTS.get(name, ())):
         torch.manual_seed(seed + n)
         parser = _zoo_parser(folder)
+        if not weights:  # the file its own CheckpointLoader loads (pediatric: dynunet_FT.pt), else model.pt
+            ids = checkpoint_ids(parser.config)
+            weights = os.path.basename(str(parser.get_parsed_content(ids[0]))) if ids else "model.pt"
         with safe_torch_load(torch.device("cpu")):
             net = parser.get_parsed_content("network_def")
         torch.save(net.state_dict(), os.path.join(folder, "models", weights))

@@ -218,3 +218,46 @@ def test_a_torchscript_model_gives_the_same_labels(tmp_path, lung_crop):
     b = run_in_process(lung_crop, bundle=ts, crop_body="false").label_map
     assert b.same_grid(lung_crop)
     assert np.array_equal(a.array, b.array)
+
+
+def test_the_weights_its_handlers_name_are_the_ones_loaded(seg_bundle, lung_crop, tmp_path):
+    """pediatric_abdominal_ct_segmentation's CheckpointLoader stands in ``handlers`` and loads
+    models/dynunet_FT.pt. Here: the fitted weights under such a name, random ones as model.pt beside
+    them; the fitted ones must run (before, the plugin looked only at ``checkpointloader`` and fell
+    back to model.pt)."""
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "handlers_bundle"
+    shutil.copytree(seg_bundle, folder)
+    os.rename(folder / "models" / "model.pt", folder / "models" / "net_FT.pt")
+    state = torch.load(folder / "models" / "net_FT.pt", weights_only=True)
+    torch.manual_seed(7)
+    torch.save({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()},
+               folder / "models" / "model.pt")
+    cfg = folder / "configs" / "inference.json"
+    data = json.loads(cfg.read_text())
+    del data["checkpointloader"]
+    data["initialize"] = ["$monai.utils.set_determinism(seed=123)"]
+    data["handlers"] = [{"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/net_FT.pt'",
+                         "load_dict": {"model": "@network"}}]
+    cfg.write_text(json.dumps(data))
+    trust.set_trusted(folder)
+    res = run_in_process(lung_crop, bundle=str(folder))
+    assert dice(res.label_map.array == 1, lung_crop.array > -300) > 0.6
+    os.remove(folder / "models" / "net_FT.pt")
+    with pytest.raises(PluginError, match=r"its config loads models/net_FT.pt, which is missing \(models/ has model.pt"):
+        run_in_process(lung_crop, bundle=str(folder))
+
+
+def test_class_names_come_from_label_def_too():
+    """pediatric_abdominal_ct_segmentation names its classes in ``label_def``, not ``channel_def``."""
+    from medviewer_plugins.monai_bundle.impl import channel_names
+
+    pred = {"type": "image", "format": "segmentation", "num_channels": 4,
+            "label_def": {"0": "background", "1": "liver", "2": "spleen", "3": "pancreas"}}
+    assert channel_names({"network_data_format": {"outputs": {"pred": pred}}}) == {
+        0: "background", 1: "liver", 2: "spleen", 3: "pancreas"}
+    pred["channel_def"] = {"0": "background", "1": "organ"}  # both: channel_def, as before
+    assert channel_names({"network_data_format": {"outputs": {"pred": pred}}})[1] == "organ"

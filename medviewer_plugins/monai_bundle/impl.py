@@ -538,7 +538,8 @@ class Pipeline:
         elif has_def:
             others = sorted(n for n in os.listdir(os.path.dirname(path)) if n.endswith((".pt", ".ts"))) \
                 if os.path.isdir(os.path.dirname(path)) else []
-            also = "; see the highres parameter" if "highres" in self.parser else ""
+            switch = any(k in self.parser for k in ("highres", "displayable_configs#highres"))
+            also = "; see the highres parameter" if switch else ""
             hint = f" (models/ has {', '.join(others)}{also})" if others else ""
             raise PluginError(f"bundle {self.bundle.name}: its config loads {os.path.relpath(path, self.bundle.root)}, "
                               f"which is missing{hint}", path)

@@ -125,6 +125,8 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
             return _from_cores(volume, core, positives_mm, pos, neg, noisy)
         if len(pos) == 1 and not len(neg):
             return first.copy()
+    if len(pos) == 1 and not len(neg) and region_closes_near(volume, positives_mm[0], params):
+        return _first_click_mask(volume, pos[0], params).copy()  # what the loop below gives, with a wall
     window = _seed_window(volume, pos[:1], params)
     # The crop grows (up to max_radius_mm) while the grown region reaches its border; the costly
     # refinement runs once, on the last crop. (Refining at each step, and stopping where the
@@ -197,11 +199,23 @@ def remember_last(cache: list, volume: Volume, key, compute: Callable):
 
 
 def _first_click_mask_uncached(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:
+    import SimpleITK as sitk
+
     window = _seed_window(volume, p[None], params)
     lower, upper = _crop_bounds(volume, p[None], params.start_radius_mm)
     crop = volume.crop(lower, upper)
     region = _grow(crop, (p - lower)[None], window, params)
-    mask = _refine(region, (p - lower)[None], np.zeros((0, 3)), np.asarray(crop.spacing)[::-1], params)
+    spacing_zyx = np.asarray(crop.spacing)[::-1]
+    mask = _refine(region, (p - lower)[None], np.zeros((0, 3)), spacing_zyx, params)
+    if mask.any() and not reaches_image_edge(region):
+        # a closed region may be a lesion's darker centre inside its wall (a necrotic or
+        # rim-enhancing lesion whose centre the window closes off): its wall, as a core gets. The
+        # region's edge is not half-way out as a core's is: its first shells hold the lesion's own
+        # partial-volume edge (a hyperdense lesion in A0001's 5 mm slices: 10-20 HU above the
+        # liver for 3 mm), so a wall must differ from the organ by contrast_hu on either side.
+        smooth = sitk.GetArrayFromImage(smooth_image(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
+        mask = _with_wall(crop.array.astype(np.float32), smooth, mask, p - lower, spacing_zyx,
+                          float(np.median(smooth[mask])), between_hu=15.0)
     out = np.zeros(volume.shape, bool)
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = mask
     return out
@@ -450,6 +464,11 @@ def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx
     far = shells[organ_mm[0]:organ_mm[1] + 1]
     if np.isnan(far).sum() > len(far) // 2:
         return lesion
+    # On a coarse grid (3 mm voxels) some 1 mm shells hold no voxel centre: such a gap between
+    # shells that do is bridged, so that a ring several voxels thick reads as one run
+    known = np.flatnonzero(~np.isnan(shells))
+    gaps = np.arange(known[0], known[-1] + 1)
+    shells[gaps] = np.interp(gaps, known, shells[known])
     organ = float(np.nanmedian(far))
     off = shells - organ
 

@@ -158,6 +158,25 @@ def test_a_rim_enhancing_lesion_at_the_liver_edge_is_outlined_with_its_ring(shar
     assert dice(segment_classical(case.image, [click]), case.truth) > 0.85
 
 
+def test_a_necrotic_centre_that_region_growing_closes_off_gets_its_wall(shared_data):
+    """A necrotic lesion in A0001's liver (seed 9110) whose dark centre the click's window closes
+    off, and no core: the classical engine returned that closed region, the centre alone (Dice
+    0.187), for the wall was looked for around a core only. The closed region gets its wall too
+    (classical._first_click_mask), and auto, which gives a closed region to the classical engine,
+    outlines the lesion."""
+    from medviewer.io import load_volume
+    from medviewer.segmentation.classical import lesion_core, region_closes_near, segment_classical
+    from medviewer.segmentation.synthetic import make_case
+
+    chest = load_volume(shared_data / "lung-pet-ct-dx" / "A0001" / "series-2-5mm-L")
+    case = make_case(chest, "abdomen", "necrotic", 25.0, seed=9110)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    assert region_closes_near(case.image, click) and lesion_core(case.image, click) is None
+    assert dice(segment_classical(case.image, [click]), case.truth) > 0.65
+    mask, note, _click = _auto(case)
+    assert note.startswith("the classical engine outlined it") and dice(mask, case.truth) > 0.65
+
+
 def test_a_mask_leaked_into_the_organ_comes_with_a_line_that_says_so(liver_lesion):
     from medviewer.plugins.api import Prompts, Request
     from medviewer.segmentation.masks import dilate

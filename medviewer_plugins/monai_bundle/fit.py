@@ -37,7 +37,8 @@ def _first(mapping) -> tuple[str, dict]:
     return "", {}
 
 
-def _target(node) -> str:
+def target_name(node) -> str:
+    """The class name a config item builds (its ``_target_`` less the module path), else ""."""
     target = node.get("_target_") if isinstance(node, dict) else None
     return target.rsplit(".", 1)[-1] if isinstance(target, str) else ""
 
@@ -47,7 +48,7 @@ def _loaded_keys(config: dict) -> list[str]:
     pre = config.get("preprocessing")
     transforms = pre.get("transforms") if isinstance(pre, dict) else None
     for t in transforms if isinstance(transforms, list) else ():
-        if _target(t) in LOADER_NAMES:
+        if target_name(t) in LOADER_NAMES:
             keys = t.get("keys")
             keys = [keys] if isinstance(keys, str) else keys
             if isinstance(keys, list) and all(isinstance(k, str) and not k.startswith(("@", "$")) for k in keys):
@@ -85,7 +86,7 @@ def check_fit(name: str, metadata: dict, config: dict, modality: str = "") -> li
         raise PluginError(head + f"it gives {OTHER_OUTPUTS[out_format]} (its metadata's output "
                           f"'{out_key}': {out_type or '?'}, {out_format}), not a segmentation or boxes" + tail)
     shape = inp.get("spatial_shape")
-    if isinstance(shape, list) and len(shape) == 2 and _target(config.get("inferer")) not in SLICE_INFERERS:
+    if isinstance(shape, list) and len(shape) == 2 and target_name(config.get("inferer")) not in SLICE_INFERERS:
         raise PluginError(head + f"it works on 2D images (its input is {_shape(shape)}) and its config has "
                           "no SliceInferer to run it slice by slice" + tail)
     channels = inp.get("num_channels")

@@ -36,13 +36,12 @@ from medviewer.plugins import trust
 from medviewer.plugins.api import (
     Availability, Box, BoxesResult, Label, LabelMapResult, Plugin, PluginError, modules_available,
 )
-from medviewer_plugins.monai_bundle.fit import check_fit
+from medviewer_plugins.monai_bundle.fit import LOADER_NAMES, check_fit, target_name
 
 # LPS <-> RAS flips the first two world axes.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
-LOADER_NAMES = ("LoadImage", "LoadImaged", "LoadImageD", "LoadImageDict")
 SAVER_PREFIXES = ("SaveImage", "SaveClassification", "SaveDetection")
 
 
@@ -310,11 +309,6 @@ def _walk(node, visit) -> None:
         _walk(value, visit)
 
 
-def _target_name(value) -> str:
-    target = value.get("_target_") if isinstance(value, dict) else None
-    return target.rsplit(".", 1)[-1] if isinstance(target, str) else ""
-
-
 def _accepts(cls_name: str, keyword: str) -> bool:
     """Whether the installed MONAI network ``cls_name`` takes ``keyword`` (True when unknown)."""
     import inspect
@@ -356,7 +350,7 @@ def prepare_config(parser, root: str, device, params: dict | None = None) -> lis
     config = parser.config
 
     def visit(container, key, value):
-        name = _target_name(value)
+        name = target_name(value)
         if name in LOADER_NAMES or name.startswith(SAVER_PREFIXES):
             value["_disabled_"] = True
         if name == "SwinUNETR" and "img_size" in value and not _accepts("SwinUNETR", "img_size"):
@@ -489,7 +483,7 @@ class Pipeline:
         self.notes = check_fit(bundle.name, self.metadata, parser.config, modality)
         self.notes += prepare_config(parser, bundle.root, device, params)
         self.parser = parser
-        self.prompted = _target_name(parser.config.get("inferer")) == "Vista3dInferer"
+        self.prompted = target_name(parser.config.get("inferer")) == "Vista3dInferer"
         # Class prompts checked before the (large) network is built.
         self.classes = prompt_classes(str(params.get("classes") or ""), channel_names(self.metadata), self) \
             if self.prompted else None
@@ -560,7 +554,7 @@ def checkpoint_ids(config: dict) -> list[str]:
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for key, value in items:
             here = f"{path}#{key}" if path else str(key)
-            if isinstance(value, dict) and _target_name(value) == "CheckpointLoader" and "load_path" in value:
+            if isinstance(value, dict) and target_name(value) == "CheckpointLoader" and "load_path" in value:
                 load = value.get("load_dict")
                 text = json.dumps(load) if isinstance(load, (dict, str)) else ""
                 found.append((0 if ('"model"' in text or "@network" in text) else 1, len(found), f"{here}#load_path"))

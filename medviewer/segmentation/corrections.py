@@ -26,6 +26,24 @@ is wrong, so the ball of that distance lies in the error; a click one voxel off 
 good mask changes a voxel or two, not a 15 mm ball (that lowered the Dice of 23 of 32 corrective
 clicks on small synthetic lesions).
 
+A click 2 mm and 2.5 voxels or more from the previous edge marks a coarse error, and such an
+error is often a layer along the lesion rather than a ball: a missed rim around a necrotic centre,
+a spill along the pleura, a faint lesion's spill into the liver around it. A ball of the click's
+distance covers a sliver of it: the robot's corrective clicks on such lesions raised the Dice by
+0.001-0.01 each (a pasted 2.2 mL lesion against the pleura stayed at 0.49 after five clicks). So
+such a click's correction also reaches along the previous edge: through the voxels within 1.5 (a
+negative click) or 1.0 (a positive one) times its distance of that edge, within the lesion's
+radius (negative) or half of it (positive) of the click (``layer_*`` in ``CorrectionParams``).
+The rule stands: only the engine's own change, connected to the click; a negative click's layer
+only where the engine's new mask still holds a positive click. Measured (auto, 5 robot clicks,
+median after clicks 2-5): faint liver lesions 0.666/0.671/0.673/0.674 -> 0.673/0.688/0.699/0.708,
+the validation sarcomas 0.798/0.817/0.832/0.841 -> 0.798/0.817/0.838/0.855, that 2.2 mL lesion
+0.49 -> 0.63; 1 corrective click of 236 lowered the Dice, by 0.011. Tried and not kept: wider
+layers (twice the distance for a positive click, the whole radius: 6 of 236 lowered, two by
+0.06-0.07, a 1.5 mL LIDC nodule and a lesion against the pleura); 2 mm without the voxel count
+(on a 3 mm grid a click one voxel off the edge is 3 mm from it, a finishing touch: 23 of 80 such
+clicks on liver lesions pasted into a 3 mm abdomen lowered the Dice, by up to 0.09).
+
 How a run knows the previous result: the window's segment editor sends the segment's current mask,
 ``medviewer segment`` reads the mask it is about to replace (--out, on the same grid, when there is
 more than one click), and a plugin request may carry it as the ``previous`` parameter (an array or
@@ -50,6 +68,15 @@ class CorrectionParams:
     min_reach_mm: float = 0.0
     max_reach_mm: float = 60.0
     ignored_mm: float = 5.0  # the largest ball added or cut at a click the engine ignored
+    # A click at least layer_min_mm (and layer_min_voxels) from the previous edge marks a coarse error, often a layer
+    # along the lesion (a missed rim, a spill along the pleura): its correction also reaches along
+    # that edge, through the voxels within layer_factor times the click's distance of it, within
+    # layer_radius times the lesion's radius of the click (a negative click, a positive one).
+    layer_min_mm: float = 2.0
+    layer_min_voxels: float = 2.5  # ... and as many of the finest voxel side (on a 3 mm grid, one
+    # voxel off the edge is 3 mm: a finishing touch, not a coarse error)
+    layer_factor: tuple[float, float] = (1.5, 1.0)
+    layer_radius: tuple[float, float] = (1.0, 0.5)
 
 
 @dataclass(frozen=True)
@@ -85,7 +112,7 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
     added = [p for p in pos if not previous[p]]
     removed = [p for p in neg if previous[p]]
     for p in added:
-        box, local, gap = _neighbourhood(p, previous, spacing, params, inside=False)
+        box, local, gap = _neighbourhood(p, previous, spacing, params, inside=False, layer=bool(proposed[p]))
         gain = proposed[box] & ~previous[box] & local
         if proposed[p]:
             gain = _component_at(gain, np.subtract(p, [b.start for b in box]))
@@ -93,8 +120,11 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
             # all the way, 60 mm across a missed lobe, took STS_037 from 0.71 to 0.46)
             gain = _ball(box, p, spacing, min(gap, params.ignored_mm))
         out[box] |= gain
+    # A negative click's layer only where the engine still holds the lesion at a positive click (an
+    # engine that returned nothing, or lost the lesion, tells nothing of where the spill ends).
+    holds_lesion = any(proposed[q] for q in pos)
     for p in removed:
-        box, local, depth = _neighbourhood(p, previous, spacing, params, inside=True)
+        box, local, depth = _neighbourhood(p, previous, spacing, params, inside=True, layer=holds_lesion)
         q = np.subtract(p, [b.start for b in box])
         if not proposed[p]:
             loss = _component_at(previous[box] & ~proposed[box] & local, q)
@@ -114,23 +144,35 @@ def _voxel(p, shape) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.clip(np.rint(np.asarray(p, float)), 0, np.asarray(shape) - 1))
 
 
-def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, inside: bool):
-    """The box around voxel ``p`` that its correction may touch and, on that box, the ball of the
-    click's reach (see the module's docstring)."""
+def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, inside: bool, layer: bool = True):
+    """The box around voxel ``p`` that its correction may touch and, on that box, the voxels its
+    correction may change: the ball of the click's reach and, for a coarse error, the layer along
+    the previous edge (see the module's docstring and ``CorrectionParams``)."""
     r = np.ceil(params.max_reach_mm / spacing).astype(int)
     lo, hi = np.maximum(np.subtract(p, r), 0), np.minimum(np.add(p, r) + 1, previous.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     q = tuple(np.subtract(p, lo))
     region = previous[box] if inside else ~previous[box]
-    d = float(_distance_to_outside(region, spacing)[q])  # depth inside, or distance to the previous mask
+    distance = _distance_to_outside(region, spacing)  # depth inside, or distance to the previous mask
+    d = float(distance[q])
     # ... measured between voxel centres; the mask's edge lies half a voxel short of that. A click
     # on the mask's last voxel (the robot's finishing touches, a user trimming an edge) then
     # changes that voxel alone: a reach of the whole distance took its neighbours along, true
     # voxels among them (9 of 120 corrective clicks on the pasted and LIDC lesions lowered the
     # Dice by up to 0.001 that way).
-    surface = max(0.0, d - 0.5 * float(np.min(spacing)))
+    half_voxel = 0.5 * float(np.min(spacing))
+    surface = max(0.0, d - half_voxel)
     reach = float(np.clip(params.depth_factor * surface, params.min_reach_mm, params.max_reach_mm))
-    return box, _ball(box, p, spacing, reach), max(d, params.min_reach_mm)
+    local = _ball(box, p, spacing, reach)
+    k = 0 if inside else 1
+    if layer and params.layer_factor[k] > 0 and d >= max(params.layer_min_mm,
+                                                          params.layer_min_voxels * float(np.min(spacing))):
+        ml = previous.sum() * np.prod(spacing) / 1000
+        lesion_radius = (3 * ml * 1000 / (4 * np.pi)) ** (1 / 3)
+        band = distance <= params.layer_factor[k] * d + half_voxel
+        local |= band & _ball(box, p, spacing, min(max(params.layer_radius[k] * lesion_radius, d),
+                                                    params.max_reach_mm))
+    return box, local, max(d, params.min_reach_mm)
 
 
 def _ball(box, p, spacing, radius_mm: float) -> np.ndarray:
@@ -211,6 +253,9 @@ def _components_holding(mask: np.ndarray, points) -> np.ndarray:
 # 100 mL on (a smaller lesion's corrections reach the click's own distance):
 # 0.724/0.798/0.817/0.832/0.841, one corrective click of 40 lowering the Dice, by 0.001.
 CORRECTIONS = {
-    "classical": CorrectionParams(),
+    # the classical engine's negative click drops what lies nearer to it than to every positive
+    # click, a cut by distance that says nothing of where a spill ends: no layer there (with one,
+    # two negative clicks on good masks of pasted liver lesions, 0.95 and 0.80, cost 0.02-0.03)
+    "classical": CorrectionParams(layer_factor=(0.0, 1.0)),
     "learned": CorrectionParams(lesion_factor=1.5, lesion_min_ml=100.0),
 }

@@ -103,8 +103,8 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
         return Correction(proposed)  # another lesion, or a mask the clicks never made: start afresh
     spacing = np.asarray(spacing_zyx, float)
     ml = previous.sum() * np.prod(spacing) / 1000
+    radius = (3 * ml * 1000 / (4 * np.pi)) ** (1 / 3)  # the lesion's: that of a ball of its volume
     if params.lesion_factor and ml >= params.lesion_min_ml:
-        radius = (3 * ml * 1000 / (4 * np.pi)) ** (1 / 3)
         late = len(pos) + len(neg) - 1 > params.coarse_clicks
         factor = min(params.lesion_factor, params.fine_lesion_factor) if late else params.lesion_factor
         params = replace(params, min_reach_mm=max(params.min_reach_mm, factor * radius))
@@ -112,7 +112,8 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
     added = [p for p in pos if not previous[p]]
     removed = [p for p in neg if previous[p]]
     for p in added:
-        box, local, gap = _neighbourhood(p, previous, spacing, params, inside=False, layer=bool(proposed[p]))
+        box, local, gap = _neighbourhood(p, previous, spacing, params, inside=False,
+                                         lesion_radius=radius if proposed[p] else None)
         gain = proposed[box] & ~previous[box] & local
         if proposed[p]:
             gain = _component_at(gain, np.subtract(p, [b.start for b in box]))
@@ -124,7 +125,8 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
     # engine that returned nothing, or lost the lesion, tells nothing of where the spill ends).
     holds_lesion = any(proposed[q] for q in pos)
     for p in removed:
-        box, local, depth = _neighbourhood(p, previous, spacing, params, inside=True, layer=holds_lesion)
+        box, local, depth = _neighbourhood(p, previous, spacing, params, inside=True,
+                                           lesion_radius=radius if holds_lesion else None)
         q = np.subtract(p, [b.start for b in box])
         if not proposed[p]:
             loss = _component_at(previous[box] & ~proposed[box] & local, q)
@@ -144,10 +146,12 @@ def _voxel(p, shape) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.clip(np.rint(np.asarray(p, float)), 0, np.asarray(shape) - 1))
 
 
-def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, inside: bool, layer: bool = True):
+def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, inside: bool,
+                   lesion_radius: float | None = None):
     """The box around voxel ``p`` that its correction may touch and, on that box, the voxels its
     correction may change: the ball of the click's reach and, for a coarse error, the layer along
-    the previous edge (see the module's docstring and ``CorrectionParams``)."""
+    the previous edge (see the module's docstring and ``CorrectionParams``; none where
+    ``lesion_radius``, the previous mask's radius in mm, is None)."""
     r = np.ceil(params.max_reach_mm / spacing).astype(int)
     lo, hi = np.maximum(np.subtract(p, r), 0), np.minimum(np.add(p, r) + 1, previous.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -165,10 +169,8 @@ def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, i
     reach = float(np.clip(params.depth_factor * surface, params.min_reach_mm, params.max_reach_mm))
     local = _ball(box, p, spacing, reach)
     k = 0 if inside else 1
-    if layer and params.layer_factor[k] > 0 and d >= max(params.layer_min_mm,
-                                                          params.layer_min_voxels * float(np.min(spacing))):
-        ml = previous.sum() * np.prod(spacing) / 1000
-        lesion_radius = (3 * ml * 1000 / (4 * np.pi)) ** (1 / 3)
+    if lesion_radius is not None and params.layer_factor[k] > 0 and d >= max(
+            params.layer_min_mm, params.layer_min_voxels * float(np.min(spacing))):
         band = distance <= params.layer_factor[k] * d + half_voxel
         local |= band & _ball(box, p, spacing, min(max(params.layer_radius[k] * lesion_radius, d),
                                                     params.max_reach_mm))

@@ -163,9 +163,7 @@ def _core_is_better(volume: Volume, p, core: np.ndarray, params: ClassicalParams
     is too narrow for the lesion's own noise: a pasted 5 mL lung lesion came out at 2 mL). Where
     both close alike (the demo's spheres), the window's region stays: its corrective clicks
     widen the window around the whole lesion, where a core's add only near themselves."""
-    window = _seed_window(volume, p[None], params)
-    lower, upper = _crop_bounds(volume, p[None], params.start_radius_mm)
-    region = _grow(volume.crop(lower, upper), (p - lower)[None], window, params)
+    _lower, _crop, region = _first_region(volume, p, params)
     if reaches_image_edge(region):
         return True
     return bool(core.sum() > params.core_over_window * fill_holes(region).sum())
@@ -201,10 +199,8 @@ def remember_last(cache: list, volume: Volume, key, compute: Callable):
 def _first_click_mask_uncached(volume: Volume, p: np.ndarray, params: ClassicalParams) -> np.ndarray:
     import SimpleITK as sitk
 
-    window = _seed_window(volume, p[None], params)
-    lower, upper = _crop_bounds(volume, p[None], params.start_radius_mm)
-    crop = volume.crop(lower, upper)
-    region = _grow(crop, (p - lower)[None], window, params)
+    lower, crop, region = _first_region(volume, p, params)
+    upper = lower + np.asarray(crop.shape)
     spacing_zyx = np.asarray(crop.spacing)[::-1]
     mask = _refine(region, (p - lower)[None], np.zeros((0, 3)), spacing_zyx, params)
     if mask.any() and not reaches_image_edge(region):
@@ -274,11 +270,27 @@ def region_closes_near(volume: Volume, point_mm, params: ClassicalParams = Class
     (``start_radius_mm`` around it): bounded on every side by tissue outside its intensity window,
     short of the crop's border and of the volume's edge. The engine's own first step, without
     its refinement."""
-    pos = np.array([volume.patient_to_voxel(point_mm)])  # MedviewerError for a point outside
-    window = _seed_window(volume, pos, params)
-    lower, upper = _crop_bounds(volume, pos, params.start_radius_mm)
-    region = _grow(volume.crop(lower, upper), pos - lower, window, params)
+    _lower, _crop, region = _first_region(volume, volume.patient_to_voxel(point_mm), params)  # MedviewerError
+    # for a point outside
     return bool(region.any()) and not reaches_image_edge(region)
+
+
+_REGION_CACHE: list = []  # the last (volume, click, params, first region): auto's checks and the engine share it
+
+
+def _first_region(volume: Volume, p: np.ndarray, params: ClassicalParams) -> tuple[np.ndarray, Volume, np.ndarray]:
+    """(lower corner, crop, region): the region grown from the one click ``p`` (voxel) within its
+    own window on the first crop (``start_radius_mm`` around it). region_closes_near, the
+    engine's first-click mask and _core_is_better each look at it; it is grown once a click."""
+    def grow():
+        window = _seed_window(volume, p[None], params)
+        lower, upper = _crop_bounds(volume, p[None], params.start_radius_mm)
+        crop = volume.crop(lower, upper)
+        region = _grow(crop, (p - lower)[None], window, params)
+        region.flags.writeable = False  # shared: read, never changed
+        return lower, crop, region
+
+    return remember_last(_REGION_CACHE, volume, (tuple(int(v) for v in p), params), grow)
 
 
 _CORE_CACHE: list = []  # the last (volume, point, params, core): auto's choice, the engine and the check share it

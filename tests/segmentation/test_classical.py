@@ -222,3 +222,30 @@ def test_a_wall_is_found_on_a_coarse_grid():
     out = _with_wall(raw, raw, centre, seed, spacing, 0.0)
     lesion = r <= 20
     assert dice(out, lesion) > 0.9 > dice(centre, lesion) + 0.4
+
+
+def test_a_click_on_a_missed_rim_adds_the_rim_not_a_ball():
+    """A necrotic lesion whose first click found only its dark centre: a later positive click in
+    its faint rim (20 HU below the organ, no core of its own) adds the rim around the centre, on
+    the rim's side of half-way to the organ, within twice the click's distance of the centre;
+    before, a ball of 5 mm (a tenth of the rim), which the correction rule cut to a sliver."""
+    from medviewer.core.volume import Volume
+    from medviewer.segmentation.classical import ClassicalParams, _layer_at
+
+    n = 48
+    zz, yy, xx = np.ogrid[:n, :n, :n]
+    r = np.sqrt((zz - 24.0) ** 2 + (yy - 24.0) ** 2 + (xx - 24.0) ** 2)  # mm (1 mm voxels)
+    array = np.where(r <= 7, -20.0, np.where(r <= 12, 40.0, 60.0))  # centre, rim, organ
+    array += np.random.default_rng(0).normal(0, 5, array.shape)
+    volume = Volume(array.astype(np.int16), spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    centre, rim = r <= 7, (r > 7) & (r <= 12)
+    click = np.array([24, 24, 34])  # 10 mm out: 3 mm past the centre's edge
+    layer = _layer_at(volume, centre, click, ClassicalParams())
+    assert layer[tuple(click)] and not (layer & centre).any()
+    to_click = np.sqrt((zz - 24.0) ** 2 + (yy - 24.0) ** 2 + (xx - 34.0) ** 2)
+    near = rim & (to_click <= 7) & (r <= 7 + 2 * 3)  # the rim within the lesion's radius of the click
+    assert (layer & near).sum() > 0.8 * near.sum()
+    ball = to_click <= 5  # what such a click added before: over a quarter of it in the organ
+    assert (layer & rim).sum() > 1.5 * (ball & rim).sum() and (ball & (r > 12)).sum() > 0.25 * ball.sum()
+    assert (layer & ~rim).sum() < 0.1 * layer.sum()  # the organ stays out (noise at its edge)
+    assert r[layer].max() <= 7 + 2 * 3 + 1.5  # within twice the click's distance of the centre

@@ -14,6 +14,7 @@ from medviewer.segmentation.classical import core_is_faint, remember_last
 from medviewer.segmentation.engine_choice import (choose_engine, extends_the_core, first_click_classical,
                                                   holds_the_part, may_be_part_of_a_mass)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
+from medviewer.segmentation.masks import fill_slices_in_box
 
 
 @functools.cache
@@ -189,6 +190,12 @@ class ClickSegment(Plugin):
             raise PluginError(f"unknown engine {engine!r} (auto, learned or classical)")
         # Both engines stop short of a solid lesion's edge towards the lung (air_rim).
         mask = with_air_rim(volume, mask, prompts.positive, prompts.negative)
+        # An outline has no hole in a slice (readers draw it so). A noisy necrotic lesion's region is
+        # spongy, its holes running from slice to slice out of its top or bottom, where a 3D fill
+        # leaves them (a pasted 53 mL mass in A0001's 5 mm slices: Dice 0.805 -> 0.837). A hole a
+        # negative click made stays open (filled, a negative click in a spill's middle was
+        # "ignored", and a faint liver lesion's spill took 0.657 -> 0.419 after five clicks).
+        mask = fill_slices_in_box(mask, [volume.patient_to_voxel(p, clip=True) for p in prompts.negative])
         if not note and reaches_image_edge(mask, np.asarray(volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "
                     "beyond the scan, or the lesion is cut off by it; check it, and add a negative click "

@@ -221,8 +221,8 @@ def _from_cores(volume: Volume, core: np.ndarray, positives_mm, pos: np.ndarray,
                 params: ClassicalParams) -> np.ndarray:
     """The lesion from its first click's core: each later positive click outside it adds its own
     core (the bright wall of a rim-enhancing lesion, around its dark centre) or, where it has
-    none, the layer it marks (:func:`_layer_at`: a necrotic lesion's faint rim); negative clicks cut what lies nearer to them than to any
-    positive click; holes are filled."""
+    none, the layer it marks (:func:`_layer_at`: a necrotic lesion's faint rim); negative clicks
+    cut what lies nearer to them than to any positive click; holes are filled."""
     mask = core.copy()
     spacing_zyx = np.asarray(volume.spacing)[::-1]
     for p_mm, p in zip(positives_mm[1:], pos[1:]):
@@ -273,10 +273,7 @@ def _layer_at(volume: Volume, mask: np.ndarray, p: np.ndarray, params: Classical
         return None
     crop = volume.crop(lo, hi)
     q = tuple(p - lo)
-    outside = sitk.GetImageFromArray((~mask[box]).astype(np.uint8))
-    outside.SetSpacing(tuple(float(v) for v in spacing_zyx[::-1]))
-    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(outside, insideIsPositive=True, squaredDistance=False,
-                                                               useImageSpacing=True))  # mm to the mask
+    dist = _distance_inside(~mask[box], spacing_zyx)  # mm to the mask (0 in it)
     d = float(dist[q])
     zz, yy, xx = np.ogrid[tuple(slice(-c, n - c) for c, n in zip(q, crop.shape))]
     ball = (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2 <= reach ** 2

@@ -192,9 +192,8 @@ class ClickSegment(Plugin):
         mask = with_air_rim(volume, mask, prompts.positive, prompts.negative)
         # An outline has no hole in a slice (readers draw it so). A noisy necrotic lesion's region is
         # spongy, its holes running from slice to slice out of its top or bottom, where a 3D fill
-        # leaves them (a pasted 53 mL mass in A0001's 5 mm slices: Dice 0.805 -> 0.837). A hole a
-        # negative click made stays open (filled, a negative click in a spill's middle was
-        # "ignored", and a faint liver lesion's spill took 0.657 -> 0.419 after five clicks).
+        # leaves them (a pasted 53 mL mass in A0001's 5 mm slices: Dice 0.805 -> 0.837). A hole
+        # that holds a negative click stays open: the click asked for it.
         mask = fill_slices_in_box(mask, [volume.patient_to_voxel(p, clip=True) for p in prompts.negative])
         if not note and reaches_image_edge(mask, np.asarray(volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "

@@ -31,24 +31,37 @@ def fill_slices(mask: np.ndarray) -> np.ndarray:
 
 
 def fill_slices_in_box(mask: np.ndarray, keep_open=()) -> np.ndarray:
-    """:func:`fill_slices` on ``mask``'s bounding box (a whole CT's slices cost seconds), less the
-    holes (joined from slice to slice) that hold a voxel of ``keep_open`` (z, y, x indices: a
-    negative click's, which made that hole)."""
+    """:func:`fill_slices` on ``mask``'s bounding box, less the holes (joined from slice to slice)
+    that hold a voxel of ``keep_open`` (z, y, x indices: a negative click's, which made that hole).
+    The slices' background is labelled at once, 32 slices at a time, a plane of mask between
+    each two: a hole is a part that touches no edge of its slice (slice by slice, ITK's hole
+    filling took 1.4 s over a mask's 300 x 400 x 400 box; this, half of that, and as many
+    seconds less again on a spongy mask)."""
     import SimpleITK as sitk
 
     if not mask.any():
         return mask
     nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))) for k in range(3)]
     box = tuple(slice(n[0], n[-1] + 1) for n in nz)
-    out = mask.copy()
-    filled = fill_slices(mask[box])
-    holes = filled & ~mask[box]
+    inner = mask[box]
+    holes = np.zeros(inner.shape, bool)
+    for z0 in range(0, inner.shape[0], 32):
+        chunk = inner[z0:z0 + 32]
+        planes = np.ones((2 * len(chunk) - 1,) + chunk.shape[1:], np.uint8)
+        planes[::2] = chunk
+        labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(1 - planes), False))[::2]
+        outside = np.zeros(int(labels.max()) + 1, bool)
+        for edge in (labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]):
+            outside[edge] = True
+        outside[0] = True  # (the mask itself)
+        holes[z0:z0 + 32] = ~outside[labels]
     inside = [tuple(int(v) - b.start for v, b in zip(p, box)) for p in keep_open
               if all(b.start <= int(v) < b.stop for v, b in zip(p, box))]
-    if holes.any() and any(holes[q] for q in inside):
+    if any(holes[q] for q in inside):
         labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(holes.astype(np.uint8))))
-        filled &= ~np.isin(labels, [int(labels[q]) for q in inside if labels[q]])
-    out[box] = filled
+        holes &= ~np.isin(labels, [int(labels[q]) for q in inside if labels[q]])
+    out = mask.copy()
+    out[box] |= holes
     return out
 
 

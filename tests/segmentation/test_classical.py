@@ -285,3 +285,15 @@ def test_a_hole_a_negative_click_made_stays_open():
     assert fill_slices_in_box(ring)[2, 20, 20] and fill_slices_in_box(ring).sum() == 5 * (r2 <= 100).sum()
     kept = fill_slices_in_box(ring, keep_open=[(2, 21, 20)])
     assert np.array_equal(kept, ring)  # the hole, joined through the slices, stays open
+
+
+def test_the_slice_fill_on_a_box_is_itks_slice_by_slice():
+    from medviewer.segmentation.masks import fill_slices, fill_slices_in_box
+
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        mask = np.zeros((40, 50, 60), bool)
+        mask[3:37, 5:45, 4:55] = rng.random((34, 40, 51)) > 0.45  # spongy: thousands of holes
+        expected = mask.copy()
+        expected[3:37, 5:45, 4:55] = fill_slices(mask[3:37, 5:45, 4:55])
+        assert np.array_equal(fill_slices_in_box(mask), expected)

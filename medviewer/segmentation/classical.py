@@ -22,7 +22,7 @@ import numpy as np
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 from medviewer.segmentation.guidance import reaches_image_edge
-from medviewer.segmentation.masks import dilate, fill_holes, fill_slices, nearer_to, smooth_image
+from medviewer.segmentation.masks import ball, dilate, fill_holes, fill_slices, nearer_to, smooth_image
 
 
 @dataclass(frozen=True)
@@ -232,11 +232,9 @@ def _from_cores(volume: Volume, core: np.ndarray, positives_mm, pos: np.ndarray,
         if more is None:
             more = _layer_at(volume, mask, p, params)
         if more is None:  # (no mask near the click)
-            lo, hi = _crop_bounds(volume, p[None], params.seed_radius_mm)
-            zz, yy, xx = np.ogrid[tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, p))]
+            box = tuple(slice(a, b) for a, b in zip(*_crop_bounds(volume, p[None], params.seed_radius_mm)))
             more = np.zeros(volume.shape, bool)
-            more[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = ((zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2
-                                                           + (xx * spacing_zyx[2]) ** 2 <= params.seed_radius_mm ** 2)
+            more[box] = ball(box, p, spacing_zyx, params.seed_radius_mm)
         mask |= more
     points = np.vstack([pos, neg]) if len(neg) else pos
     nz = np.argwhere(mask)
@@ -275,11 +273,10 @@ def _layer_at(volume: Volume, mask: np.ndarray, p: np.ndarray, params: Classical
     q = tuple(p - lo)
     dist = _distance_inside(~mask[box], spacing_zyx)  # mm to the mask (0 in it)
     d = float(dist[q])
-    zz, yy, xx = np.ogrid[tuple(slice(-c, n - c) for c, n in zip(q, crop.shape))]
-    ball = (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2 <= reach ** 2
+    near = ball(box, p, spacing_zyx, reach)
     low, high = _seed_window(volume, p[None], params)
     value = (low + high) / 2
-    beyond = ball & (dist > 2 * d + 3.0) & (dist <= 2 * d + 10.0)
+    beyond = near & (dist > 2 * d + 3.0) & (dist <= 2 * d + 10.0)
     organ = float(np.median(crop.array[beyond])) if beyond.sum() >= 20 else value
     smooth = sitk.GetArrayFromImage(smooth_image(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
     if abs(organ - value) >= 5.0:
@@ -287,7 +284,7 @@ def _layer_at(volume: Volume, mask: np.ndarray, p: np.ndarray, params: Classical
         side = smooth <= half if value < organ else smooth >= half
     else:
         side = (smooth >= low) & (smooth <= high)
-    layer = (dist <= 2 * d + 0.5 * float(spacing_zyx.min())) & ball & side
+    layer = (dist <= 2 * d + 0.5 * float(spacing_zyx.min())) & near & side
     layer[q] = True
     layer &= ~mask[box]
     out = np.zeros(volume.shape, bool)  # the layer's parts that touch the click, or the mask with it
@@ -489,7 +486,7 @@ AIR_SIDE_HU = -300.0
 
 def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx, spacing_zyx, inside: float,
                contrast_hu: float = 15.0, between_hu: float = 10.0, min_wall_mm: float = 3.0, widest_mm: int = 10,
-               organ_mm=(12, 18), flat: float = 0.5, most: float = 8.0) -> np.ndarray:
+               organ_mm=(12, 18), flat: float = 0.5, most: float = 8.0, beyond_share: float = 0.35) -> np.ndarray:
     """``lesion`` (the core the click lands in) with its wall, where it has one: the zone of
     another density between the core and the organ around it, as the radial profile out from the
     core shows it. ``raw`` (the crop, unsmoothed) gives the profile: the median of each 1 mm shell
@@ -509,7 +506,9 @@ def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx
     are those on the wall's side of half-way between its value and the organ's (on ``smooth``),
     within the run's reach of the core; the band between core and wall is filled, slice by slice.
     Not where that would multiply the lesion by more than ``most`` (a neighbouring organ's edge,
-    not a wall), nor in the lung, where the shells are partial volume against air."""
+    not a wall), nor in the lung, where the shells are partial volume against air, nor where more
+    than ``beyond_share`` of the shell 3 to 6 mm past the wall lies on the wall's side (the organ
+    itself, not a wall: beyond a wall lies the organ)."""
     import SimpleITK as sitk
 
     image = sitk.GetImageFromArray(lesion.astype(np.uint8))
@@ -565,6 +564,12 @@ def _with_wall(raw: np.ndarray, smooth: np.ndarray, lesion: np.ndarray, seed_zyx
         return lesion  # as far from the organ as the core: the lesion itself, which the core should hold
     half = (wall + organ) / 2
     side = smooth >= half if wall > organ else smooth <= half
+    beyond = (dist > end + 3) & (dist <= end + 6)
+    if beyond.any() and side[beyond].mean() > beyond_share:
+        # the "wall" runs on past its end on most sides: it is the organ, and the "organ" beyond
+        # it the median of the organ and a tissue of another density on a few sides (a lesion at
+        # the organ's edge: a hyperdense one in the liver beside the fat, 11 mL -> 28 mL of liver)
+        return lesion
     grown = _components_at(fill_slices(fill_holes(lesion | (side & (dist <= end + 1.5)))), np.asarray(seed_zyx)[None])
     return grown if lesion.sum() < grown.sum() <= most * lesion.sum() and not reaches_image_edge(grown) else lesion
 
@@ -591,11 +596,7 @@ def _seed_window(volume: Volume, pos: np.ndarray, params: ClassicalParams) -> tu
         lo, hi = np.maximum(p - margin, 0), np.minimum(p + margin + 1, volume.shape)
         box = volume.crop(lo, hi)
         arr = sitk.GetArrayFromImage(smooth_image(sitk.Cast(box.to_sitk(), sitk.sitkFloat32), params.smoothing_mm))
-        zz, yy, xx = np.ogrid[:arr.shape[0], :arr.shape[1], :arr.shape[2]]
-        q = p - lo
-        d2 = (((zz - q[0]) * spacing_zyx[0]) ** 2 + ((yy - q[1]) * spacing_zyx[1]) ** 2
-              + ((xx - q[2]) * spacing_zyx[2]) ** 2)
-        values.append(arr[d2 <= params.seed_radius_mm ** 2])
+        values.append(arr[ball(tuple(slice(a, b) for a, b in zip(lo, hi)), p, spacing_zyx, params.seed_radius_mm)])
     values = np.concatenate(values)
     mean = float(np.median(values))
     sigma = float(np.clip(1.4826 * np.median(np.abs(values - mean)), params.min_sigma_hu, params.max_sigma_hu))
@@ -638,9 +639,8 @@ def _on_rim(region: np.ndarray, p: np.ndarray, spacing_zyx, rim_mm: float) -> bo
     lo, hi = p - r, p + r + 1
     if np.any(lo < 0) or np.any(hi > region.shape):
         return True
-    zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
-    ball = (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2 <= rim_mm ** 2
-    return bool((~region[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] & ball).any())
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    return bool((~region[box] & ball(box, p, spacing_zyx, rim_mm)).any())
 
 
 def _window_with_seeds(window: tuple[float, float], seed_values, params: ClassicalParams) -> tuple[float, float]:

@@ -58,6 +58,8 @@ from typing import Sequence
 
 import numpy as np
 
+from medviewer.segmentation.masks import ball
+
 
 @dataclass(frozen=True)
 class CorrectionParams:
@@ -120,7 +122,7 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
             gain = _component_at(gain, np.subtract(p, [b.start for b in box]))
         else:  # the engine ignored the click: a small ball towards the previous mask (one reaching
             # all the way, 60 mm across a missed lobe, took STS_037 from 0.71 to 0.46)
-            gain = _ball(box, p, spacing, min(gap, params.ignored_mm))
+            gain = ball(box, p, spacing, min(gap, params.ignored_mm))
         out[box] |= gain
     # A negative click's layer only where the engine still holds the lesion at a positive click (an
     # engine that returned nothing, or lost the lesion, tells nothing of where the spill ends).
@@ -132,7 +134,7 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
         if not proposed[p]:
             loss = _component_at(previous[box] & ~proposed[box] & local, q)
         else:  # the engine ignored the click: the ball of its depth, less what is nearer to a positive click
-            loss = previous[box] & _ball(box, p, spacing, min(depth, params.ignored_mm)) & _nearer_to_than(
+            loss = previous[box] & ball(box, p, spacing, min(depth, params.ignored_mm)) & _nearer_to_than(
                 box, p, pos, spacing)
         out[box] &= ~loss
     out = _components_holding(out, pos)
@@ -168,19 +170,14 @@ def _neighbourhood(p, previous: np.ndarray, spacing, params: CorrectionParams, i
     half_voxel = 0.5 * float(np.min(spacing))
     surface = max(0.0, d - half_voxel)
     reach = float(np.clip(params.depth_factor * surface, params.min_reach_mm, params.max_reach_mm))
-    local = _ball(box, p, spacing, reach)
+    local = ball(box, p, spacing, reach)
     k = 0 if inside else 1
     if lesion_radius is not None and params.layer_factor[k] > 0 and d >= max(
             params.layer_min_mm, params.layer_min_voxels * float(np.min(spacing))):
         band = distance <= params.layer_factor[k] * d + half_voxel
-        local |= band & _ball(box, p, spacing, min(max(params.layer_radius[k] * lesion_radius, d),
+        local |= band & ball(box, p, spacing, min(max(params.layer_radius[k] * lesion_radius, d),
                                                     params.max_reach_mm))
     return box, local, max(d, params.min_reach_mm)
-
-
-def _ball(box, p, spacing, radius_mm: float) -> np.ndarray:
-    zz, yy, xx = np.ogrid[tuple(slice(b.start - c, b.stop - c) for b, c in zip(box, p))]
-    return (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= radius_mm ** 2
 
 
 def _distance_to_outside(region: np.ndarray, spacing) -> np.ndarray:

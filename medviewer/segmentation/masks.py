@@ -1,5 +1,5 @@
-"""Masks and images on a voxel grid, as the click engines handle them: a mask grown by a ball of
-so many mm, its holes filled (in 3D, or slice by slice), the voxels nearer to some points than to
+"""Masks and images on a voxel grid, as the click engines handle them: the ball of so many mm
+around a voxel, a mask grown by a ball of so many mm, its holes filled (in 3D, or slice by slice), the voxels nearer to some points than to
 others, and a Gaussian smoothing that also works on an image a few voxels thick. Shared by the
 classical engine, the lung rim (air_rim), auto's choice (engine_choice) and the synthetic lesions.
 """
@@ -73,6 +73,13 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     outside = sitk.GetArrayFromImage(sitk.ConnectedThreshold(padded, seedList=[(0, 0, 0)], lower=0, upper=0,
                                                              replaceValue=1)).astype(bool)
     return ~outside[1:-1, 1:-1, 1:-1]
+
+
+def ball(box, centre, spacing_zyx, radius_mm: float) -> np.ndarray:
+    """The voxels of ``box`` (a tuple of slices, one per axis) within ``radius_mm`` of the voxel
+    ``centre`` (in the same coordinates as the slices; it may lie outside the box)."""
+    zz, yy, xx = np.ogrid[tuple(slice(b.start - c, b.stop - c) for b, c in zip(box, centre))]
+    return (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2 <= radius_mm ** 2
 
 
 def dilate(mask: np.ndarray, radius_mm: float, spacing_zyx) -> np.ndarray:

@@ -52,6 +52,11 @@ def _smooth_field(shape, sigma_vox, rng) -> np.ndarray:
 
     image = sitk.GetImageFromArray(rng.standard_normal(shape).astype(np.float32))
     field = sitk.GetArrayFromImage(sitk.DiscreteGaussian(image, [float(s) ** 2 for s in sigma_vox[::-1]]))
+    if not np.isfinite(field).all():
+        # ITK's discrete Gaussian returns NaN once its kernel far outgrows its largest width (a
+        # sigma of 25 voxels or more: a lesion of 350 mL on a 0.8 mm grid); the recursive one
+        # has no such limit (the smaller fields, which it would change a little, stay as they were)
+        field = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, [float(s) for s in sigma_vox[::-1]]))
     return (field - field.mean()) / max(float(field.std()), 1e-6)
 
 

@@ -12,7 +12,7 @@ from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
 from medviewer.segmentation.classical import core_is_faint, remember_last
 from medviewer.segmentation.engine_choice import (choose_engine, extends_the_core, first_click_classical,
-                                                  holds_the_part, may_be_part_of_a_mass)
+                                                  holds_the_part, lies_in_the_lung, may_be_part_of_a_mass)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 from medviewer.segmentation.masks import fill_slices_in_box
 
@@ -70,11 +70,13 @@ def previous_mask(request) -> np.ndarray | None:
     return previous if previous.shape == request.volume.shape else None
 
 
-def corrected_result(request, mask: np.ndarray, engine: str = "classical") -> tuple[np.ndarray, str]:
+def corrected_result(request, mask: np.ndarray, engine: str = "classical",
+                     check: bool = True) -> tuple[np.ndarray, str]:
     """Every engine's mask passes through here: corrective clicks made local and one-sided against
     the previous result (medviewer.segmentation.corrections), then a first click's result checked
-    for being a plausible lesion (medviewer.segmentation.plausibility). Returns the mask and a
-    note for the user ("" when none)."""
+    for being a plausible lesion (medviewer.segmentation.plausibility), unless ``check`` is False
+    (auto chose this mask for holding the compact region at the click as a part of it). Returns
+    the mask and a note for the user ("" when none)."""
     from medviewer.segmentation.corrections import CORRECTIONS, apply_corrections
     from medviewer.segmentation.plausibility import implausible
 
@@ -84,7 +86,7 @@ def corrected_result(request, mask: np.ndarray, engine: str = "classical") -> tu
                                   to_voxel(prompts.negative), np.asarray(volume.spacing)[::-1],
                                   CORRECTIONS.get(engine, CORRECTIONS["classical"]))
     notes = [corrected.note]
-    if len(prompts.positive) + len(prompts.negative) == 1:
+    if check and len(prompts.positive) + len(prompts.negative) == 1:
         notes.append(implausible(volume, corrected.mask, prompts.positive[0]))
     return corrected.mask, "; ".join(n for n in notes if n)
 
@@ -124,6 +126,7 @@ class ClickSegment(Plugin):
 
         bundle = request.params.get("bundle") or DEFAULT_BUNDLE
         chosen = missing = ""
+        whole = None  # the learned engine's mask where auto found the classical one a part of it
         volume, prompts = request.volume, request.prompts
         one_click = len(prompts.positive) == 1 and not prompts.negative
         mask = None
@@ -144,19 +147,20 @@ class ClickSegment(Plugin):
                     device = self.resolve_device(request.device)
                     # its answer to the first click is kept for the lesion's corrective clicks (each
                     # reruns this check; before, each ran the network twice)
-                    whole = remember_last(_ASKED_TOO, volume, (tuple(first), bundle, device),
+                    asked = remember_last(_ASKED_TOO, volume, (tuple(first), bundle, device),
                                           lambda: segment_learned(volume, [first], bundle=bundle, device=device,
                                                                   cancelled=cancel.is_set))
                     part = first_click_classical(volume, first)
-                    if faint and extends_the_core(whole, part):
-                        engine = "learned"
+                    if faint and extends_the_core(asked, part):
+                        engine, whole = "learned", asked
                         chosen = ("the faint core region growing found is part of a larger lesion, which the "
                                   "learned engine outlines")
-                    elif mass and holds_the_part(whole, part):
-                        engine = "learned"
+                    elif mass and holds_the_part(asked, part) and (mass == "enclosed"
+                                                                    or lies_in_the_lung(volume, asked)):
+                        engine, whole = "learned", asked
                         chosen = ("region growing closed off only part of a lesion in the chest, which the learned "
                                   "engine outlines whole")
-                    if engine == "learned" and one_click:
+                    if whole is not None and one_click:
                         mask = whole.copy()
         if engine == "learned" and mask is None:
             from medviewer_plugins.click_segment.learned import segment_learned
@@ -203,7 +207,8 @@ class ClickSegment(Plugin):
             note = f"{thin}: the classical engine outlined this lesion" + (f"; {note}" if note else "")
         elif chosen:
             note = f"the {engine} engine outlined it: {chosen}" + (f"; {note}" if note else "")
-        mask, after = corrected_result(request, mask, engine)
+        # (a mask chosen for holding the region at the click as a part is no leak out of it)
+        mask, after = corrected_result(request, mask, engine, check=whole is None)
         note = "; ".join(n for n in (note, after) if n)
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")

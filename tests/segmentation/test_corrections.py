@@ -114,6 +114,34 @@ def test_a_click_on_a_coarse_layer_reaches_along_it():
     assert (new & ~previous).sum() > 3 * (before & ~previous).sum()
 
 
+def test_a_negative_click_the_engine_answers_by_giving_up_most_of_the_lesion_takes_less_of_it():
+    """The learned engine, told that a voxel a few mm inside a spill is not lesion, can come back
+    with a fraction of the lesion. Its drop along the edge then says little of where the spill
+    ends: the layer reaches only three times the click's depth from the click, so it takes the
+    spill and less than half the true lesion it took before. An engine that keeps the lesion
+    loses nothing either way."""
+    from dataclasses import replace
+
+    from medviewer.segmentation.corrections import CorrectionParams
+
+    uncapped = replace(CorrectionParams(), collapsed_kept=0.0)
+    truth = _ball(SHAPE, CENTRE, 10)
+    zz, yy, xx = np.ogrid[:SHAPE[0], :SHAPE[1], :SHAPE[2]]
+    spill = (xx >= 42) & (xx < 48) & (abs(zz - 24) <= 12) & (abs(yy - 32) <= 12) & ~truth  # 6 mm along one side
+    previous = truth | spill
+    click = (24, 32, 45)  # 3 mm deep in the spill
+    collapsed = _ball(SHAPE, CENTRE, 6)  # the engine's answer: an eighth of the previous mask
+    assert (collapsed & previous).sum() < 0.2 * previous.sum()
+    new = apply_corrections(previous, collapsed, [CENTRE], [click], SPACING).mask
+    old = apply_corrections(previous, collapsed, [CENTRE], [click], SPACING, uncapped).mask
+    assert not (new & spill).any() and not (old & spill).any()  # the spill goes either way
+    assert 0 < (truth & ~new).sum() < 0.5 * (truth & ~old).sum()
+    assert dice(new, truth) > dice(old, truth) + 0.05
+    for params in (CorrectionParams(), uncapped):
+        kept = apply_corrections(previous, truth, [CENTRE], [click], SPACING, params).mask
+        assert (kept == truth).all()
+
+
 def test_segment_corrects_the_mask_it_replaces(demo_series, tmp_path):
     """`medviewer segment` rewrites OUT click by click: OUT is the mask the next clicks correct.
     A negative click on the demo liver lesion's rim removes only near itself; --fresh reruns from

@@ -1,6 +1,7 @@
 """Click-to-segment accuracy, corrections and latency, on sarcomas and off them, for every engine.
 
-    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,faint,a0001,demo,lidc] [--engines auto,learned,classical]
+    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,big-masses,faint,a0001,demo,lidc]
+        [--engines auto,learned,classical]
         [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--no-previous]
 
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
@@ -21,6 +22,10 @@ Sets:
   masses     larger pasted lesions in A0001's chest (30 to 200 mL; half against the pleura, half
              free in the lung; every pattern): where region growing may close off only a part
              (a dark centre, a mass pressed against the chest wall), as lung masses do;
+  big-masses lung masses of 100 to 400 mL (12; the size of an NSCLC tumour) pasted into A0001's
+             chest and, where --lidc holds them, the LIDC scans' chests in turn (half against the
+             pleura, half free in the lung; every pattern): the learned engine had outlined under
+             half of the largest;
   faint      faint lesions (medviewer.segmentation.synthetic's "faint"): in the liver 15 to 35 HU
              darker or brighter than it, near the noise (8: A0001, the compressed series), and
              ground-glass nodules in A0001's lung (4, -700 to -350 HU), 1 to 30 mL; Dice against
@@ -156,6 +161,39 @@ def mass_cases(n: int = 8):
             print(f"  (no room for {site} {ml} mL in {A0001})")
             continue
         yield f"{case.name}-a1", "mass", case.image, case.truth
+
+
+def big_mass_cases(lidc_root: str, n: int = 12):
+    """``n`` lung masses of 100-400 mL (log-uniform; a real lung tumour of NSCLC size), pasted into
+    A0001's chest and, where --lidc holds them, the LIDC scans' chests in turn: against the
+    pleura and free in the lung in turn, the patterns in turn, seeded. Where a site has no room
+    for a mass, the next background is tried, then the pleura."""
+    from lidc import find_cases, load_case  # benchmarks/lidc.py (benchmarks/, first on sys.path)
+
+    from medviewer.io import load_volume
+    from medviewer.segmentation.synthetic import PATTERNS, make_case
+
+    backgrounds = [("a1", load_volume(os.path.join(DATA, A0001)))]
+    for folder in find_cases(lidc_root):
+        try:
+            backgrounds.append((os.path.basename(folder)[-4:], load_case(folder)[0]))
+        except Exception as e:  # any failure: one line naming the file, then the others
+            print(f"  (LIDC background skipped: {type(e).__name__}: {e})")
+    rng = np.random.default_rng(2029)
+    for k in range(n):
+        site = ("chest-pleura", "chest-lung")[k % 2]
+        ml = round(float(np.exp(rng.uniform(np.log(100), np.log(400)))), 1)
+        # (free in the lung, 4 mm from its edge all round: a mass of 180 mL or more finds no room in
+        # these chests, and goes against the pleura instead)
+        tries = [(place, j) for place in dict.fromkeys((site, "chest-pleura")) for j in range(len(backgrounds))]
+        for place, j in tries:
+            tag, background = backgrounds[(k + j) % len(backgrounds)]
+            case = make_case(background, place, PATTERNS[(k // 2) % len(PATTERNS)], ml, 9000 + k)
+            if case is not None:
+                yield f"{case.name}-{tag}", "big-mass", case.image, case.truth
+                break
+        else:
+            print(f"  (no room for a {ml} mL mass in any background)")
 
 
 def demo_cases():
@@ -341,7 +379,8 @@ def main() -> None:
     from medviewer.plugins.registry import get_manifest, load_plugin
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, faint, a0001, demo, lidc")
+    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, big-masses, faint, a0001, "
+                    "demo, lidc")
     ap.add_argument("--engines", default="auto,learned,classical")
     ap.add_argument("--clicks", type=int, default=3)
     ap.add_argument("--cases", default=",".join(VAL_CASES), help="the sts cases")
@@ -363,6 +402,8 @@ def main() -> None:
         cases += list(mass_cases())
     if "faint" in sets:
         cases += list(faint_cases())
+    if "big-masses" in sets:
+        cases += list(big_mass_cases(a.lidc))
     if "demo" in sets:
         cases += list(demo_cases())
     nodules = list(lidc_cases(a.lidc)) if "lidc" in sets else []

@@ -22,7 +22,7 @@ Sets:
   masses     larger pasted lesions in A0001's chest (30 to 200 mL; half against the pleura, half
              free in the lung; every pattern): where region growing may close off only a part
              (a dark centre, a mass pressed against the chest wall), as lung masses do;
-  big-masses lung masses of 100 to 400 mL (12; the size of an NSCLC tumour) pasted into A0001's
+  big-masses lung masses of 100 to 400 mL (20; the size of an NSCLC tumour) pasted into A0001's
              chest and, where --lidc holds them, the LIDC scans' chests in turn (half against the
              pleura, half free in the lung; every pattern): the learned engine had outlined under
              half of the largest;
@@ -163,7 +163,7 @@ def mass_cases(n: int = 8):
         yield f"{case.name}-a1", "mass", case.image, case.truth
 
 
-def big_mass_cases(lidc_root: str, n: int = 12):
+def big_mass_cases(lidc_root: str, n: int = 20):
     """``n`` lung masses of 100-400 mL (log-uniform; a real lung tumour of NSCLC size), pasted into
     A0001's chest and, where --lidc holds them, the LIDC scans' chests in turn: against the
     pleura and free in the lung in turn, the patterns in turn, seeded. Where a site has no room

@@ -12,7 +12,8 @@ from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
 from medviewer.segmentation.classical import core_is_faint, remember_last
 from medviewer.segmentation.engine_choice import (choose_engine, extends_the_core, first_click_classical,
-                                                  holds_the_part, lies_in_the_lung, may_be_part_of_a_mass)
+                                                  holds_the_part, lies_in_the_lung, lung_mass_closes, lung_near,
+                                                  may_be_part_of_a_mass)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 from medviewer.segmentation.masks import fill_slices_in_box
 
@@ -135,6 +136,23 @@ class ClickSegment(Plugin):
             if engine == "learned" and not bundle_available(bundle):  # a user's own install without it
                 engine = "classical"
                 chosen = missing = f"the learned engine's bundle is missing ({bundle})"
+            elif engine == "learned" and lung_near(volume, prompts.positive[0]):
+                # A lung mass too large for the first window: region growing may close it whole,
+                # where the learned engine outlines part of it (engine_choice.lung_mass_closes).
+                # The first click's learned mask is kept for the corrective clicks, which rerun this.
+                from medviewer_plugins.click_segment.learned import segment_learned
+
+                first, device = prompts.positive[0], self.resolve_device(request.device)
+                learned = remember_last(_ASKED_TOO, volume, (tuple(first), bundle, device),
+                                        lambda: segment_learned(volume, [first], bundle=bundle, device=device,
+                                                                progress=report, cancelled=cancel.is_set))
+                outline = lung_mass_closes(volume, learned, first)
+                if outline is not None:
+                    engine = "classical"
+                    chosen = ("a mass in the lung larger than the learned engine's window, which region growing "
+                              "closes off whole")
+                elif one_click:
+                    mask = learned.copy()
             elif engine == "classical" and bundle_available(bundle):
                 first = prompts.positive[0]
                 # The learned engine is asked too where the classical outline may be a part: a faint

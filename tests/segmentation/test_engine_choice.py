@@ -42,10 +42,12 @@ def test_the_sarcomas_and_the_lung_tumour_go_to_the_learned_engine(sts_cases):
     """The learned engine's ground: of the 44 sts tumours, none closes from its deepest point
     (nor, as measured once for the module's note, from 480 random points inside the first 24), and
     only three have a compact core, which the classical engine outlines well or nearly; nor does the lung
-    tumour of A0001 from its box centre (test_classical.py checks the classical engine there)."""
+    tumour of A0001 from its box centre (test_classical.py checks the classical engine there). No
+    sarcoma is taken for a lung mass (lung_mass_closes) either."""
     from medviewer.io import load_volume
     from medviewer.io.annotations import read_rtstruct
     from medviewer.segmentation.classical import segment_classical
+    from medviewer.segmentation.engine_choice import LUNG_EDGE_SHARE, _edge_air_share, first_click_classical
     from medviewer.segmentation.guidance import deepest_point, dice
 
     assert len(sts_cases) == 44
@@ -60,6 +62,9 @@ def test_the_sarcomas_and_the_lung_tumour_go_to_the_learned_engine(sts_cases):
             assert dice(segment_classical(volume, [click]), truth) > CORE_SARCOMAS[case.name], case.name
         else:
             assert (engine, why) == ("learned", ""), case.name
+            # ... and the plugin keeps it there: region growing's outline has next to no lung along
+            # its edge, so it is no lung mass the learned engine outlined a part of (lung_mass_closes)
+            assert _edge_air_share(volume, first_click_classical(volume, click)) < LUNG_EDGE_SHARE, case.name
 
 
 @pytest.mark.data
@@ -96,6 +101,7 @@ def test_a_sarcomas_faint_core_goes_to_the_learned_engine_that_outlines_the_whol
 def test_the_lung_tumour_goes_to_the_learned_engine(lung_series):
     from medviewer.io import load_volume
     from medviewer.io.annotations import read_voc_boxes
+    from medviewer.segmentation.engine_choice import LUNG_EDGE_SHARE, _edge_air_share, first_click_classical
 
     volume = load_volume(lung_series)
     boxes = sorted(read_voc_boxes(lung_series.parent / "boxes", volume), key=lambda b: b.slice_index)
@@ -103,6 +109,9 @@ def test_the_lung_tumour_goes_to_the_learned_engine(lung_series):
     centre = volume.voxel_to_patient((middle.slice_index, (middle.ymin + middle.ymax) / 2,
                                       (middle.xmin + middle.xmax) / 2))
     assert choose_engine(volume, [centre]) == ("learned", "")
+    # ... and the plugin keeps it there (lung_mass_closes): region growing's outline from the same
+    # click has lung along 2% of its edge (the tumour lies against the mediastinum)
+    assert _edge_air_share(volume, first_click_classical(volume, centre)) < LUNG_EDGE_SHARE
 
 
 def test_the_plugin_by_default_says_when_the_classical_engine_outlined_a_lesion(demo_volume, demo_series):
@@ -203,3 +212,61 @@ def test_a_learned_outline_of_a_mass_lies_in_the_lung_one_under_the_diaphragm_do
     liver = Volume(array.astype(np.int16), spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
     spill = np.sqrt((zz - 50.0) ** 2 + (yy - 45.0) ** 2 + (xx - 45.0) ** 2) <= 15  # 5 mm under it
     assert not lies_in_the_lung(liver, spill)
+
+
+def test_a_lung_mass_larger_than_the_first_window_is_outlined_whole_by_region_growing():
+    """A lung mass of 150-400 mL runs past the first window, so auto gives it to the learned
+    engine, which outlines 50-70% of it. Where the classical outline from the same click holds the
+    learned mask, is 1 to 2 times as large, stops short of the classical engine's reach and has lung
+    along its edge, it is taken (engine_choice.lung_mass_closes). Phantom: a solid mass of 34 mm
+    in lung, the learned engine's part of it the two thirds on one side, or a ball of 28 mm."""
+    from medviewer.core.volume import Volume
+    from medviewer.segmentation.engine_choice import lung_mass_closes, lung_near
+
+    volume, r = _lung_mass(34, centre_mm=0)
+    n = 90
+    zz, yy, xx = np.ogrid[:n, :n, :n]
+    part = (r <= 34) & (xx < 57)
+    click = volume.voxel_to_patient((45, 45, 45))
+    assert lung_near(volume, click)
+    outline = lung_mass_closes(volume, part, click)
+    assert outline is not None and dice(outline, r <= 34) > 0.9
+    assert lung_mass_closes(volume, (r <= 34) & (xx < 38), click) is None  # a third of it: maybe not the same lesion
+    assert lung_mass_closes(volume, r <= 40, click) is None  # the learned mask is the larger
+    inner = lung_mass_closes(volume, r <= 28, click)  # a learned mask inside the mass, lung only beyond
+    assert inner is not None and dice(inner, r <= 34) > 0.9
+    # soft tissue all round (a sarcoma in muscle): no lung near the learned mask
+    muscle = np.where(r <= 34, 40.0, 55.0) + np.random.default_rng(1).normal(0, 10, (n, n, n))
+    tissue = Volume(muscle.astype(np.int16), spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    assert not lung_near(tissue, click) and lung_mass_closes(tissue, part, click) is None
+
+
+@pytest.mark.data
+def test_a_large_mass_against_the_pleura_is_outlined_whole(lung_series):
+    """A 272 mL mass pasted against A0001's pleura runs past the first window and goes to the
+    learned engine, which outlines about half of it (Dice 0.73); region growing closes it whole
+    (0.89), and auto takes that outline, for the first click and the corrective ones, and says so.
+    Through the click-segment plugin, as the window runs it."""
+    from medviewer.io import load_volume
+    from medviewer.plugins.api import Prompts, Request
+    from medviewer.plugins.registry import get_manifest
+    from medviewer.plugins.runner import Runner
+    from medviewer.segmentation.guidance import corrective_click, deepest_point
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(load_volume(lung_series), "chest-pleura", "hypodense", 310, 9113)
+    volume, truth = case.image, case.truth
+    click = volume.voxel_to_patient(deepest_point(truth, np.asarray(volume.spacing)[::-1])[0])
+    assert choose_engine(volume, [click]) == ("learned", "")
+    manifest = get_manifest("click-segment")
+    learned = Runner().run(manifest, Request(volume, Prompts((tuple(click),), ()), {"engine": "learned"}))
+    auto = Runner().run(manifest, Request(volume, Prompts((tuple(click),), ()), {}))
+    assert "mass in the lung larger than the learned engine's window" in auto.note
+    assert dice(learned.label_map.array > 0, truth) < 0.8 < 0.85 < dice(auto.label_map.array > 0, truth)
+    # a corrective click stays with the classical engine (the first click decides)
+    mask = auto.label_map.array > 0
+    point, positive = corrective_click(mask, truth, np.asarray(volume.spacing)[::-1])
+    prompts = Prompts((tuple(click),) + ((tuple(volume.voxel_to_patient(point)),) if positive else ()),
+                      () if positive else (tuple(volume.voxel_to_patient(point)),))
+    second = Runner().run(manifest, Request(volume, prompts, {"previous": mask}))
+    assert "classical engine outlined it" in second.note and dice(second.label_map.array > 0, truth) >= dice(mask, truth)

@@ -128,7 +128,7 @@ def run(args) -> int:
                                  f"(which spans {_extent(volume)})", args.path)
     from medviewer.plugins.api import Prompts, Request
     from medviewer.plugins.registry import get_manifest
-    from medviewer.segmentation.engine_choice import choose_engine, learned_engine_asked_too
+    from medviewer.segmentation.engine_choice import choose_engine, learned_engine_asked_too, lung_near
     from medviewer.segmentation.guidance import too_thin_for_learned
 
     # The plugin would decide the same; deciding here spares loading the network.
@@ -146,6 +146,8 @@ def run(args) -> int:
         chosen = f"auto: {why}" if why else "auto"
         if args.engine == "classical" and learned_engine_asked_too(volume, args.point[0]):
             args.engine, chosen = "auto", "auto"  # the plugin asks the learned engine too, and says which outlined it
+        elif args.engine == "learned" and lung_near(volume, args.point[0]):
+            args.engine, chosen = "auto", "auto"  # the plugin asks region growing too (a lung mass outlined whole?)
     from medviewer.plugins.runner import Runner
 
     manifest = get_manifest("click-segment")

@@ -142,6 +142,31 @@ def test_a_negative_click_the_engine_answers_by_giving_up_most_of_the_lesion_tak
         assert (kept == truth).all()
 
 
+def test_a_positive_click_just_outside_a_large_lesion_takes_no_spill_far_from_it():
+    """The learned engine's corrections reach 1.5 radii on a lesion of 100 mL or more; a positive
+    click 4 mm outside the edge marks a thin miss, and its ball reaches at most 5 times that
+    distance: the cap missed comes in, and of the engine's spill all round the lesion only what
+    lies near the click."""
+    from dataclasses import replace
+
+    from medviewer.segmentation.corrections import CORRECTIONS
+
+    shape, centre = (84, 84, 84), (42, 42, 42)
+    zz, yy, xx = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    truth = _ball(shape, centre, 32)  # 137 mL
+    previous = truth & (xx <= 42 + 24)  # a cap up to 8 mm thick missed
+    proposed = _ball(shape, centre, 37)  # the engine: the cap, and 5 mm of spill all round
+    spill = proposed & ~truth
+    click = (42, 42, 42 + 28)  # in the cap, 4 mm from the previous edge
+    learned = CORRECTIONS["learned"]
+    new = apply_corrections(previous, proposed, [centre, click], [], SPACING, learned).mask
+    old = apply_corrections(previous, proposed, [centre, click], [], SPACING,
+                            replace(learned, positive_reach_depths=float("inf"))).mask
+    assert (new & previous).sum() == previous.sum() and new[click]
+    assert (new & spill).sum() < 0.25 * (old & spill).sum()  # 16% of it
+    assert dice(new, truth) > dice(old, truth) + 0.05  # 0.976 against 0.866 (0.981 before the click)
+
+
 def test_segment_corrects_the_mask_it_replaces(demo_series, tmp_path):
     """`medviewer segment` rewrites OUT click by click: OUT is the mask the next clicks correct.
     A negative click on the demo liver lesion's rim removes only near itself; --fresh reruns from

@@ -258,8 +258,9 @@ def _edge_air_share(volume: Volume, mask: np.ndarray) -> float:
 
 
 def _air_shares(volume: Volume, mask: np.ndarray, ring_mm: float = 20.0) -> tuple[float, float]:
-    """The shares of lung in the 3 mm shell around ``mask`` and in the shell 3 to 20 mm around it
-    (1.0 and 0.0 for an empty mask: neither enclosed nor in the chest)."""
+    """The shares of lung in the 3 mm shell around ``mask`` and in the shell 3 to ``ring_mm`` around
+    it (1.0 and 0.0 for an empty mask: neither enclosed nor in the chest; 0.0 for the ring where
+    ``ring_mm`` is 3 or less)."""
     import SimpleITK as sitk
 
     from medviewer.segmentation.masks import dilate, smooth_image
@@ -274,12 +275,8 @@ def _air_shares(volume: Volume, mask: np.ndarray, ring_mm: float = 20.0) -> tupl
     lung = sitk.GetArrayFromImage(smooth_image(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), 1.0)) < LUNG_HU
     inner = mask[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
     edge = dilate(inner, 3.0, spacing_zyx)
-    ring = dilate(inner, ring_mm, spacing_zyx) & ~edge if ring_mm > 3.0 else np.zeros_like(edge)
+    ring = dilate(inner, ring_mm, spacing_zyx) & ~edge if ring_mm > 3.0 else None  # (none asked for)
     edge &= ~inner
-    if not edge.any():
+    if not edge.any() or (ring is not None and not ring.any()):
         return 1.0, 0.0
-    if ring_mm <= 3.0:
-        return float(lung[edge].mean()), 0.0
-    if not ring.any():
-        return 1.0, 0.0
-    return float(lung[edge].mean()), float(lung[ring].mean())
+    return float(lung[edge].mean()), float(lung[ring].mean()) if ring is not None else 0.0

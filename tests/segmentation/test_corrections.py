@@ -144,9 +144,9 @@ def test_a_negative_click_the_engine_answers_by_giving_up_most_of_the_lesion_tak
 
 def test_a_positive_click_just_outside_a_large_lesion_takes_no_spill_far_from_it():
     """The learned engine's corrections reach 1.5 radii on a lesion of 100 mL or more; a positive
-    click 4 mm outside the edge marks a thin miss, and its ball reaches at most 5 times that
-    distance: the cap missed comes in, and of the engine's spill all round the lesion only what
-    lies near the click."""
+    click 4 mm outside the edge marks a thin miss, and its ball reaches at most 8 times that
+    distance: the cap missed comes in, and of the engine's spill all round the lesion (a
+    worst case: 5 mm thick everywhere) only what lies within 32 mm of the click."""
     from dataclasses import replace
 
     from medviewer.segmentation.corrections import CORRECTIONS
@@ -163,8 +163,8 @@ def test_a_positive_click_just_outside_a_large_lesion_takes_no_spill_far_from_it
     old = apply_corrections(previous, proposed, [centre, click], [], SPACING,
                             replace(learned, positive_reach_depths=float("inf"))).mask
     assert (new & previous).sum() == previous.sum() and new[click]
-    assert (new & spill).sum() < 0.25 * (old & spill).sum()  # 16% of it
-    assert dice(new, truth) > dice(old, truth) + 0.05  # 0.976 against 0.866 (0.981 before the click)
+    assert (new & spill).sum() < 0.5 * (old & spill).sum()  # 45% of it
+    assert dice(new, truth) > dice(old, truth) + 0.05  # 0.935 against 0.866
 
 
 def test_segment_corrects_the_mask_it_replaces(demo_series, tmp_path):

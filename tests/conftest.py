@@ -104,3 +104,24 @@ def demo_volume(demo_series):
     from medviewer.io import load_volume
 
     return load_volume(demo_series)
+
+
+def segment_pasted_case(case, tmp_path: pathlib.Path):
+    """`medviewer segment` on a pasted lesion (medviewer.segmentation.synthetic.make_case), written
+    as NIfTI, with one click at the deepest point of its truth: (the finished process, the mask)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from medviewer.io import read_image, write_image
+    from medviewer.segmentation.guidance import deepest_point
+
+    image, out = tmp_path / "mass.nii.gz", tmp_path / "mask.nii.gz"
+    write_image(case.image, image)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(image),
+                        "--point=" + ",".join(f"{v:.2f}" for v in click), "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r, read_image(out).array > 0

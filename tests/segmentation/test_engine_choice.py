@@ -277,21 +277,11 @@ def test_segment_on_the_command_line_lets_the_plugin_outline_a_large_lung_mass_w
     """`medviewer segment` decides the engine before it loads the network; near lung it leaves a
     lesion the first window gives the learned engine to the plugin, which may take region
     growing's outline of a lung mass (as above)."""
-    import subprocess
-    import sys
-
-    from medviewer.io import load_volume, read_image, write_image
-    from medviewer.segmentation.guidance import deepest_point
+    from medviewer.io import load_volume
     from medviewer.segmentation.synthetic import make_case
-    from tests.conftest import ROOT
+    from tests.conftest import segment_pasted_case
 
     case = make_case(load_volume(lung_series), "chest-pleura", "hypodense", 310, 9113)
-    image, out = tmp_path / "mass.nii.gz", tmp_path / "mask.nii.gz"
-    write_image(case.image, image)
-    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
-    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(image),
-                        "--point=" + ",".join(f"{v:.2f}" for v in click), "--out", str(out)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stderr
+    r, mask = segment_pasted_case(case, tmp_path)
     assert "by the classical engine (auto)" in r.stdout and "mass in the lung larger" in r.stdout
-    assert dice(read_image(out).array > 0, case.truth) > 0.85
+    assert dice(mask, case.truth) > 0.85

@@ -304,25 +304,15 @@ def test_a_core_stands_where_the_leak_cut_takes_off_much_of_the_lesion(chest):
 def test_segment_says_which_engine_outlined_a_mass_that_auto_asked_both_about(chest, tmp_path):
     """`medviewer segment` on the mass of the test above: the learned engine outlined it, and the
     line says so as a note, not a warning."""
-    import subprocess
-    import sys
-
-    from medviewer.io import read_image, write_image
     from medviewer.segmentation.synthetic import make_case
-    from tests.conftest import ROOT
+    from tests.conftest import segment_pasted_case
 
     case = make_case(chest, "chest-pleura", "rim", 120, 4)
-    image, out = tmp_path / "mass.nii.gz", tmp_path / "mask.nii.gz"
-    write_image(case.image, image)
-    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
-    r = subprocess.run([sys.executable, "-m", "medviewer", "segment", str(image),
-                        "--point=" + ",".join(f"{v:.2f}" for v in click), "--out", str(out)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stderr
+    r, mask = segment_pasted_case(case, tmp_path)
     assert "by the learned engine (auto)" in r.stdout, r.stdout
     assert "note: the learned engine outlined it: region growing closed off only part" in r.stdout
     assert "warning" not in r.stdout
-    assert dice(read_image(out).array > 0, case.truth) > 0.75
+    assert dice(mask, case.truth) > 0.75
 
 
 def test_a_large_lesions_smooth_field_is_finite():

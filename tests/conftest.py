@@ -32,7 +32,8 @@ def pytest_configure(config):
         os.environ["MEDVIEWER_RECOVERY_DIR"] = config._medviewer_recovery
     # likewise what `medviewer segment` remembers of its last runs (commands/segment_memory.py)
     if "MEDVIEWER_SEGMENT_MEMORY" not in os.environ:
-        os.environ["MEDVIEWER_SEGMENT_MEMORY"] = os.path.join(tempfile.mkdtemp(prefix="medviewer-segment-"), "m")
+        config._medviewer_segment_memory = tempfile.mkdtemp(prefix="medviewer-segment-")
+        os.environ["MEDVIEWER_SEGMENT_MEMORY"] = os.path.join(config._medviewer_segment_memory, "m")
     if os.environ.get("DISPLAY") or not sys.platform.startswith("linux") or not shutil.which("Xvfb"):
         return
     read_fd, write_fd = os.pipe()
@@ -48,13 +49,16 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    """Remove this run's recovery folder (pytest_configure made it)."""
+    """Remove this run's recovery and segment-memory folders (pytest_configure made them; the
+    latter was left behind in /tmp after every run)."""
     import shutil
 
-    folder = getattr(config, "_medviewer_recovery", None)
-    if folder:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.environ.pop("MEDVIEWER_RECOVERY_DIR", None)
+    for attribute, variable in (("_medviewer_recovery", "MEDVIEWER_RECOVERY_DIR"),
+                                ("_medviewer_segment_memory", "MEDVIEWER_SEGMENT_MEMORY")):
+        folder = getattr(config, attribute, None)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.environ.pop(variable, None)
 
 
 def data_root() -> pathlib.Path:

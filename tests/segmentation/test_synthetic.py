@@ -143,6 +143,28 @@ def test_a_faint_liver_lesion_has_a_core(abdomen, seed):
     assert note.startswith("the classical engine outlined it") and dice(mask, case.truth) > 0.75
 
 
+def test_a_faint_lesion_whose_region_leaks_at_every_window_is_outlined_along_rays(abdomen):
+    """The benchmark's faint 7 mL liver lesion (seed 3004, 17 HU brighter than the liver, in 14 HU
+    of noise): on every smoothing the region from its click leaks through the liver's noise at the
+    finer ladder's first window, so it had no core; auto gave it to the learned engine, which
+    spilled 137 mL into the liver (Dice 0.10). Rays from the click find its edge
+    (classical._radial_core), and auto outlines it."""
+    from dataclasses import replace
+
+    from medviewer.segmentation.classical import ClassicalParams, lesion_core
+    from medviewer.segmentation.synthetic import FAINT, make_case
+
+    case = make_case(abdomen, "abdomen", FAINT, 7.0, seed=3004)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    no_rays = replace(ClassicalParams(), radial_contrast_hu=1e9)
+    assert lesion_core(case.image, click, no_rays) is None  # neither ladder finds it
+    core = lesion_core(case.image, click)
+    assert core is not None and dice(core, case.truth) > 0.65
+    mask, note, _click = _auto(case)
+    assert note.startswith("the classical engine outlined it") and dice(mask, case.truth) > 0.65
+    assert mask.sum() < 2 * case.truth.sum()
+
+
 def test_a_rim_enhancing_lesion_at_the_liver_edge_is_outlined_with_its_ring(shared_data):
     """A rim-enhancing lesion bulging out of A0001's liver (seed 8012): its ring's shells ramp
     down to the organ over several mm, the run of shells off the organ's value was no plateau, and

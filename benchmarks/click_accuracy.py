@@ -1,6 +1,6 @@
 """Click-to-segment accuracy, corrections and latency, on sarcomas and off them, for every engine.
 
-    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,big-masses,faint,a0001,demo,lidc]
+    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,big-masses,faint,soft,a0001,demo,lidc]
         [--engines auto,learned,classical]
         [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--no-previous]
 
@@ -30,6 +30,9 @@ Sets:
              darker or brighter than it, near the noise (8: A0001, the compressed series), and
              ground-glass nodules in A0001's lung (4, -700 to -350 HU), 1 to 30 mL; Dice against
              the pasted truth, the medians of the liver and the lung lesions;
+  soft       soft-edged liver lesions (medviewer.segmentation.synthetic's "soft", 10: A0001, the
+             compressed series): 20 to 60 HU from the liver, the edge a ramp 4 to 8 mm wide (the
+             truth is half-way up it), uneven inside; as metastases often are;
   a0001      the lung tumour of Lung-PET-CT-Dx A0001, one click at the centre of its middle box:
              the mask's volume, its share on the annotated slices and inside the boxes there,
              the slices it covers;
@@ -143,6 +146,26 @@ def faint_cases():
             continue
         tag = "cct" if background == COMPRESSED else "a1"
         yield f"{case.name}-{tag}", "faint-lung" if site.startswith("chest") else "faint-liver", case.image, case.truth
+
+
+def soft_cases(n: int = 10):
+    """``n`` soft-edged lesions in the two livers in turn (medviewer.segmentation.synthetic's
+    "soft": 20-60 HU from the liver, an edge ramp 4-8 mm wide, uneven inside), seeded; sizes
+    log-uniform over 2-40 mL (the compressed series, 20 slices of 2 mm: 1-12 mL)."""
+    from medviewer.io import load_volume
+    from medviewer.segmentation.synthetic import SOFT, make_case
+
+    backgrounds = {name: load_volume(os.path.join(DATA, name)) for name in (A0001, COMPRESSED)}
+    places = [(A0001, (2, 40)), (COMPRESSED, (1, 12))]
+    rng = np.random.default_rng(2030)
+    for k in range(n):
+        background, (lo, hi) = places[k % 2]
+        ml = round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), 1)
+        case = make_case(backgrounds[background], "abdomen", SOFT, ml, 3100 + k)
+        if case is None:
+            print(f"  (no room for a soft lesion of {ml} mL in {background})")
+            continue
+        yield f"{case.name}-{'cct' if background == COMPRESSED else 'a1'}", "soft-liver", case.image, case.truth
 
 
 def mass_cases(n: int = 8):
@@ -379,8 +402,8 @@ def main() -> None:
     from medviewer.plugins.registry import get_manifest, load_plugin
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, big-masses, faint, a0001, "
-                    "demo, lidc")
+    ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, big-masses, faint, soft, "
+                    "a0001, demo, lidc")
     ap.add_argument("--engines", default="auto,learned,classical")
     ap.add_argument("--clicks", type=int, default=3)
     ap.add_argument("--cases", default=",".join(VAL_CASES), help="the sts cases")
@@ -402,6 +425,8 @@ def main() -> None:
         cases += list(mass_cases())
     if "faint" in sets:
         cases += list(faint_cases())
+    if "soft" in sets:
+        cases += list(soft_cases())
     if "big-masses" in sets:
         cases += list(big_mass_cases(a.lidc))
     if "demo" in sets:

@@ -34,6 +34,10 @@ PATTERNS = ("hypodense", "hyperdense", "rim", "necrotic")
 # contrast, near the noise); in the lung, ground glass (-700 to -350 HU). Not among PATTERNS,
 # which the benchmark's synthetic set takes in turn: its own set (``--sets faint``).
 FAINT = "faint"
+# A soft-edged lesion in an organ, as a metastasis often is: 20 to 60 HU darker (70%) or brighter
+# than the organ, its edge a ramp 4 to 8 mm wide (the truth: half-way up it), its inside uneven
+# by 10 to 25 HU. Its own set too (``--sets soft``).
+SOFT = "soft"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ def _noise_sigma(values: np.ndarray) -> float:
 
 def _densities(pattern: str, background_hu: float, site: str, rng) -> tuple[float, float, float]:
     """(wall HU, core HU, rim thickness share): the lesion's density at its edge and inside."""
+    if pattern == SOFT:
+        value = background_hu + (-1.0 if rng.uniform() < 0.7 else 1.0) * rng.uniform(20, 60)
+        return value, value, 0.0
     if pattern == FAINT:
         if site.startswith("chest"):
             value = rng.uniform(-700, -350)
@@ -193,6 +200,9 @@ def make_case(background: Volume, site: str, pattern: str, volume_ml: float, see
     grain = _smooth_field(f.shape, np.full(3, rng.uniform(0.5, 1.0)), rng)
     value = value + sigma * grain + rng.uniform(3, 10) * _smooth_field(f.shape, np.maximum(1, 4 / spacing), rng)
     alpha = np.clip(0.5 - f / max(0.8, float(spacing[1:].mean())), 0, 1)  # partial volume over about a voxel
+    if pattern == SOFT:  # (drawn after the rest: the other patterns' seeds give the lesions they gave)
+        alpha = np.clip(0.5 - f / rng.uniform(4.0, 8.0), 0, 1)
+        value = value + rng.uniform(10, 25) * _smooth_field(f.shape, np.maximum(1, 6 / spacing), rng)
     if site == "chest-pleura":  # pressed against the wall: only the air gives way to it
         lung = _SITE_CACHE[(id(background), True)][2][lower[0]:, lower[1]:, lower[2]:][box]
         alpha = alpha * lung

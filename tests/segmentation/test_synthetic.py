@@ -48,6 +48,25 @@ def test_a_pasted_lesion_is_seeded_sized_and_inside_its_organ(abdomen, liver_les
     assert np.median(other.image.array[other.truth]) > np.median(other.image.array[_shell(other.truth, spacing)]) + 25
 
 
+def test_a_soft_lesion_ramps_into_its_organ_over_millimetres(abdomen):
+    """The "soft" pattern (the benchmark's soft set): the truth is half-way up an edge ramp 4-8 mm
+    wide, so the 2 mm just outside it lie between the lesion's value and the organ's, where a sharp
+    lesion's shell is the organ's; the patterns before it give the lesions they gave."""
+    from medviewer.segmentation.synthetic import SOFT, make_case
+
+    soft = make_case(abdomen, "abdomen", SOFT, 6.0, seed=3101)
+    spacing = np.asarray(soft.image.spacing)[::-1]
+    image = soft.image.array.astype(float)
+    inner, outer = np.median(image[soft.truth]), np.median(image[_shell(soft.truth, spacing, 8.0) & ~_shell(soft.truth, spacing, 5.0)])
+    near = np.median(image[_shell(soft.truth, spacing, 2.0)])
+    assert abs(outer - inner) > 15
+    assert 0.15 < (near - inner) / (outer - inner) < 0.85  # on the ramp, not yet the organ
+    sharp = make_case(abdomen, "abdomen", "hypodense", 4.0, seed=7)
+    image = sharp.image.array.astype(float)
+    inner, outer = np.median(image[sharp.truth]), np.median(image[_shell(sharp.truth, spacing, 8.0) & ~_shell(sharp.truth, spacing, 5.0)])
+    assert (np.median(image[_shell(sharp.truth, spacing, 2.0)]) - inner) / (outer - inner) > 0.85
+
+
 def test_a_lung_lesion_sits_in_the_lung(shared_data):
     from medviewer.io import load_volume
     from medviewer.segmentation.synthetic import make_case

@@ -34,7 +34,8 @@ distance covers a sliver of it: the robot's corrective clicks on such lesions ra
 such a click's correction also reaches along the previous edge: through the voxels within 1.5 (a
 negative click) or 1.0 (a positive one) times its distance of that edge, within the lesion's
 radius (negative) or half of it (positive) of the click (``layer_*`` in ``CorrectionParams``;
-the classical engine's positive clicks reach three quarters of it: see ``CORRECTIONS``).
+the classical engine's positive clicks reach three quarters of it, three radii from 50 mL on: see
+``CORRECTIONS``).
 The rule stands: only the engine's own change, connected to the click; a negative click's layer
 only where the engine's new mask still holds a positive click. Measured (auto, 5 robot clicks,
 median after clicks 2-5): faint liver lesions 0.666/0.671/0.673/0.674 -> 0.673/0.688/0.699/0.708,
@@ -118,6 +119,10 @@ class CorrectionParams:
     # A positive click's ball reaches at most this many times its distance to the previous edge,
     # whatever the lesion-sized reach (see the module's docstring).
     positive_reach_depths: float = 8.0
+    # From large_ml on, a positive click's layer reaches large_layer_radius times the lesion's
+    # radius along the edge instead (0: as layer_radius says; see CORRECTIONS["classical"]).
+    large_ml: float = float("inf")
+    large_layer_radius: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ def apply_corrections(previous: np.ndarray | None, proposed: np.ndarray, positiv
         late = len(pos) + len(neg) - 1 > params.coarse_clicks
         factor = min(params.lesion_factor, params.fine_lesion_factor) if late else params.lesion_factor
         params = replace(params, min_reach_mm=max(params.min_reach_mm, factor * radius))
+    if params.large_layer_radius and ml >= params.large_ml:
+        params = replace(params, layer_radius=(params.layer_radius[0], params.large_layer_radius))
     out = previous.copy()
     added = [p for p in pos if not previous[p]]
     removed = [p for p in neg if previous[p]]
@@ -304,7 +311,15 @@ CORRECTIONS = {
     # Its positive click on a missed rim proposes that rim's layer, hugging the edge
     # (classical._layer_at): it reaches three quarters of the lesion's radius along it (a half:
     # a pasted 43 mL necrotic liver lesion 0.269 -> 0.325 after three clicks; three quarters
-    # 0.375; the whole radius 0.445, but a good mask of a faint one, 0.958, then lost 0.002)
-    "classical": CorrectionParams(layer_factor=(0.0, 1.0), layer_radius=(1.0, 0.75)),
+    # 0.375; the whole radius 0.445, but a good mask of a faint one, 0.958, then lost 0.002).
+    # From 50 mL on it reaches three radii (at most max_reach_mm): a rim-enhancing lung mass
+    # whose dark centre region growing closes off (63 of 179 mL) gets its wall from a click on
+    # it, where three quarters of a radius took an arc of it a click (0.524 -> 0.578 -> 0.631, the
+    # engine proposing 0.981). Per corrective click from the same previous mask (auto, 5 robot
+    # clicks on the benchmark's sets, 332; the Dice gained over all of them): 3.33 -> 4.86, none
+    # lower than before; 1.5 or 3 radii at every size cost soft-edged liver lesions of 3-26 mL up
+    # to 0.019 (their ramp beyond the half-way edge).
+    "classical": CorrectionParams(layer_factor=(0.0, 1.0), layer_radius=(1.0, 0.75), large_ml=50.0,
+                                  large_layer_radius=3.0),
     "learned": CorrectionParams(lesion_factor=1.5, lesion_min_ml=100.0),
 }

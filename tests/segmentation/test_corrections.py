@@ -167,6 +167,34 @@ def test_a_positive_click_just_outside_a_large_lesion_takes_no_spill_far_from_it
     assert dice(new, truth) > dice(old, truth) + 0.05  # 0.935 against 0.866
 
 
+def test_a_positive_click_on_a_large_lesions_missed_wall_takes_more_of_it():
+    """The classical engine outlines a rim-enhancing mass's dark centre (65 mL); a positive click
+    on the 9 mm wall around it, 4.5 mm out, makes the engine propose the whole wall. From 50 mL
+    on the click's layer reaches three radii along the edge (at most 60 mm), no longer three
+    quarters of one: it takes most of the wall's inner layer, and nothing the engine did not
+    propose. A smaller lesion's click reaches as before."""
+    from dataclasses import replace
+
+    from medviewer.segmentation.corrections import CORRECTIONS
+
+    shape, centre = (84, 84, 84), (42, 42, 42)
+    truth = _ball(shape, centre, 34)  # 165 mL: centre and wall
+    previous = _ball(shape, centre, 25)  # the dark centre
+    click = (42, 42, 42 + 30)  # in the wall, 5 mm from the centre's edge
+    classical = CORRECTIONS["classical"]
+    new = apply_corrections(previous, truth, [centre, click], [], SPACING, classical).mask
+    old = apply_corrections(previous, truth, [centre, click], [], SPACING,
+                            replace(classical, large_layer_radius=0.0)).mask
+    assert (new & previous).sum() == previous.sum() and not (new & ~truth).any()
+    assert dice(new, truth) > dice(old, truth) + 0.1
+    small_truth, small_previous = _ball(shape, centre, 16), _ball(shape, centre, 12)  # 17 and 7 mL
+    small_click = (42, 42, 42 + 15)
+    assert np.array_equal(
+        apply_corrections(small_previous, small_truth, [centre, small_click], [], SPACING, classical).mask,
+        apply_corrections(small_previous, small_truth, [centre, small_click], [], SPACING,
+                          replace(classical, large_layer_radius=0.0)).mask)
+
+
 def test_segment_corrects_the_mask_it_replaces(demo_series, tmp_path):
     """`medviewer segment` rewrites OUT click by click: OUT is the mask the next clicks correct.
     A negative click on the demo liver lesion's rim removes only near itself; --fresh reruns from

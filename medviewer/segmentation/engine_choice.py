@@ -109,6 +109,9 @@ def choose_engine(volume: Volume, positives_mm: Sequence[Sequence[float]],
             return "classical", (f"a faint (ground-glass) lesion, about {value:.0f} HU at the click, below the "
                                  f"{low:g} to {high:g} HU the learned engine sees")
     if len(positives_mm) and lesion_core(volume, np.asarray(positives_mm[0], float), params) is not None:
+        if core_is_faint(volume, np.asarray(positives_mm[0], float), params):
+            return "classical", ("a faint lesion, close in density to the organ around it, whose edge shows on a "
+                                 "smoothed copy or along rays from the click")
         return "classical", "a compact lesion that region growing closes off before it leaks into the tissue around it"
     return "learned", ""
 

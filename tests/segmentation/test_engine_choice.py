@@ -58,7 +58,8 @@ def test_the_sarcomas_and_the_lung_tumour_go_to_the_learned_engine(sts_cases):
         click = volume.voxel_to_patient(point)
         engine, why = choose_engine(volume, [click])
         if case.name in CORE_SARCOMAS:
-            assert engine == "classical" and "compact lesion" in why, case.name
+            kind = "faint lesion" if case.name == "STS_041" else "compact lesion"  # (its dark centre: see above)
+            assert engine == "classical" and kind in why, case.name
             assert dice(segment_classical(volume, [click]), truth) > CORE_SARCOMAS[case.name], case.name
         else:
             assert (engine, why) == ("learned", ""), case.name

@@ -1,8 +1,8 @@
 """Click-to-segment accuracy, corrections and latency, on sarcomas and off them, for every engine.
 
-    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,big-masses,faint,soft,a0001,demo,lidc]
+    python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,big-masses,faint,soft,edge,a0001,demo,lidc]
         [--engines auto,learned,classical]
-        [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--no-previous]
+        [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--abdomen FILE] [--no-previous]
 
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
 truth, each next one at the deepest point of the larger error (missed -> positive, spilled ->
@@ -33,6 +33,11 @@ Sets:
   soft       soft-edged liver lesions (medviewer.segmentation.synthetic's "soft", 10: A0001, the
              compressed series): 20 to 60 HU from the liver, the edge a ramp 4 to 8 mm wide (the
              truth is half-way up it), uneven inside; as metastases often are;
+  edge       lesions at the liver's edge, bulging out of it (synthetic's "abdomen-edge"), 3 to 150 mL
+             (20: every pattern and "soft" in turn), in a whole liver: the abdominal CT of --abdomen
+             FILE (default $MEDVIEWER_ABDOMEN, else ../abdomen/example_ct.nii.gz; below). The
+             other sets' livers are A0001's dome and 20 slices of the compressed series, too small
+             for a lesion of 50 mL or more;
   a0001      the lung tumour of Lung-PET-CT-Dx A0001, one click at the centre of its middle box:
              the mask's volume, its share on the annotated slices and inside the boxes there,
              the slices it covers;
@@ -57,6 +62,13 @@ repository: never commit data):
 Case folders downloaded from TCIA (a CT series and its XML, nested or not) go there the same way.
 Licence CC BY 3.0: Armato SG III et al., Data From LIDC-IDRI, The Cancer Imaging Archive,
 DOI 10.7937/K9/TCIA.2015.LO9QL9SX (and Med Phys 38:915-931, 2011).
+
+Abdominal CT (edge set): tests/reference_files/example_ct.nii.gz of github.com/wasserth/TotalSegmentator
+(Apache-2.0; abdomen and pelvis resampled to 3 mm, the scan that compressed-ct/example_ct_dicom
+holds 20 slices of). Put it outside the repository:
+
+    git clone --depth 1 https://github.com/wasserth/TotalSegmentator ts
+    mkdir -p ../abdomen && cp ts/tests/reference_files/example_ct.nii.gz ../abdomen/
 
 For each engine, the robot's correction statistics over all the cases it ran: how many corrective
 clicks lowered the Dice, by how much at most, and the clicks left on the wrong side of the mask
@@ -166,6 +178,28 @@ def soft_cases(n: int = 10):
             print(f"  (no room for a soft lesion of {ml} mL in {background})")
             continue
         yield f"{case.name}-{'cct' if background == COMPRESSED else 'a1'}", "soft-liver", case.image, case.truth
+
+
+def edge_cases(path: str, n: int = 20):
+    """``n`` lesions at the liver's edge of the abdominal CT ``path`` (synthetic's "abdomen-edge":
+    the centre half a radius to a radius deep, bulging out of the liver by up to half its radius),
+    the four patterns and "soft" in turn, sizes log-uniform over 3-150 mL, seeded."""
+    from medviewer.io import load_volume
+    from medviewer.segmentation.synthetic import PATTERNS, SOFT, make_case
+
+    if not os.path.isfile(path):
+        print(f"  (no abdominal CT at {os.path.abspath(path)}: see --abdomen and the docstring)")
+        return
+    background = load_volume(path)
+    patterns = PATTERNS + (SOFT,)
+    rng = np.random.default_rng(91)
+    for k in range(n):
+        ml = round(float(np.exp(rng.uniform(np.log(3), np.log(150)))), 1)
+        case = make_case(background, "abdomen-edge", patterns[k % len(patterns)], ml, 6000 + k)
+        if case is None:
+            print(f"  (no room for a lesion of {ml} mL at the liver's edge)")
+            continue
+        yield f"{case.name}-ts", "liver-edge", case.image, case.truth
 
 
 def mass_cases(n: int = 8):
@@ -403,7 +437,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="sts", help="comma-separated: sts, synthetic, masses, big-masses, faint, soft, "
-                    "a0001, demo, lidc")
+                    "edge, a0001, demo, lidc")
     ap.add_argument("--engines", default="auto,learned,classical")
     ap.add_argument("--clicks", type=int, default=3)
     ap.add_argument("--cases", default=",".join(VAL_CASES), help="the sts cases")
@@ -412,6 +446,8 @@ def main() -> None:
     ap.add_argument("--no-previous", action="store_true", help="rerun each click without the previous mask")
     ap.add_argument("--bundle", default="", help="the learned engine's bundle (default: the shipped one)")
     ap.add_argument("--lidc", default=os.environ.get("MEDVIEWER_LIDC", "../lidc"), help="the LIDC case folders")
+    ap.add_argument("--abdomen", default=os.environ.get("MEDVIEWER_ABDOMEN", "../abdomen/example_ct.nii.gz"),
+                    help="the edge set's abdominal CT")
     a = ap.parse_args()
     sets = a.sets.split(",") + (["demo"] if a.demo else [])
     manifest = get_manifest("click-segment")
@@ -427,6 +463,8 @@ def main() -> None:
         cases += list(faint_cases())
     if "soft" in sets:
         cases += list(soft_cases())
+    if "edge" in sets:
+        cases += list(edge_cases(a.abdomen))
     if "big-masses" in sets:
         cases += list(big_mass_cases(a.lidc))
     if "demo" in sets:

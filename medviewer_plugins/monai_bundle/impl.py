@@ -69,7 +69,13 @@ class BundleFolder:
         self.name = os.path.basename(self.root)
         weights = [n for n in os.listdir(models) if n.endswith((".pt", ".ts"))] if os.path.isdir(models) else []
         if not weights:
-            raise PluginError("not a MONAI bundle: no models/model.pt or models/model.ts", self.root)
+            # A Model Zoo bundle copied without its large files (a git clone of the model-zoo
+            # repository) has its configs and a large_files.yml that names the weights it lacks.
+            listed = os.path.isfile(os.path.join(self.root, "large_files.yml"))
+            raise PluginError(
+                "the bundle's weights are missing: models/ holds no .pt or .ts file"
+                + (f" (its large_files.yml lists what to download; `medviewer models get {self.name}` "
+                   "installs a Model Zoo bundle with its weights)" if listed else ""), self.root)
 
     def read_metadata(self) -> dict:
         if not os.path.isfile(self.metadata):

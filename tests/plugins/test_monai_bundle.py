@@ -101,6 +101,28 @@ def test_a_folder_that_is_not_a_bundle_is_refused(tmp_path, lung_crop):
         run_in_process(lung_crop, bundle=str(tmp_path))
 
 
+def test_a_zoo_bundle_without_its_weights_says_what_is_missing(tmp_path, lung_crop):
+    """A Model Zoo bundle cloned without its large files has configs and a large_files.yml but no
+    weights: the message says the weights are missing and how to get them, not that the folder is
+    no bundle."""
+    import shutil
+
+    from plugin_bundles import model_zoo_dir
+
+    source = os.path.join(model_zoo_dir(), "spleen_ct_segmentation")
+    if not os.path.isdir(source):
+        pytest.skip(f"no Model Zoo configs at {model_zoo_dir()}")
+    bundle = tmp_path / "spleen_ct_segmentation"
+    shutil.copytree(source, bundle, ignore=shutil.ignore_patterns("models"))
+    assert (bundle / "large_files.yml").is_file()
+    with pytest.raises(PluginError) as err:
+        run_in_process(lung_crop, bundle=str(bundle))
+    text = str(err.value)
+    assert "the bundle's weights are missing: models/ holds no .pt or .ts file" in text
+    assert "large_files.yml" in text and "medviewer models get spleen_ct_segmentation" in text
+    assert "not a MONAI bundle" not in text
+
+
 def test_detection_bundle_gives_boxes_in_patient_mm(det_bundle, lung_crop):
     trust.set_trusted(det_bundle)
     job = Runner().submit(get_manifest("monai-bundle"),

@@ -71,6 +71,14 @@ class ClassicalParams:
     radial_irregular: float = 0.5  # ... and the ends' spread (std / mean) is at most this: round,
     # as a lesion in an organ is (the darker parts of STS_004 and STS_026: 0.53 and 0.66)
     radial_max_ml: float = 20.0  # a larger outline is a darker part of a sarcoma (STS_004, STS_026)
+    # A faint core (either fallback's) gives way to the one-window outline, its leaks cut (the
+    # engine's window path), where that outline is plainly a bounded lesion holding the core
+    # (window_over_faint_core): the ladder leaked for another reason than faintness.
+    window_over_faint_held: float = 0.9  # it holds this share of the core ...
+    window_over_faint_ratio: float = 10.0  # ... and is at most this many times as large ...
+    window_over_faint_contrast_hu: float = 20.0  # ... this far from the tissue 3-8 mm around it ...
+    window_over_faint_one_side: tuple[float, float] = (0.75, 0.85)  # ... which lies beyond half-way to
+    # it on these shares of the shells 0-3 mm and 3-8 mm out
     # A noisy series (a low-dose PET-CT's CT: 60-100 HU of noise in soft tissue, against 10-20 HU
     # in the sts series) is smoothed more, in proportion to its noise above this level.
     quiet_noise_hu: float = 25.0
@@ -121,6 +129,11 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     if progress is not None:
         progress("statistics", 0.05)
     core = lesion_core(volume, positives_mm[0], params)
+    if core is not None and window_over_faint_core(volume, positives_mm[0], params) is not None:
+        # a faint core the window's outline supersedes (judged on the first click alone, as below)
+        if len(pos) == 1 and not len(neg):
+            return window_over_faint_core(volume, positives_mm[0], params).copy()
+        core = None
     noisy = for_noise(volume, pos[0], params)  # the core's smoothing; the window's stays as it was
     # (the window's region below grows with the series' own smoothing: where that leaks past its
     # first crop, the core is better, whatever the smoother window did: a pasted 32 mL lesion
@@ -139,7 +152,15 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
         if len(pos) == 1 and not len(neg):
             return first.copy()
     if len(pos) == 1 and not len(neg) and region_closes_near(volume, positives_mm[0], params):
-        return _first_click_mask(volume, pos[0], params).copy()  # what the loop below gives, with a wall
+        return _first_click_mask(volume, pos[0], params).copy()  # what _window_mask gives, with a wall
+    return _window_mask(volume, pos, neg, params, progress, cancelled)
+
+
+def _window_mask(volume: Volume, pos: np.ndarray, neg: np.ndarray, params: ClassicalParams,
+                 progress: Callable[[str, float], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+    """The engine's window path: the region grown within the first click's window from the clicks
+    (voxels), on a crop that grows while the region reaches its border, leaks cut."""
     window = _seed_window(volume, pos[:1], params)
     # The crop grows (up to max_radius_mm) while the grown region reaches its border; the costly
     # refinement runs once, on the last crop. (Refining at each step, and stopping where the
@@ -374,8 +395,73 @@ def lesion_core(volume: Volume, point_mm, params: ClassicalParams = ClassicalPar
 
 def core_is_faint(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> bool:
     """Whether :func:`lesion_core` at ``point_mm`` is a faint lesion's, found on the finer ladder
-    (:func:`_faint_core`): auto asks the learned engine about it too (engine_choice)."""
-    return _core_and_kind(volume, point_mm, params)[1]
+    (:func:`_faint_core`) or along rays, and the engine outlines it so (no one-window outline
+    supersedes it, :func:`window_over_faint_core`): auto asks the learned engine about it too
+    (engine_choice)."""
+    return _core_and_kind(volume, point_mm, params)[1] and window_over_faint_core(volume, point_mm, params) is None
+
+
+_WINDOW_OVER_FAINT_CACHE: list = []
+
+
+def window_over_faint_core(volume: Volume, point_mm, params: ClassicalParams = ClassicalParams()) -> np.ndarray | None:
+    """The one-window outline from the click ``point_mm`` (the engine's window path, leaks cut)
+    where it supersedes the click's faint core (see :func:`core_is_faint`), else None.
+
+    The ladder also breaks at its first steps where the lesion is not faint at all but a thin
+    path of its density leads away from it: a lesion at the liver's edge, bulging out of it,
+    whose value the partial-volume layer between the liver and the fat around it passes through
+    (a soft-edged 87 mL one, 45 HU from the liver, in a 3 mm CT: the finer ladder's core 10 mL,
+    Dice 0.21). The window's region leaks along that layer too, and the leak cut takes it off
+    (Dice 0.94). So where the faint core has such an outline around it, holding
+    ``window_over_faint_held`` of it, at most ``window_over_faint_ratio`` times as large, short
+    of the engine's reach, and plainly bounded (``window_over_faint_contrast_hu`` from the tissue
+    3-8 mm around it, which lies beyond half-way to it on ``window_over_faint_one_side`` of the
+    shells 0-3 and 3-8 mm out), that outline is the lesion. A faint liver lesion's window leaks
+    into the liver (8 to 640 times its core), a sarcoma's darker part's into the muscle around
+    it (STS_041: 27 times)."""
+    return remember_last(_WINDOW_OVER_FAINT_CACHE, volume, (tuple(float(v) for v in point_mm), params),
+                         lambda: _window_over_faint_core(volume, point_mm, params))
+
+
+def _window_over_faint_core(volume: Volume, point_mm, params: ClassicalParams) -> np.ndarray | None:
+    core, faint = _core_and_kind(volume, point_mm, params)
+    if core is None or not faint:
+        return None
+    pos = np.array([volume.patient_to_voxel(point_mm)])
+    window = _window_mask(volume, pos, np.zeros((0, 3)), params)
+    n = int(core.sum())
+    if not window.any() or (window & core).sum() < params.window_over_faint_held * n \
+            or window.sum() > params.window_over_faint_ratio * n or reached_reach(volume, window, [point_mm], [], params):
+        return None
+    contrast, near, far = _surroundings(volume, window, params.smoothing_mm)
+    if abs(contrast) < params.window_over_faint_contrast_hu or near < params.window_over_faint_one_side[0] \
+            or far < params.window_over_faint_one_side[1]:
+        return None
+    return window
+
+
+def _surroundings(volume: Volume, mask: np.ndarray, smoothing_mm: float) -> tuple[float, float, float]:
+    """(contrast, near, far) of ``mask``'s surroundings on the CT smoothed by ``smoothing_mm``:
+    the median of the shell 3-8 mm around it less the median inside it, and the shares of the
+    shells 0-3 mm and 3-8 mm out that lie beyond half-way between the two."""
+    import SimpleITK as sitk
+
+    spacing_zyx = np.asarray(volume.spacing)[::-1]
+    nz = np.argwhere(mask)
+    margin = np.ceil(10.0 / spacing_zyx).astype(int) + 1
+    lower, upper = np.maximum(nz.min(0) - margin, 0), np.minimum(nz.max(0) + margin + 1, volume.shape)
+    inner = mask[tuple(slice(a, b) for a, b in zip(lower, upper))]
+    values = sitk.GetArrayFromImage(smooth_image(sitk.Cast(volume.crop(lower, upper).to_sitk(), sitk.sitkFloat32),
+                                                 smoothing_mm))
+    within3 = dilate(inner, 3.0, spacing_zyx)
+    near, far = within3 & ~inner, dilate(inner, 8.0, spacing_zyx) & ~within3
+    if not near.any() or not far.any():
+        return 0.0, 0.0, 0.0
+    inside, around = float(np.median(values[inner])), float(np.median(values[far]))
+    half, brighter = (inside + around) / 2, around > inside
+    return (around - inside, float(np.mean((values[near] > half) == brighter)),
+            float(np.mean((values[far] > half) == brighter)))
 
 
 def _core_and_kind(volume: Volume, point_mm, params: ClassicalParams) -> tuple[np.ndarray | None, bool]:

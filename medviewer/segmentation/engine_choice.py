@@ -84,7 +84,8 @@ import numpy as np
 
 from medviewer.core.volume import Volume
 from medviewer.segmentation.classical import (ClassicalParams, click_value, core_is_faint, lesion_core,
-                                              region_closes_near, remember_last, segment_classical, window_outline)
+                                              region_closes_near, remember_last, segment_classical, window_outline,
+                                              window_over_faint_core)
 from medviewer.segmentation.guidance import HU_CENTER, HU_HALF_WIDTH, too_thin_for_learned
 
 ENGINES = ("auto", "learned", "classical")
@@ -112,6 +113,9 @@ def choose_engine(volume: Volume, positives_mm: Sequence[Sequence[float]],
         if core_is_faint(volume, np.asarray(positives_mm[0], float), params):
             return "classical", ("a faint lesion, close in density to the organ around it, whose edge shows on a "
                                  "smoothed copy or along rays from the click")
+        if window_over_faint_core(volume, np.asarray(positives_mm[0], float), params) is not None:
+            return "classical", ("a lesion plainly bounded all round once region growing cuts the thin leaks "
+                                 "along its edge")
         return "classical", "a compact lesion that region growing closes off before it leaks into the tissue around it"
     return "learned", ""
 

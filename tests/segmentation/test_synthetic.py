@@ -184,6 +184,38 @@ def test_a_faint_lesion_whose_region_leaks_at_every_window_is_outlined_along_ray
     assert dice(mask, case.truth) > 0.65 and mask.sum() < 2 * case.truth.sum()
 
 
+def test_a_lesion_at_the_liver_edge_whose_ladder_leaks_along_the_fat_is_outlined_whole(abdomen):
+    """A 4 mL hypodense lesion bulging out of the compressed series' liver (seed 7005): the core
+    ladder leaks at its first steps along the partial-volume layer between the liver and the fat,
+    whose values pass through the lesion's, so the finer ladder's faint core stood (1.5 mL, Dice
+    0.54). The window's region, its leaks cut, is plainly bounded and holds that core: it is the
+    outline now (classical.window_over_faint_core), and auto says why."""
+    from medviewer.segmentation.classical import core_is_faint, lesion_core, window_over_faint_core
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(abdomen, "abdomen-edge", "hypodense", 4.0, seed=7005)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    core = lesion_core(case.image, click)
+    assert core is not None and dice(core, case.truth) < 0.6  # the faint core: a part
+    window = window_over_faint_core(case.image, click)
+    assert window is not None and dice(window, case.truth) > 0.9
+    assert not core_is_faint(case.image, click)  # (auto asks the learned engine about faint ones only)
+    mask, note, _click = _auto(case)
+    assert note.startswith("the classical engine outlined it: a lesion plainly bounded all round")
+    assert dice(mask, case.truth) > 0.9
+
+
+def test_a_faint_lesions_window_leaking_into_the_liver_leaves_its_core(abdomen):
+    """The other side of the rule above: the benchmark's faint 4 mL liver lesion (seed 3001), whose
+    window's region leaks into the liver (hundreds of mL), keeps its faint core."""
+    from medviewer.segmentation.classical import core_is_faint, window_over_faint_core
+    from medviewer.segmentation.synthetic import FAINT, make_case
+
+    case = make_case(abdomen, "abdomen", FAINT, 3.9, seed=3001)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    assert core_is_faint(case.image, click) and window_over_faint_core(case.image, click) is None
+
+
 def test_a_rim_enhancing_lesion_at_the_liver_edge_is_outlined_with_its_ring(shared_data):
     """A rim-enhancing lesion bulging out of A0001's liver (seed 8012): its ring's shells ramp
     down to the organ over several mm, the run of shells off the organ's value was no plateau, and

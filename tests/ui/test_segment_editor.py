@@ -765,6 +765,22 @@ def test_recover_question_tells_discard_from_decide_later(window):
     assert "Recover them?" in box.text()
 
 
+def test_a_bundle_engine_with_a_long_folder_does_not_widen_the_editor(window, editor):
+    """A DeepEdit or VISTA3D bundle is offered as a click engine by its folder: a long path made
+    the engine box, and with it the segment editor's dock group, as wide as the path (the views
+    313 pixels wide for 380). The box keeps its width; the path is its item's tooltip."""
+    from PySide6.QtCore import Qt
+
+    editor.set_tool("click")
+    before = editor.minimumSizeHint().width()
+    folder = "/home/someone/medviewer/models/" + "a-rather-long-folder-name-" * 6 + "vista3d"
+    editor.add_bundle_engine(folder)
+    assert editor.minimumSizeHint().width() <= before + 10 < 300
+    assert editor.engine_combo.currentText() == folder  # the engine run is still the folder
+    index = editor.engine_combo.currentIndex()
+    assert editor.engine_combo.itemData(index, Qt.ItemDataRole.ToolTipRole) == folder
+
+
 def test_the_editor_shows_the_options_of_the_tool_in_use_only(window, editor):
     """As Slicer's Segment Editor: the brush's radius with the brush, the threshold range only
     with the threshold brush, the engine only with the click tool, an effect's Apply button with

@@ -32,12 +32,27 @@ def click_engines() -> tuple[list[str], str]:
         return ["classical"], "classical"
 
 
+def add_engine_item(combo: QComboBox, engine: str) -> None:
+    """Add ``engine`` (a name, or a bundle's folder) to the engine box, its text as its tooltip."""
+    from PySide6.QtCore import Qt
+
+    combo.addItem(engine)
+    combo.setItemData(combo.count() - 1, engine, Qt.ItemDataRole.ToolTipRole)
+
+
 class ClickOptions(OptionsPanel):
     def __init__(self, editor) -> None:
         super().__init__(editor, "left click inside the lesion; shift+left click outside it to correct")
         combo = editor.engine_combo = QComboBox()
+        # A DeepEdit or VISTA3D bundle is offered by its folder, a path as long as it is: sized to
+        # its contents, the box widened the whole dock group and took the views' room (a bundle
+        # under /tmp/pytest-of-root/...: the views 313 pixels wide for 380). The list that opens
+        # shows the whole path, and each item's tooltip too.
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(12)
         engines, default = click_engines()
-        combo.addItems(engines)
+        for engine in engines:
+            add_engine_item(combo, engine)
         combo.setCurrentText(default)
         combo.setToolTip(
             "click-segment engine; auto: classical for a lesion that region growing closes off near the "
@@ -105,7 +120,7 @@ class ClickSegmenting:
     def add_bundle_engine(self, folder: str) -> None:
         """Offer a DeepEdit or VISTA3D bundle folder as the click engine, and pick it."""
         if self.engine_combo.findText(folder) < 0:
-            self.engine_combo.addItem(folder)
+            add_engine_item(self.engine_combo, folder)
         self.engine_combo.setCurrentText(folder)
 
     def _submit(self, label: int, clicks: Clicks) -> None:

@@ -34,6 +34,12 @@ def pytest_configure(config):
     if "MEDVIEWER_SEGMENT_MEMORY" not in os.environ:
         config._medviewer_segment_memory = tempfile.mkdtemp(prefix="medviewer-segment-")
         os.environ["MEDVIEWER_SEGMENT_MEMORY"] = os.path.join(config._medviewer_segment_memory, "m")
+    # the user's settings (trusted bundle folders, recent files: ~/.config/medviewer) are neither
+    # the tests' to change nor to depend on: a folder of this run stands in for ~/.config (37
+    # bundle folders that earlier runs had trusted widened the segment editor, and a window-layout
+    # test failed on that machine only)
+    config._medviewer_config = tempfile.mkdtemp(prefix="medviewer-config-")
+    os.environ["XDG_CONFIG_HOME"] = config._medviewer_config
     if os.environ.get("DISPLAY") or not sys.platform.startswith("linux") or not shutil.which("Xvfb"):
         return
     read_fd, write_fd = os.pipe()
@@ -49,12 +55,13 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    """Remove this run's recovery and segment-memory folders (pytest_configure made them; the
-    latter was left behind in /tmp after every run)."""
+    """Remove this run's recovery, segment-memory and settings folders (pytest_configure made
+    them; the segment memory was left behind in /tmp after every run)."""
     import shutil
 
     for attribute, variable in (("_medviewer_recovery", "MEDVIEWER_RECOVERY_DIR"),
-                                ("_medviewer_segment_memory", "MEDVIEWER_SEGMENT_MEMORY")):
+                                ("_medviewer_segment_memory", "MEDVIEWER_SEGMENT_MEMORY"),
+                                ("_medviewer_config", "XDG_CONFIG_HOME")):
         folder = getattr(config, attribute, None)
         if folder:
             shutil.rmtree(folder, ignore_errors=True)

@@ -68,7 +68,10 @@ def _modality(text) -> str:
 def check_fit(name: str, metadata: dict, config: dict, modality: str = "") -> list[str]:
     """Raise PluginError where bundle ``name`` cannot take one 3D series to segment or detect in;
     otherwise return warnings for the user (a modality other than the series')."""
-    fmt = metadata.get("network_data_format") if isinstance(metadata, dict) else None
+    # (a generative bundle may describe its generator alone: maisi_ct_generative's metadata has
+    # autoencoder_data_format and generator_data_format, no network_data_format)
+    fmt = next((metadata.get(k) for k in ("network_data_format", "generator_data_format")
+                if isinstance(metadata.get(k), dict)), None) if isinstance(metadata, dict) else None
     fmt = fmt if isinstance(fmt, dict) else {}
     in_key, inp = _first(fmt.get("inputs"))
     out_key, out = _first(fmt.get("outputs"))

@@ -67,8 +67,12 @@ class BundleFolder:
         self.model_pt = os.path.join(models, "model.pt")
         self.model_ts = os.path.join(models, "model.ts")
         self.name = os.path.basename(self.root)
-        weights = [n for n in os.listdir(models) if n.endswith((".pt", ".ts"))] if os.path.isdir(models) else []
-        if not weights:
+        self.has_weights = os.path.isdir(models) and any(n.endswith((".pt", ".ts")) for n in os.listdir(models))
+
+    def require_weights(self) -> None:
+        """Refuse a bundle whose models/ holds no weights. Asked after the fit check (fit.py): a
+        bundle medviewer cannot run is told so, not sent to fetch its weights first."""
+        if not self.has_weights:
             # A Model Zoo bundle copied without its large files (a git clone of the model-zoo
             # repository) has its configs and a large_files.yml that names the weights it lacks.
             listed = os.path.isfile(os.path.join(self.root, "large_files.yml"))
@@ -487,6 +491,7 @@ class Pipeline:
             raise bundle_error(bundle, "reading its config", exc, self.metadata) from None
         # Refused here, in a second, where the bundle cannot take one 3D series (fit.py).
         self.notes = check_fit(bundle.name, self.metadata, parser.config, modality)
+        bundle.require_weights()
         self.notes += prepare_config(parser, bundle.root, device, params)
         self.parser = parser
         self.prompted = target_name(parser.config.get("inferer")) == "Vista3dInferer"

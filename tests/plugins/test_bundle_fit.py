@@ -60,6 +60,17 @@ def test_a_generative_model_is_refused():
     assert "it makes images from noise (its input 'latent' is noise)" in text
 
 
+def test_a_generative_model_described_by_its_generator_alone_is_refused():
+    """maisi_ct_generative's metadata has no network_data_format: its generator_data_format says
+    what it reads (noise), and that is enough to refuse it."""
+    metadata = {"task": "a test bundle",
+                "generator_data_format": {"inputs": {"latent": {"type": "noise", "format": "image"},
+                                                     "condition": {"type": "timesteps", "format": "timesteps"}},
+                                          "outputs": {"pred": {"type": "feature", "format": "image"}}}}
+    text = refused(metadata)
+    assert "it makes images from noise (its input 'latent' is noise)" in text
+
+
 def test_landmarks_are_refused():
     text = refused(meta(out={"type": "tuples", "format": "points"}))
     assert "it gives points (landmarks)" in text

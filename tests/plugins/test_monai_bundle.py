@@ -115,12 +115,32 @@ def test_a_zoo_bundle_without_its_weights_says_what_is_missing(tmp_path, lung_cr
     bundle = tmp_path / "spleen_ct_segmentation"
     shutil.copytree(source, bundle, ignore=shutil.ignore_patterns("models"))
     assert (bundle / "large_files.yml").is_file()
+    trust.set_trusted(bundle)
     with pytest.raises(PluginError) as err:
         run_in_process(lung_crop, bundle=str(bundle))
     text = str(err.value)
     assert "the bundle's weights are missing: models/ holds no .pt or .ts file" in text
     assert "large_files.yml" in text and "medviewer models get spleen_ct_segmentation" in text
     assert "not a MONAI bundle" not in text
+
+
+def test_a_bundle_medviewer_cannot_run_is_refused_before_its_missing_weights(tmp_path, lung_crop):
+    """A generative bundle without its weights (maisi_ct_generative as cloned): the user hears that
+    medviewer cannot run it, not that its weights are missing (and fetches hundreds of MB for a
+    refusal)."""
+    bundle = tmp_path / "a_generative_bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "configs" / "inference.json").write_text(json.dumps({"network_def": {"_target_": "UNet"}}))
+    (bundle / "configs" / "metadata.json").write_text(json.dumps({
+        "task": "CT synthesis",
+        "network_data_format": {"inputs": {"latent": {"type": "noise", "format": "image", "num_channels": 4}},
+                                "outputs": {"pred": {"type": "image", "format": "hounsfield"}}}}))
+    (bundle / "large_files.yml").write_text("large_files: []\n")
+    trust.set_trusted(bundle)
+    with pytest.raises(PluginError) as err:
+        run_in_process(lung_crop, bundle=str(bundle))
+    assert "cannot run in medviewer: it makes images from noise" in str(err.value)
+    assert "weights are missing" not in str(err.value)
 
 
 def test_detection_bundle_gives_boxes_in_patient_mm(det_bundle, lung_crop):

@@ -129,10 +129,11 @@ def segment_classical(volume: Volume, positives_mm: Sequence[Sequence[float]],
     if progress is not None:
         progress("statistics", 0.05)
     core = lesion_core(volume, positives_mm[0], params)
-    if core is not None and window_over_faint_core(volume, positives_mm[0], params) is not None:
+    superseding = window_over_faint_core(volume, positives_mm[0], params) if core is not None else None
+    if superseding is not None:
         # a faint core the window's outline supersedes (judged on the first click alone, as below)
         if len(pos) == 1 and not len(neg):
-            return window_over_faint_core(volume, positives_mm[0], params).copy()
+            return superseding.copy()
         core = None
     noisy = for_noise(volume, pos[0], params)  # the core's smoothing; the window's stays as it was
     # (the window's region below grows with the series' own smoothing: where that leaks past its

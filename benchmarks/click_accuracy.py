@@ -3,12 +3,15 @@
     python benchmarks/click_accuracy.py [--sets sts,synthetic,masses,big-masses,faint,soft,edge,a0001,demo,lidc]
         [--engines auto,learned,classical]
         [--clicks 5] [--cases STS_019,...] [--synthetic 24] [--lidc DIR] [--abdomen FILE] [--no-previous]
+        [--draw N]
 
 The robot user of tools/click_eval.py, in process: the first click at the deepest point of the
 truth, each next one at the deepest point of the larger error (missed -> positive, spilled ->
 negative). Each run gets the mask of the run before as the plugin's ``previous`` parameter, as
 the window and ``medviewer segment`` give it (medviewer.segmentation.corrections: corrective
 clicks change the mask only near themselves); ``--no-previous`` leaves it out, as before.
+``--draw N`` (N > 0) makes a fresh draw of every made-up set (other sizes, shapes and places from
+the same recipes): lesions no rule of the engines was tuned on, the way unseen cases judge them.
 
 Sets:
   sts        the validation sarcomas (default the learned engine's 10: STS_019..025, 032, 036, 039; --cases picks others): Dice against
@@ -99,6 +102,19 @@ A0001 = "lung-pet-ct-dx/A0001/series-2-5mm-L"
 COMPRESSED = "compressed-ct/example_ct_dicom"
 
 
+DRAW = 0  # --draw: 0 is the benchmark's own lesions; another number draws a fresh set of them
+
+
+def _rng(base: int) -> np.random.Generator:
+    """The sizes' generator of a set: its own seed, or that seed and the --draw number."""
+    return np.random.default_rng(base if DRAW == 0 else (base, DRAW))
+
+
+def _seed(seed: int) -> int:
+    """A lesion's seed for synthetic.make_case: its own, or moved by the --draw number."""
+    return seed + 100_000 * DRAW
+
+
 def sts_cases(names):
     from medviewer.io import load_volume
     from medviewer.io.annotations import read_rtstruct
@@ -117,11 +133,11 @@ def synthetic_specs(n: int):
 
     places = [("chest-lung", A0001, (0.5, 40)), ("chest-pleura", A0001, (1, 25)),
               ("abdomen", A0001, (2, 30)), ("abdomen", COMPRESSED, (1, 10))]
-    rng = np.random.default_rng(2026)
+    rng = _rng(2026)
     for k in range(n):
         site, background, (lo, hi) = places[k % 4]
         ml = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        yield site, background, PATTERNS[(k // 4) % len(PATTERNS)], round(ml, 1), 1000 + k
+        yield site, background, PATTERNS[(k // 4) % len(PATTERNS)], round(ml, 1), _seed(1000 + k)
 
 
 def synthetic_cases(n: int):
@@ -148,11 +164,11 @@ def faint_cases():
 
     backgrounds = {name: load_volume(os.path.join(DATA, name)) for name in (A0001, COMPRESSED)}
     places = [("abdomen", A0001, (2, 30)), ("abdomen", COMPRESSED, (1, 10)), ("chest-lung", A0001, (1, 30))]
-    rng = np.random.default_rng(2028)
+    rng = _rng(2028)
     for k in range(12):
         site, background, (lo, hi) = places[k % 3]
         ml = round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), 1)
-        case = make_case(backgrounds[background], site, FAINT, ml, 3000 + k)
+        case = make_case(backgrounds[background], site, FAINT, ml, _seed(3000 + k))
         if case is None:
             print(f"  (no room for a faint {site} lesion of {ml} mL in {background})")
             continue
@@ -169,11 +185,11 @@ def soft_cases(n: int = 10):
 
     backgrounds = {name: load_volume(os.path.join(DATA, name)) for name in (A0001, COMPRESSED)}
     places = [(A0001, (2, 40)), (COMPRESSED, (1, 12))]
-    rng = np.random.default_rng(2030)
+    rng = _rng(2030)
     for k in range(n):
         background, (lo, hi) = places[k % 2]
         ml = round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), 1)
-        case = make_case(backgrounds[background], "abdomen", SOFT, ml, 3100 + k)
+        case = make_case(backgrounds[background], "abdomen", SOFT, ml, _seed(3100 + k))
         if case is None:
             print(f"  (no room for a soft lesion of {ml} mL in {background})")
             continue
@@ -192,10 +208,10 @@ def edge_cases(path: str, n: int = 20):
         return
     background = load_volume(path)
     patterns = PATTERNS + (SOFT,)
-    rng = np.random.default_rng(91)
+    rng = _rng(91)
     for k in range(n):
         ml = round(float(np.exp(rng.uniform(np.log(3), np.log(150)))), 1)
-        case = make_case(background, "abdomen-edge", patterns[k % len(patterns)], ml, 6000 + k)
+        case = make_case(background, "abdomen-edge", patterns[k % len(patterns)], ml, _seed(6000 + k))
         if case is None:
             print(f"  (no room for a lesion of {ml} mL at the liver's edge)")
             continue
@@ -209,11 +225,11 @@ def mass_cases(n: int = 8):
     from medviewer.segmentation.synthetic import PATTERNS, make_case
 
     chest = load_volume(os.path.join(DATA, A0001))
-    rng = np.random.default_rng(2027)
+    rng = _rng(2027)
     for k in range(n):
         site = ("chest-pleura", "chest-lung")[k % 2]
         ml = round(float(np.exp(rng.uniform(np.log(30), np.log(200)))), 1)
-        case = make_case(chest, site, PATTERNS[(k // 2) % len(PATTERNS)], ml, 2000 + k)
+        case = make_case(chest, site, PATTERNS[(k // 2) % len(PATTERNS)], ml, _seed(2000 + k))
         if case is None:
             print(f"  (no room for {site} {ml} mL in {A0001})")
             continue
@@ -236,7 +252,7 @@ def big_mass_cases(lidc_root: str, n: int = 20):
             backgrounds.append((os.path.basename(folder)[-4:], load_case(folder)[0]))
         except Exception as e:  # any failure: one line naming the file, then the others
             print(f"  (LIDC background skipped: {type(e).__name__}: {e})")
-    rng = np.random.default_rng(2029)
+    rng = _rng(2029)
     for k in range(n):
         site = ("chest-pleura", "chest-lung")[k % 2]
         ml = round(float(np.exp(rng.uniform(np.log(100), np.log(400)))), 1)
@@ -245,7 +261,7 @@ def big_mass_cases(lidc_root: str, n: int = 20):
         tries = [(place, j) for place in dict.fromkeys((site, "chest-pleura")) for j in range(len(backgrounds))]
         for place, j in tries:
             tag, background = backgrounds[(k + j) % len(backgrounds)]
-            case = make_case(background, place, PATTERNS[(k // 2) % len(PATTERNS)], ml, 9000 + k)
+            case = make_case(background, place, PATTERNS[(k // 2) % len(PATTERNS)], ml, _seed(9000 + k))
             if case is not None:
                 yield f"{case.name}-{tag}", "big-mass", case.image, case.truth
                 break
@@ -448,7 +464,11 @@ def main() -> None:
     ap.add_argument("--lidc", default=os.environ.get("MEDVIEWER_LIDC", "../lidc"), help="the LIDC case folders")
     ap.add_argument("--abdomen", default=os.environ.get("MEDVIEWER_ABDOMEN", "../abdomen/example_ct.nii.gz"),
                     help="the edge set's abdominal CT")
+    ap.add_argument("--draw", type=int, default=0, help="0 (default): the benchmark's own made-up lesions; another "
+                    "number: a fresh draw of them (sizes, shapes, places), for lesions no rule was tuned on")
     a = ap.parse_args()
+    global DRAW
+    DRAW = a.draw
     sets = a.sets.split(",") + (["demo"] if a.demo else [])
     manifest = get_manifest("click-segment")
     plugin = load_plugin(manifest)

@@ -66,6 +66,15 @@ two liver spills' 32-34%). On 23 pasted masses of 100-400 mL in A0001, LIDC-IDRI
 three LIDC scans this changed those two: Dice 0.045 / 0.167 -> 0.613 / 0.657 after one click,
 0.271 / 0.239 -> 0.680 / 0.859 after three.
 
+Where the learned engine's mask is less than twice the enclosed outline, the classical outline
+stood, yet in a rim-enhancing or necrotic mass it is the dark centre alone: the mass's wall lies
+around it, out to where the lung begins. So for an enclosed outline auto also looks for that wall
+(:func:`wall_towards_the_lung`: the soft tissue around the outline, as thick as the lung's nearest
+approach, 3-20 mm, with lung beyond it) and adds it where it makes the lesion 1.5 to 8 times the
+outline and the learned engine marks a fifth of the added band too (:func:`learned_marks_the_wall`).
+Pasted rim-enhancing and necrotic masses against the pleura, 11-240 mL, from their deepest point:
+Dice 0.40-0.70 -> 0.84-0.96.
+
 The other way round: a lung mass of 150-400 mL runs past the first window (50 mm from the
 click), has no core, and goes to the learned engine, which outlines 50-70% of such a mass (its
 weights' size prior; a third, coarser grid did not change that). Region growing, further out,
@@ -287,3 +296,71 @@ def _air_shares(volume: Volume, mask: np.ndarray, ring_mm: float = 20.0) -> tupl
     if not edge.any() or (ring is not None and not ring.any()):
         return 1.0, 0.0
     return float(lung[edge].mean()), float(lung[ring].mean()) if ring is not None else 0.0
+
+
+WALL_MM = (3.0, 20.0)  # a wall towards the lung this thick (where the lung begins, nearest) ...
+WALL_LUNG_SHARE = 0.3  # ... with lung in this share of the 5 mm shell beyond it ...
+WALL_LEAST, WALL_MOST = 1.5, 8.0  # ... that makes the lesion this many times its enclosed part ...
+WALL_HELD = 0.2  # ... and whose added band the learned engine marks this share of
+
+
+def wall_towards_the_lung(volume: Volume, part: np.ndarray, point_mm) -> np.ndarray | None:
+    """``part`` (the classical engine's first-click outline, enclosed in the chest: see
+    :func:`may_be_part_of_a_mass`; soft tissue all round its own edge, under ``EDGE_AIR_SHARE``
+    lung) with the soft tissue around it out to where the lung begins,
+    where that is a lesion's wall: a rim-enhancing or necrotic lung mass whose dark centre region
+    growing closed off, inside its brighter wall. None where there is no such wall.
+
+    The wall's thickness is where the lung begins nearest: the 5th percentile of the lung's
+    distances (below ``LUNG_HU`` on the CT smoothed by 1 mm, within ``WALL_MM[1]`` of the part). It
+    must be ``WALL_MM`` thick, with lung in ``WALL_LUNG_SHARE`` of the 5 mm shell past it (a
+    lesion in the lung, not in the chest wall or under the diaphragm), and the lesion (the part,
+    the soft tissue within the wall's thickness, holes filled, the component at
+    the click) ``WALL_LEAST`` to ``WALL_MOST`` times the part (a small addition is the nodule's own
+    partial-volume edge, thick across 5 mm slices, not a wall: a pasted 8.7 mL rim-enhancing nodule
+    outlined whole, 0.985, came out at 0.964 with it). Pasted rim-enhancing and necrotic masses
+    against the pleura of 11-240 mL: their dark centres Dice 0.40-0.70, with the wall 0.84-0.97."""
+    import SimpleITK as sitk
+
+    from medviewer.segmentation.classical import _components_at
+    from medviewer.segmentation.masks import fill_holes, fill_slices, smooth_image
+
+    if not part.any() or _edge_air_share(volume, part) >= EDGE_AIR_SHARE:
+        return None  # (lung at its own edge: a nodule, whose rim towards the lung air_rim adds)
+    spacing_zyx = np.asarray(volume.spacing)[::-1]
+    nz = np.argwhere(part)
+    margin = np.ceil((WALL_MM[1] + 8.0) / spacing_zyx).astype(int) + 1
+    lower, upper = np.maximum(nz.min(0) - margin, 0), np.minimum(nz.max(0) + margin + 1, volume.shape)
+    box = tuple(slice(a, b) for a, b in zip(lower, upper))
+    crop = volume.crop(lower, upper)
+    lung = sitk.GetArrayFromImage(smooth_image(sitk.Cast(crop.to_sitk(), sitk.sitkFloat32), 1.0)) < LUNG_HU
+    inner = part[box]
+    image = sitk.GetImageFromArray(inner.astype(np.uint8))
+    image.SetSpacing(tuple(float(v) for v in spacing_zyx[::-1]))
+    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                                               useImageSpacing=True))
+    near = lung & (dist > 0) & (dist <= WALL_MM[1])
+    if not near.any():
+        return None
+    thick = float(np.percentile(dist[near], 5))
+    beyond = (dist > thick) & (dist <= thick + 5.0)
+    if not WALL_MM[0] <= thick <= WALL_MM[1] or not beyond.any() or lung[beyond].mean() < WALL_LUNG_SHARE:
+        return None
+    seed = np.asarray(volume.patient_to_voxel(point_mm, clip=True)) - lower
+    if np.any(seed < 0) or np.any(seed >= inner.shape):
+        return None  # (a click outside its own outline's box: no outline of this click)
+    grown = _components_at(fill_slices(fill_holes(inner | (~lung & (dist <= thick)))), seed[None])
+    if not WALL_LEAST * inner.sum() <= grown.sum() <= WALL_MOST * inner.sum():
+        return None
+    out = np.zeros(volume.shape, bool)
+    out[box] = grown
+    return out
+
+
+def learned_marks_the_wall(learned: np.ndarray, part: np.ndarray, wall: np.ndarray) -> bool:
+    """Whether the learned engine's mask marks ``WALL_HELD`` of the band :func:`wall_towards_the_lung`
+    adds to ``part``: a second opinion that the band is lesion (it marked 22-49% of it on the
+    pasted masses, whose centres it outlines with more or less of their walls)."""
+    band = wall & ~part
+    return bool(band.any()) and (learned & band).sum() >= WALL_HELD * band.sum()
+

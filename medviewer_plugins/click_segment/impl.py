@@ -12,8 +12,9 @@ from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
 from medviewer.segmentation.classical import core_is_faint, remember_last
 from medviewer.segmentation.engine_choice import (choose_engine, extends_the_core, first_click_classical,
-                                                  holds_the_part, lies_in_the_lung, lung_mass_closes, lung_near,
-                                                  may_be_part_of_a_mass)
+                                                  holds_the_part, learned_marks_the_wall, lies_in_the_lung,
+                                                  lung_mass_closes, lung_near, may_be_part_of_a_mass,
+                                                  wall_towards_the_lung)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
 from medviewer.segmentation.masks import fill_slices_in_box
 
@@ -128,6 +129,7 @@ class ClickSegment(Plugin):
         bundle = request.params.get("bundle") or DEFAULT_BUNDLE
         chosen = missing = ""
         whole = None  # the learned engine's mask where auto found the classical one a part of it
+        walled = None  # the classical outline with its wall towards the lung, where auto added it
         volume, prompts = request.volume, request.prompts
         one_click = len(prompts.positive) == 1 and not prompts.negative
         mask = None
@@ -178,6 +180,14 @@ class ClickSegment(Plugin):
                         engine, whole = "learned", asked
                         chosen = ("region growing closed off only part of a lesion in the chest, which the learned "
                                   "engine outlines whole")
+                    elif mass == "enclosed":
+                        # the dark centre of a mass in the lung, inside its brighter wall: the wall, out to
+                        # where the lung begins, where the learned engine marks it too
+                        wall = wall_towards_the_lung(volume, part, first)
+                        if wall is not None and learned_marks_the_wall(asked, part, wall):
+                            walled = wall
+                            chosen = ("region growing closed off the centre of a lesion in the chest; its wall, out "
+                                      "to the lung, is added")
                     if whole is not None and one_click:
                         mask = whole.copy()
         if engine == "learned" and mask is None:
@@ -198,7 +208,9 @@ class ClickSegment(Plugin):
         if engine == "classical":
             from medviewer.segmentation.classical import ClassicalParams, reached_reach, segment_classical
 
-            if one_click and request.params["engine"] == "auto":
+            if one_click and walled is not None:
+                mask = walled.copy()  # (corrective clicks keep it: corrections change only what is near them)
+            elif one_click and request.params["engine"] == "auto":
                 # auto's choice may have outlined it from this one click already (cached)
                 mask = first_click_classical(volume, prompts.positive[0]).copy()
             else:
@@ -226,7 +238,7 @@ class ClickSegment(Plugin):
         elif chosen:
             note = f"the {engine} engine outlined it: {chosen}" + (f"; {note}" if note else "")
         # (a mask chosen for holding the region at the click as a part is no leak out of it)
-        mask, after = corrected_result(request, mask, engine, check=whole is None)
+        mask, after = corrected_result(request, mask, engine, check=whole is None and walled is None)
         note = "; ".join(n for n in (note, after) if n)
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")

@@ -348,6 +348,27 @@ def test_an_enclosed_outline_that_is_the_lesion_stays_with_the_classical_engine(
     assert note.startswith("the classical engine outlined it: ")
 
 
+def test_a_lung_masss_centre_that_region_growing_closes_off_gets_its_wall_out_to_the_lung(chest):
+    """A pasted 11 mL necrotic mass against the pleura (the benchmark's seed 1013): region growing
+    from its deepest point closes off its darker centre, soft tissue all round (Dice 0.70), and
+    the learned engine's mask is under twice that centre, so the centre stood. Out to where the
+    lung begins lies the mass's wall (4 mm), which the learned engine marks too: auto adds it."""
+    from medviewer.segmentation.engine_choice import first_click_classical, wall_towards_the_lung
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(chest, "chest-pleura", "necrotic", 11.3, 1013)
+    mask, note, click = _auto(case)
+    centre = first_click_classical(case.image, click)
+    assert dice(centre, case.truth) < 0.75
+    assert note.startswith("the classical engine outlined it: region growing closed off the centre of a lesion in "
+                           "the chest; its wall, out to the lung, is added")
+    assert dice(mask, case.truth) > 0.8 and (mask & centre).sum() == centre.sum()
+    # a nodule outlined whole gets no "wall": its own partial-volume edge is no such thing
+    nodule = make_case(chest, "chest-lung", "rim", 8.7, 1008)
+    click = nodule.image.voxel_to_patient(deepest_point(nodule.truth, np.asarray(nodule.image.spacing)[::-1])[0])
+    assert wall_towards_the_lung(nodule.image, first_click_classical(nodule.image, click), click) is None
+
+
 def test_a_core_stands_where_the_series_own_window_would_leak(chest):
     """A pasted 32 mL hyperdense lesion against the chest wall of noisy A0001: its core (26 mL)
     (Dice 0.89) is the lesion, and the window grown with extra smoothing closed off; the window the engine

@@ -186,7 +186,7 @@ class ClickSegment(Plugin):
                         wall = wall_towards_the_lung(volume, part, first)
                         if wall is not None and learned_marks_the_wall(asked, part, wall):
                             walled = wall
-                            chosen = ("region growing closed off the centre of a lesion in the chest; its wall, out "
+                            chosen = ("region growing closed off the centre of a lesion in the chest, and its wall, out "
                                       "to the lung, is added")
                     if whole is not None and one_click:
                         mask = whole.copy()

@@ -361,7 +361,7 @@ def test_a_lung_masss_centre_that_region_growing_closes_off_gets_its_wall_out_to
     centre = first_click_classical(case.image, click)
     assert dice(centre, case.truth) < 0.75
     assert note.startswith("the classical engine outlined it: region growing closed off the centre of a lesion in "
-                           "the chest; its wall, out to the lung, is added")
+                           "the chest, and its wall, out to the lung, is added")
     assert dice(mask, case.truth) > 0.8 and (mask & centre).sum() == centre.sum()
     # a nodule outlined whole gets no "wall": its own partial-volume edge is no such thing
     nodule = make_case(chest, "chest-lung", "rim", 8.7, 1008)

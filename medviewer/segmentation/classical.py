@@ -637,7 +637,7 @@ def _radial_core(volume: Volume, pos, params: ClassicalParams) -> np.ndarray | N
     steady = int(round(2.0 / step))  # samples beyond half-way in a row
     searched = (radii >= 1.0) & (radii <= params.radial_reach_mm)
     best, best_contrast = None, 0.0
-    for first, band in zip([True] + [False] * len(params.radial_bands_mm), params.radial_bands_mm):
+    for i, band in enumerate(params.radial_bands_mm):
         around = float(np.median(profile[:, (radii >= band[0]) & (radii <= band[1])]))
         for _ in range(3):
             sign = 1.0 if around > inside else -1.0
@@ -662,7 +662,7 @@ def _radial_core(volume: Volume, pos, params: ClassicalParams) -> np.ndarray | N
                 or open_share > params.radial_open or irregular > params.radial_irregular:
             continue
         plain = irregular <= params.radial_large_irregular and contrast >= params.radial_large_contrast_hu
-        if not ((first and size_ml <= params.radial_max_ml) or (plain and size_ml <= params.radial_large_ml)):
+        if not ((i == 0 and size_ml <= params.radial_max_ml) or (plain and size_ml <= params.radial_large_ml)):
             continue
         if contrast > best_contrast:
             best, best_contrast = ends, contrast

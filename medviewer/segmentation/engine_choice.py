@@ -223,6 +223,17 @@ def lung_mass_closes(volume: Volume, learned: np.ndarray, point_mm,
 FAINT_CORE_FACTOR = (1.2, 2.5)
 
 
+def inside_a_lung_mass(volume: Volume, whole: np.ndarray, core: np.ndarray) -> bool:
+    """Whether a faint lesion's ``core`` lies inside a mass in the lung that ``whole`` (the
+    learned engine's mask) outlines: ``whole`` holds the core and is at least ``MASS_FACTOR``
+    times as large (:func:`holds_the_part`), and lies in the lung (:func:`lies_in_the_lung`). The
+    finer ladder and the rays find a "faint core" in a large mass's own noise too (a pasted 251 mL
+    mass against the pleura of LIDC-IDRI-0001: 4.8 mL, Dice 0.04), which the learned engine
+    outlines (0.77). In an organ (:func:`extends_the_core`'s liver lesions) its spill has little
+    lung around it."""
+    return holds_the_part(whole, core) and lies_in_the_lung(volume, whole)
+
+
 def extends_the_core(whole: np.ndarray, core: np.ndarray) -> bool:
     """Whether ``whole`` (the learned engine's mask) holds ``HELD_SHARE`` of a faint lesion's
     ``core`` (the classical engine's outline of it, see ``classical.core_is_faint``) and is
@@ -236,7 +247,11 @@ def extends_the_core(whole: np.ndarray, core: np.ndarray) -> bool:
 
 
 CHEST_AIR_SHARE = 0.2  # lung in the shell 3-20 mm around the classical outline ...
-EDGE_AIR_SHARE = 0.05  # ... but next to none in the 3 mm at its edge
+EDGE_AIR_SHARE = 0.1  # ... but little in the 3 mm at its edge (5% before: a 165 mL mass's dark
+# centre had lung on 5.2% of its edge, the 5 mm slices' partial volume at its top and bottom). The
+# benchmark's lesions free in the lung, outlined whole, have lung on 21-99% of theirs; two against
+# the pleura 7% (their outlines' Dice 0.84 and 0.89), which the learned engine's mask, asked
+# then, does not hold twice over: they stand, as every lesion of the benchmark's own sets does.
 # Deep in a lung mass (its dark centre), the shell 3-20 mm around the outline is mostly mass:
 # lung in 12% of it in a pasted 147 mL mass and a 202 mL one. A lesion under the diaphragm has as
 # much (15-16% in two pasted liver lesions); there the learned engine's spill into the liver has

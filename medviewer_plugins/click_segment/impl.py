@@ -12,7 +12,8 @@ from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
 from medviewer.segmentation.classical import core_is_faint, remember_last
 from medviewer.segmentation.engine_choice import (choose_engine, extends_the_core, first_click_classical,
-                                                  holds_the_part, learned_marks_the_wall, lies_in_the_lung,
+                                                  holds_the_part, inside_a_lung_mass, learned_marks_the_wall,
+                                                  lies_in_the_lung,
                                                   lung_mass_closes, lung_near, may_be_part_of_a_mass,
                                                   wall_towards_the_lung)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
@@ -174,6 +175,10 @@ class ClickSegment(Plugin):
                     if faint and extends_the_core(asked, part):
                         engine, whole = "learned", asked
                         chosen = ("the faint core region growing found is part of a larger lesion, which the "
+                                  "learned engine outlines")
+                    elif faint and inside_a_lung_mass(volume, asked, part):
+                        engine, whole = "learned", asked
+                        chosen = ("the faint core region growing found lies inside a mass in the lung, which the "
                                   "learned engine outlines")
                     elif mass and holds_the_part(asked, part) and (mass == "enclosed"
                                                                     or lies_in_the_lung(volume, asked)):

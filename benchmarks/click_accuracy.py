@@ -80,6 +80,11 @@ as in the window (the learned engine's first call, which loads the network, is r
 and the median CPU time per click of all the process's threads (on a shared, loaded machine the
 wall time says more about the neighbours than about the engine; on 2 idle cores a click takes at
 most its CPU time).
+
+It measures the checkout it lies in: it puts the folder above it first on ``sys.path``, ahead of
+PYTHONPATH and the installed package. To compare with another commit, run that commit's own copy
+(``git worktree add ../base <commit>``, then ``python ../base/benchmarks/click_accuracy.py ...``);
+``PYTHONPATH=../base python benchmarks/click_accuracy.py`` measures this checkout twice.
 """
 
 from __future__ import annotations

@@ -85,6 +85,12 @@ class ClassicalParams:
     radial_large_one_side: float = 0.75  # (lesions at the liver's edge: 77-84%)
     radial_other_side: float = 1.5
     radial_other_side_hu: float = 50.0
+    # The finer ladder's core stops short of a faint lesion's edge where the lesion's edge is uneven
+    # or borders fat on part of it (its region grows on a smoother copy, and its half-way is sought
+    # only 3 mm past it): where the rays' outline holds the core and is larger, it stands instead
+    # (a hypodense 36 mL lesion at the liver's edge: core 7 mL, Dice 0.33; rays 24 mL, 0.80).
+    radial_over_faint_held: float = 0.9  # it holds this share of the core ...
+    radial_over_faint_larger: float = 1.05  # ... and is at least this many times as large
     # A faint core (either fallback's) gives way to the one-window outline, its leaks cut (the
     # engine's window path), where that outline is plainly a bounded lesion holding the core
     # (window_over_faint_core): the ladder leaked for another reason than faintness.
@@ -403,8 +409,11 @@ def lesion_core(volume: Volume, point_mm, params: ClassicalParams = ClassicalPar
     window's region). A lesion whose density runs from a dark centre out to its edge (a necrotic
     one) grows steadily instead, and then jumps at once: a jump ``core_decisive`` times its last
     step marks it too. Where neither, and one window's region from the click leaks, the core of a
-    faint lesion (15-35 HU from its organ), found on a finer ladder (:func:`_faint_core`); else
-    None."""
+    faint lesion (15-35 HU from its organ), found on a finer ladder (:func:`_faint_core`), or the
+    rays' outline (:func:`_radial_core`) where it holds that core and is larger (the core, grown on
+    a smoother copy, stops short of an uneven edge or one that borders fat; on 19 such first
+    clicks of the benchmark's fresh draws the rays gained up to 0.47 of the Dice on 9 and lost
+    0.02 on 2); else None."""
     return _core_and_kind(volume, point_mm, params)[0]
 
 
@@ -513,11 +522,13 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> tuple[np.
     # (a region that never leaked: a lesion in air, a lung nodule; the widest window's region)
     steady = grew <= params.core_stable or jump >= params.core_decisive * grew
     faint = before is None or before.sum() < min_voxels or not steady
+    from_the_finer_ladder = False
     if faint:
         # a faint lesion: where one window's region leaks (where it closes, that region is the lesion)
         if region_closes_near(volume, point_mm, base):
             return None, False
         before, smooth = _faint_core(crop, seed, params)
+        from_the_finer_ladder = before is not None
         if before is None:
             # the rays' outline already ends half-way to the surroundings (the ladder's regions
             # reach out to nearly their value): it stands as it is (half-way again on its 2.5 mm
@@ -528,6 +539,11 @@ def _lesion_core(volume: Volume, point_mm, params: ClassicalParams) -> tuple[np.
     out[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = _half_way(
         crop.array.astype(np.float32), sitk.GetArrayFromImage(smooth), fill_holes(before), seed[::-1],
         np.asarray(crop.spacing)[::-1])
+    if from_the_finer_ladder:
+        radial = _radial_core(volume, pos, params)
+        if radial is not None and radial.sum() >= params.radial_over_faint_larger * out.sum() \
+                and (radial & out).sum() >= params.radial_over_faint_held * out.sum():
+            return radial, True
     return out, faint
 
 

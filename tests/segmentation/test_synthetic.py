@@ -189,14 +189,18 @@ def test_a_lesion_at_the_liver_edge_whose_ladder_leaks_along_the_fat_is_outlined
     ladder leaks at its first steps along the partial-volume layer between the liver and the fat,
     whose values pass through the lesion's, so the finer ladder's faint core stood (1.5 mL, Dice
     0.54). The window's region, its leaks cut, is plainly bounded and holds that core: it is the
-    outline now (classical.window_over_faint_core), and auto says why."""
-    from medviewer.segmentation.classical import core_is_faint, lesion_core, window_over_faint_core
+    outline now (classical.window_over_faint_core), and auto says why. (The rays' outline, which
+    now stands over the ladder's core where it holds it and is larger, gives 0.88: the window's
+    outline supersedes that too.)"""
+    from dataclasses import replace
+
+    from medviewer.segmentation.classical import ClassicalParams, core_is_faint, lesion_core, window_over_faint_core
     from medviewer.segmentation.synthetic import make_case
 
     case = make_case(abdomen, "abdomen-edge", "hypodense", 4.0, seed=7005)
     click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
-    core = lesion_core(case.image, click)
-    assert core is not None and dice(core, case.truth) < 0.6  # the faint core: a part
+    core = lesion_core(case.image, click, replace(ClassicalParams(), radial_over_faint_larger=1e9))
+    assert core is not None and dice(core, case.truth) < 0.6  # the finer ladder's faint core: a part
     window = window_over_faint_core(case.image, click)
     assert window is not None and dice(window, case.truth) > 0.9
     assert not core_is_faint(case.image, click)  # (auto asks the learned engine about faint ones only)
@@ -214,6 +218,27 @@ def test_a_faint_lesions_window_leaking_into_the_liver_leaves_its_core(abdomen):
     case = make_case(abdomen, "abdomen", FAINT, 3.9, seed=3001)
     click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
     assert core_is_faint(case.image, click) and window_over_faint_core(case.image, click) is None
+
+
+def test_the_rays_outline_stands_over_a_faint_core_it_holds_and_exceeds(abdomen):
+    """The same faint 4 mL liver lesion (seed 3001): the finer ladder's core, grown on a smoother
+    copy and taken half-way only 3 mm past it, stops short of its uneven edge (2.0 mL, Dice 0.60).
+    The rays' outline holds it and is larger (3.4 mL): it is the lesion's core now (Dice 0.82), and
+    auto outlines it so."""
+    from dataclasses import replace
+
+    from medviewer.segmentation.classical import ClassicalParams, lesion_core
+    from medviewer.segmentation.synthetic import FAINT, make_case
+
+    case = make_case(abdomen, "abdomen", FAINT, 3.9, seed=3001)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    ladder = lesion_core(case.image, click, replace(ClassicalParams(), radial_over_faint_larger=1e9))
+    core = lesion_core(case.image, click)
+    assert ladder is not None and core is not None and dice(ladder, case.truth) < 0.7
+    assert (core & ladder).sum() >= 0.9 * ladder.sum() and core.sum() > 1.3 * ladder.sum()
+    assert dice(core, case.truth) > 0.78
+    mask, note, _click = _auto(case)
+    assert note.startswith("the classical engine outlined it: a faint lesion") and dice(mask, case.truth) > 0.78
 
 
 def test_a_rim_enhancing_lesion_at_the_liver_edge_is_outlined_with_its_ring(shared_data):

@@ -17,7 +17,10 @@ to the lesion's. Only where it applies: the mask is solid (median above ``SOLID_
 ground-glass nodule's own values lie in the rim's range) and at least ``min_air_share`` of the
 shell around it is lung. Voxels nearer to a negative click than to every positive one are not
 added, so a negative click on the rim stays outside. A lesion in an organ, muscle or fat gets
-nothing: there is no air around it.
+nothing: there is no air around it. A mask that stopped farther inside than 3 mm (a noisy
+series in thick slices) has no lung in that shell: where the lung fills ``wide_air_share`` of
+the shell ``wide_mm`` out, the rim is sought that far (a pasted 24 mL lesion in A0001's lung,
+its mask 2.6 mm short in-plane: Dice 0.80 -> 0.97).
 
 Measured at the first click (deepest point): the classical engine on the 6 pasted lung lesions
 0.79-0.91 -> 0.95-0.99, on the 4 pasted lesions against the pleura that it closed 0.70-0.79 ->
@@ -41,6 +44,7 @@ SOLID_HU = -300.0  # a mask whose median lies below this is ground glass, not so
 def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequence[float]] = (),
                  negatives_mm: Sequence[Sequence[float]] = (), *, reach_mm: float = 3.0,
                  near_air_mm: float = 2.0, fraction: float = 0.35, min_air_share: float = 0.2,
+                 wide_mm: float = 5.0, wide_air_share: float = 0.3,
                  smoothing_mm: float = 0.8, max_ml: float = 1000.0) -> np.ndarray:
     """``mask`` (a boolean volume on ``volume``'s grid) with the partial-volume rim it leaves
     towards aerated lung (see the module's docstring); ``mask`` itself where there is none."""
@@ -53,7 +57,7 @@ def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequen
     if not mask.any() or mask.sum() * volume.voxel_volume_ml > max_ml:
         return mask
     spacing_zyx = np.asarray(volume.spacing)[::-1]
-    margin = np.ceil((reach_mm + near_air_mm + 3.0) / spacing_zyx).astype(int) + 1
+    margin = np.ceil((max(reach_mm, wide_mm) + near_air_mm + 3.0) / spacing_zyx).astype(int) + 1
     nz = np.argwhere(mask)
     lower = np.maximum(nz.min(0) - margin, 0)
     upper = np.minimum(nz.max(0) + margin + 1, volume.shape)
@@ -66,8 +70,19 @@ def with_air_rim(volume: Volume, mask: np.ndarray, positives_mm: Sequence[Sequen
         return mask
     shell = dilate(inner, 3.0, spacing_zyx) & ~inner
     lung = smooth < LUNG_HU
-    if not shell.any() or (shell & lung).sum() < min_air_share * shell.sum():
+    if not shell.any():
         return mask
+    if (shell & lung).sum() < min_air_share * shell.sum():
+        # The mask may have stopped farther inside than 3 mm: a noisy series' window, or thick
+        # slices (a pasted 24 mL lesion in A0001's lung, 5 mm slices: 2.6 mm short all round, no
+        # lung in its 3 mm shell, Dice 0.80). Where the lung fills ``wide_air_share`` of the shell
+        # ``wide_mm`` out, the rim is sought that far (0.97). Lung on one side only (a lesion under
+        # the diaphragm, past the liver) fills less of that shell, and the tissue between is no
+        # rim: the share asked is higher than the 3 mm shell's.
+        shell = dilate(inner, wide_mm, spacing_zyx) & ~inner
+        if (shell & lung).sum() < wide_air_share * shell.sum():
+            return mask
+        reach_mm = max(reach_mm, wide_mm - 1.0)
     lung_hu = float(np.median(smooth[shell & lung]))
     threshold = lung_hu + fraction * (inside - lung_hu)
     rim = dilate(inner, reach_mm, spacing_zyx) & ~inner & (smooth >= threshold) \

@@ -67,3 +67,24 @@ def test_a_leak_through_the_lung_gets_no_rim():
     volume, truth, click = _ball_in(-850)
     tight = _tight(volume, -150)
     assert (with_air_rim(volume, tight, [click], max_ml=0.1) == tight).all()
+
+
+def _shrunk(truth: np.ndarray, mm: float) -> np.ndarray:
+    """``truth`` with ``mm`` taken off all round (a mask that stopped that far inside)."""
+    from medviewer.segmentation.masks import dilate
+
+    return truth & ~dilate(~truth, mm, np.asarray(SPACING_XYZ)[::-1])
+
+
+def test_a_mask_that_stopped_more_than_3_mm_inside_still_gets_its_rim():
+    """A mask 3.5 mm short of a 9 mm nodule all round (a noisy series' window in thick slices: a
+    pasted 24 mL lesion in A0001's lung stopped 2.6 mm short in-plane, no lung in its 3 mm shell,
+    Dice 0.80): its 3 mm shell holds no lung, so it got nothing. The lung fills its 5 mm shell
+    all round, and the rim is sought that far."""
+    volume, truth, click = _ball_in(-850, radius_mm=9.0)
+    short = _shrunk(truth, 3.5)
+    assert with_air_rim(volume, short, [click], wide_mm=3.0) is short  # the 3 mm shell alone: nothing
+    out = with_air_rim(volume, short, [click])
+    assert dice(short, truth) < 0.75 and dice(out, truth) > 0.85
+    assert (out & ~truth).sum() < 0.2 * truth.sum()
+

@@ -12,7 +12,7 @@ from medviewer.plugins.api import LabelMapResult, Plugin, PluginError
 from medviewer.segmentation.air_rim import with_air_rim
 from medviewer.segmentation.classical import core_is_faint, remember_last
 from medviewer.segmentation.engine_choice import (choose_engine, extends_the_core, first_click_classical,
-                                                  holds_the_part, inside_a_lung_mass, learned_marks_the_wall,
+                                                  holds_the_part, inside_a_lung_mass,
                                                   lies_in_the_lung,
                                                   lung_mass_closes, lung_near, may_be_part_of_a_mass,
                                                   wall_towards_the_lung)
@@ -185,11 +185,11 @@ class ClickSegment(Plugin):
                         engine, whole = "learned", asked
                         chosen = ("region growing closed off only part of a lesion in the chest, which the learned "
                                   "engine outlines whole")
-                    elif mass == "enclosed":
-                        # the dark centre of a mass in the lung, inside its brighter wall: the wall, out to
-                        # where the lung begins, where the learned engine marks it too
+                    elif mass:
+                        # the centre of a mass in the chest (its dark centre inside a brighter wall, or
+                        # the part of a faint one its core reached): the rest, out to where the lung begins
                         wall = wall_towards_the_lung(volume, part, first)
-                        if wall is not None and learned_marks_the_wall(asked, part, wall):
+                        if wall is not None:
                             walled = wall
                             chosen = ("region growing closed off the centre of a lesion in the chest, and its wall, out "
                                       "to the lung, is added")

@@ -414,6 +414,23 @@ def test_a_faint_masss_core_gets_the_rest_out_to_the_lung_where_the_learned_engi
     assert dice(mask, case.truth) > 0.9 and (mask & core).sum() == core.sum()
 
 
+def test_a_masss_wall_against_the_chest_wall_is_sought_thicker_where_little_lung_lies_beyond(chest):
+    """A pasted 85 mL rim-enhancing mass against A0001's chest wall (a fresh draw's, seed 202004):
+    region growing closes off its centre (Dice 0.34). The lung begins near it on one side only:
+    past the nearest approach the 5 mm beyond holds too little lung, and no wall was added. Sought
+    thicker, 2 mm at a time, the wall reaches where the lung lies beyond (Dice > 0.8)."""
+    from medviewer.segmentation.engine_choice import first_click_classical
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(chest, "chest-pleura", "rim", 99.8, 202004)
+    mask, note, click = _auto(case)
+    centre = first_click_classical(case.image, click)
+    assert dice(centre, case.truth) < 0.45
+    assert note.startswith("the classical engine outlined it: region growing closed off the centre of a lesion in "
+                           "the chest, and its wall, out to the lung, is added")
+    assert dice(mask, case.truth) > 0.8 and (mask & centre).sum() == centre.sum()
+
+
 def test_a_masss_centre_with_a_little_lung_at_its_edge_is_still_a_part_of_it(chest):
     """A pasted 165 mL rim-enhancing mass against A0001's pleura (a fresh draw's, seed 302004):
     region growing closes off its dark centre (Dice 0.52), whose 3 mm edge holds lung on 5.2% of

@@ -373,6 +373,24 @@ def test_an_enclosed_outline_that_is_the_lesion_stays_with_the_classical_engine(
     assert note.startswith("the classical engine outlined it: ")
 
 
+WALLED = ("the classical engine outlined it: region growing closed off the centre of a lesion in the chest, and its "
+          "wall, out to the lung, is added")
+
+
+def _walled_by_auto(case, centre_below: float, mask_above: float):
+    """``auto`` from the case's deepest point: the classical engine's first-click outline (the
+    centre) has Dice under ``centre_below``, auto adds the wall out to the lung and says so, and
+    the mask holds the centre with Dice over ``mask_above``. Returns (centre, click)."""
+    from medviewer.segmentation.engine_choice import first_click_classical
+
+    mask, note, click = _auto(case)
+    centre = first_click_classical(case.image, click)
+    assert dice(centre, case.truth) < centre_below
+    assert note.startswith(WALLED)
+    assert dice(mask, case.truth) > mask_above and (mask & centre).sum() == centre.sum()
+    return centre, click
+
+
 def test_a_lung_masss_centre_that_region_growing_closes_off_gets_its_wall_out_to_the_lung(chest):
     """A pasted 11 mL necrotic mass against the pleura (the benchmark's seed 1013): region growing
     from its deepest point closes off its darker centre, soft tissue all round (Dice 0.70), and
@@ -381,13 +399,7 @@ def test_a_lung_masss_centre_that_region_growing_closes_off_gets_its_wall_out_to
     from medviewer.segmentation.engine_choice import first_click_classical, wall_towards_the_lung
     from medviewer.segmentation.synthetic import make_case
 
-    case = make_case(chest, "chest-pleura", "necrotic", 11.3, 1013)
-    mask, note, click = _auto(case)
-    centre = first_click_classical(case.image, click)
-    assert dice(centre, case.truth) < 0.75
-    assert note.startswith("the classical engine outlined it: region growing closed off the centre of a lesion in "
-                           "the chest, and its wall, out to the lung, is added")
-    assert dice(mask, case.truth) > 0.8 and (mask & centre).sum() == centre.sum()
+    _walled_by_auto(make_case(chest, "chest-pleura", "necrotic", 11.3, 1013), centre_below=0.75, mask_above=0.8)
     # a nodule outlined whole gets no "wall": its own partial-volume edge is no such thing
     nodule = make_case(chest, "chest-lung", "rim", 8.7, 1008)
     click = nodule.image.voxel_to_patient(deepest_point(nodule.truth, np.asarray(nodule.image.spacing)[::-1])[0])
@@ -402,16 +414,11 @@ def test_a_faint_masss_core_gets_the_rest_out_to_the_lung_where_the_learned_engi
     (3-20 mm out to the lung, lung beyond it, 1.5-8 times the core) find the mass: it is added
     (Dice 0.97)."""
     from medviewer.segmentation.classical import core_is_faint
-    from medviewer.segmentation.engine_choice import first_click_classical
     from medviewer.segmentation.synthetic import make_case
 
     case = make_case(chest, "chest-pleura", "hypodense", 114.5, 209008)
-    mask, note, click = _auto(case)
-    core = first_click_classical(case.image, click)
-    assert core_is_faint(case.image, click) and dice(core, case.truth) < 0.65
-    assert note.startswith("the classical engine outlined it: region growing closed off the centre of a lesion in "
-                           "the chest, and its wall, out to the lung, is added")
-    assert dice(mask, case.truth) > 0.9 and (mask & core).sum() == core.sum()
+    _core, click = _walled_by_auto(case, centre_below=0.65, mask_above=0.9)
+    assert core_is_faint(case.image, click)
 
 
 def test_a_masss_wall_against_the_chest_wall_is_sought_thicker_where_little_lung_lies_beyond(chest):
@@ -419,16 +426,9 @@ def test_a_masss_wall_against_the_chest_wall_is_sought_thicker_where_little_lung
     region growing closes off its centre (Dice 0.34). The lung begins near it on one side only:
     past the nearest approach the 5 mm beyond holds too little lung, and no wall was added. Sought
     thicker, 2 mm at a time, the wall reaches where the lung lies beyond (Dice > 0.8)."""
-    from medviewer.segmentation.engine_choice import first_click_classical
     from medviewer.segmentation.synthetic import make_case
 
-    case = make_case(chest, "chest-pleura", "rim", 99.8, 202004)
-    mask, note, click = _auto(case)
-    centre = first_click_classical(case.image, click)
-    assert dice(centre, case.truth) < 0.45
-    assert note.startswith("the classical engine outlined it: region growing closed off the centre of a lesion in "
-                           "the chest, and its wall, out to the lung, is added")
-    assert dice(mask, case.truth) > 0.8 and (mask & centre).sum() == centre.sum()
+    _walled_by_auto(make_case(chest, "chest-pleura", "rim", 99.8, 202004), centre_below=0.45, mask_above=0.8)
 
 
 def test_a_masss_centre_with_a_little_lung_at_its_edge_is_still_a_part_of_it(chest):

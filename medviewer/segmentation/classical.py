@@ -67,6 +67,10 @@ class ClassicalParams:
     radial_bands_mm: tuple[tuple[float, float], ...] = ((15.0, 30.0), (25.0, 40.0), (35.0, 50.0))  # the
     # surroundings' first guesses (beyond the first, for a plain outline only: see radial_large_ml)
     radial_smoothing_mm: float = 2.5
+    radial_inside_mm: tuple[tuple[float, float], ...] = ((0.0, 2.5), (6.0, 12.0))  # the lesion's value: the
+    # median of each range of radii in turn (the second: the click on a darker or brighter spot of a noisy lesion) ...
+    radial_wider_larger: float = 1.5  # ... whose outline stands where it is this many times the first's,
+    radial_wider_within: float = 0.9  # and its rays end beyond that range on this share of them
     radial_contrast_hu: float = 10.0  # the lesion at least this far from its surroundings ...
     radial_one_side: float = 0.85  # ... which lie beyond half-way along this share of the rays ...
     radial_open: float = 0.1  # ... at most this share of the rays finds no edge ...
@@ -669,13 +673,12 @@ def _radial_core(volume: Volume, pos, params: ClassicalParams) -> np.ndarray | N
     radii = np.arange(0.0, params.radial_reach_mm + shell[1] + step, step)
     points = centre + directions[:, None, :] * radii[None, :, None] / spacing_zyx
     profile = _sample(values, points)
-    inside = float(np.median(profile[:, radii <= 2.5]))
     neighbours = np.argsort(-(directions @ directions.T), axis=1)[:, :10]
     steady = int(round(2.0 / step))  # samples beyond half-way in a row
     searched = (radii >= 1.0) & (radii <= params.radial_reach_mm)
-    best, best_contrast = None, 0.0
-    passes = [(i, band, False) for i, band in enumerate(params.radial_bands_mm)]
-    passes += [(i, band, True) for i, band in enumerate(params.radial_bands_mm)]
+    best = {}  # each range of radii's outline with the most contrast: (contrast, ends, size)
+    passes = [(inside, i, band, both_ways) for inside in params.radial_inside_mm for both_ways in (False, True)
+              for i, band in enumerate(params.radial_bands_mm)]
 
     def bounded(values, around, both_ways):  # beyond half-way to the surroundings (or, both ways, far the other way)
         sign = 1.0 if around > inside else -1.0
@@ -685,7 +688,8 @@ def _radial_core(volume: Volume, pos, params: ClassicalParams) -> np.ndarray | N
             out |= sign * (other - values) > 0
         return out
 
-    for i, band, both_ways in passes:
+    for inside_mm, i, band, both_ways in passes:
+        inside = float(np.median(profile[:, (radii >= inside_mm[0]) & (radii <= inside_mm[1])]))
         around = float(np.median(profile[:, (radii >= band[0]) & (radii <= band[1])]))
         for _ in range(3):
             beyond = bounded(profile, around, both_ways).astype(int)
@@ -711,10 +715,23 @@ def _radial_core(volume: Volume, pos, params: ClassicalParams) -> np.ndarray | N
             continue
         if not ((i == 0 and size_ml <= params.radial_max_ml) or (plain and size_ml <= params.radial_large_ml)):
             continue
-        if contrast > best_contrast:
-            best, best_contrast = ends, contrast
-    if best is None:
+        if inside_mm != params.radial_inside_mm[0] and np.mean(ends > inside_mm[1]) < params.radial_wider_within:
+            continue  # (its value was not the lesion's: a smaller lesion's median 6-12 mm out holds its surroundings)
+        if contrast > best.get(inside_mm, (0.0,))[0]:
+            best[inside_mm] = (contrast, ends, size_ml)
+    # the click's own value's outline, unless it found none, or the wider look's is
+    # radial_wider_larger times as large: the click on a darker spot of a noisy lesion, whose
+    # outline ended on that spot's edge (a 131 mL one at the liver's edge: 2 mL, Dice 0.03, against
+    # 128 mL, 0.93); where the wider look's outline is smaller, the click's own value was the
+    # lesion's (a soft-edged one grows darker inwards: its median 6-12 mm in moved the edge in)
+    found = [best[r] for r in params.radial_inside_mm if r in best]
+    if not found:
         return None
+    chosen = found[0]
+    for other in found[1:]:
+        if other[2] >= params.radial_wider_larger * chosen[2]:
+            chosen = other
+    best = chosen[1]
     # the outline: each voxel within its nearest ray's end
     reach = np.ceil(params.radial_reach_mm / spacing_zyx).astype(int) + 1
     lo = np.maximum(centre.astype(int) - reach, 0)

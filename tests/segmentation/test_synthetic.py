@@ -241,6 +241,44 @@ def test_the_rays_outline_stands_over_a_faint_core_it_holds_and_exceeds(abdomen)
     assert note.startswith("the classical engine outlined it: a faint lesion") and dice(mask, case.truth) > 0.78
 
 
+def test_a_click_on_a_darker_spot_of_a_noisy_lesion_gets_the_lesion_not_the_spot(chest):
+    """A hypodense 46 mL lesion at the edge of A0001's liver (seed 903033; 5 mm slices, 60 HU of
+    noise): the click's value (-28 HU) lies 17 HU below the lesion's (-10), so the rays, ending
+    half-way from it to the liver, stopped on the spot's own edge (6 mL, Dice 0.24). The lesion's
+    value is also looked for 6-12 mm from the click: that outline holds the lesion."""
+    from dataclasses import replace
+
+    from medviewer.segmentation.classical import ClassicalParams, lesion_core
+    from medviewer.segmentation.synthetic import make_case
+
+    case = make_case(chest, "abdomen-edge", "hypodense", 48.9, seed=903033)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    spot = lesion_core(case.image, click, replace(ClassicalParams(), radial_inside_mm=((0.0, 2.5),)))
+    assert spot is not None and dice(spot, case.truth) < 0.3
+    core = lesion_core(case.image, click)
+    assert core is not None and dice(core, case.truth) > 0.8
+    mask, note, _click = _auto(case)
+    assert note.startswith("the classical engine outlined it: a faint lesion") and dice(mask, case.truth) > 0.8
+
+
+def test_a_small_lesion_keeps_its_outline_from_the_clicks_own_value(abdomen):
+    """The other side of the rule above: a faint 4.6 mL lesion at the liver's edge (seed 901031),
+    10 mm across, has liver 6-12 mm from the click. The value there gave an outline three times
+    too large (Dice 0.54); it counts only where its rays end beyond 12 mm, and the click's own
+    outline stands (0.93)."""
+    from dataclasses import replace
+
+    from medviewer.segmentation.classical import ClassicalParams, lesion_core
+    from medviewer.segmentation.synthetic import FAINT, make_case
+
+    case = make_case(abdomen, "abdomen-edge", FAINT, 4.2, seed=901031)
+    click = case.image.voxel_to_patient(deepest_point(case.truth, np.asarray(case.image.spacing)[::-1])[0])
+    unguarded = lesion_core(case.image, click, replace(ClassicalParams(), radial_wider_within=0.0))
+    assert unguarded is not None and dice(unguarded, case.truth) < 0.6
+    core = lesion_core(case.image, click)
+    assert core is not None and dice(core, case.truth) > 0.9
+
+
 def test_a_rim_enhancing_lesion_at_the_liver_edge_is_outlined_with_its_ring(shared_data):
     """A rim-enhancing lesion bulging out of A0001's liver (seed 8012): its ring's shells ramp
     down to the organ over several mm, the run of shells off the organ's value was no plateau, and

@@ -17,6 +17,7 @@ from medviewer.segmentation.engine_choice import (choose_engine, extends_the_cor
                                                   lung_mass_closes, lung_near, may_be_part_of_a_mass,
                                                   wall_towards_the_lung)
 from medviewer.segmentation.guidance import reaches_image_edge, too_thin_for_learned
+from medviewer.segmentation.lung_mass import mass_to_the_lung, outline_still_kept
 from medviewer.segmentation.masks import fill_slices_in_box
 
 
@@ -134,7 +135,18 @@ class ClickSegment(Plugin):
         volume, prompts = request.volume, request.prompts
         one_click = len(prompts.positive) == 1 and not prompts.negative
         mask = None
-        if engine == "auto":  # the lesion's first click decides (engine_choice)
+        # A mass in the lung that auto outlined along rays to the lung (lung_mass; see below), now
+        # corrected: the outline is the engine's answer, and a corrective click changes it as a ball
+        # at the click. (The learned engine's own answer, a third of such a mass, cut 75 mL of a 240
+        # mL one at a negative click.)
+        rays = None
+        if engine == "auto" and not one_click and not thin and lung_near(volume, prompts.positive[0]):
+            rays = outline_still_kept(volume, prompts.positive[0], previous_mask(request))
+        if rays is not None:
+            engine, mask = "classical", rays.copy()
+            chosen = ("a mass in the lung, outlined along rays from the first click out to where the lung begins, "
+                      "which a corrective click changes near itself")
+        elif engine == "auto":  # the lesion's first click decides (engine_choice)
             engine, chosen = choose_engine(volume, prompts.positive)
             if engine == "learned" and not bundle_available(bundle):  # a user's own install without it
                 engine = "classical"
@@ -213,7 +225,9 @@ class ClickSegment(Plugin):
         if engine == "classical":
             from medviewer.segmentation.classical import ClassicalParams, reached_reach, segment_classical
 
-            if one_click and walled is not None:
+            if rays is not None:
+                pass  # (the outline kept, above)
+            elif one_click and walled is not None:
                 mask = walled.copy()  # (corrective clicks keep it: corrections change only what is near them)
             elif one_click and request.params["engine"] == "auto":
                 # auto's choice may have outlined it from this one click already (cached)
@@ -234,6 +248,15 @@ class ClickSegment(Plugin):
         # leaves them (a pasted 53 mL mass in A0001's 5 mm slices: Dice 0.805 -> 0.837). A hole
         # that holds a negative click stays open: the click asked for it.
         mask = fill_slices_in_box(mask, [volume.patient_to_voxel(p, clip=True) for p in prompts.negative])
+        if request.params["engine"] == "auto" and one_click and not thin and lung_near(volume, prompts.positive[0]):
+            # the engines outline part of a large mass in the lung: the learned engine a third to two
+            # thirds, region growing its centre; rays from the click outline it out to the lung (lung_mass)
+            rays = mass_to_the_lung(volume, prompts.positive[0], mask)
+            if rays is not None:
+                mask, note = rays.copy(), ""
+                chosen = ("a mass in the lung, outlined along rays from the click out to where the lung begins "
+                          f"(the {engine} engine had outlined part of it)")
+                engine = "classical"
         if not note and reaches_image_edge(mask, np.asarray(volume.spacing)[::-1]):
             note = ("the mask reaches the edge of the image: it may have leaked into tissue that goes on "
                     "beyond the scan, or the lesion is cut off by it; check it, and add a negative click "
@@ -243,7 +266,7 @@ class ClickSegment(Plugin):
         elif chosen:
             note = f"the {engine} engine outlined it: {chosen}" + (f"; {note}" if note else "")
         # (a mask chosen for holding the region at the click as a part is no leak out of it)
-        mask, after = corrected_result(request, mask, engine, check=whole is None and walled is None)
+        mask, after = corrected_result(request, mask, engine, check=whole is None and walled is None and rays is None)
         note = "; ".join(n for n in (note, after) if n)
         cancel.check()
         labels = request.volume.with_array(mask.astype(np.uint8), modality="SEG")

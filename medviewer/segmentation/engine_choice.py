@@ -86,6 +86,8 @@ the learned mask, is 1 to ``MASS_FACTOR`` times as large, stops short of the cla
 reach, and has lung along 5% of its edge or more (:func:`lung_mass_closes`; asked only where
 lung lies near the click, :func:`lung_near`). No sarcoma's outline has (0-2%), nor A0001's
 tumour's (2%); pasted masses against the pleura have 7-32% (the chest wall takes the rest).
+Where region growing runs on into what the mass lies against instead, the plugin asks
+:mod:`medviewer.segmentation.lung_mass`: rays from the click that end where the lung begins.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ LEAST_LUNG = 0.6
 MOST_IRREGULAR = 0.3
 HELD = 0.9
 LARGER = (1.2, 4.0)
+CLOSED_LEAST = 2.0  # (where region growing closed the mask, from this: see mass_to_the_lung)
 KEPT = 0.8  # a previous mask this close to the outline (Dice) is the outline, corrected
 
 
@@ -47,15 +48,22 @@ def outline_to_the_lung(volume: Volume, point_mm) -> tuple[np.ndarray | None, fl
 _LAST: list = []
 
 
-def mass_to_the_lung(volume: Volume, point_mm, mask: np.ndarray) -> np.ndarray | None:
+def mass_to_the_lung(volume: Volume, point_mm, mask: np.ndarray, closed: bool = False) -> np.ndarray | None:
     """The outline along rays to the lung from the first click ``point_mm``, where it plainly is a
-    mass in the lung and holds ``mask`` (the first click's result) as a part; else None."""
+    mass in the lung and holds ``mask`` (the first click's result) as a part; else None.
+
+    ``closed``: region growing closed ``mask`` (the classical engine's outline, with or without
+    its wall), on edges it found all round; there the outline must be ``CLOSED_LEAST`` times as
+    large. Where such an outline held the mass whole (0.90-0.98), the rays' outline, 1.4-1.5
+    times as large, ran on into the chest wall (0.76-0.86); where it held a part (59 of 222 mL),
+    the rays' was 2.2-3.7 times as large."""
     outline, lung, irregular = outline_to_the_lung(volume, point_mm)
     n = int(mask.sum())
     if outline is None or n == 0 or lung < LEAST_LUNG or irregular > MOST_IRREGULAR:
         return None
     m = int(outline.sum())
-    if not LARGER[0] * n <= m <= LARGER[1] * n or (outline & mask).sum() < HELD * n:
+    least = CLOSED_LEAST if closed else LARGER[0]
+    if not least * n <= m <= LARGER[1] * n or (outline & mask).sum() < HELD * n:
         return None
     return outline
 

@@ -251,7 +251,7 @@ class ClickSegment(Plugin):
         if request.params["engine"] == "auto" and one_click and not thin and lung_near(volume, prompts.positive[0]):
             # the engines outline part of a large mass in the lung: the learned engine a third to two
             # thirds, region growing its centre; rays from the click outline it out to the lung (lung_mass)
-            rays = mass_to_the_lung(volume, prompts.positive[0], mask)
+            rays = mass_to_the_lung(volume, prompts.positive[0], mask, closed=engine == "classical")
             if rays is not None:
                 mask, note = rays.copy(), ""
                 chosen = ("a mass in the lung, outlined along rays from the click out to where the lung begins "

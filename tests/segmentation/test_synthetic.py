@@ -355,12 +355,13 @@ def _auto(case, clicks=1):
     return result.label_map.array > 0, result.note, click
 
 
-def test_a_mass_against_the_chest_wall_that_region_growing_closes_only_in_part_goes_to_the_learned_engine(chest):
+def test_a_mass_against_the_chest_wall_that_region_growing_closes_only_in_part_is_outlined_whole(chest):
     """A pasted 107 mL mass with a dark centre, pressed against the pleura: region growing from
     its deepest point closes off 6.5 mL of it (Dice 0.12), soft tissue all round, the lung beyond.
     The classical engine outlines its core instead (33 mL: the centre and part of the wall, Dice
     0.46, which reaches the lung), but the one-window outline it replaced gives the mass away.
-    The learned engine, asked too, outlines the mass and holds that part: it outlines the lesion."""
+    The learned engine, asked too, outlines the mass and holds that part (89 mL, Dice 0.88); since
+    2026-12-08 the rays to the lung outline it whole (116 mL, 0.95: lung_mass)."""
     from medviewer.segmentation.classical import segment_classical
     from medviewer.segmentation.engine_choice import choose_engine, may_be_part_of_a_mass
     from medviewer.segmentation.synthetic import make_case
@@ -369,14 +370,17 @@ def test_a_mass_against_the_chest_wall_that_region_growing_closes_only_in_part_g
     mask, note, click = _auto(case)
     assert choose_engine(case.image, [click])[0] == "classical" and may_be_part_of_a_mass(case.image, click)
     assert dice(segment_classical(case.image, [click]), case.truth) < 0.5
-    assert dice(mask, case.truth) > 0.75
-    assert note.startswith("the learned engine outlined it: region growing closed off only part of a lesion")
+    assert dice(mask, case.truth) > 0.92
+    assert note.startswith("the classical engine outlined it: a mass in the lung, outlined along rays")
+    assert note.endswith("(the learned engine had outlined part of it)")
 
 
-def test_a_corrective_click_on_such_a_mass_runs_the_network_once(chest, monkeypatch):
+def test_a_corrective_click_on_such_a_mass_runs_the_network_at_most_once(chest, monkeypatch):
     """Each click reruns auto's choice from the first click, and the mass check asked the learned
     engine about the first click again before it ran on all the clicks: two runs a correction.
-    Its first answer is kept for the lesion now."""
+    Its first answer is kept for the lesion now. Since 2026-12-08 the rays to the lung outline
+    this mass from the first click (lung_mass), and a corrective click keeps that outline as the
+    engine's answer: the network does not run at all."""
     import medviewer_plugins.click_segment.learned as learned
     from medviewer.plugins.api import CancelToken, Prompts, Request
     from medviewer.plugins.registry import get_manifest, load_plugin
@@ -394,8 +398,9 @@ def test_a_corrective_click_on_such_a_mass_runs_the_network_once(chest, monkeypa
     plugin = load_plugin(get_manifest("click-segment"))
     result = plugin.run(Request(case.image, prompts, {"engine": "auto", "previous": mask}, device="cpu"),
                         lambda *a: None, CancelToken())
-    assert len(runs) == 1 and result.note.startswith("the learned engine outlined it")
-    assert dice(result.label_map.array > 0, case.truth) >= dice(mask, case.truth)
+    assert len(runs) == 0 and result.note.startswith("the classical engine outlined it: a mass in the lung, "
+                                                     "outlined along rays from the first click")
+    assert dice(result.label_map.array > 0, case.truth) >= dice(mask, case.truth) - 0.002
 
 
 def test_an_enclosed_outline_that_is_the_lesion_stays_with_the_classical_engine(chest):
@@ -446,7 +451,8 @@ def test_a_lung_masss_centre_that_region_growing_closes_off_gets_its_wall_out_to
 
 def test_a_faint_masss_core_gets_the_rest_out_to_the_lung_where_the_learned_engine_marks_little(chest):
     """A pasted 104 mL hypodense mass against A0001's pleura (a fresh draw's, seed 209008): the
-    finer ladder finds a faint core of 42 mL (Dice 0.58), soft tissue all round it. The learned
+    finer ladder finds a faint core of 42 mL (Dice 0.58; 0.67 since the rays look 6-12 mm from
+    the click too), soft tissue all round it. The learned
     engine outlines about as much of the centre (48 mL), so it takes nothing over, and it marked
     13% of the rest out to the lung, where a fifth was asked: the core stood. The wall's own tests
     (3-20 mm out to the lung, lung beyond it, 1.5-8 times the core) find the mass: it is added
@@ -455,7 +461,7 @@ def test_a_faint_masss_core_gets_the_rest_out_to_the_lung_where_the_learned_engi
     from medviewer.segmentation.synthetic import make_case
 
     case = make_case(chest, "chest-pleura", "hypodense", 114.5, 209008)
-    _core, click = _walled_by_auto(case, centre_below=0.65, mask_above=0.9)
+    _core, click = _walled_by_auto(case, centre_below=0.7, mask_above=0.9)
     assert core_is_faint(case.image, click)
 
 
@@ -474,7 +480,8 @@ def test_a_masss_centre_with_a_little_lung_at_its_edge_is_still_a_part_of_it(che
     region growing closes off its dark centre (Dice 0.52), whose 3 mm edge holds lung on 5.2% of
     it (the 5 mm slices' partial volume at its top and bottom), where 5% made it a nodule in the
     lung, not a part of a mass. Under 10% it is enclosed, the learned engine's mask holds it and is
-    twice its size: auto gives it the mass."""
+    twice its size: auto gives it the mass (and since 2026-12-08 the rays to the lung outline the
+    mass that mask is part of: lung_mass)."""
     from medviewer.segmentation.engine_choice import _edge_air_share, first_click_classical
     from medviewer.segmentation.synthetic import make_case
 
@@ -482,8 +489,7 @@ def test_a_masss_centre_with_a_little_lung_at_its_edge_is_still_a_part_of_it(che
     mask, note, click = _auto(case)
     centre = first_click_classical(case.image, click)
     assert dice(centre, case.truth) < 0.6 and 0.05 <= _edge_air_share(case.image, centre) < 0.1
-    assert note.startswith("the learned engine outlined it: region growing closed off only part of a lesion in "
-                           "the chest")
+    assert note.endswith("(the learned engine had outlined part of it)")
     assert dice(mask, case.truth) > 0.8
 
 
@@ -514,17 +520,18 @@ def test_a_core_stands_where_the_leak_cut_takes_off_much_of_the_lesion(chest):
 
 
 def test_segment_says_which_engine_outlined_a_mass_that_auto_asked_both_about(chest, tmp_path):
-    """`medviewer segment` on the mass of the test above: the learned engine outlined it, and the
-    line says so as a note, not a warning."""
+    """`medviewer segment` on the mass of the tests above: the learned engine outlined part of it
+    and the rays to the lung the rest, and the line says so as a note, not a warning."""
     from medviewer.segmentation.synthetic import make_case
     from tests.conftest import segment_pasted_case
 
     case = make_case(chest, "chest-pleura", "rim", 120, 4)
     r, mask = segment_pasted_case(case, tmp_path)
-    assert "by the learned engine (auto)" in r.stdout, r.stdout
-    assert "note: the learned engine outlined it: region growing closed off only part" in r.stdout
+    assert "by the classical engine (auto)" in r.stdout, r.stdout
+    assert "note: the classical engine outlined it: a mass in the lung, outlined along rays" in r.stdout
+    assert "(the learned engine had outlined part of it)" in r.stdout
     assert "warning" not in r.stdout
-    assert dice(mask, case.truth) > 0.75
+    assert dice(mask, case.truth) > 0.92
 
 
 def test_a_large_lesions_smooth_field_is_finite():

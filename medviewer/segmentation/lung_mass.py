@@ -31,6 +31,9 @@ NOT_MASS_HU = (-60.0, 200.0)  # fat below, bone above: a ray into the wall ends 
 NEIGHBOURS = 12  # a ray that met no lung ends where the median of this many nearest that did
 LEAST_LUNG = 0.6
 MOST_IRREGULAR = 0.26  # (rays run on through what the mass lies against: 0.27-0.35; a mass's own: 0.10-0.25)
+FEW_LUNG, FEW_LUNG_IRREGULAR = 0.7, 0.22  # where lung ends fewer rays, more of the outline is the
+# neighbours' guess: it must be rounder (A0001's tumour: lung 0.67, spread 0.259-0.27 as the click
+# moves by a rounding; the masses outlined well with lung under 0.7: 0.62, spread 0.12)
 HELD = 0.9
 LARGER = (1.2, 4.0)
 CLOSED_LEAST = 2.0  # (where region growing closed the mask, from this: see mass_to_the_lung)
@@ -61,7 +64,8 @@ def mass_to_the_lung(volume: Volume, point_mm, mask: np.ndarray, closed: bool = 
     the rays' was 2.2-3.7 times as large."""
     outline, lung, irregular = outline_to_the_lung(volume, point_mm)
     n = int(mask.sum())
-    if outline is None or n == 0 or lung < LEAST_LUNG or irregular > MOST_IRREGULAR:
+    if outline is None or n == 0 or lung < LEAST_LUNG or irregular > MOST_IRREGULAR \
+            or (lung < FEW_LUNG and irregular > FEW_LUNG_IRREGULAR):
         return None
     m = int(outline.sum())
     least = CLOSED_LEAST if closed else LARGER[0]
